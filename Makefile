@@ -1,0 +1,101 @@
+# otelcol-iiot — build, test, demo and release targets.
+# Every target installs what it needs (pinned Go tools, Debian and npm packages) on a fresh machine.
+
+SHELL       := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+GO          ?= go
+TOOLS       := $(CURDIR)/.tools
+OCB         := $(TOOLS)/builder
+MDATAGEN    := $(TOOLS)/mdatagen
+BUILD       := $(CURDIR)/_build
+BINARY      := $(BUILD)/otelcol-iiot
+GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath
+APT_PKGS    := prometheus socat python3-pymodbus
+E2E_TIMEOUT ?= 50m
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all tools generate generate-dist check-generated build test deps unit e2e fmt-check vet lint bench dist demo clean
+
+all: build
+
+# --- tools (pinned in internal/tools/go.mod) -------------------------------------------
+$(OCB) $(MDATAGEN): internal/tools/go.mod
+	cd internal/tools && GOBIN=$(TOOLS) $(GO) install tool
+	@touch $(OCB) $(MDATAGEN)
+
+tools: $(OCB) $(MDATAGEN)
+
+# --- code generation ---------------------------------------------------------------------
+# mdatagen for every component, then the distribution's main package from builder-config.yaml.
+generate: tools
+	@for f in $$(git ls-files --cached --others --exclude-standard '*metadata.yaml' | grep -v '^_build/'); do \
+	  d=$$(dirname $$f); echo "mdatagen $$d"; (cd $$d && $(MDATAGEN) metadata.yaml); done
+	$(MAKE) generate-dist
+
+# ocb renders the manifest; we keep only the Go sources (the root go.mod is the one source of versions).
+generate-dist: $(OCB)
+	@mkdir -p $(BUILD)
+	$(OCB) --config builder-config.yaml --skip-compilation --skip-get-modules >/dev/null
+	cp $(BUILD)/gen/components.go $(BUILD)/gen/main.go $(BUILD)/gen/main_others.go $(BUILD)/gen/main_windows.go cmd/otelcol-iiot/
+
+check-generated: generate
+	@git diff --exit-code -- cmd/otelcol-iiot '*/internal/metadata/*' '*documentation.md' '*generated_*' \
+	  || { echo "generated files drifted: run 'make generate' and commit"; exit 1; }
+
+# --- build ---------------------------------------------------------------------------------
+build: $(BINARY)
+
+$(BINARY): $(shell git ls-files '*.go' go.mod go.sum 2>/dev/null)
+	@mkdir -p $(BUILD)
+	$(GOBUILD) -o $(BINARY) ./cmd/otelcol-iiot
+	@echo "built $(BINARY)"
+
+# --- tests ---------------------------------------------------------------------------------
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+	@if [ -f test/e2e/opcua/package.json ]; then \
+	  [ -d test/e2e/opcua/node_modules ] || (cd test/e2e/opcua && npm ci --no-audit --no-fund --loglevel=error); fi
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^_build/')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/...
+
+unit:
+	$(GO) test -count=1 ./...
+
+e2e: deps build
+	OTELCOL_IIOT_BINARY=$(BINARY) $(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) -v ./test/e2e/... 2>&1 | \
+	  grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+
+test: deps fmt-check vet check-generated unit e2e
+
+lint: fmt-check vet tools
+	cd internal/tools && $(GO) tool staticcheck -checks 'all,-ST1000,-ST1003,-ST1020,-ST1021,-ST1022' $(shell $(GO) list ./... 2>/dev/null | grep -v /internal/tools)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+# --- release -------------------------------------------------------------------------------
+PLATFORMS := linux/amd64 linux/arm64 linux/arm/7
+dist:
+	@mkdir -p dist
+	@for p in $(PLATFORMS); do \
+	  os=$${p%%/*}; rest=$${p#*/}; arch=$${rest%%/*}; arm=""; name=otelcol-iiot_$${os}_$${arch}; \
+	  if [ "$$arch" = arm ]; then arm=$${rest#*/}; name=$${name}v$$arm; fi; \
+	  echo "building dist/$$name"; \
+	  GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GOBUILD) -ldflags='-s -w' -o dist/$$name ./cmd/otelcol-iiot; \
+	done
+	@ls -l dist/ | awk 'NR>1 {printf "%-32s %6.1f MB\n", $$9, $$5/1048576}'
+
+# --- demo ----------------------------------------------------------------------------------
+demo: build
+	./distributions/otelcol-iiot/demo.sh
+
+clean:
+	rm -rf $(BUILD) dist

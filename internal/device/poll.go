@@ -1,0 +1,332 @@
+package device
+
+import (
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+)
+
+// Poll records one poll of a device: its readings, its protocol requests (child spans) and errors.
+type Poll struct {
+	r         *Recorder
+	start     time.Time
+	traceID   pcommon.TraceID
+	spanID    pcommon.SpanID
+	points    []point
+	spans     []requestSpan
+	pollAttrs []spanAttr
+	pollErr   error
+	lastErr   error // last request error, for logs
+	counts    []int // scratch of appendReadings, kept across polls
+	next      []int
+	order     []int
+	// hadError: some request or reading failed (the trace is always kept);
+	// answered: some request got an answer; requested: some request was made; failed: a poll-level error.
+	answered, requested, failed, hadError bool
+}
+
+type point struct {
+	series *Series
+	ts     time.Time
+	value  float64
+	stale  bool
+}
+
+type spanAttr struct {
+	key   string
+	value any
+}
+
+type requestSpan struct {
+	name       string
+	id         pcommon.SpanID
+	start, end time.Time
+	attempts   int
+	attrs      []spanAttr
+	err        error
+}
+
+// Request is one protocol request of a poll (a child span).
+type Request struct {
+	p *Poll
+	i int
+}
+
+// Start returns the time the poll began.
+func (p *Poll) Start() time.Time { return p.start }
+
+// Record adds a reading taken at ts (zero ts: the poll's start).
+func (p *Poll) Record(s *Series, ts time.Time, value float64) {
+	p.points = append(p.points, point{series: s, ts: ts, value: value})
+}
+
+// RecordStale marks a reading that could not be read: its point carries the NoRecordedValue flag, so
+// Prometheus marks the series stale at once instead of repeating an old value.
+func (p *Poll) RecordStale(s *Series) {
+	p.points = append(p.points, point{series: s, stale: true})
+}
+
+// Attr sets an attribute of the poll span.
+func (p *Poll) Attr(key string, value any) { p.pollAttrs = append(p.pollAttrs, spanAttr{key, value}) }
+
+// Fail records a poll-level error outside any request (e.g. the connection could not be opened).
+// It is counted by its type, and marks the poll span as failed.
+func (p *Poll) Fail(err error) {
+	p.failed, p.hadError = true, true
+	p.pollErr = err
+	p.r.errors[Classify(err)]++
+}
+
+// Error records an error of a reading that is not a request failure (a value that did not decode, an
+// Uncertain status …): counted by type, and noted on the poll span.
+func (p *Poll) Error(t ErrorType) {
+	p.r.errors[t]++
+	if t != ErrUncertain {
+		p.hadError = true
+	}
+}
+
+// StartRequest starts a protocol request span (e.g. "modbus.read_holding_registers") now.
+func (p *Poll) StartRequest(name string) *Request {
+	return p.StartRequestAt(name, time.Now())
+}
+
+// StartRequestAt starts a protocol request span at the given time.
+func (p *Poll) StartRequestAt(name string, at time.Time) *Request {
+	p.requested = true
+	p.r.requests++
+	p.spans = append(p.spans, requestSpan{name: name, id: newSpanID(), start: at, attempts: 1})
+	return &Request{p: p, i: len(p.spans) - 1}
+}
+
+// Attr sets an attribute on the request span (string, bool, int, int64, uint8/16/32, float64).
+func (q *Request) Attr(key string, value any) *Request {
+	s := &q.p.spans[q.i]
+	s.attrs = append(s.attrs, spanAttr{key, value})
+	return q
+}
+
+// Retry records one more attempt of the request.
+func (q *Request) Retry() {
+	q.p.spans[q.i].attempts++
+	q.p.r.requests++
+}
+
+// End closes the request now; err nil is success, otherwise it is counted by Classify(err).
+func (q *Request) End(err error) { q.EndAt(err, time.Now()) }
+
+// EndAt closes the request at the given time.
+func (q *Request) EndAt(err error, at time.Time) {
+	s := &q.p.spans[q.i]
+	s.end, s.err = at, err
+	if err == nil {
+		q.p.answered = true
+		return
+	}
+	t := Classify(err)
+	q.p.lastErr = err
+	q.p.r.errors[t]++
+	q.p.hadError = true
+	if t.Answered() {
+		q.p.answered = true
+	}
+}
+
+// Err returns the poll-level error, else the last request error, else nil.
+func (p *Poll) Err() error {
+	if p.pollErr != nil {
+		return p.pollErr
+	}
+	return p.lastErr
+}
+
+// Answered tells whether the device answered this poll: some request got an answer, or the poll
+// made no request and did not fail (data that arrives without asking, e.g. OPC UA subscriptions).
+func (p *Poll) Answered() bool {
+	if p.requested {
+		return p.answered
+	}
+	return !p.failed
+}
+
+// End closes the poll at now and returns its metrics (health, then readings in registration order)
+// and its trace, which is empty unless sampled (failed polls always are).
+func (p *Poll) End(now time.Time, state poll.BreakerState) (pmetric.Metrics, ptrace.Traces) {
+	r := p.r
+	sampled := r.sampled(p)
+	md, sm := r.newMetrics()
+	ts := pcommon.NewTimestampFromTime(now)
+	var ex *Poll
+	if sampled {
+		ex = p
+	}
+	r.appendHealth(sm.Metrics(), ts, p.Answered(), now.Sub(p.start).Seconds(), state, ex)
+	p.appendReadings(sm.Metrics(), ts)
+	td := ptrace.NewTraces()
+	if sampled {
+		p.appendSpans(td, now)
+	}
+	return md, td
+}
+
+func (p *Poll) appendReadings(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+	if len(p.points) == 0 {
+		return
+	}
+	r := p.r
+	// Counting sort of the points by metric, so metrics come out in registration order and points
+	// in the order they were recorded, with no per-poll map.
+	if cap(p.counts) < len(r.metrics)+1 {
+		p.counts = make([]int, len(r.metrics)+1)
+	}
+	counts := p.counts[:len(r.metrics)+1]
+	clear(counts)
+	for i := range p.points {
+		counts[p.points[i].series.metric+1]++
+	}
+	for i := 1; i < len(counts); i++ {
+		counts[i] += counts[i-1]
+	}
+	if cap(p.order) < len(p.points) {
+		p.order = make([]int, len(p.points))
+	}
+	order := p.order[:len(p.points)]
+	next := append(p.next[:0], counts[:len(r.metrics)]...)
+	p.next = next
+	for i := range p.points {
+		mi := p.points[i].series.metric
+		order[next[mi]] = i
+		next[mi]++
+	}
+	for mi, def := range r.metrics {
+		from, to := counts[mi], counts[mi+1]
+		if from == to {
+			continue
+		}
+		m := ms.AppendEmpty()
+		m.SetName(def.name)
+		m.SetUnit(def.unit)
+		m.SetDescription(def.description)
+		var dps pmetric.NumberDataPointSlice
+		if def.kind == KindSum {
+			sum := m.SetEmptySum()
+			sum.SetIsMonotonic(true)
+			sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			dps = sum.DataPoints()
+		} else {
+			dps = m.SetEmptyGauge().DataPoints()
+		}
+		dps.EnsureCapacity(to - from)
+		for _, i := range order[from:to] {
+			pt := &p.points[i]
+			dp := dps.AppendEmpty()
+			if def.kind == KindSum {
+				dp.SetStartTimestamp(r.startTime)
+			}
+			if pt.ts.IsZero() {
+				dp.SetTimestamp(ts)
+			} else {
+				dp.SetTimestamp(pcommon.NewTimestampFromTime(pt.ts))
+			}
+			if pt.stale {
+				dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+			} else {
+				dp.SetDoubleValue(pt.value)
+			}
+			attrs := dp.Attributes()
+			attrs.EnsureCapacity(len(pt.series.attrs))
+			for _, a := range pt.series.attrs {
+				attrs.PutStr(a.key, a.value)
+			}
+		}
+	}
+}
+
+func (p *Poll) appendSpans(td ptrace.Traces, now time.Time) {
+	r := p.r
+	rs := td.ResourceSpans().AppendEmpty()
+	r.traceResource.CopyTo(rs.Resource())
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName(r.scope.Name)
+	ss.Scope().SetVersion(r.scope.Version)
+	spans := ss.Spans()
+	spans.EnsureCapacity(1 + len(p.spans))
+
+	root := spans.AppendEmpty()
+	root.SetName(string(r.identity.Protocol) + ".poll")
+	root.SetKind(ptrace.SpanKindInternal)
+	root.SetTraceID(p.traceID)
+	root.SetSpanID(p.spanID)
+	root.SetStartTimestamp(pcommon.NewTimestampFromTime(p.start))
+	root.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	root.Attributes().PutStr(AttrDeviceID, r.identity.ID)
+	root.Attributes().PutInt("iiot.poll.requests", int64(len(p.spans)))
+	putAttrs(root.Attributes(), p.pollAttrs)
+	failures := 0
+	for _, s := range p.spans {
+		if s.err != nil {
+			failures++
+		}
+	}
+	root.Attributes().PutInt("iiot.poll.failed_requests", int64(failures))
+	switch {
+	case p.failed:
+		root.Status().SetCode(ptrace.StatusCodeError)
+		root.Status().SetMessage(p.pollErr.Error())
+		root.Attributes().PutStr(AttrErrorType, string(Classify(p.pollErr)))
+	case failures > 0:
+		root.Status().SetCode(ptrace.StatusCodeError)
+		root.Status().SetMessage("some requests failed")
+	}
+
+	for _, s := range p.spans {
+		sp := spans.AppendEmpty()
+		sp.SetName(s.name)
+		sp.SetKind(ptrace.SpanKindClient)
+		sp.SetTraceID(p.traceID)
+		sp.SetSpanID(s.id)
+		sp.SetParentSpanID(p.spanID)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(s.start))
+		end := s.end
+		if end.IsZero() {
+			end = now
+		}
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
+		sp.Attributes().PutInt("iiot.request.attempts", int64(s.attempts))
+		putAttrs(sp.Attributes(), s.attrs)
+		if s.err != nil {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+			sp.Status().SetMessage(s.err.Error())
+			sp.Attributes().PutStr(AttrErrorType, string(Classify(s.err)))
+		}
+	}
+}
+
+func putAttrs(m pcommon.Map, attrs []spanAttr) {
+	for _, a := range attrs {
+		switch v := a.value.(type) {
+		case string:
+			m.PutStr(a.key, v)
+		case bool:
+			m.PutBool(a.key, v)
+		case int:
+			m.PutInt(a.key, int64(v))
+		case int64:
+			m.PutInt(a.key, v)
+		case uint8:
+			m.PutInt(a.key, int64(v))
+		case uint16:
+			m.PutInt(a.key, int64(v))
+		case uint32:
+			m.PutInt(a.key, int64(v))
+		case float64:
+			m.PutDouble(a.key, v)
+		default:
+			m.PutStr(a.key, "?")
+		}
+	}
+}

@@ -1,0 +1,255 @@
+package device
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+)
+
+// Health metric names, identical in every receiver.
+const (
+	MetricUp           = "iiot.device.up"
+	MetricPollDuration = "iiot.device.poll.duration"
+	MetricPollErrors   = "iiot.device.poll.errors"
+	MetricRequests     = "iiot.device.requests"
+	MetricBreakerState = "iiot.device.breaker.state"
+	AttrErrorType      = "error.type"
+)
+
+// Scope names the instrumentation scope of a receiver's data.
+type Scope struct {
+	Name    string
+	Version string
+}
+
+// MetricKind is how a reading is exported.
+type MetricKind int
+
+const (
+	// KindGauge is an instantaneous value.
+	KindGauge MetricKind = iota
+	// KindSum is a monotonic cumulative counter (energy registers, operating hours …).
+	KindSum
+)
+
+// Series is one reading's metric and attributes, registered once so that polls do no map work.
+type Series struct {
+	metric int
+	attrs  []attribute
+}
+
+type metricDef struct {
+	name, unit, description string
+	kind                    MetricKind
+}
+
+type attribute struct{ key, value string }
+
+// Recorder turns the polls of one device into metrics and traces. It keeps the device's cumulative
+// counters, so it belongs to the one goroutine that polls the device.
+type Recorder struct {
+	identity      Identity
+	scope         Scope
+	resource      pcommon.Resource
+	traceResource pcommon.Resource
+	health        HealthMetricsConfig
+	sampleRatio   float64
+	startTime     pcommon.Timestamp
+
+	metrics []metricDef
+	byName  map[string]int
+
+	requests int64
+	errors   map[ErrorType]int64
+
+	poll Poll // reused by every poll of the device
+}
+
+// RecorderSettings configures a Recorder.
+type RecorderSettings struct {
+	Scope   Scope
+	Health  HealthMetricsConfig
+	Traces  TracesConfig
+	Service string // service.name of the poll traces' resource (the receiver's component id)
+	Start   time.Time
+}
+
+// NewRecorder returns the recorder of one device.
+func NewRecorder(id Identity, set RecorderSettings) *Recorder {
+	r := &Recorder{
+		identity:    id,
+		scope:       set.Scope,
+		resource:    pcommon.NewResource(),
+		health:      set.Health,
+		sampleRatio: set.Traces.SuccessSampleRatio,
+		startTime:   pcommon.NewTimestampFromTime(set.Start),
+		byName:      map[string]int{},
+		errors:      map[ErrorType]int64{},
+	}
+	id.CopyTo(r.resource)
+	r.traceResource = pcommon.NewResource()
+	r.resource.CopyTo(r.traceResource)
+	if _, ok := r.traceResource.Attributes().Get("service.name"); !ok && set.Service != "" {
+		r.traceResource.Attributes().PutStr("service.name", set.Service)
+	}
+	r.poll.r = r
+	return r
+}
+
+// Identity returns the device's identity.
+func (r *Recorder) Identity() Identity { return r.identity }
+
+// Series registers a reading. Readings of the same metric name share one metric (the first
+// registration's unit, description and kind win; receivers validate that they agree).
+func (r *Recorder) Series(name, unit, description string, kind MetricKind, attrs map[string]string) *Series {
+	i, ok := r.byName[name]
+	if !ok {
+		i = len(r.metrics)
+		r.metrics = append(r.metrics, metricDef{name: name, unit: unit, description: description, kind: kind})
+		r.byName[name] = i
+	}
+	s := &Series{metric: i}
+	for k, v := range attrs {
+		s.attrs = append(s.attrs, attribute{k, v})
+	}
+	sort.Slice(s.attrs, func(a, b int) bool { return s.attrs[a].key < s.attrs[b].key })
+	return s
+}
+
+// Begin starts a poll at now. The returned Poll is valid until End or Skipped is called again.
+func (r *Recorder) Begin(now time.Time) *Poll {
+	p := &r.poll
+	p.start = now
+	p.points = p.points[:0]
+	p.spans = p.spans[:0]
+	p.pollAttrs = p.pollAttrs[:0]
+	p.answered, p.failed, p.requested, p.hadError = false, false, false, false
+	p.pollErr, p.lastErr = nil, nil
+	var id [16]byte
+	binary.BigEndian.PutUint64(id[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(id[8:], rand.Uint64())
+	p.traceID = pcommon.TraceID(id)
+	p.spanID = newSpanID()
+	return p
+}
+
+func newSpanID() pcommon.SpanID {
+	var id [8]byte
+	binary.BigEndian.PutUint64(id[:], rand.Uint64()|1)
+	return pcommon.SpanID(id)
+}
+
+// Skipped records a poll that the open breaker did not let through: health metrics only.
+func (r *Recorder) Skipped(now time.Time, state poll.BreakerState) pmetric.Metrics {
+	md, sm := r.newMetrics()
+	ts := pcommon.NewTimestampFromTime(now)
+	r.appendHealth(sm.Metrics(), ts, false, -1, state, nil)
+	return md
+}
+
+func (r *Recorder) newMetrics() (pmetric.Metrics, pmetric.ScopeMetrics) {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	r.resource.CopyTo(rm.Resource())
+	sm := rm.ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName(r.scope.Name)
+	sm.Scope().SetVersion(r.scope.Version)
+	return md, sm
+}
+
+// appendHealth writes the enabled health metrics; duration < 0 leaves the duration out.
+func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up bool, duration float64, state poll.BreakerState, exemplar *Poll) {
+	if r.health.Up.Enabled {
+		m := ms.AppendEmpty()
+		m.SetName(MetricUp)
+		m.SetUnit("1")
+		m.SetDescription("1 if the device answered its last poll, 0 if it did not (or its breaker is open).")
+		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts)
+		if up {
+			dp.SetIntValue(1)
+		} else {
+			dp.SetIntValue(0)
+		}
+	}
+	if r.health.PollDuration.Enabled && duration >= 0 {
+		m := ms.AppendEmpty()
+		m.SetName(MetricPollDuration)
+		m.SetUnit("s")
+		m.SetDescription("Wall time of the last poll of the device.")
+		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetDoubleValue(duration)
+		if exemplar != nil {
+			ex := dp.Exemplars().AppendEmpty()
+			ex.SetTimestamp(ts)
+			ex.SetDoubleValue(duration)
+			ex.SetTraceID(exemplar.traceID)
+			ex.SetSpanID(exemplar.spanID)
+		}
+	}
+	if r.health.PollErrors.Enabled && len(r.errors) > 0 {
+		m := ms.AppendEmpty()
+		m.SetName(MetricPollErrors)
+		m.SetUnit("{error}")
+		m.SetDescription("Failed requests and readings of the device since the receiver started, by kind.")
+		sum := m.SetEmptySum()
+		sum.SetIsMonotonic(true)
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		for _, t := range ErrorTypes {
+			n, ok := r.errors[t]
+			if !ok {
+				continue
+			}
+			dp := sum.DataPoints().AppendEmpty()
+			dp.SetStartTimestamp(r.startTime)
+			dp.SetTimestamp(ts)
+			dp.SetIntValue(n)
+			dp.Attributes().PutStr(AttrErrorType, string(t))
+		}
+	}
+	if r.health.Requests.Enabled {
+		m := ms.AppendEmpty()
+		m.SetName(MetricRequests)
+		m.SetUnit("{request}")
+		m.SetDescription("Protocol requests sent to the device since the receiver started, retries included.")
+		sum := m.SetEmptySum()
+		sum.SetIsMonotonic(true)
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dp := sum.DataPoints().AppendEmpty()
+		dp.SetStartTimestamp(r.startTime)
+		dp.SetTimestamp(ts)
+		dp.SetIntValue(r.requests)
+	}
+	if r.health.BreakerState.Enabled {
+		m := ms.AppendEmpty()
+		m.SetName(MetricBreakerState)
+		m.SetUnit("1")
+		m.SetDescription("State of the device's circuit breaker (0 closed, 1 half-open, 2 open).")
+		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetIntValue(int64(state))
+	}
+}
+
+// sampled decides from the trace id, so every component that sees the id agrees.
+func (r *Recorder) sampled(p *Poll) bool {
+	if p.hadError {
+		return true
+	}
+	if r.sampleRatio <= 0 {
+		return false
+	}
+	if r.sampleRatio >= 1 {
+		return true
+	}
+	x := binary.BigEndian.Uint64(p.traceID[8:]) >> 11 // 53 random bits
+	return float64(x) < r.sampleRatio*float64(uint64(1)<<53)
+}
+
