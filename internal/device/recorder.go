@@ -252,4 +252,3 @@ func (r *Recorder) sampled(p *Poll) bool {
 	x := binary.BigEndian.Uint64(p.traceID[8:]) >> 11 // 53 random bits
 	return float64(x) < r.sampleRatio*float64(uint64(1)<<53)
 }
-
