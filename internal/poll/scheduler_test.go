@@ -1,0 +1,206 @@
+package poll
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestNextTickSkipsMissedTicks(t *testing.T) {
+	base := time.Unix(100, 0)
+	iv := 10 * time.Second
+	assert.Equal(t, base.Add(iv), NextTick(base, base.Add(3*time.Second), iv), "on time: the next grid point")
+	assert.Equal(t, base.Add(3*iv), NextTick(base, base.Add(25*time.Second), iv), "overran 2.5 intervals: skip to the next grid point ahead")
+	assert.Equal(t, base.Add(2*iv), NextTick(base, base.Add(iv), iv), "exactly on a grid point: the one after")
+}
+
+// stepClock advances a manual clock in small steps and lets the scheduler's goroutines run after each.
+func stepClock(t *testing.T, c *ManualClock, parked int, step time.Duration, steps int) {
+	t.Helper()
+	for range steps {
+		c.Advance(step)
+		require.Eventually(t, func() bool { return c.Waiters() >= parked }, 5*time.Second, time.Millisecond)
+	}
+}
+
+func TestSchedulerIntervalAndJitterBounds(t *testing.T) {
+	start := time.Unix(1_000_000, 0)
+	clock := NewManualClock(start)
+	s := NewScheduler(clock, 42)
+	const interval = 10 * time.Second
+	const jitter = 0.2
+	var mu sync.Mutex
+	var runs []time.Time
+	s.Add(Job{Interval: interval, Jitter: jitter, Run: func(context.Context) {
+		mu.Lock()
+		runs = append(runs, clock.Now())
+		mu.Unlock()
+	}})
+	s.Start(context.Background())
+	defer s.Stop()
+	require.Eventually(t, func() bool { return clock.Waiters() == 1 }, 5*time.Second, time.Millisecond)
+
+	const step = 50 * time.Millisecond
+	stepClock(t, clock, 1, step, int(205*time.Second/step))
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.GreaterOrEqual(t, len(runs), 19)
+	first := runs[0]
+	assert.Less(t, first.Sub(start), interval+time.Duration(jitter*float64(interval))+step, "first poll within the first interval (+jitter)")
+	// Each run k sits on the grid first+k*interval, delayed by at most the jitter: no drift.
+	phase := first
+	maxJ := time.Duration(jitter * float64(interval))
+	sawDelay := false
+	for k, r := range runs {
+		grid := phase.Add(time.Duration(k) * interval)
+		delay := r.Sub(grid)
+		assert.GreaterOrEqual(t, delay, -maxJ-step, "run %d too early", k)
+		assert.LessOrEqual(t, delay, maxJ+step, "run %d later than its jitter allows", k)
+		if delay > 2*step || delay < -2*step {
+			sawDelay = true
+		}
+	}
+	assert.True(t, sawDelay, "jitter moves polls around the grid")
+}
+
+func TestSchedulerSpreadsFirstPolls(t *testing.T) {
+	start := time.Unix(0, 0)
+	clock := NewManualClock(start)
+	s := NewScheduler(clock, 7)
+	var mu sync.Mutex
+	first := map[int]time.Time{}
+	const n = 20
+	for i := range n {
+		s.Add(Job{Interval: 10 * time.Second, Run: func(context.Context) {
+			mu.Lock()
+			if _, ok := first[i]; !ok {
+				first[i] = clock.Now()
+			}
+			mu.Unlock()
+		}})
+	}
+	s.Start(context.Background())
+	defer s.Stop()
+	require.Eventually(t, func() bool { return clock.Waiters() == n }, 5*time.Second, time.Millisecond)
+	stepClock(t, clock, n, 100*time.Millisecond, 100)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, first, n)
+	distinct := map[time.Time]bool{}
+	for _, f := range first {
+		assert.Less(t, f.Sub(start), 10*time.Second)
+		distinct[f] = true
+	}
+	assert.Greater(t, len(distinct), n/2, "first polls are spread over the interval, not all at once")
+}
+
+func TestLinkBoundsConcurrency(t *testing.T) {
+	link := NewLink(RealClock{}, 3, 0)
+	var inFlight, maxSeen atomic.Int32
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			require.NoError(t, link.Acquire(context.Background()))
+			n := inFlight.Add(1)
+			for {
+				m := maxSeen.Load()
+				if n <= m || maxSeen.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			<-release
+			inFlight.Add(-1)
+			link.Release()
+		}()
+	}
+	require.Eventually(t, func() bool { return inFlight.Load() == 3 }, 5*time.Second, time.Millisecond)
+	close(release)
+	wg.Wait()
+	assert.Equal(t, int32(3), maxSeen.Load(), "never more than the link's limit at once")
+}
+
+func TestSerialLinkKeepsGapBetweenTransactions(t *testing.T) {
+	clock := NewManualClock(time.Unix(0, 0))
+	link := NewLink(clock, 1, 50*time.Millisecond)
+	require.NoError(t, link.Acquire(context.Background()))
+	acquired := make(chan struct{})
+	go func() {
+		assert.NoError(t, link.Acquire(context.Background()))
+		close(acquired)
+	}()
+	link.Release()
+	// The second transaction waits for the inter-frame gap.
+	require.Eventually(t, func() bool { return clock.Waiters() == 1 }, 5*time.Second, time.Millisecond)
+	select {
+	case <-acquired:
+		t.Fatal("acquired before the gap passed")
+	default:
+	}
+	clock.Advance(49 * time.Millisecond)
+	select {
+	case <-acquired:
+		t.Fatal("acquired before the gap passed")
+	case <-time.After(20 * time.Millisecond):
+	}
+	clock.Advance(time.Millisecond)
+	select {
+	case <-acquired:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not acquired after the gap")
+	}
+	link.Release()
+}
+
+func TestLinkAcquireHonoursContext(t *testing.T) {
+	link := NewLink(RealClock{}, 1, 0)
+	require.NoError(t, link.Acquire(context.Background()))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, link.Acquire(ctx), context.Canceled)
+	link.Release()
+}
+
+func TestSchedulerStopWithoutStartAndTwice(t *testing.T) {
+	s := NewScheduler(RealClock{}, 1)
+	s.Stop()
+	s.Add(Job{Interval: time.Hour, Run: func(context.Context) {}})
+	s.Start(context.Background())
+	s.Stop()
+	s.Stop()
+}
+
+func TestSchedulerSkipsTicksOfAnOverrunningPoll(t *testing.T) {
+	clock := NewManualClock(time.Unix(0, 0))
+	s := NewScheduler(clock, 3)
+	var mu sync.Mutex
+	var starts []time.Time
+	s.Add(Job{Interval: time.Second, Run: func(context.Context) {
+		mu.Lock()
+		starts = append(starts, clock.Now())
+		n := len(starts)
+		mu.Unlock()
+		if n == 1 {
+			clock.Advance(3500 * time.Millisecond) // the first poll takes 3.5 intervals
+		}
+	}})
+	s.Start(context.Background())
+	defer s.Stop()
+	require.Eventually(t, func() bool { return clock.Waiters() == 1 }, 5*time.Second, time.Millisecond)
+	stepClock(t, clock, 1, 10*time.Millisecond, 600)
+	mu.Lock()
+	defer mu.Unlock()
+	require.GreaterOrEqual(t, len(starts), 3)
+	// The three missed ticks are dropped: the next poll comes at the next grid point (4 intervals
+	// after the first), not back to back at once.
+	assert.Equal(t, 4*time.Second, starts[1].Sub(starts[0]))
+	assert.Equal(t, time.Second, starts[2].Sub(starts[1]))
+}
