@@ -102,6 +102,14 @@ func NewRecorder(id Identity, set RecorderSettings) *Recorder {
 	return r
 }
 
+// SetResourceAttribute sets or changes one resource attribute of the device's metrics and traces from
+// the next poll on (e.g. a serial number or firmware version read from the device). The device.*
+// attributes of the identity are not to be changed this way. Call it from the polling goroutine.
+func (r *Recorder) SetResourceAttribute(key, value string) {
+	r.resource.Attributes().PutStr(key, value)
+	r.traceResource.Attributes().PutStr(key, value)
+}
+
 // Identity returns the device's identity.
 func (r *Recorder) Identity() Identity { return r.identity }
 

@@ -1,0 +1,389 @@
+package modbusreceiver
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/simonvetter/modbus"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+)
+
+// Span and attribute names of the requests.
+const (
+	attrUnitID        = "modbus.unit_id"
+	attrFunctionCode  = "modbus.function_code"
+	attrAddress       = "modbus.address"
+	attrCount         = "modbus.count"
+	attrFields        = "modbus.fields"
+	attrExceptionCode = "modbus.exception_code"
+	attrEndpoint      = "modbus.endpoint"
+	attrSplit         = "modbus.split"
+)
+
+var spanNames = map[Table]string{
+	TableHolding:  "modbus.read_holding_registers",
+	TableInput:    "modbus.read_input_registers",
+	TableCoil:     "modbus.read_coils",
+	TableDiscrete: "modbus.read_discrete_inputs",
+}
+
+var functionCodes = map[Table]int{TableCoil: 1, TableDiscrete: 2, TableHolding: 3, TableInput: 4}
+
+// field states within one poll
+const (
+	stUnread uint8 = iota
+	stOK
+	stStale
+	stSkip // NaN from the device, or a string handled apart
+)
+
+// devicePoller is one device's protocol work (a device.Target); only its scheduler goroutine uses it.
+type devicePoller struct {
+	spec  *deviceSpec
+	conn  *conn
+	rec   *device.Recorder
+	clock poll.Clock
+
+	series []*device.Series // per field; nil for strings
+	limits planLimits
+	blocks []block
+	hints  planHints
+	dirty  bool
+	split  time.Time // when the plan was first split, zero if not
+
+	// per poll
+	values   []float64
+	states   []uint8
+	regs     []uint16
+	answered bool
+
+	// strings
+	infoSeries []*device.Series
+	infoValue  []string
+	resource   []string
+}
+
+func newDevicePoller(spec *deviceSpec, c *conn, rec *device.Recorder, clock poll.Clock) *devicePoller {
+	n := len(spec.fields)
+	d := &devicePoller{
+		spec:  spec,
+		conn:  c,
+		rec:   rec,
+		clock: clock,
+		limits: planLimits{
+			maxRegisters: spec.requests.MaxRegisters,
+			maxBits:      spec.requests.MaxBits,
+			maxGap:       *spec.requests.MaxGap,
+		},
+		series:     make([]*device.Series, n),
+		hints:      planHints{breakBefore: make([]bool, n), isolated: make([]bool, n)},
+		values:     make([]float64, n),
+		states:     make([]uint8, n),
+		infoSeries: make([]*device.Series, n),
+		infoValue:  make([]string, n),
+		resource:   make([]string, n),
+		dirty:      true,
+	}
+	for i := range spec.fields {
+		f := &spec.fields[i]
+		if f.typ == TypeString || f.internal {
+			continue
+		}
+		kind := device.KindGauge
+		if f.kind == KindSum {
+			kind = device.KindSum
+		}
+		d.series[i] = rec.Series(f.metric, f.unit, f.description, kind, f.attributes)
+	}
+	return d
+}
+
+// requestsPerPoll returns the number of reads the current plan makes.
+func (d *devicePoller) requestsPerPoll() int {
+	d.replan(d.clock.Now())
+	return len(d.blocks)
+}
+
+func (d *devicePoller) replan(now time.Time) {
+	if !d.split.IsZero() && d.spec.requests.RemergeAfter > 0 && now.Sub(d.split) >= d.spec.requests.RemergeAfter {
+		clear(d.hints.breakBefore)
+		clear(d.hints.isolated)
+		d.split = time.Time{}
+		d.dirty = true
+	}
+	if d.dirty {
+		d.blocks = plan(d.spec.fields, d.limits, d.hints)
+		d.dirty = false
+	}
+}
+
+// Poll reads every block of the plan and records the fields.
+func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
+	d.replan(p.Start())
+	clear(d.states)
+	d.answered = false
+	p.Attr(attrEndpoint, d.conn.spec.endpoint)
+	p.Attr(attrUnitID, int(d.spec.unitID))
+	if _, err := d.conn.ensure(d.spec.poll.Timeout); err != nil {
+		p.Fail(err)
+		d.recordAll(p)
+		return
+	}
+	dead := false
+	blocks := d.blocks // a split replaces d.blocks; finish this poll's list
+	for bi := range blocks {
+		b := blocks[bi]
+		if dead || ctx.Err() != nil {
+			d.markStale(b.fields)
+			continue
+		}
+		if bi > 0 && !d.pause(ctx) {
+			d.markStale(b.fields)
+			continue
+		}
+		err := d.readBlock(ctx, p, b)
+		if err == nil {
+			continue
+		}
+		de, _ := classify(err)
+		splittable := len(b.fields) > 1 && (de.Type == device.ErrException || (de.Type == device.ErrTimeout && d.answered))
+		switch {
+		case splittable && exceptionCode(err) != 11:
+			d.isolate(ctx, p, b)
+		default:
+			d.markStale(b.fields)
+			if !d.answered && (de.Type == device.ErrTimeout || de.Type == device.ErrConnection) {
+				// Nothing answered yet: the device (or line) is down, skip the rest of this poll.
+				dead = true
+			}
+		}
+	}
+	if dead && d.conn.spec.scheme != "rtu" {
+		d.conn.close() // a half-dead socket or gateway gets a fresh connection next time
+	}
+	if *d.spec.requests.CloseAfterPoll {
+		d.conn.close()
+	}
+	d.recordAll(p)
+}
+
+// pause waits the device's pause between requests; false if ctx ended.
+func (d *devicePoller) pause(ctx context.Context) bool {
+	if d.spec.requests.Pause <= 0 {
+		return true
+	}
+	ch, stop := d.clock.After(d.spec.requests.Pause)
+	defer stop()
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// isolate splits a block that raised an exception (or timed out while the device answers other reads)
+// in halves, recursively, in this poll: fields that fail alone are marked stale and isolated, the
+// others are recorded. The cuts are kept for later polls until remerge_after has passed.
+func (d *devicePoller) isolate(ctx context.Context, p *device.Poll, b block) {
+	if d.split.IsZero() {
+		d.split = p.Start()
+	}
+	d.dirty = true
+	left, right := splitFields(b.fields)
+	d.hints.breakBefore[right[0]] = true
+	for _, half := range [][]int{left, right} {
+		if ctx.Err() != nil || !d.pause(ctx) {
+			d.markStale(half)
+			continue
+		}
+		sub := span(d.spec.fields, half)
+		err := d.readBlock(ctx, p, sub)
+		if err == nil {
+			continue
+		}
+		de, _ := classify(err)
+		if de.Type != device.ErrException && de.Type != device.ErrTimeout {
+			d.markStale(half)
+			continue
+		}
+		if len(half) == 1 {
+			d.hints.isolated[half[0]] = true
+			d.markStale(half)
+			continue
+		}
+		d.isolate(ctx, p, sub)
+	}
+}
+
+func (d *devicePoller) markStale(fields []int) {
+	for _, i := range fields {
+		d.states[i] = stStale
+	}
+}
+
+// readBlock performs one read with retries, and decodes its fields on success.
+func (d *devicePoller) readBlock(ctx context.Context, p *device.Poll, b block) error {
+	req := p.StartRequest(spanNames[b.table]).
+		Attr(attrFunctionCode, functionCodes[b.table]).
+		Attr(attrUnitID, int(d.spec.unitID)).
+		Attr(attrAddress, b.start).
+		Attr(attrCount, b.count).
+		Attr(attrFields, len(b.fields))
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = d.read(b)
+		if err == nil {
+			break
+		}
+		de, retry := classify(err)
+		err = de
+		if de.Type.Answered() {
+			d.answered = true
+		}
+		if de.Type == device.ErrConnection || (de.Type == device.ErrTimeout && d.conn.serialFramed()) {
+			// Reopen: a broken socket, or a serial line where a late answer could pass for the next one.
+			d.conn.close()
+		}
+		if !retry || attempt >= d.spec.poll.Retries || ctx.Err() != nil {
+			break
+		}
+		req.Retry()
+		if _, oerr := d.conn.ensure(d.spec.poll.Timeout); oerr != nil {
+			err = oerr
+			break
+		}
+	}
+	if code := exceptionCode(err); code != 0 {
+		req.Attr(attrExceptionCode, code)
+	}
+	req.End(err)
+	if err != nil {
+		return err
+	}
+	d.answered = true
+	d.decode(b)
+	return nil
+}
+
+// read performs one request of block b into d.regs.
+func (d *devicePoller) read(b block) error {
+	client, err := d.conn.ensure(d.spec.poll.Timeout)
+	if err != nil {
+		return err
+	}
+	if err := client.SetUnitId(d.spec.unitID); err != nil {
+		return err
+	}
+	switch b.table {
+	case TableHolding, TableInput:
+		rt := modbus.HOLDING_REGISTER
+		if b.table == TableInput {
+			rt = modbus.INPUT_REGISTER
+		}
+		regs, err := client.ReadRegisters(uint16(b.start), uint16(b.count), rt)
+		if err != nil {
+			return err
+		}
+		d.regs = append(d.regs[:0], regs...)
+	default:
+		var bits []bool
+		if b.table == TableCoil {
+			bits, err = client.ReadCoils(uint16(b.start), uint16(b.count))
+		} else {
+			bits, err = client.ReadDiscreteInputs(uint16(b.start), uint16(b.count))
+		}
+		if err != nil {
+			return err
+		}
+		d.regs = d.regs[:0]
+		for _, v := range bits {
+			if v {
+				d.regs = append(d.regs, 1)
+			} else {
+				d.regs = append(d.regs, 0)
+			}
+		}
+	}
+	return nil
+}
+
+// decode turns the registers of block b into the raw values of its fields.
+func (d *devicePoller) decode(b block) {
+	for _, i := range b.fields {
+		f := &d.spec.fields[i]
+		regs := d.regs[f.address-b.start : f.address-b.start+f.count]
+		if f.typ == TypeString {
+			d.setString(i, decodeString(f, regs))
+			d.states[i] = stSkip
+			continue
+		}
+		v, raw := decodeRegisters(f, regs)
+		switch {
+		case len(f.invalid) > 0 && f.isInvalid(raw):
+			d.states[i] = stStale
+		case math.IsNaN(v):
+			d.states[i] = stStale
+		default:
+			d.values[i], d.states[i] = v, stOK
+		}
+	}
+}
+
+// setString handles a string field: an info series (value 1, text as attribute) or a resource attribute.
+func (d *devicePoller) setString(i int, s string) {
+	f := &d.spec.fields[i]
+	if f.stringAs == "resource" {
+		if s != d.resource[i] {
+			d.resource[i] = s
+			d.rec.SetResourceAttribute(f.attribute, s)
+		}
+		return
+	}
+	if d.infoSeries[i] != nil && d.infoValue[i] == s {
+		return
+	}
+	attrs := make(map[string]string, len(f.attributes)+1)
+	for k, v := range f.attributes {
+		attrs[k] = v
+	}
+	attrs[f.attribute] = s
+	d.infoValue[i] = s
+	d.infoSeries[i] = d.rec.Series(f.metric, f.unit, f.description, device.KindGauge, attrs)
+}
+
+// recordAll applies scale factors and records every field of the poll.
+func (d *devicePoller) recordAll(p *device.Poll) {
+	for i := range d.spec.fields {
+		f := &d.spec.fields[i]
+		if f.typ == TypeString {
+			if f.stringAs == "info" && d.infoSeries[i] != nil {
+				if d.states[i] == stSkip {
+					p.Record(d.infoSeries[i], time.Time{}, 1)
+				} else {
+					p.RecordStale(d.infoSeries[i])
+				}
+			}
+			continue
+		}
+		if f.internal {
+			continue
+		}
+		if d.states[i] != stOK {
+			p.RecordStale(d.series[i])
+			continue
+		}
+		v := d.values[i]
+		if f.scaleFactor >= 0 {
+			if d.states[f.scaleFactor] != stOK {
+				p.RecordStale(d.series[i])
+				continue
+			}
+			v *= math.Pow(10, d.values[f.scaleFactor])
+		}
+		p.Record(d.series[i], time.Time{}, v*f.scale+f.offset)
+	}
+}
