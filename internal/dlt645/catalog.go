@@ -1,0 +1,387 @@
+package dlt645
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// Kind is how a catalogued value becomes a metric.
+type Kind uint8
+
+const (
+	// Gauge is an instantaneous value (voltage, power, frequency ...).
+	Gauge Kind = iota
+	// Counter is a monotonic cumulative sum (forward or reverse energy).
+	Counter
+	// Sum is a cumulative sum that may go down (combined energy, which the
+	// meter may compute as forward minus reverse).
+	Sum
+	// ClockPart is part of the meter's clock (date, time); it yields no
+	// metric of its own but the clock drift.
+	ClockPart
+)
+
+// String names the kind as in configuration.
+func (k Kind) String() string {
+	switch k {
+	case Gauge:
+		return "gauge"
+	case Counter:
+		return "counter"
+	case Sum:
+		return "sum"
+	case ClockPart:
+		return "clock"
+	}
+	return "unknown"
+}
+
+// ParseKind reads "gauge", "counter" (monotonic sum) or "sum".
+func ParseKind(s string) (Kind, error) {
+	switch s {
+	case "gauge":
+		return Gauge, nil
+	case "counter":
+		return Counter, nil
+	case "sum":
+		return Sum, nil
+	}
+	return 0, fmt.Errorf("kind %q: want gauge, counter or sum", s)
+}
+
+// Attribute is one data point attribute of a catalogued value.
+type Attribute struct{ Key, Value string }
+
+// Entry describes one data identifier.
+type Entry struct {
+	Version    Version
+	DI         DI
+	Name       string
+	Format     Format
+	Unit       string // UCUM
+	Metric     string
+	Kind       Kind
+	Attributes []Attribute
+}
+
+// Attr returns the value of an attribute, or "".
+func (e Entry) Attr(key string) string {
+	for _, a := range e.Attributes {
+		if a.Key == key {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// Catalog is a table of data identifiers.
+type Catalog struct {
+	entries map[catalogKey]Entry
+}
+
+type catalogKey struct {
+	v  Version
+	di DI
+}
+
+// Lookup finds the entry of a single (not block) identifier.
+func (c *Catalog) Lookup(v Version, di DI) (Entry, bool) {
+	e, ok := c.entries[catalogKey{v, di}]
+	return e, ok
+}
+
+// Entries lists the entries of one edition in identifier order.
+func (c *Catalog) Entries(v Version) []Entry {
+	var out []Entry
+	for k, e := range c.entries {
+		if k.v == v {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return int(int64(a.DI) - int64(b.DI)) })
+	return out
+}
+
+// IsBlock reports whether di has the form of a block identifier: DI1 = FF in
+// 2007 ("0001FF00": the total and every tariff), a low digit F in 1997 ("901F").
+func IsBlock(v Version, di DI) bool {
+	if v == V1997 {
+		return di&0x000F == 0x000F && di <= 0xFFFF
+	}
+	return di.Byte(1) == 0xFF && di.Byte(0) != 0xFF && di.Byte(2) != 0xFF
+}
+
+// Block returns the members of a block identifier in the order the meter
+// sends them. A meter may send fewer (a block of energies holds the total and
+// as many tariffs as the meter has).
+func (c *Catalog) Block(v Version, di DI) ([]Entry, bool) {
+	if !IsBlock(v, di) {
+		return nil, false
+	}
+	var shift uint
+	var last DI
+	if v == V1997 {
+		shift, last = 0, 0xE
+	} else {
+		shift, last = 8, 0xFE
+	}
+	mask := DI(0xFF) << shift
+	if v == V1997 {
+		mask = 0xF
+	}
+	base := di &^ mask
+	var out []Entry
+	started := false
+	for i := DI(0); i <= last; i++ {
+		e, ok := c.Lookup(v, base|i<<shift)
+		if !ok {
+			if started {
+				break
+			}
+			continue
+		}
+		started = true
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		return nil, false
+	}
+	return out, true
+}
+
+// Part is one value of a reply: the entry that describes it and its bytes.
+type Part struct {
+	Entry Entry
+	Data  []byte
+}
+
+// SplitBlock cuts a block reply into its members. All members of a block
+// have the same size; the meter may send any number of them from the first.
+func SplitBlock(members []Entry, data []byte) ([]Part, error) {
+	if len(members) == 0 {
+		return nil, fmt.Errorf("dlt645: empty block")
+	}
+	size := members[0].Format.Size
+	if size == 0 || len(data) == 0 || len(data)%size != 0 || len(data)/size > len(members) {
+		return nil, fmt.Errorf("%w: block of %d-byte values got %d bytes", ErrSize, size, len(data))
+	}
+	parts := make([]Part, len(data)/size)
+	for i := range parts {
+		parts[i] = Part{Entry: members[i], Data: data[i*size : (i+1)*size]}
+	}
+	return parts, nil
+}
+
+var builtin = buildCatalog()
+
+// Builtin is the catalogue of common identifiers of both editions.
+func Builtin() *Catalog { return builtin }
+
+// Metric names of the built-in catalogue.
+const (
+	MetricActiveEnergy   = "dlt645.energy.active"
+	MetricReactiveEnergy = "dlt645.energy.reactive"
+	MetricVoltage        = "dlt645.voltage"
+	MetricCurrent        = "dlt645.current"
+	MetricActivePower    = "dlt645.power.active"
+	MetricReactivePower  = "dlt645.power.reactive"
+	MetricApparentPower  = "dlt645.power.apparent"
+	MetricPowerFactor    = "dlt645.power_factor"
+	MetricPhaseAngle     = "dlt645.phase_angle"
+	MetricFrequency      = "dlt645.frequency"
+	MetricActiveDemand   = "dlt645.demand.active"
+	MetricReactiveDemand = "dlt645.demand.reactive"
+	MetricApparentDemand = "dlt645.demand.apparent"
+	MetricTemperature    = "dlt645.temperature"
+	MetricBattery        = "dlt645.battery.voltage"
+)
+
+// Attribute keys of the built-in catalogue.
+const (
+	AttrPhase     = "phase"
+	AttrTariff    = "tariff"
+	AttrDirection = "direction"
+	AttrQuadrant  = "quadrant"
+	AttrBattery   = "battery"
+)
+
+// Identifiers of the meter clock.
+const (
+	DIDate2007     DI = 0x04000101
+	DITime2007     DI = 0x04000102
+	DIDateTime2007 DI = 0x0400010C
+	DIDate1997     DI = 0xC010
+	DITime1997     DI = 0xC011
+	// DIForwardActive1997 is read by 1997 address discovery.
+	DIForwardActive1997 DI = 0x9010
+)
+
+func tariffName(t int) string {
+	if t == 0 {
+		return "total"
+	}
+	return strconv.Itoa(t)
+}
+
+func tariffText(t int) string {
+	if t == 0 {
+		return "total"
+	}
+	return "tariff " + strconv.Itoa(t)
+}
+
+func buildCatalog() *Catalog {
+	c := &Catalog{entries: map[catalogKey]Entry{}}
+	add := func(e Entry) { c.entries[catalogKey{e.Version, e.DI}] = e }
+	phases := []string{"A", "B", "C"}
+
+	// --- DL/T 645-2007, appendix A.1: energy, XXXXXX.XX, DI = 00 type tariff 00.
+	type energy struct {
+		di2       byte
+		name      string
+		metric    string
+		unit      string
+		kind      Kind
+		signed    bool
+		key, val  string
+		perPhase  byte // DI2 of phase A (0 = none); B = +0x14, C = +0x28
+		phaseName string
+	}
+	energies := []energy{
+		{0x00, "combined active energy", MetricActiveEnergy, "kWh", Sum, true, AttrDirection, "combined", 0, ""},
+		{0x01, "forward active energy", MetricActiveEnergy, "kWh", Counter, false, AttrDirection, "forward", 0x15, ""},
+		{0x02, "reverse active energy", MetricActiveEnergy, "kWh", Counter, false, AttrDirection, "reverse", 0x16, ""},
+		{0x03, "combined reactive energy 1", MetricReactiveEnergy, "kvarh", Sum, true, AttrDirection, "combined_1", 0x17, ""},
+		{0x04, "combined reactive energy 2", MetricReactiveEnergy, "kvarh", Sum, true, AttrDirection, "combined_2", 0x18, ""},
+		{0x05, "quadrant I reactive energy", MetricReactiveEnergy, "kvarh", Counter, false, AttrQuadrant, "1", 0x19, ""},
+		{0x06, "quadrant II reactive energy", MetricReactiveEnergy, "kvarh", Counter, false, AttrQuadrant, "2", 0x1A, ""},
+		{0x07, "quadrant III reactive energy", MetricReactiveEnergy, "kvarh", Counter, false, AttrQuadrant, "3", 0x1B, ""},
+		{0x08, "quadrant IV reactive energy", MetricReactiveEnergy, "kvarh", Counter, false, AttrQuadrant, "4", 0x1C, ""},
+	}
+	for _, en := range energies {
+		f := builtinFormat("XXXXXX.XX", en.signed)
+		for t := 0; t <= 0x3F; t++ {
+			add(Entry{
+				Version: V2007, DI: DI(en.di2)<<16 | DI(t)<<8,
+				Name:   en.name + ", " + tariffText(t),
+				Format: f, Unit: en.unit, Metric: en.metric, Kind: en.kind,
+				Attributes: []Attribute{{en.key, en.val}, {AttrTariff, tariffName(t)}},
+			})
+		}
+		if en.perPhase != 0 {
+			for i, ph := range phases {
+				add(Entry{
+					Version: V2007, DI: DI(en.perPhase+byte(i)*0x14) << 16,
+					Name:   "phase " + ph + " " + en.name,
+					Format: f, Unit: en.unit, Metric: en.metric, Kind: en.kind,
+					Attributes: []Attribute{{en.key, en.val}, {AttrPhase, ph}, {AttrTariff, "total"}},
+				})
+			}
+		}
+	}
+
+	// --- DL/T 645-2007, appendix A.3: variables, DI = 02 quantity phase 00.
+	type variable struct {
+		di2       byte
+		name      string
+		metric    string
+		unit      string
+		format    string
+		signed    bool
+		withTotal bool
+	}
+	variables := []variable{
+		{0x01, "voltage", MetricVoltage, "V", "XXX.X", false, false},
+		{0x02, "current", MetricCurrent, "A", "XXX.XXX", true, false},
+		{0x03, "active power", MetricActivePower, "kW", "XX.XXXX", true, true},
+		{0x04, "reactive power", MetricReactivePower, "kvar", "XX.XXXX", true, true},
+		{0x05, "apparent power", MetricApparentPower, "kVA", "XX.XXXX", true, true},
+		{0x06, "power factor", MetricPowerFactor, "1", "X.XXX", true, true},
+		{0x07, "phase angle", MetricPhaseAngle, "deg", "XXX.X", false, false},
+	}
+	for _, va := range variables {
+		f := builtinFormat(va.format, va.signed)
+		if va.withTotal {
+			add(Entry{Version: V2007, DI: 0x02<<24 | DI(va.di2)<<16, Name: "total " + va.name,
+				Format: f, Unit: va.unit, Metric: va.metric, Kind: Gauge,
+				Attributes: []Attribute{{AttrPhase, "total"}}})
+		}
+		for i, ph := range phases {
+			add(Entry{Version: V2007, DI: 0x02<<24 | DI(va.di2)<<16 | DI(i+1)<<8, Name: "phase " + ph + " " + va.name,
+				Format: f, Unit: va.unit, Metric: va.metric, Kind: Gauge,
+				Attributes: []Attribute{{AttrPhase, ph}}})
+		}
+	}
+	others := []Entry{
+		{DI: 0x02800001, Name: "neutral current", Format: builtinFormat("XXX.XXX", true), Unit: "A", Metric: MetricCurrent, Attributes: []Attribute{{AttrPhase, "N"}}},
+		{DI: 0x02800002, Name: "frequency", Format: builtinFormat("XX.XX", false), Unit: "Hz", Metric: MetricFrequency},
+		{DI: 0x02800004, Name: "active demand", Format: builtinFormat("XX.XXXX", true), Unit: "kW", Metric: MetricActiveDemand},
+		{DI: 0x02800005, Name: "reactive demand", Format: builtinFormat("XX.XXXX", true), Unit: "kvar", Metric: MetricReactiveDemand},
+		{DI: 0x02800006, Name: "apparent demand", Format: builtinFormat("XX.XXXX", true), Unit: "kVA", Metric: MetricApparentDemand},
+		{DI: 0x02800007, Name: "meter temperature", Format: builtinFormat("XXX.X", true), Unit: "Cel", Metric: MetricTemperature},
+		{DI: 0x02800008, Name: "clock battery voltage", Format: builtinFormat("XX.XX", false), Unit: "V", Metric: MetricBattery, Attributes: []Attribute{{AttrBattery, "clock"}}},
+		{DI: 0x02800009, Name: "meter-reading battery voltage", Format: builtinFormat("XX.XX", false), Unit: "V", Metric: MetricBattery, Attributes: []Attribute{{AttrBattery, "reading"}}},
+		{DI: DIDate2007, Name: "date and weekday", Format: builtinFormat("YYMMDDWW", false), Kind: ClockPart},
+		{DI: DITime2007, Name: "time", Format: builtinFormat("hhmmss", false), Kind: ClockPart},
+		{DI: DIDateTime2007, Name: "date, weekday and time", Format: builtinFormat("YYMMDDWWhhmmss", false), Kind: ClockPart},
+	}
+	for _, e := range others {
+		e.Version = V2007
+		add(e)
+	}
+
+	// --- DL/T 645-1997: energy 9xyz (x: kind, y: direction, z: tariff).
+	energies97 := []struct {
+		base     DI
+		name     string
+		metric   string
+		unit     string
+		key, val string
+	}{
+		{0x9010, "forward active energy", MetricActiveEnergy, "kWh", AttrDirection, "forward"},
+		{0x9020, "reverse active energy", MetricActiveEnergy, "kWh", AttrDirection, "reverse"},
+		{0x9110, "forward reactive energy", MetricReactiveEnergy, "kvarh", AttrDirection, "forward"},
+		{0x9120, "reverse reactive energy", MetricReactiveEnergy, "kvarh", AttrDirection, "reverse"},
+		{0x9130, "quadrant I reactive energy", MetricReactiveEnergy, "kvarh", AttrQuadrant, "1"},
+		{0x9140, "quadrant IV reactive energy", MetricReactiveEnergy, "kvarh", AttrQuadrant, "4"},
+		{0x9150, "quadrant II reactive energy", MetricReactiveEnergy, "kvarh", AttrQuadrant, "2"},
+		{0x9160, "quadrant III reactive energy", MetricReactiveEnergy, "kvarh", AttrQuadrant, "3"},
+	}
+	for _, en := range energies97 {
+		for t := 0; t <= 0xE; t++ {
+			add(Entry{Version: V1997, DI: en.base + DI(t), Name: en.name + ", " + tariffText(t),
+				Format: builtinFormat("XXXXXX.XX", false), Unit: en.unit, Metric: en.metric, Kind: Counter,
+				Attributes: []Attribute{{en.key, en.val}, {AttrTariff, tariffName(t)}}})
+		}
+	}
+	// Variables B6yz (y: quantity, z: phase, 0 = total).
+	variables97 := []struct {
+		base      DI
+		name      string
+		metric    string
+		unit      string
+		format    string
+		withTotal bool
+	}{
+		{0xB610, "voltage", MetricVoltage, "V", "XXX", false},
+		{0xB620, "current", MetricCurrent, "A", "XX.XX", false},
+		{0xB630, "active power", MetricActivePower, "kW", "XX.XXXX", true},
+		{0xB640, "reactive power", MetricReactivePower, "kvar", "XX.XX", true},
+		{0xB650, "power factor", MetricPowerFactor, "1", "X.XXX", true},
+	}
+	for _, va := range variables97 {
+		f := builtinFormat(va.format, false)
+		if va.withTotal {
+			add(Entry{Version: V1997, DI: va.base, Name: "total " + va.name, Format: f, Unit: va.unit,
+				Metric: va.metric, Attributes: []Attribute{{AttrPhase, "total"}}})
+		}
+		for i, ph := range phases {
+			add(Entry{Version: V1997, DI: va.base + DI(i+1), Name: "phase " + ph + " " + va.name, Format: f,
+				Unit: va.unit, Metric: va.metric, Attributes: []Attribute{{AttrPhase, ph}}})
+		}
+	}
+	add(Entry{Version: V1997, DI: DIDate1997, Name: "date and weekday", Format: builtinFormat("YYMMDDWW", false), Kind: ClockPart})
+	add(Entry{Version: V1997, DI: DITime1997, Name: "time", Format: builtinFormat("hhmmss", false), Kind: ClockPart})
+	return c
+}

@@ -1,0 +1,258 @@
+package dlt645
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// Link is a byte stream to a line of meters: a serial port or a TCP
+// connection to a transparent serial server. net.Conn is a Link.
+type Link interface {
+	io.ReadWriter
+	SetReadDeadline(t time.Time) error
+}
+
+// Errors of a transaction.
+var (
+	// ErrTimeout: no answer in time (wraps os.ErrDeadlineExceeded).
+	ErrTimeout = fmt.Errorf("dlt645: no answer in time: %w", os.ErrDeadlineExceeded)
+	// ErrTooManyFrames: a meter kept announcing follow-up frames.
+	ErrTooManyFrames = errors.New("dlt645: too many follow-up frames")
+)
+
+// Client performs one transaction at a time on a Link: it wakes the line
+// up, sends a request, keeps at least Gap of silence between frames, and
+// waits for the answer, skipping noise and frames that are not the answer.
+// A Client is not safe for concurrent use: a line carries one transaction at
+// a time.
+type Client struct {
+	link Link
+
+	// Preamble is the number of FE wake-up bytes sent before each request.
+	Preamble int
+	// Timeout is how long a meter has to start answering once the request
+	// has left the line.
+	Timeout time.Duration
+	// Gap is the least silence kept between the end of one frame on the line
+	// and the next request.
+	Gap time.Duration
+	// CharTime is the time one byte takes on the line (serial: bits per
+	// character / baud rate; TCP: 0). It stretches the timeout by the time the
+	// request and the answer need on the wire.
+	CharTime time.Duration
+	// MaxFollowUps bounds the follow-up frames of one read.
+	MaxFollowUps int
+
+	split  Splitter
+	buf    []byte
+	out    []byte
+	quiet  time.Time // when the line was last busy
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
+	counts Counts
+}
+
+// Counts are the running totals of a client, for health metrics and spans.
+type Counts struct {
+	Requests   uint64 // frames sent
+	BytesOut   uint64
+	BytesIn    uint64
+	Skipped    uint64 // well-formed frames that were not the awaited answer
+	Timeouts   uint64
+	Noise      uint64 // bytes of line noise skipped
+	Rejected   uint64 // frames dropped for a bad checksum or end byte
+	FollowUps  uint64 // follow-up requests sent
+	MeterError uint64 // error replies
+}
+
+// NewClient returns a client with the standard's habits: four wake-up bytes,
+// 500 ms to answer, 20 ms between frames.
+func NewClient(link Link) *Client {
+	return &Client{
+		link:         link,
+		Preamble:     4,
+		Timeout:      500 * time.Millisecond,
+		Gap:          20 * time.Millisecond,
+		MaxFollowUps: 32,
+		now:          time.Now,
+		sleep:        sleepCtx,
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Counts returns the running totals.
+func (c *Client) Counts() Counts {
+	n := c.counts
+	n.Noise = c.split.Noise()
+	n.Rejected = c.split.Rejected()
+	return n
+}
+
+// wire is the time n bytes take on the line.
+func (c *Client) wire(n int) time.Duration { return time.Duration(n) * c.CharTime }
+
+// send waits for the gap and writes req.
+func (c *Client) send(ctx context.Context, req Frame) error {
+	if err := c.sleep(ctx, c.Gap-c.now().Sub(c.quiet)); err != nil {
+		return err
+	}
+	var err error
+	c.out, err = req.Append(c.out[:0], c.Preamble)
+	if err != nil {
+		return err
+	}
+	// Whatever is left from earlier traffic cannot be the answer to this.
+	c.split.Reset()
+	if _, err := c.link.Write(c.out); err != nil {
+		return err
+	}
+	c.counts.Requests++
+	c.counts.BytesOut += uint64(len(c.out))
+	c.quiet = c.now().Add(c.wire(len(c.out)))
+	return nil
+}
+
+// Broadcast sends a frame no meter answers (broadcast time sync).
+func (c *Client) Broadcast(ctx context.Context, req Frame) error {
+	return c.send(ctx, req)
+}
+
+// Exchange sends req and returns the first frame that answers it.
+func (c *Client) Exchange(ctx context.Context, req Frame) (Frame, error) {
+	if err := c.send(ctx, req); err != nil {
+		return Frame{}, err
+	}
+	start := c.now()
+	firstByte := start.Add(c.wire(len(c.out)) + c.Timeout)
+	whole := firstByte.Add(c.wire(MaxFrameLen + c.Preamble))
+	if d, ok := ctx.Deadline(); ok && d.Before(firstByte) {
+		firstByte, whole = d, d
+	} else if ok && d.Before(whole) {
+		whole = d
+	}
+	rejected := c.split.Rejected()
+	got := false
+	if cap(c.buf) == 0 {
+		c.buf = make([]byte, 512)
+	}
+	for {
+		for {
+			f, ok := c.split.Next()
+			if !ok {
+				break
+			}
+			if IsReplyTo(req, f) {
+				c.quiet = c.now()
+				return f, nil
+			}
+			c.counts.Skipped++
+		}
+		deadline := firstByte
+		if got {
+			deadline = whole
+		}
+		if err := ctx.Err(); err != nil {
+			return Frame{}, err
+		}
+		if err := c.link.SetReadDeadline(deadline); err != nil {
+			return Frame{}, err
+		}
+		n, err := c.link.Read(c.buf[:cap(c.buf)])
+		if n > 0 {
+			got = true
+			c.counts.BytesIn += uint64(n)
+			c.split.Write(c.buf[:n])
+		}
+		if err != nil {
+			c.quiet = c.now()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.counts.Timeouts++
+				if c.split.Rejected() > rejected {
+					return Frame{}, fmt.Errorf("%w (and a frame with a bad checksum)", ErrChecksum)
+				}
+				return Frame{}, ErrTimeout
+			}
+			return Frame{}, err
+		}
+	}
+}
+
+// Result is the value of one read, joined from all its frames.
+type Result struct {
+	DI     DI
+	Value  []byte
+	Frames int // 1 + follow-up frames
+}
+
+// Read reads one identifier from the meter at addr, following up while the
+// meter says more frames hold the rest. A meter's error reply is returned as
+// a *MeterError.
+func (c *Client) Read(ctx context.Context, v Version, addr Address, di DI) (Result, error) {
+	res := Result{DI: di}
+	req := ReadRequest(v, addr, di)
+	for seq := 0; ; seq++ {
+		if seq > 0 {
+			if seq > c.MaxFollowUps {
+				return res, ErrTooManyFrames
+			}
+			req = FollowUpRequest(v, addr, di, byte(seq))
+			c.counts.FollowUps++
+		}
+		f, err := c.Exchange(ctx, req)
+		if err != nil {
+			return res, err
+		}
+		r, err := ParseReadReply(v, req, f)
+		if err != nil {
+			return res, err
+		}
+		res.Frames++
+		if r.Err != nil {
+			c.counts.MeterError++
+			return res, r.Err
+		}
+		res.Value = append(res.Value, r.Value...)
+		if !r.More {
+			return res, nil
+		}
+	}
+}
+
+// ReadAddress asks the only meter on the line for its address: 2007 with the
+// read-address command; 1997 (which has none) by reading forward active
+// energy from the wildcard address and taking the address of the reply.
+func (c *Client) ReadAddress(ctx context.Context, v Version) (Address, error) {
+	if v == V1997 {
+		req := ReadRequest(V1997, WildcardAddress, DIForwardActive1997)
+		f, err := c.Exchange(ctx, req)
+		if err != nil {
+			return Address{}, err
+		}
+		if _, err := ParseReadReply(V1997, req, f); err != nil {
+			return Address{}, err
+		}
+		return f.Address, nil
+	}
+	f, err := c.Exchange(ctx, ReadAddressRequest())
+	if err != nil {
+		return Address{}, err
+	}
+	return ParseAddressReply(f)
+}

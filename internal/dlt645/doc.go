@@ -1,0 +1,20 @@
+// Package dlt645 implements the DL/T 645 electricity-meter protocol, in both
+// its 2007 and its 1997 editions, from the text of the standards.
+//
+// The package is pure: frames, the stream splitter, BCD number formats, the
+// catalogue of data identifiers and the request/reply messages have no I/O.
+// The Client drives one request/reply transaction at a time over any byte
+// stream (a serial port or a TCP "transparent" serial server); the receiver
+// and the meter simulator (package sim) build on it.
+//
+// A frame on the wire is
+//
+//	[FE FE FE FE] 68 A0 A1 A2 A3 A4 A5 68 C L DATA(L bytes) CS 16
+//
+// where the optional FE bytes wake the receiver up, A0..A5 is the meter
+// address in BCD with the low byte first, C is the control code, L the length
+// of DATA, every DATA byte is sent plus 0x33 (modulo 256), and CS is the sum
+// modulo 256 of every byte from the first 68 through the last DATA byte as
+// sent. Values inside DATA are BCD, low byte first; for signed quantities the
+// top bit of the most significant byte is the sign.
+package dlt645
