@@ -53,6 +53,8 @@ type devicePoller struct {
 	hints  planHints
 	dirty  bool
 	split  time.Time // when the plan was first split, zero if not
+	cuts   []int     // breakBefore flags set by the split in progress
+	found  bool      // the split in progress isolated a field
 
 	// per poll
 	values   []float64
@@ -152,7 +154,15 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 		splittable := len(b.fields) > 1 && (de.Type == device.ErrException || (de.Type == device.ErrTimeout && d.answered))
 		switch {
 		case splittable && exceptionCode(err) != 11:
+			d.cuts, d.found = d.cuts[:0], false
 			d.isolate(ctx, p, b)
+			if d.found {
+				// The culprit is a field: read around it, merging the rest again. Only when no single
+				// field is to blame (an unmapped gap) do the cuts stay.
+				for _, i := range d.cuts {
+					d.hints.breakBefore[i] = false
+				}
+			}
 		default:
 			d.markStale(b.fields)
 			if !d.answered && (de.Type == device.ErrTimeout || de.Type == device.ErrConnection) {
@@ -195,6 +205,7 @@ func (d *devicePoller) isolate(ctx context.Context, p *device.Poll, b block) {
 	d.dirty = true
 	left, right := splitFields(b.fields)
 	d.hints.breakBefore[right[0]] = true
+	d.cuts = append(d.cuts, right[0])
 	for _, half := range [][]int{left, right} {
 		if ctx.Err() != nil || !d.pause(ctx) {
 			d.markStale(half)
@@ -212,6 +223,7 @@ func (d *devicePoller) isolate(ctx context.Context, p *device.Poll, b block) {
 		}
 		if len(half) == 1 {
 			d.hints.isolated[half[0]] = true
+			d.found = true
 			d.markStale(half)
 			continue
 		}

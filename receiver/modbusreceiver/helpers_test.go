@@ -1,0 +1,195 @@
+package modbusreceiver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/simonvetter/modbus"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"gopkg.in/yaml.v3"
+
+	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
+	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+)
+
+// freeAddr returns a loopback address with a port that was free a moment ago (the simonvetter server
+// does not report the port it bound).
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// startTCPServer serves bank with modbus.NewServer on a free loopback port and returns its address.
+func startTCPServer(t testing.TB, bank *modbustest.Bank) string {
+	t.Helper()
+	addr := freeAddr(t)
+	srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 64, Timeout: time.Minute, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
+	require.NoError(t, err)
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() { _ = srv.Stop() })
+	return addr
+}
+
+// loadConfig builds a validated Config from YAML.
+func loadConfig(t testing.TB, yml string) *Config {
+	t.Helper()
+	var raw map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(yml), &raw))
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, confmap.NewFromStringMap(raw).Unmarshal(cfg))
+	require.NoError(t, cfg.Validate())
+	return cfg
+}
+
+type sinks struct {
+	metrics *consumertest.MetricsSink
+	traces  *consumertest.TracesSink
+}
+
+// startReceiver runs a receiver with both pipelines on cfg; it stops on cleanup.
+func startReceiver(t testing.TB, cfg *Config) sinks {
+	t.Helper()
+	s := sinks{metrics: new(consumertest.MetricsSink), traces: new(consumertest.TracesSink)}
+	set := receivertest.NewNopSettings(metadata.Type)
+	f := NewFactory()
+	mr, err := f.CreateMetrics(context.Background(), set, cfg, s.metrics)
+	require.NoError(t, err)
+	tr, err := f.CreateTraces(context.Background(), set, cfg, s.traces)
+	require.NoError(t, err)
+	require.NoError(t, mr.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, tr.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() {
+		require.NoError(t, tr.Shutdown(context.Background()))
+		require.NoError(t, mr.Shutdown(context.Background()))
+	})
+	return s
+}
+
+// point is one data point seen by a sink.
+type point struct {
+	device string
+	metric string
+	attrs  map[string]string
+	value  float64
+	stale  bool
+	sum    bool
+	ts     time.Time
+	res    map[string]any
+}
+
+func points(md []pmetric.Metrics) []point {
+	var out []point
+	for _, m := range md {
+		rms := m.ResourceMetrics()
+		for i := 0; i < rms.Len(); i++ {
+			rm := rms.At(i)
+			dev, _ := rm.Resource().Attributes().Get("device.id")
+			res := rm.Resource().Attributes().AsRaw()
+			sms := rm.ScopeMetrics()
+			for j := 0; j < sms.Len(); j++ {
+				ms := sms.At(j).Metrics()
+				for k := 0; k < ms.Len(); k++ {
+					metric := ms.At(k)
+					var dps pmetric.NumberDataPointSlice
+					sum := false
+					switch metric.Type() {
+					case pmetric.MetricTypeGauge:
+						dps = metric.Gauge().DataPoints()
+					case pmetric.MetricTypeSum:
+						dps, sum = metric.Sum().DataPoints(), true
+					default:
+						continue
+					}
+					for d := 0; d < dps.Len(); d++ {
+						dp := dps.At(d)
+						attrs := map[string]string{}
+						dp.Attributes().Range(func(k string, v pcommon.Value) bool { attrs[k] = v.AsString(); return true })
+						v := dp.DoubleValue()
+						if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+							v = float64(dp.IntValue())
+						}
+						out = append(out, point{device: dev.Str(), metric: metric.Name(), attrs: attrs, value: v,
+							stale: dp.Flags().NoRecordedValue(), sum: sum, ts: dp.Timestamp().AsTime(), res: res})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// latest returns the last point of a device's metric whose attributes include attrs.
+func latest(pts []point, dev, metric string, attrs map[string]string) (point, bool) {
+	for i := len(pts) - 1; i >= 0; i-- {
+		p := pts[i]
+		if p.device != dev || p.metric != metric {
+			continue
+		}
+		ok := true
+		for k, v := range attrs {
+			if p.attrs[k] != v {
+				ok = false
+			}
+		}
+		if ok {
+			return p, true
+		}
+	}
+	return point{}, false
+}
+
+// spans flattens the spans of the traces.
+type spanInfo struct {
+	name   string
+	attrs  map[string]any
+	status ptrace.StatusCode
+	parent bool
+	res    map[string]any
+}
+
+func spans(tds []ptrace.Traces) []spanInfo {
+	var out []spanInfo
+	for _, td := range tds {
+		for i := 0; i < td.ResourceSpans().Len(); i++ {
+			rs := td.ResourceSpans().At(i)
+			for j := 0; j < rs.ScopeSpans().Len(); j++ {
+				ss := rs.ScopeSpans().At(j).Spans()
+				for k := 0; k < ss.Len(); k++ {
+					s := ss.At(k)
+					out = append(out, spanInfo{name: s.Name(), attrs: s.Attributes().AsRaw(), status: s.Status().Code(), parent: !s.ParentSpanID().IsEmpty(), res: rs.Resource().Attributes().AsRaw()})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func f32regs(v float32) []uint16 { return modbustest.Float32Regs(v) }
+
+func yamlQuote(s string) string { return fmt.Sprintf("%q", s) }
