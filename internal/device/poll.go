@@ -116,6 +116,15 @@ func (q *Request) Retry() {
 	q.p.r.requests++
 }
 
+// RetryAfter records one more attempt after an attempt that failed with err: the failed attempt is
+// counted in iiot.device.poll.errors by Classify(err) (a noisy line shows even when retries succeed)
+// and the poll's trace is kept.
+func (q *Request) RetryAfter(err error) {
+	q.Retry()
+	q.p.r.errors[Classify(err)]++
+	q.p.hadError = true
+}
+
 // End closes the request now; err nil is success, otherwise it is counted by Classify(err).
 func (q *Request) End(err error) { q.EndAt(err, time.Now()) }
 

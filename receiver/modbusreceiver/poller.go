@@ -263,7 +263,7 @@ func (d *devicePoller) readBlock(ctx context.Context, p *device.Poll, b block) e
 		if !retry || attempt >= d.spec.poll.Retries || ctx.Err() != nil {
 			break
 		}
-		req.Retry()
+		req.RetryAfter(err)
 		if _, oerr := d.conn.ensure(d.spec.poll.Timeout); oerr != nil {
 			err = oerr
 			break

@@ -33,12 +33,12 @@ func StringRegs(s string, n int) []uint16 {
 
 // Electrical is the state of a three-phase point of connection.
 type Electrical struct {
-	Voltage   [3]float64 // V, line to neutral
-	Current   [3]float64 // A
-	PF        [3]float64
-	Frequency float64 // Hz
-	ImportKWh float64
-	ExportKWh float64
+	Voltage    [3]float64 // V, line to neutral
+	Current    [3]float64 // A
+	PF         [3]float64
+	Frequency  float64 // Hz
+	ImportKWh  float64
+	ExportKWh  float64
 	ImportVarh float64 // kvarh
 }
 
