@@ -51,9 +51,9 @@ type Server struct {
 	closed    bool
 	wg        sync.WaitGroup
 
-	requests  atomic.Uint64
-	replies   atomic.Uint64
-	noise     atomic.Uint64
+	requests atomic.Uint64
+	replies  atomic.Uint64
+	noise    atomic.Uint64
 }
 
 // NewServer returns a server for the meters.
