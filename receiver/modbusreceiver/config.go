@@ -89,6 +89,17 @@ func (r RequestConfig) merge(o RequestConfig) RequestConfig {
 	return r
 }
 
+// clamped keeps limits within the protocol's (a bad value is reported by validate).
+func (r RequestConfig) clamped() RequestConfig {
+	if r.MaxRegisters < 1 || r.MaxRegisters > maxRegistersPerRead {
+		r.MaxRegisters = maxRegistersPerRead
+	}
+	if r.MaxBits < 1 || r.MaxBits > maxBitsPerRead {
+		r.MaxBits = maxBitsPerRead
+	}
+	return r
+}
+
 func (r RequestConfig) validate(prefix string) []error {
 	var errs []error
 	if r.MaxRegisters < 0 || r.MaxRegisters > maxRegistersPerRead {
@@ -380,7 +391,7 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 		if len(p.Fields) == 0 {
 			perrs = append(perrs, fmt.Errorf("%sfields: a profile needs at least one field", prefix))
 		}
-		req := defaults.merge(p.Requests)
+		req := defaults.merge(p.Requests).clamped()
 		if _, ferrs := buildFields(p.Fields, orDefault(p.ByteOrder, OrderABCD), 0, req, prefix); len(ferrs) > 0 {
 			perrs = append(perrs, ferrs...)
 		}
@@ -478,7 +489,7 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 				derrs = append(derrs, fmt.Errorf("%sfields: the device has no fields (give a profile or fields)", dprefix))
 			}
 			order := orDefault(d.ByteOrder, orDefault(prof.ByteOrder, OrderABCD))
-			req := defaults.merge(prof.Requests).merge(d.Requests)
+			req := defaults.merge(prof.Requests).merge(d.Requests).clamped()
 			specs, ferrs := buildFields(fields, order, d.RegisterOffset, req, dprefix)
 			derrs = append(derrs, ferrs...)
 			if len(derrs) > 0 {
@@ -635,15 +646,16 @@ func mergeFields(profile, own []FieldConfig, exclude []string, prefix string) ([
 		index[f.Name] = len(out)
 		out = append(out, f)
 	}
-	for i, f := range own {
+	patched := map[string]bool{}
+	for _, f := range own {
 		j, ok := index[f.Name]
-		if !ok || f.Name == "" {
-			index[f.Name] = len(out)
+		if !ok || f.Name == "" || patched[f.Name] {
+			// a new field (a second patch of the same name is reported as a duplicate)
 			out = append(out, f)
 			continue
 		}
+		patched[f.Name] = true
 		out[j] = patchField(out[j], f)
-		_ = i
 	}
 	for i, name := range exclude {
 		j, ok := index[name]

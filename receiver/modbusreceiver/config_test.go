@@ -1,0 +1,159 @@
+package modbusreceiver
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	tests := []struct {
+		id      string
+		wantErr []string
+	}{
+		{id: "modbus"},
+		{id: "bad_byte_order", wantErr: []string{`connections[0].devices[0] "d": fields[0] "x": byte_order: unknown "ABDC" (want ABCD, CDAB, BADC, DCBA)`}},
+		{id: "bad_type", wantErr: []string{`fields[0] "x": type: unknown "float128" (want int8, uint8, int16`}},
+		{id: "overlap", wantErr: []string{`fields "a" and "b" overlap: holding 10–11 and 11–11`}},
+		{id: "address_range", wantErr: []string{`fields[0] "x": address: 65535 (with register_offset) to 65538 is outside 0–65535`}},
+		{id: "bad_url", wantErr: []string{`connections[0].endpoint: unknown scheme "serial" in "serial:/dev/ttyS0" (want tcp, rtuovertcp, tcp+tls or rtu)`}},
+		{id: "missing_id", wantErr: []string{`connections[0].devices[0]: id: required`}},
+		{id: "unit_id", wantErr: []string{`connections[0].devices[0] "d": unit_id: must be 1 to 247, got 248`}},
+		{id: "unknown_profile", wantErr: []string{`connections[0].devices[0] "d": profile: unknown "nope" (known: none defined)`}},
+		{id: "tls_missing", wantErr: []string{`connections[0].tls: required for tcp+tls:// (ca_file, cert_file and key_file)`}},
+		{id: "many", wantErr: []string{
+			`poll.timeout: 5s is longer than the poll interval 1s`,
+			`requests.max_registers: must be between 1 and 125, got 200`,
+			`connections[0].endpoint: "tcp://127.0.0.1" must be tcp://host:port`,
+			`connections[0]: data_bits, parity and stop_bits apply only to rtu:// endpoints`,
+			`unit_id: must be 1 to 247, or 0 or 255 on tcp:// and tcp+tls://, got 300`,
+			`fields[0] "x": length: a string needs length between 1 and 125 registers (max_registers), got 0`,
+			`fields[0] "x": string_as: required for strings`,
+			`fields[1] "x": name: "x" is used by another field of the device`,
+			`fields[1] "x": register: 50001 is not a Modicon reference`,
+			`fields[1] "x": kind: unknown "histogram" (want gauge or sum)`,
+			`fields[2] "c": type: coil tables hold single bits: type must be bool, got "float32"`,
+			`fields[3] "s": scale_factor: no field named "nope"`,
+			`connections[0].devices[1] "d": id: "d" is already used by connections[0].devices[0]`,
+			`connections[0].devices[1] "d": fields: the device has no fields (give a profile or fields)`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			id := component.NewIDWithName(metadata.Type, tt.id)
+			if tt.id == "modbus" {
+				id = component.NewID(metadata.Type)
+			}
+			sub, err := cm.Sub(id.String())
+			require.NoError(t, err)
+			cfg := createDefaultConfig().(*Config)
+			require.NoError(t, sub.Unmarshal(cfg))
+			err = confmapValidate(cfg)
+			if len(tt.wantErr) == 0 {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tt.wantErr {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func confmapValidate(cfg *Config) error { return cfg.Validate() }
+
+// The valid example resolves into what the keys say: profile, overrides, Modicon, offsets, defaults.
+func TestResolveExample(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub("modbus")
+	require.NoError(t, err)
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, sub.Unmarshal(cfg))
+	conns, err := cfg.resolve()
+	require.NoError(t, err)
+	require.Len(t, conns, 2)
+	meter := conns[0].devices[0]
+	assert.Equal(t, "Eastron", meter.identity.Manufacturer)
+	assert.Equal(t, "tcp://10.0.0.5:502/1", meter.identity.Address)
+	assert.Equal(t, 4, *meter.requests.MaxGap)
+	assert.Equal(t, 5*time.Second, meter.poll.Interval)
+	byName := map[string]fieldSpec{}
+	for _, f := range meter.fields {
+		byName[f.name] = f
+	}
+	assert.NotContains(t, byName, "phase_angle_l1")
+	assert.Equal(t, map[string]string{"phase": "L1", "feeder": "F1"}, byName["voltage_l1"].attributes)
+	assert.Equal(t, TableInput, byName["voltage_l1"].table)
+	assert.Equal(t, TableInput, byName["temperature"].table)
+	assert.Equal(t, 800, byName["temperature"].address)
+	assert.Equal(t, 0.1, byName["temperature"].scale)
+
+	tank := conns[0].devices[1]
+	assert.Equal(t, 30*time.Second, tank.poll.Interval)
+	assert.Equal(t, time.Second, tank.poll.Timeout)
+	assert.Equal(t, 60, tank.requests.MaxRegisters)
+	assert.True(t, *tank.requests.CloseAfterPoll)
+	assert.Equal(t, 100, tank.fields[0].address)
+	assert.Equal(t, OrderABCD, tank.fields[0].order, "the device's byte_order overrides the profile's")
+
+	rtu := conns[1]
+	assert.Equal(t, "/dev/ttyUSB0", rtu.address)
+	assert.Equal(t, uint(1), rtu.parity)
+	assert.Equal(t, 50*time.Millisecond, rtu.gap)
+	assert.Equal(t, TypeBool, rtu.devices[0].fields[0].typ)
+}
+
+func TestUnknownKeyRejected(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	err := confmap.NewFromStringMap(map[string]any{"conections": []any{}}).Unmarshal(cfg)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "conections")
+}
+
+func TestModicon(t *testing.T) {
+	for _, tc := range []struct {
+		ref   int
+		table Table
+		addr  int
+	}{
+		{1, TableCoil, 0}, {9999, TableCoil, 9998}, {10001, TableDiscrete, 0}, {30001, TableInput, 0}, {30013, TableInput, 12},
+		{40001, TableHolding, 0}, {49999, TableHolding, 9998}, {400001, TableHolding, 0}, {465536, TableHolding, 65535},
+		{300001, TableInput, 0}, {100001, TableDiscrete, 0},
+	} {
+		table, addr, err := modicon(tc.ref)
+		require.NoError(t, err, tc.ref)
+		assert.Equal(t, tc.table, table, tc.ref)
+		assert.Equal(t, tc.addr, addr, tc.ref)
+	}
+	for _, bad := range []int{0, 20001, 50001, 465537, -1} {
+		_, _, err := modicon(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestShippedProfilesValid(t *testing.T) {
+	matches, err := filepath.Glob(profilesDir + "*.yaml")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(matches), 3)
+	for _, m := range matches {
+		profiles, err := loadProfileFile(m)
+		require.NoError(t, err, m)
+		for name, p := range profiles {
+			assert.NotEmpty(t, p.Document, "%s: profile %s names its document", m, name)
+			_, errs := buildFields(p.Fields, p.ByteOrder, 0, newDefaultRequestConfig(), name+": ")
+			assert.Empty(t, errs, "%s", m)
+		}
+	}
+}
