@@ -12,10 +12,9 @@ type Kind uint8
 const (
 	// Gauge is an instantaneous value (voltage, power, frequency ...).
 	Gauge Kind = iota
-	// Counter is a monotonic cumulative sum (forward or reverse energy).
-	Counter
-	// Sum is a cumulative sum that may go down (combined energy, which the
-	// meter may compute as forward minus reverse).
+	// Sum is a monotonic cumulative sum (forward or reverse energy). Combined
+	// energies are gauges: a meter may compute them as forward minus reverse,
+	// so they can go down.
 	Sum
 	// ClockPart is part of the meter's clock (date, time); it yields no
 	// metric of its own but the clock drift.
@@ -27,8 +26,6 @@ func (k Kind) String() string {
 	switch k {
 	case Gauge:
 		return "gauge"
-	case Counter:
-		return "counter"
 	case Sum:
 		return "sum"
 	case ClockPart:
@@ -37,17 +34,15 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
-// ParseKind reads "gauge", "counter" (monotonic sum) or "sum".
+// ParseKind reads "gauge" or "sum" (monotonic cumulative sum).
 func ParseKind(s string) (Kind, error) {
 	switch s {
 	case "gauge":
 		return Gauge, nil
-	case "counter":
-		return Counter, nil
 	case "sum":
 		return Sum, nil
 	}
-	return 0, fmt.Errorf("kind %q: want gauge, counter or sum", s)
+	return 0, fmt.Errorf("kind %q: want gauge or sum (a monotonic counter such as energy)", s)
 }
 
 // Attribute is one data point attribute of a catalogued value.
@@ -182,19 +177,24 @@ func Builtin() *Catalog { return builtin }
 const (
 	MetricActiveEnergy   = "dlt645.energy.active"
 	MetricReactiveEnergy = "dlt645.energy.reactive"
-	MetricVoltage        = "dlt645.voltage"
-	MetricCurrent        = "dlt645.current"
-	MetricActivePower    = "dlt645.power.active"
-	MetricReactivePower  = "dlt645.power.reactive"
-	MetricApparentPower  = "dlt645.power.apparent"
-	MetricPowerFactor    = "dlt645.power_factor"
-	MetricPhaseAngle     = "dlt645.phase_angle"
-	MetricFrequency      = "dlt645.frequency"
-	MetricActiveDemand   = "dlt645.demand.active"
-	MetricReactiveDemand = "dlt645.demand.reactive"
-	MetricApparentDemand = "dlt645.demand.apparent"
-	MetricTemperature    = "dlt645.temperature"
-	MetricBattery        = "dlt645.battery.voltage"
+	// Combined energies are computed by the meter from the others according
+	// to its combination setting (e.g. forward + reverse, or forward minus
+	// reverse), so they may go down: gauges.
+	MetricCombinedActiveEnergy   = "dlt645.energy.active.combined"
+	MetricCombinedReactiveEnergy = "dlt645.energy.reactive.combined"
+	MetricVoltage                = "dlt645.voltage"
+	MetricCurrent                = "dlt645.current"
+	MetricActivePower            = "dlt645.power.active"
+	MetricReactivePower          = "dlt645.power.reactive"
+	MetricApparentPower          = "dlt645.power.apparent"
+	MetricPowerFactor            = "dlt645.power_factor"
+	MetricPhaseAngle             = "dlt645.phase_angle"
+	MetricFrequency              = "dlt645.frequency"
+	MetricActiveDemand           = "dlt645.demand.active"
+	MetricReactiveDemand         = "dlt645.demand.reactive"
+	MetricApparentDemand         = "dlt645.demand.apparent"
+	MetricTemperature            = "dlt645.temperature"
+	MetricBattery                = "dlt645.battery.voltage"
 )
 
 // Attribute keys of the built-in catalogue.
@@ -204,6 +204,8 @@ const (
 	AttrDirection = "direction"
 	AttrQuadrant  = "quadrant"
 	AttrBattery   = "battery"
+	// AttrCombination tells combined reactive energy 1 from 2.
+	AttrCombination = "combination"
 )
 
 // Identifiers of the meter clock.
@@ -231,6 +233,17 @@ func tariffText(t int) string {
 	return "tariff " + strconv.Itoa(t)
 }
 
+func energyAttrs(key, val, phase, tariff string) []Attribute {
+	var a []Attribute
+	if key != "" {
+		a = append(a, Attribute{key, val})
+	}
+	if phase != "" {
+		a = append(a, Attribute{AttrPhase, phase})
+	}
+	return append(a, Attribute{AttrTariff, tariff})
+}
+
 func buildCatalog() *Catalog {
 	c := &Catalog{entries: map[catalogKey]Entry{}}
 	add := func(e Entry) { c.entries[catalogKey{e.Version, e.DI}] = e }
@@ -249,15 +262,15 @@ func buildCatalog() *Catalog {
 		phaseName string
 	}
 	energies := []energy{
-		{0x00, "combined active energy", MetricActiveEnergy, "kWh", Sum, true, AttrDirection, "combined", 0, ""},
-		{0x01, "forward active energy", MetricActiveEnergy, "kWh", Counter, false, AttrDirection, "forward", 0x15, ""},
-		{0x02, "reverse active energy", MetricActiveEnergy, "kWh", Counter, false, AttrDirection, "reverse", 0x16, ""},
-		{0x03, "combined reactive energy 1", MetricReactiveEnergy, "kvarh", Sum, true, AttrDirection, "combined_1", 0x17, ""},
-		{0x04, "combined reactive energy 2", MetricReactiveEnergy, "kvarh", Sum, true, AttrDirection, "combined_2", 0x18, ""},
-		{0x05, "quadrant I reactive energy", MetricReactiveEnergy, "kvarh", Counter, false, AttrQuadrant, "1", 0x19, ""},
-		{0x06, "quadrant II reactive energy", MetricReactiveEnergy, "kvarh", Counter, false, AttrQuadrant, "2", 0x1A, ""},
-		{0x07, "quadrant III reactive energy", MetricReactiveEnergy, "kvarh", Counter, false, AttrQuadrant, "3", 0x1B, ""},
-		{0x08, "quadrant IV reactive energy", MetricReactiveEnergy, "kvarh", Counter, false, AttrQuadrant, "4", 0x1C, ""},
+		{0x00, "combined active energy", MetricCombinedActiveEnergy, "kWh", Gauge, true, "", "", 0, ""},
+		{0x01, "forward active energy", MetricActiveEnergy, "kWh", Sum, false, AttrDirection, "forward", 0x15, ""},
+		{0x02, "reverse active energy", MetricActiveEnergy, "kWh", Sum, false, AttrDirection, "reverse", 0x16, ""},
+		{0x03, "combined reactive energy 1", MetricCombinedReactiveEnergy, "kvarh", Gauge, true, AttrCombination, "1", 0x17, ""},
+		{0x04, "combined reactive energy 2", MetricCombinedReactiveEnergy, "kvarh", Gauge, true, AttrCombination, "2", 0x18, ""},
+		{0x05, "quadrant I reactive energy", MetricReactiveEnergy, "kvarh", Sum, false, AttrQuadrant, "1", 0x19, ""},
+		{0x06, "quadrant II reactive energy", MetricReactiveEnergy, "kvarh", Sum, false, AttrQuadrant, "2", 0x1A, ""},
+		{0x07, "quadrant III reactive energy", MetricReactiveEnergy, "kvarh", Sum, false, AttrQuadrant, "3", 0x1B, ""},
+		{0x08, "quadrant IV reactive energy", MetricReactiveEnergy, "kvarh", Sum, false, AttrQuadrant, "4", 0x1C, ""},
 	}
 	for _, en := range energies {
 		f := builtinFormat("XXXXXX.XX", en.signed)
@@ -266,7 +279,7 @@ func buildCatalog() *Catalog {
 				Version: V2007, DI: DI(en.di2)<<16 | DI(t)<<8,
 				Name:   en.name + ", " + tariffText(t),
 				Format: f, Unit: en.unit, Metric: en.metric, Kind: en.kind,
-				Attributes: []Attribute{{en.key, en.val}, {AttrTariff, tariffName(t)}},
+				Attributes: energyAttrs(en.key, en.val, "", tariffName(t)),
 			})
 		}
 		if en.perPhase != 0 {
@@ -275,7 +288,7 @@ func buildCatalog() *Catalog {
 					Version: V2007, DI: DI(en.perPhase+byte(i)*0x14) << 16,
 					Name:   "phase " + ph + " " + en.name,
 					Format: f, Unit: en.unit, Metric: en.metric, Kind: en.kind,
-					Attributes: []Attribute{{en.key, en.val}, {AttrPhase, ph}, {AttrTariff, "total"}},
+					Attributes: energyAttrs(en.key, en.val, ph, "total"),
 				})
 			}
 		}
@@ -351,7 +364,7 @@ func buildCatalog() *Catalog {
 	for _, en := range energies97 {
 		for t := 0; t <= 0xE; t++ {
 			add(Entry{Version: V1997, DI: en.base + DI(t), Name: en.name + ", " + tariffText(t),
-				Format: builtinFormat("XXXXXX.XX", false), Unit: en.unit, Metric: en.metric, Kind: Counter,
+				Format: builtinFormat("XXXXXX.XX", false), Unit: en.unit, Metric: en.metric, Kind: Sum,
 				Attributes: []Attribute{{en.key, en.val}, {AttrTariff, tariffName(t)}}})
 		}
 	}

@@ -22,6 +22,28 @@ func TestBuiltinFormatsParse(t *testing.T) {
 	}
 }
 
+// Readings that share a metric name must agree on unit and kind, since they
+// become one metric.
+func TestMetricsAgree(t *testing.T) {
+	type shape struct {
+		unit string
+		kind Kind
+	}
+	seen := map[string]shape{}
+	for _, v := range []Version{V2007, V1997} {
+		for _, e := range Builtin().Entries(v) {
+			if e.Kind == ClockPart {
+				continue
+			}
+			s := shape{e.Unit, e.Kind}
+			if old, ok := seen[e.Metric]; ok {
+				assert.Equal(t, old, s, "%s %s %s", v, e.DI.Format(v), e.Metric)
+			}
+			seen[e.Metric] = s
+		}
+	}
+}
+
 func TestCatalogEntries(t *testing.T) {
 	tests := []struct {
 		v      Version
@@ -33,13 +55,13 @@ func TestCatalogEntries(t *testing.T) {
 		kind   Kind
 		attrs  []Attribute
 	}{
-		{V2007, 0x00000000, MetricActiveEnergy, "kWh", "XXXXXX.XX", true, Sum, []Attribute{{"direction", "combined"}, {"tariff", "total"}}},
-		{V2007, 0x00010000, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Counter, []Attribute{{"direction", "forward"}, {"tariff", "total"}}},
-		{V2007, 0x00010300, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Counter, []Attribute{{"direction", "forward"}, {"tariff", "3"}}},
-		{V2007, 0x00020400, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Counter, []Attribute{{"direction", "reverse"}, {"tariff", "4"}}},
-		{V2007, 0x00030000, MetricReactiveEnergy, "kvarh", "XXXXXX.XX", true, Sum, []Attribute{{"direction", "combined_1"}, {"tariff", "total"}}},
-		{V2007, 0x00070000, MetricReactiveEnergy, "kvarh", "XXXXXX.XX", false, Counter, []Attribute{{"quadrant", "3"}, {"tariff", "total"}}},
-		{V2007, 0x00290000, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Counter, []Attribute{{"direction", "forward"}, {"phase", "B"}, {"tariff", "total"}}},
+		{V2007, 0x00000000, MetricCombinedActiveEnergy, "kWh", "XXXXXX.XX", true, Gauge, []Attribute{{"tariff", "total"}}},
+		{V2007, 0x00010000, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "forward"}, {"tariff", "total"}}},
+		{V2007, 0x00010300, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "forward"}, {"tariff", "3"}}},
+		{V2007, 0x00020400, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "reverse"}, {"tariff", "4"}}},
+		{V2007, 0x00030000, MetricCombinedReactiveEnergy, "kvarh", "XXXXXX.XX", true, Gauge, []Attribute{{"combination", "1"}, {"tariff", "total"}}},
+		{V2007, 0x00070000, MetricReactiveEnergy, "kvarh", "XXXXXX.XX", false, Sum, []Attribute{{"quadrant", "3"}, {"tariff", "total"}}},
+		{V2007, 0x00290000, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "forward"}, {"phase", "B"}, {"tariff", "total"}}},
 		{V2007, 0x02010100, MetricVoltage, "V", "XXX.X", false, Gauge, []Attribute{{"phase", "A"}}},
 		{V2007, 0x02020300, MetricCurrent, "A", "XXX.XXX", true, Gauge, []Attribute{{"phase", "C"}}},
 		{V2007, 0x02030000, MetricActivePower, "kW", "XX.XXXX", true, Gauge, []Attribute{{"phase", "total"}}},
@@ -50,9 +72,9 @@ func TestCatalogEntries(t *testing.T) {
 		{V2007, 0x02800001, MetricCurrent, "A", "XXX.XXX", true, Gauge, []Attribute{{"phase", "N"}}},
 		{V2007, 0x04000101, "", "", "YYMMDDWW", false, ClockPart, nil},
 		{V2007, 0x04000102, "", "", "hhmmss", false, ClockPart, nil},
-		{V1997, 0x9010, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Counter, []Attribute{{"direction", "forward"}, {"tariff", "total"}}},
-		{V1997, 0x9024, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Counter, []Attribute{{"direction", "reverse"}, {"tariff", "4"}}},
-		{V1997, 0x9110, MetricReactiveEnergy, "kvarh", "XXXXXX.XX", false, Counter, []Attribute{{"direction", "forward"}, {"tariff", "total"}}},
+		{V1997, 0x9010, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "forward"}, {"tariff", "total"}}},
+		{V1997, 0x9024, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "reverse"}, {"tariff", "4"}}},
+		{V1997, 0x9110, MetricReactiveEnergy, "kvarh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "forward"}, {"tariff", "total"}}},
 		{V1997, 0xB611, MetricVoltage, "V", "XXX", false, Gauge, []Attribute{{"phase", "A"}}},
 		{V1997, 0xB622, MetricCurrent, "A", "XX.XX", false, Gauge, []Attribute{{"phase", "B"}}},
 		{V1997, 0xB630, MetricActivePower, "kW", "XX.XXXX", false, Gauge, []Attribute{{"phase", "total"}}},
