@@ -1,0 +1,48 @@
+package opcuareceiver
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/sharedcomponent"
+	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
+)
+
+// receivers shares one poller between the metrics and the traces pipeline of the same config.
+var receivers = sharedcomponent.NewMap[*Config, *opcuaReceiver]()
+
+// NewFactory returns the factory of the opcua receiver.
+func NewFactory() receiver.Factory {
+	return receiver.NewFactory(
+		metadata.Type,
+		func() component.Config { return createDefaultConfig() },
+		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
+		receiver.WithTraces(createTraces, metadata.TracesStability),
+	)
+}
+
+func shared(cfg component.Config, set receiver.Settings) (*sharedcomponent.Component[*opcuaReceiver], error) {
+	c := cfg.(*Config)
+	return receivers.LoadOrStore(c, func() (*opcuaReceiver, error) { return newReceiver(c, set) })
+}
+
+func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+	r, err := shared(cfg, set)
+	if err != nil {
+		return nil, err
+	}
+	r.Value.setMetrics(next)
+	return r, nil
+}
+
+func createTraces(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Traces) (receiver.Traces, error) {
+	r, err := shared(cfg, set)
+	if err != nil {
+		return nil, err
+	}
+	r.Value.setTraces(next)
+	return r, nil
+}

@@ -1,0 +1,128 @@
+package opcuareceiver
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gopcua/opcua/ua"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+)
+
+const nsu = "nsu=" + sim.DefaultNamespaceURI + ";"
+
+func plantNodes() []NodeConfig {
+	return []NodeConfig{
+		{ID: nsu + "s=Temperature", Name: "temperature", Unit: "Cel", Attributes: map[string]string{"line": "1"}},
+		{ID: nsu + "s=Pressure", Name: "pressure", Unit: "bar"},
+		{ID: nsu + "s=Counter", Name: "energy", Unit: "kWh", Kind: KindSum},
+		{ID: nsu + "s=Running", Name: "running"},
+		{ID: nsu + "s=Vector", Name: "vector"},
+		{ID: nsu + "s=Name", Name: "name"},
+		{ID: nsu + "s=Broken", Name: "broken"},
+		{ID: nsu + "s=Doubtful", Name: "doubtful"},
+		{ID: "nsu=urn:not-on-this-server;s=Ghost", Name: "ghost"},
+	}
+}
+
+func TestPollReadsEveryKindOfValue(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	cfg := testConfig(srv.Endpoint())
+	cfg.Nodes = plantNodes()
+	h := startReceiver(t, cfg)
+
+	h.waitValue(t, "opcua.temperature", map[string]string{"line": "1"}, 21.5)
+	h.waitValue(t, "opcua.pressure", nil, 1.25)
+	h.waitValue(t, "opcua.energy", nil, 1000)
+	h.waitValue(t, "opcua.running", nil, 1)
+	h.waitValue(t, "opcua.vector", map[string]string{"index": "0"}, 1.5)
+	h.waitValue(t, "opcua.vector", map[string]string{"index": "2"}, 3.5)
+	h.waitValue(t, "opcua.doubtful", nil, 7)
+	h.waitStale(t, "opcua.broken", nil)
+	h.waitStale(t, "opcua.ghost", nil)
+	p, _ := h.latest("opcua.energy", nil)
+	assert.True(t, p.sum, "kind sum is a cumulative sum")
+	assert.Equal(t, "press-7", p.res[device.AttrDeviceID])
+	assert.Equal(t, "opcua", p.res[device.AttrDeviceProtocol])
+	_, ok := h.latest("opcua.name", nil)
+	assert.False(t, ok, "a String node gives no point")
+
+	require.Eventually(t, func() bool {
+		return h.errorCount(device.ErrBadStatus) >= 2 && h.errorCount(device.ErrUncertain) >= 1 && h.errorCount(device.ErrUnsupportedType) >= 1
+	}, 5*time.Second, 20*time.Millisecond, h.summary())
+	up, _ := h.latest(device.MetricUp, nil)
+	assert.Equal(t, 1.0, up.value)
+	assert.Equal(t, componentstatus.StatusOK, h.host.last())
+
+	// Changes are read at the next poll.
+	srv.Set("Temperature", 30.25)
+	srv.Set("Vector", []float64{9, 8})
+	h.waitValue(t, "opcua.temperature", map[string]string{"line": "1"}, 30.25)
+	h.waitValue(t, "opcua.vector", map[string]string{"index": "1"}, 8)
+
+	// The read span names the service, the node count and the bad status.
+	var read ptrace.Span
+	require.Eventually(t, func() bool {
+		for _, s := range h.spans() {
+			if s.Name() == "opcua.read" {
+				read = s
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 20*time.Millisecond)
+	attrs := read.Attributes().AsRaw()
+	assert.Equal(t, "Read", attrs["opcua.service"])
+	assert.EqualValues(t, 8, attrs["opcua.nodes"], "the node of an unknown namespace is not read")
+	assert.Contains(t, attrs["opcua.status_codes"], "BadNoCommunication")
+	assert.Contains(t, attrs["opcua.status_codes"], "UncertainLastUsableValue")
+	assert.Contains(t, attrs["opcua.bad_node_ids"], "s=Broken=BadNoCommunication")
+}
+
+func TestSubscriptionDeliversChanges(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	cfg := testConfig(srv.Endpoint())
+	cfg.Mode = ModeSubscribe
+	cfg.Timestamp = TimestampSourceSource
+	cfg.Nodes = plantNodes()
+	h := startReceiver(t, cfg)
+
+	h.waitValue(t, "opcua.temperature", nil, 21.5)
+	h.waitValue(t, "opcua.vector", map[string]string{"index": "1"}, 2.5)
+	h.waitStale(t, "opcua.broken", nil)
+	ts := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	srv.SetAt("Temperature", 42.0, ua.StatusOK, ts)
+	h.waitValue(t, "opcua.temperature", nil, 42)
+	p, _ := h.latest("opcua.temperature", nil)
+	assert.Equal(t, ts, p.ts.UTC(), "timestamp: source takes the source timestamp")
+
+	srv.SetStatus("Temperature", nil, ua.StatusBadSensorFailure)
+	h.waitStale(t, "opcua.temperature", nil)
+	require.Eventually(t, func() bool {
+		for _, s := range h.spans() {
+			if s.Name() == "opcua.publish" {
+				if c, ok := s.Attributes().Get("opcua.status_codes"); ok && c.Str() == "BadSensorFailure" {
+					return true
+				}
+			}
+		}
+		return false
+	}, 5*time.Second, 20*time.Millisecond, "a publish span names the bad status")
+	srv.Set("Temperature", 43.5)
+	h.waitValue(t, "opcua.temperature", nil, 43.5)
+
+	// Heartbeat polls keep coming in subscription mode.
+	require.Eventually(t, func() bool {
+		for _, s := range h.spans() {
+			if s.Name() == "opcua.heartbeat" {
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 20*time.Millisecond)
+}
