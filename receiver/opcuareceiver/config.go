@@ -297,16 +297,16 @@ const (
 func createDefaultConfig() *Config {
 	set := device.NewDefaultSettings()
 	return &Config{
-		Settings:       set,
-		Mode:           ModePoll,
-		Timestamp:      TimestampCollector,
-		MetricPrefix:   "opcua.",
-		Security:       SecurityConfig{Policy: PolicyNone, Mode: SecurityModeNone, CertificateValidity: 5 * 365 * 24 * time.Hour},
-		Auth:           AuthConfig{Type: AuthAnonymous},
+		Settings:        set,
+		Mode:            ModePoll,
+		Timestamp:       TimestampCollector,
+		MetricPrefix:    "opcua.",
+		Security:        SecurityConfig{Policy: PolicyNone, Mode: SecurityModeNone, CertificateValidity: 5 * 365 * 24 * time.Hour},
+		Auth:            AuthConfig{Type: AuthAnonymous},
 		MaxNodesPerRead: 1000,
-		ConnectTimeout: 10 * time.Second,
-		SessionTimeout: 10 * time.Minute,
-		Heartbeat:      HeartbeatConfig{Enabled: true, MaxStalled: 3},
+		ConnectTimeout:  10 * time.Second,
+		SessionTimeout:  10 * time.Minute,
+		Heartbeat:       HeartbeatConfig{Enabled: true, MaxStalled: 3},
 		Subscription: SubscriptionConfig{
 			PublishingInterval: time.Second,
 			KeepAliveCount:     10,
