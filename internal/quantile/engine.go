@@ -467,3 +467,22 @@ func mergeSorted(dst, a, b []float64) []float64 {
 	dst = append(dst, a...)
 	return append(dst, b...)
 }
+
+// CorrectSum adds d to the sum of slide idx of s and to its total without
+// adding a value: for inputs whose values are estimated (histogram buckets)
+// but whose sum is known. It does nothing when the slide holds no value.
+func (e *Engine[M]) CorrectSum(s *Series[M], idx int64, d float64) {
+	if math.IsNaN(d) || math.IsInf(d, 0) || s.last == math.MinInt64 {
+		return
+	}
+	if idx < s.last {
+		idx = s.last
+	}
+	m := int64(len(s.slots))
+	sl := &s.slots[((idx%m)+m)%m]
+	if sl.idx != idx || sl.n == 0 {
+		return
+	}
+	sl.sum += d
+	s.totalSum += d
+}

@@ -1,0 +1,432 @@
+package tdigestprocessor
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"regexp"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/processor/processorhelper"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/quantile"
+	"github.com/otelcol-iiot/otelcol-iiot/processor/tdigestprocessor/internal/metadata"
+)
+
+const scopeName = "github.com/otelcol-iiot/otelcol-iiot/processor/tdigestprocessor"
+
+// selector is a compiled MetricConfig.
+type selector struct {
+	idx      int
+	cfg      *MetricConfig
+	re       *regexp.Regexp
+	filter   []filterKV
+	groupAll bool
+}
+
+type filterKV struct{ key, value string }
+
+// seriesMeta is what a series remembers about itself for emission.
+type seriesMeta struct {
+	out    *quantile.Output
+	resKey string
+	res    pcommon.Map
+	attrs  pcommon.Map
+}
+
+type tdigestProcessor struct {
+	set       processor.Settings
+	cfg       *Config
+	next      consumer.Metrics
+	clock     quantile.Clock
+	tel       *metadata.TelemetryBuilder
+	runner    *quantile.Runner
+	sels      []*selector
+	startTime pcommon.Timestamp
+
+	refusedSeries  metric.AddOption
+	refusedStreams metric.AddOption
+
+	mu        sync.Mutex
+	eng       *quantile.Engine[seriesMeta]
+	streams   *streamTable
+	builder   *quantile.Builder
+	bySel     map[string][]*selector // metric name -> candidate selectors
+	outputs   map[outputKey]*quantile.Output
+	key       []byte
+	skey      []byte
+	raw       []rawBucket
+	diff      []rawBucket
+	sorter    quantile.AttrSorter
+	resPrefix []byte // encoded resource part of a key in group-all mode
+	failing   bool   // last emission failed downstream (log state changes only)
+}
+
+type outputKey struct {
+	sel        int
+	name, unit string
+}
+
+func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics, clock quantile.Clock) (*tdigestProcessor, error) {
+	eng, err := quantile.New[seriesMeta](cfg.Settings())
+	if err != nil {
+		return nil, err
+	}
+	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	p := &tdigestProcessor{
+		set:            set,
+		cfg:            cfg,
+		next:           next,
+		clock:          clock,
+		tel:            tel,
+		eng:            eng,
+		streams:        newStreamTable(cfg.MaxSeries),
+		builder:        quantile.NewBuilder(scopeName, set.BuildInfo.Version, cfg.Quantiles),
+		bySel:          map[string][]*selector{},
+		outputs:        map[outputKey]*quantile.Output{},
+		refusedSeries:  metric.WithAttributes(attribute.String("reason", "max_series")),
+		refusedStreams: metric.WithAttributes(attribute.String("reason", "max_streams")),
+	}
+	for i := range cfg.Metrics {
+		mc := &cfg.Metrics[i]
+		s := &selector{idx: i, cfg: mc, groupAll: mc.GroupBy == nil}
+		if mc.Regex != "" {
+			if s.re, err = regexp.Compile(mc.Regex); err != nil {
+				return nil, fmt.Errorf("metrics[%d]: regex %q: %w", i, mc.Regex, err)
+			}
+		}
+		for k, v := range mc.Attributes {
+			s.filter = append(s.filter, filterKV{k, v})
+		}
+		p.sels = append(p.sels, s)
+	}
+	p.runner = quantile.NewRunner(clock, cfg.Slide, p.emit)
+	return p, nil
+}
+
+// mutates reports whether some selector removes the points it digests.
+func (c *Config) mutates() bool {
+	for _, m := range c.Metrics {
+		if !m.PassThrough {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *tdigestProcessor) start(context.Context, component.Host) error {
+	p.startTime = pcommon.NewTimestampFromTime(p.clock.Now())
+	p.runner.Start()
+	return nil
+}
+
+func (p *tdigestProcessor) shutdown(ctx context.Context) error {
+	err := p.runner.Stop(ctx)
+	p.tel.Shutdown()
+	return err
+}
+
+// candidates returns the selectors whose name or regex matches name.
+func (p *tdigestProcessor) candidates(name string) []*selector {
+	if c, ok := p.bySel[name]; ok {
+		return c
+	}
+	var c []*selector
+	for _, s := range p.sels {
+		if (s.re == nil && s.cfg.Name == name) || (s.re != nil && s.re.MatchString(name)) {
+			c = append(c, s)
+		}
+	}
+	if len(p.bySel) >= 4096 { // bound the cache against unbounded metric names
+		clear(p.bySel)
+	}
+	p.bySel[name] = c
+	return c
+}
+
+// pick returns the first candidate whose attribute filter accepts the point.
+func pick(cands []*selector, res, attrs pcommon.Map) *selector {
+	for _, s := range cands {
+		ok := true
+		for _, f := range s.filter {
+			v, found := attrs.Get(f.key)
+			if !found {
+				v, found = res.Get(f.key)
+			}
+			if !found || v.AsString() != f.value {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return s
+		}
+	}
+	return nil
+}
+
+// point is one data point being digested.
+type point struct {
+	sel   *selector
+	res   pcommon.Map
+	scope pcommon.InstrumentationScope
+	m     pmetric.Metric
+	attrs pcommon.Map
+}
+
+func (p *tdigestProcessor) processMetrics(_ context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	idx := p.eng.SlideIndex(now)
+	held := p.eng.Len()
+	var refused, refusedStreams int64
+	removedAny := false
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		res := rm.Resource().Attributes()
+		p.resPrefix = p.resPrefix[:0]
+		resEncoded := false
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			sm := sms.At(j)
+			ms := sm.Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				m := ms.At(k)
+				cands := p.candidates(m.Name())
+				if len(cands) == 0 {
+					continue
+				}
+				if !resEncoded {
+					p.resPrefix = p.sorter.Append(p.resPrefix, res)
+					resEncoded = true
+				}
+				pt := point{res: res, scope: sm.Scope(), m: m}
+				// digest returns whether the point is removed
+				digest := func(attrs pcommon.Map, add func(s *quantile.Series[seriesMeta]) bool) bool {
+					sel := pick(cands, res, attrs)
+					if sel == nil {
+						return false
+					}
+					pt.sel, pt.attrs = sel, attrs
+					s := p.series(&pt, now)
+					if s == nil {
+						refused++
+					} else if !add(s) {
+						refusedStreams++
+					}
+					if !sel.cfg.PassThrough {
+						removedAny = true
+						return true
+					}
+					return false
+				}
+				switch m.Type() {
+				case pmetric.MetricTypeGauge:
+					m.Gauge().DataPoints().RemoveIf(func(dp pmetric.NumberDataPoint) bool {
+						return digest(dp.Attributes(), func(s *quantile.Series[seriesMeta]) bool {
+							if v, ok := numberValue(dp); ok {
+								p.eng.Add(s, idx, v)
+							}
+							return true
+						})
+					})
+				case pmetric.MetricTypeSum:
+					sum := m.Sum()
+					sum.DataPoints().RemoveIf(func(dp pmetric.NumberDataPoint) bool {
+						return digest(dp.Attributes(), func(s *quantile.Series[seriesMeta]) bool {
+							return p.addSum(&pt, s, idx, sum, dp)
+						})
+					})
+				case pmetric.MetricTypeHistogram:
+					h := m.Histogram()
+					h.DataPoints().RemoveIf(func(dp pmetric.HistogramDataPoint) bool {
+						return digest(dp.Attributes(), func(s *quantile.Series[seriesMeta]) bool {
+							return p.addHistogram(&pt, s, idx, h.AggregationTemporality(), dp)
+						})
+					})
+				case pmetric.MetricTypeExponentialHistogram:
+					h := m.ExponentialHistogram()
+					h.DataPoints().RemoveIf(func(dp pmetric.ExponentialHistogramDataPoint) bool {
+						return digest(dp.Attributes(), func(s *quantile.Series[seriesMeta]) bool {
+							return p.addExpHistogram(&pt, s, idx, h.AggregationTemporality(), dp)
+						})
+					})
+				}
+			}
+		}
+	}
+	if n := p.eng.Len() - held; n != 0 {
+		p.tel.ProcessorTdigestSeries.Add(context.Background(), int64(n))
+	}
+	if refused > 0 {
+		p.tel.ProcessorTdigestRefusedDataPoints.Add(context.Background(), refused, p.refusedSeries)
+	}
+	if refusedStreams > 0 {
+		p.tel.ProcessorTdigestRefusedDataPoints.Add(context.Background(), refusedStreams, p.refusedStreams)
+	}
+	if removedAny {
+		removeEmpty(md)
+		if md.ResourceMetrics().Len() == 0 {
+			return md, processorhelper.ErrSkipProcessingData
+		}
+	}
+	return md, nil
+}
+
+// removeEmpty drops metrics without data points, then empty scopes and resources.
+func removeEmpty(md pmetric.Metrics) {
+	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
+		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
+			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
+				switch m.Type() {
+				case pmetric.MetricTypeGauge:
+					return m.Gauge().DataPoints().Len() == 0
+				case pmetric.MetricTypeSum:
+					return m.Sum().DataPoints().Len() == 0
+				case pmetric.MetricTypeHistogram:
+					return m.Histogram().DataPoints().Len() == 0
+				case pmetric.MetricTypeExponentialHistogram:
+					return m.ExponentialHistogram().DataPoints().Len() == 0
+				}
+				return false
+			})
+			return sm.Metrics().Len() == 0
+		})
+		return rm.ScopeMetrics().Len() == 0
+	})
+}
+
+// numberValue is the value of a number point; false for points flagged as
+// having no recorded value and for NaN/Inf.
+func numberValue(dp pmetric.NumberDataPoint) (float64, bool) {
+	if dp.Flags().NoRecordedValue() {
+		return 0, false
+	}
+	var v float64
+	switch dp.ValueType() {
+	case pmetric.NumberDataPointValueTypeDouble:
+		v = dp.DoubleValue()
+	case pmetric.NumberDataPointValueTypeInt:
+		v = float64(dp.IntValue())
+	default:
+		return 0, false
+	}
+	return v, !math.IsNaN(v) && !math.IsInf(v, 0)
+}
+
+// series finds or creates the series of a point; nil when max_series refuses it.
+func (p *tdigestProcessor) series(pt *point, now time.Time) *quantile.Series[seriesMeta] {
+	sel := pt.sel
+	name := pt.m.Name()
+	if sel.cfg.OutputName != "" {
+		name = sel.cfg.OutputName
+	}
+	b := p.key[:0]
+	b = append(b, byte(sel.idx>>8), byte(sel.idx))
+	b = quantile.AppendString(b, name)
+	if sel.groupAll {
+		b = append(b, p.resPrefix...)
+		b = p.sorter.Append(b, pt.attrs)
+	} else {
+		for _, k := range sel.cfg.GroupBy {
+			if v, ok := pt.attrs.Get(k); ok {
+				b = quantile.AppendValue(append(b, 'p'), v)
+			} else if v, ok := pt.res.Get(k); ok {
+				b = quantile.AppendValue(append(b, 'r'), v)
+			} else {
+				b = append(b, '-')
+			}
+		}
+	}
+	p.key = b
+	return p.eng.Get(b, now, func(m *seriesMeta) { p.initSeries(m, pt, name) })
+}
+
+// initSeries fills the identity of a new series: its output names and the
+// attributes it keeps.
+func (p *tdigestProcessor) initSeries(m *seriesMeta, pt *point, name string) {
+	ok := outputKey{sel: pt.sel.idx, name: name, unit: pt.m.Unit()}
+	out, found := p.outputs[ok]
+	if !found {
+		desc := pt.m.Description()
+		if desc == "" {
+			desc = pt.m.Name()
+		}
+		out = &quantile.Output{
+			Name: name,
+			Unit: pt.m.Unit(),
+			Description: fmt.Sprintf("Quantiles over a %v window sliding by %v of: %s",
+				p.cfg.Window, p.cfg.Slide, desc),
+			Outputs: pt.sel.cfg.Outputs,
+		}
+		if len(p.outputs) >= 4096 {
+			clear(p.outputs)
+		}
+		p.outputs[ok] = out
+	}
+	m.out = out
+	m.res = pcommon.NewMap()
+	m.attrs = pcommon.NewMap()
+	if pt.sel.groupAll {
+		pt.res.CopyTo(m.res)
+		pt.attrs.CopyTo(m.attrs)
+	} else {
+		for _, k := range pt.sel.cfg.GroupBy {
+			if v, ok := pt.attrs.Get(k); ok {
+				v.CopyTo(m.attrs.PutEmpty(k))
+			} else if v, ok := pt.res.Get(k); ok {
+				v.CopyTo(m.res.PutEmpty(k))
+			}
+		}
+	}
+	var rk []byte
+	rk = p.sorter.Append(rk, m.res)
+	m.resKey = string(rk)
+}
+
+// emit runs at every slide boundary: it computes the windows, sends them on
+// and forgets idle series and streams.
+func (p *tdigestProcessor) emit(ctx context.Context, now time.Time) {
+	p.mu.Lock()
+	before := p.eng.Len()
+	after := p.eng.Emit(now, func(s *quantile.Series[seriesMeta], r *quantile.Result) {
+		p.builder.Append(s.Meta.resKey, s.Meta.res, s.Meta.attrs, s.Meta.out, s.Start, r)
+	})
+	p.streams.expire(p.eng.SlideIndex(now) - int64(p.cfg.Window/p.cfg.Slide))
+	md := p.builder.Take()
+	p.mu.Unlock()
+	if after != before {
+		p.tel.ProcessorTdigestSeries.Add(context.Background(), int64(after-before))
+	}
+	if md.DataPointCount() == 0 {
+		return
+	}
+	p.logDelivery(p.next.ConsumeMetrics(ctx, md))
+}
+
+func (p *tdigestProcessor) logDelivery(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case err != nil && !p.failing:
+		p.failing = true
+		p.set.Logger.Warn("Sending quantiles downstream failed; will retry with the next window", zap.Error(err))
+	case err == nil && p.failing:
+		p.failing = false
+		p.set.Logger.Info("Sending quantiles downstream works again")
+	}
+}
