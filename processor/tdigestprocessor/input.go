@@ -87,7 +87,7 @@ func (t *streamTable) expire(lo int64) {
 // when max_series streams are tracked already.
 func (p *tdigestProcessor) stream(pt *point, idx int64) (*stream, bool) {
 	b := p.skey[:0]
-	b = append(b, p.resPrefix...)
+	b = append(b, p.resourcePrefix()...)
 	b = quantile.AppendString(b, pt.scope.Name())
 	b = quantile.AppendString(b, pt.scope.Version())
 	b = quantile.AppendString(b, pt.m.Name())

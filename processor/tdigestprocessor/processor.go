@@ -67,7 +67,9 @@ type tdigestProcessor struct {
 	raw       []rawBucket
 	diff      []rawBucket
 	sorter    quantile.AttrSorter
-	resPrefix []byte // encoded resource part of a key in group-all mode
+	resPrefix  []byte      // all attributes of curRes, encoded (see resourcePrefix)
+	curRes     pcommon.Map // the resource being processed
+	resEncoded bool        // resPrefix holds curRes
 	failing   bool   // last emission failed downstream (log state changes only)
 }
 
@@ -198,8 +200,7 @@ func (p *tdigestProcessor) processMetrics(_ context.Context, md pmetric.Metrics)
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
 		res := rm.Resource().Attributes()
-		p.resPrefix = p.resPrefix[:0]
-		resEncoded := false
+		p.curRes, p.resEncoded = res, false
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			sm := sms.At(j)
@@ -209,10 +210,6 @@ func (p *tdigestProcessor) processMetrics(_ context.Context, md pmetric.Metrics)
 				cands := p.candidates(m.Name())
 				if len(cands) == 0 {
 					continue
-				}
-				if !resEncoded {
-					p.resPrefix = p.sorter.Append(p.resPrefix, res)
-					resEncoded = true
 				}
 				pt := point{res: res, scope: sm.Scope(), m: m}
 				// digest returns whether the point is removed
@@ -339,7 +336,7 @@ func (p *tdigestProcessor) series(pt *point, now time.Time) *quantile.Series[ser
 	b = append(b, byte(sel.idx>>8), byte(sel.idx))
 	b = quantile.AppendString(b, name)
 	if sel.groupAll {
-		b = append(b, p.resPrefix...)
+		b = append(b, p.resourcePrefix()...)
 		b = p.sorter.Append(b, pt.attrs)
 	} else {
 		for _, k := range sel.cfg.GroupBy {
@@ -354,6 +351,15 @@ func (p *tdigestProcessor) series(pt *point, now time.Time) *quantile.Series[ser
 	}
 	p.key = b
 	return p.eng.Get(b, now, func(m *seriesMeta) { p.initSeries(m, pt, name) })
+}
+
+// resourcePrefix encodes all attributes of the current resource, once.
+func (p *tdigestProcessor) resourcePrefix() []byte {
+	if !p.resEncoded {
+		p.resPrefix = p.sorter.Append(p.resPrefix[:0], p.curRes)
+		p.resEncoded = true
+	}
+	return p.resPrefix
 }
 
 // initSeries fills the identity of a new series: its output names and the
