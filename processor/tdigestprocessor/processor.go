@@ -56,21 +56,21 @@ type tdigestProcessor struct {
 	refusedSeries  metric.AddOption
 	refusedStreams metric.AddOption
 
-	mu        sync.Mutex
-	eng       *quantile.Engine[seriesMeta]
-	streams   *streamTable
-	builder   *quantile.Builder
-	bySel     map[string][]*selector // metric name -> candidate selectors
-	outputs   map[outputKey]*quantile.Output
-	key       []byte
-	skey      []byte
-	raw       []rawBucket
-	diff      []rawBucket
-	sorter    quantile.AttrSorter
+	mu         sync.Mutex
+	eng        *quantile.Engine[seriesMeta]
+	streams    *streamTable
+	builder    *quantile.Builder
+	bySel      map[string][]*selector // metric name -> candidate selectors
+	outputs    map[outputKey]*quantile.Output
+	key        []byte
+	skey       []byte
+	raw        []rawBucket
+	diff       []rawBucket
+	sorter     quantile.AttrSorter
 	resPrefix  []byte      // all attributes of curRes, encoded (see resourcePrefix)
 	curRes     pcommon.Map // the resource being processed
 	resEncoded bool        // resPrefix holds curRes
-	failing   bool   // last emission failed downstream (log state changes only)
+	failing    bool        // last emission failed downstream (log state changes only)
 }
 
 type outputKey struct {
