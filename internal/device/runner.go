@@ -74,6 +74,7 @@ func (r *Runner) RunOnce(ctx context.Context) {
 	}
 	p := r.rec.Begin(now)
 	r.target.Poll(ctx, p)
+	poll.ReleaseLink(ctx) // the bus is free: building and emitting the data needs no link
 	if ctx.Err() != nil && !p.Answered() {
 		return // shutting down: a poll cut short says nothing about the device
 	}

@@ -87,15 +87,17 @@ func (s *Scheduler) run(ctx context.Context, j Job, tick time.Time) {
 		if !s.sleep(ctx, delay) {
 			return
 		}
+		runCtx := ctx
+		var hold *linkHold
 		if j.Link != nil {
 			if err := j.Link.Acquire(ctx); err != nil {
 				return
 			}
+			hold = &linkHold{link: j.Link}
+			runCtx = context.WithValue(ctx, linkHoldKey{}, hold)
 		}
-		j.Run(ctx)
-		if j.Link != nil {
-			j.Link.Release()
-		}
+		j.Run(runCtx)
+		hold.release()
 		if ctx.Err() != nil {
 			return
 		}
@@ -114,5 +116,30 @@ func (s *Scheduler) sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+type linkHoldKey struct{}
+
+// linkHold is a poll's hold on its link, released once.
+type linkHold struct {
+	link     *Link
+	released bool
+}
+
+func (h *linkHold) release() {
+	if h != nil && !h.released {
+		h.released = true
+		h.link.Release()
+	}
+}
+
+// ReleaseLink lets the next poll use the link of the poll running under ctx before this one returns:
+// a job calls it once its protocol work is done, so that building and emitting the poll's data (which
+// may wait on the pipeline) does not keep a bus or connection idle. Calling it again, or under a
+// context without a link, does nothing. Call it from the job's goroutine.
+func ReleaseLink(ctx context.Context) {
+	if h, ok := ctx.Value(linkHoldKey{}).(*linkHold); ok {
+		h.release()
 	}
 }

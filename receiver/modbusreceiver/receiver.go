@@ -141,3 +141,12 @@ func (r *modbusReceiver) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// rebuildRunners returns runners of the built pollers with another emitter (benchmarks).
+func (r *modbusReceiver) rebuildRunners(emit device.Emitter) []*device.Runner {
+	out := make([]*device.Runner, len(r.pollers))
+	for i, p := range r.pollers {
+		out[i] = device.NewRunner(p.rec, p, r.cfg.Breaker, r.clock, r.logger, emit)
+	}
+	return out
+}
