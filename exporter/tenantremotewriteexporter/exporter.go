@@ -1,0 +1,493 @@
+package tenantremotewriteexporter // import "github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pipeline"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter/internal/metadata"
+)
+
+var (
+	errNotStarted = errors.New("tenantremotewrite: exporter not started")
+	errShutdown   = errors.New("tenantremotewrite: exporter is shut down")
+)
+
+var (
+	attrActionDefault  = metric.WithAttributeSet(attribute.NewSet(attribute.String("action", "default")))
+	attrActionDrop     = metric.WithAttributeSet(attribute.NewSet(attribute.String("action", "drop")))
+	attrReasonMax      = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "max_tenants")))
+	attrReasonShutdown = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "shutdown")))
+)
+
+// tenantExporter splits metrics by tenant and hands each tenant's share to that tenant's
+// pipeline: an exporterhelper with the (persistent) sending queue and retries, whose push
+// function is the contrib remote-write exporter configured for the tenant (endpoint, header),
+// running with its own queue and retries disabled.
+type tenantExporter struct {
+	set        exporter.Settings
+	cfg        *Config
+	tenant     *TenantConfig // nil: no split, one pipeline
+	prwFactory exporter.Factory
+	telemetry  *metadata.TelemetryBuilder
+
+	mu        sync.RWMutex
+	host      component.Host // host for the pipelines (storage wrapped); nil before Start
+	started   bool
+	stopped   bool
+	pipelines map[string]exporter.Metrics
+	order     []string       // tenants in creation order (persisted in index)
+	index     storage.Client // tenant index; nil without persistent queue or split
+	limitHit  bool           // max_tenants reached was logged
+	single    exporter.Metrics
+}
+
+func newTenantExporter(ctx context.Context, set exporter.Settings, cfg *Config) (*tenantExporter, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	e := &tenantExporter{
+		set:        set,
+		cfg:        cfg,
+		prwFactory: prw.NewFactory(),
+		telemetry:  tb,
+		pipelines:  map[string]exporter.Metrics{},
+	}
+	if cfg.Tenant.HasValue() {
+		e.tenant = cfg.Tenant.Get()
+	}
+	if q := cfg.QueueConfig.Get(); cfg.QueueConfig.HasValue() && q.StorageID != nil && q.NumConsumers > 1 {
+		set.Logger.Warn("sending_queue::num_consumers > 1 sends a tenant's requests in parallel; backends that reject out-of-order samples (Prometheus) may refuse some after an outage",
+			zap.Int("num_consumers", q.NumConsumers))
+	}
+	if e.tenant == nil {
+		// Build the single pipeline now so that configuration problems surface at creation.
+		e.single, err = e.newPipeline(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// pipelineID names a tenant's pipeline: it keys the telemetry of its queue and the file of its
+// persistent queue, e.g. tenantremotewrite/edge[acme].
+func pipelineID(base component.ID, tenant string) component.ID {
+	return component.NewIDWithName(base.Type(), base.Name()+"["+tenant+"]")
+}
+
+// newPipeline builds the sending pipeline of one tenant ("" = no split).
+func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (exporter.Metrics, error) {
+	id := e.set.ID
+	inner := e.cfg.Config // copy; the maps and slices we change are replaced, not mutated
+	inner.BackOffConfig.Enabled = false
+	inner.RemoteWriteQueue.Enabled = false
+	inner.TimeoutSettings.Timeout = 0
+	inner.WAL = configoptional.None[prw.WALConfig]()
+	logger := e.set.Logger
+	if e.tenant != nil {
+		id = pipelineID(e.set.ID, tenant)
+		logger = logger.With(zap.String("tenant", tenant))
+		inner.HTTP.Endpoint = strings.ReplaceAll(inner.HTTP.Endpoint, tenantPlaceholder, url.PathEscape(tenant))
+		if e.tenant.Header != "" {
+			headers := slices.Clone(inner.HTTP.Headers)
+			headers.Set(e.tenant.Header, configopaque.String(tenant))
+			inner.HTTP.Headers = headers
+		}
+	}
+
+	innerSet := e.set
+	innerSet.ID = component.NewIDWithName(e.prwFactory.Type(), id.String())
+	// Our queue reports failed sends; the underlying exporter's "rejecting data, enable
+	// sending_queue" advice would be wrong here.
+	innerSet.Logger = logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return dropMessages{Core: c, prefix: "Exporting failed. Rejecting data."}
+	}))
+	sender, err := e.prwFactory.CreateMetrics(ctx, innerSet, &inner)
+	if err != nil {
+		return nil, fmt.Errorf("tenantremotewrite: remote-write client for tenant %q: %w", tenant, err)
+	}
+
+	outerSet := e.set
+	outerSet.ID = id
+	outerSet.Logger = logger
+	return exporterhelper.NewMetrics(ctx, outerSet, e.cfg, sender.ConsumeMetrics,
+		exporterhelper.WithQueue(e.cfg.QueueConfig),
+		exporterhelper.WithRetry(e.cfg.BackOffConfig),
+		exporterhelper.WithTimeout(e.cfg.TimeoutSettings),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+		exporterhelper.WithStart(sender.Start),
+		exporterhelper.WithShutdown(sender.Shutdown),
+	)
+}
+
+// storageExtension returns the storage extension of the persistent queue, nil without one.
+func (e *tenantExporter) storageExtension(host component.Host) (component.ID, storage.Extension, error) {
+	if !e.cfg.QueueConfig.HasValue() || e.cfg.QueueConfig.Get().StorageID == nil {
+		return component.ID{}, nil, nil
+	}
+	id := *e.cfg.QueueConfig.Get().StorageID
+	ext, ok := host.GetExtensions()[id]
+	if !ok {
+		return id, nil, fmt.Errorf("tenantremotewrite: sending_queue::storage: extension %q not found (add it to service::extensions)", id)
+	}
+	se, ok := ext.(storage.Extension)
+	if !ok {
+		return id, nil, fmt.Errorf("tenantremotewrite: sending_queue::storage: extension %q is not a storage extension", id)
+	}
+	return id, se, nil
+}
+
+func (e *tenantExporter) Start(ctx context.Context, host component.Host) error {
+	storageID, ext, err := e.storageExtension(host)
+	if err != nil {
+		return err
+	}
+	pipeHost := host
+	if ext != nil && orderedRestart {
+		pipeHost = newQueueHost(host, storageID, ext)
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		return errShutdown
+	}
+	e.host = pipeHost
+	e.started = true
+	if e.single != nil {
+		return e.single.Start(ctx, pipeHost)
+	}
+	if ext == nil {
+		return nil
+	}
+	// Restore tenants whose persistent queue still holds data, so it is delivered even if no
+	// new data arrives for them.
+	e.index, err = ext.GetClient(ctx, component.KindExporter, e.set.ID, tenantIndexKey)
+	if err != nil {
+		return fmt.Errorf("tenantremotewrite: opening tenant index in %q: %w", storageID, err)
+	}
+	known, err := readTenantIndex(ctx, e.index)
+	if err != nil {
+		e.set.Logger.Warn("Tenant index unreadable; queues of earlier tenants are drained when their data arrives again", zap.Error(err))
+	}
+	for _, t := range known {
+		pending, err := queuePending(ctx, ext, pipelineID(e.set.ID, t))
+		if err != nil {
+			e.set.Logger.Warn("Cannot inspect the queue of a known tenant", zap.String("tenant", t), zap.Error(err))
+		}
+		if pending == 0 && err == nil {
+			continue
+		}
+		if len(e.pipelines) >= e.tenant.MaxTenants {
+			e.set.Logger.Warn("More tenants with queued data than tenant::max_tenants; the rest waits until their data arrives again",
+				zap.Int("max_tenants", e.tenant.MaxTenants))
+			break
+		}
+		e.set.Logger.Info("Restoring queue of tenant", zap.String("tenant", t), zap.Uint64("queued_requests", pending))
+		if _, err := e.createLocked(ctx, t); err != nil {
+			return err
+		}
+	}
+	// Persist the pruned list (tenants with an empty queue are forgotten).
+	if err := writeTenantIndex(ctx, e.index, e.order); err != nil {
+		e.set.Logger.Warn("Cannot write tenant index", zap.Error(err))
+	}
+	return nil
+}
+
+// queuePending reads how many requests a tenant's persistent queue holds.
+func queuePending(ctx context.Context, ext storage.Extension, id component.ID) (uint64, error) {
+	c, err := ext.GetClient(ctx, component.KindExporter, id, pipeline.SignalMetrics.String())
+	if err != nil {
+		return 0, err
+	}
+	buf, err := c.Get(ctx, queueMetadataKey)
+	err = errors.Join(err, c.Close(ctx))
+	if err != nil || len(buf) == 0 {
+		return 0, err
+	}
+	m, ok := parseQueueMeta(buf)
+	if !ok {
+		return 0, fmt.Errorf("unexpected queue metadata (%d bytes)", len(buf))
+	}
+	return m.pending(), nil
+}
+
+// createLocked builds and starts the pipeline of a new tenant; e.mu must be held.
+func (e *tenantExporter) createLocked(ctx context.Context, tenant string) (exporter.Metrics, error) {
+	p, err := e.newPipeline(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Start(ctx, e.host); err != nil {
+		_ = p.Shutdown(ctx)
+		return nil, fmt.Errorf("tenantremotewrite: starting pipeline of tenant %q: %w", tenant, err)
+	}
+	e.pipelines[tenant] = p
+	e.order = append(e.order, tenant)
+	e.telemetry.ExporterTenantremotewriteTenants.Add(ctx, 1)
+	e.set.Logger.Info("Tenant pipeline started", zap.String("tenant", tenant), zap.Int("tenants", len(e.pipelines)))
+	return p, nil
+}
+
+// errMaxTenants marks data refused because tenant::max_tenants was reached.
+var errMaxTenants = errors.New("tenantremotewrite: tenant::max_tenants reached")
+
+// pipelineFor returns the running pipeline of a tenant, creating it on first use.
+func (e *tenantExporter) pipelineFor(ctx context.Context, tenant string) (exporter.Metrics, error) {
+	e.mu.RLock()
+	p, ok := e.pipelines[tenant]
+	stopped, started := e.stopped, e.started
+	e.mu.RUnlock()
+	switch {
+	case ok:
+		return p, nil
+	case stopped:
+		return nil, errShutdown
+	case !started:
+		return nil, errNotStarted
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.pipelines[tenant]; ok {
+		return p, nil
+	}
+	if e.stopped {
+		return nil, errShutdown
+	}
+	if len(e.pipelines) >= e.tenant.MaxTenants {
+		if !e.limitHit {
+			e.limitHit = true
+			e.set.Logger.Warn("tenant::max_tenants reached; data of further tenants is dropped (counted in otelcol_exporter_tenantremotewrite_refused_data_points)",
+				zap.Int("max_tenants", e.tenant.MaxTenants), zap.String("first_refused_tenant", tenant))
+		}
+		return nil, errMaxTenants
+	}
+	p, err := e.createLocked(context.WithoutCancel(ctx), tenant)
+	if err != nil {
+		return nil, err
+	}
+	if e.index != nil {
+		if err := writeTenantIndex(ctx, e.index, e.order); err != nil {
+			e.set.Logger.Warn("Cannot write tenant index", zap.Error(err))
+		}
+	}
+	return p, nil
+}
+
+func (e *tenantExporter) Capabilities() consumer.Capabilities {
+	// Splitting moves resources into per-tenant batches.
+	return consumer.Capabilities{MutatesData: e.tenant != nil}
+}
+
+func (e *tenantExporter) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	if e.single != nil {
+		e.mu.RLock()
+		started, stopped := e.started, e.stopped
+		e.mu.RUnlock()
+		switch {
+		case stopped:
+			return errShutdown
+		case !started:
+			return errNotStarted
+		}
+		return e.single.ConsumeMetrics(ctx, md)
+	}
+	return e.consumeByTenant(ctx, md)
+}
+
+// tenantOf returns the tenant of a resource, or "" when it has no valid tenant attribute.
+func (e *tenantExporter) tenantOf(rm pmetric.ResourceMetrics) string {
+	v, ok := rm.Resource().Attributes().Get(e.tenant.Attribute)
+	if !ok {
+		return ""
+	}
+	t := v.AsString()
+	if !validTenant(t) {
+		return ""
+	}
+	return t
+}
+
+func (e *tenantExporter) consumeByTenant(ctx context.Context, md pmetric.Metrics) error {
+	rms := md.ResourceMetrics()
+	n := rms.Len()
+	if n == 0 {
+		return nil
+	}
+	// Resolve the tenant of every resource; "" left in tenants means drop.
+	tenants := make([]string, n)
+	var defaulted, dropped int
+	for i := range n {
+		t := e.tenantOf(rms.At(i))
+		if t == "" {
+			points := resourcePoints(rms.At(i))
+			if e.tenant.DefaultTenant != "" {
+				t = e.tenant.DefaultTenant
+				defaulted += points
+			} else {
+				dropped += points
+			}
+		}
+		tenants[i] = t
+	}
+	if defaulted > 0 {
+		e.telemetry.ExporterTenantremotewriteUntenantedDataPoints.Add(ctx, int64(defaulted), attrActionDefault)
+	}
+	if dropped > 0 {
+		e.telemetry.ExporterTenantremotewriteUntenantedDataPoints.Add(ctx, int64(dropped), attrActionDrop)
+	}
+
+	// Common case: one tenant, nothing dropped: pass the batch as it is.
+	if tenants[0] != "" && !slices.ContainsFunc(tenants[1:], func(t string) bool { return t != tenants[0] }) {
+		return e.send(ctx, tenants[0], md)
+	}
+
+	var groups []string
+	parts := map[string]pmetric.Metrics{}
+	for i := range n {
+		t := tenants[i]
+		if t == "" {
+			continue
+		}
+		part, ok := parts[t]
+		if !ok {
+			part = pmetric.NewMetrics()
+			parts[t] = part
+			groups = append(groups, t)
+		}
+		rms.At(i).MoveTo(part.ResourceMetrics().AppendEmpty())
+	}
+	var errs []error
+	for _, t := range groups {
+		if err := e.send(ctx, t, parts[t]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	switch {
+	case len(errs) == 0:
+		return nil
+	case len(errs) < len(groups):
+		// Other tenants' shares were accepted: a retry upstream would send those twice.
+		return consumererror.NewPermanent(errors.Join(errs...))
+	default:
+		return errors.Join(errs...)
+	}
+}
+
+// send hands one tenant's share to its pipeline; refusals by policy are counted, not returned.
+func (e *tenantExporter) send(ctx context.Context, tenant string, md pmetric.Metrics) error {
+	p, err := e.pipelineFor(ctx, tenant)
+	switch {
+	case errors.Is(err, errMaxTenants):
+		e.telemetry.ExporterTenantremotewriteRefusedDataPoints.Add(ctx, int64(md.DataPointCount()), attrReasonMax)
+		return nil
+	case errors.Is(err, errShutdown):
+		e.telemetry.ExporterTenantremotewriteRefusedDataPoints.Add(ctx, int64(md.DataPointCount()), attrReasonShutdown)
+		return err
+	case err != nil:
+		return err
+	}
+	if err := p.ConsumeMetrics(ctx, md); err != nil {
+		return fmt.Errorf("tenant %q: %w", tenant, err)
+	}
+	return nil
+}
+
+func (e *tenantExporter) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		return nil
+	}
+	e.stopped = true
+	pipes := make([]exporter.Metrics, 0, len(e.pipelines)+1)
+	for _, t := range e.order {
+		pipes = append(pipes, e.pipelines[t])
+	}
+	if e.single != nil {
+		pipes = append(pipes, e.single)
+	}
+	index := e.index
+	e.mu.Unlock()
+
+	errs := make([]error, len(pipes))
+	var wg sync.WaitGroup
+	for i, p := range pipes {
+		wg.Go(func() { errs[i] = p.Shutdown(ctx) })
+	}
+	wg.Wait()
+	if n := len(pipes); e.single == nil && n > 0 {
+		e.telemetry.ExporterTenantremotewriteTenants.Add(ctx, -int64(n))
+	}
+	if index != nil {
+		errs = append(errs, index.Close(ctx))
+	}
+	e.telemetry.Shutdown()
+	return errors.Join(errs...)
+}
+
+// resourcePoints counts the data points of one resource.
+func resourcePoints(rm pmetric.ResourceMetrics) int {
+	n := 0
+	sms := rm.ScopeMetrics()
+	for i := range sms.Len() {
+		ms := sms.At(i).Metrics()
+		for j := range ms.Len() {
+			m := ms.At(j)
+			switch m.Type() {
+			case pmetric.MetricTypeGauge:
+				n += m.Gauge().DataPoints().Len()
+			case pmetric.MetricTypeSum:
+				n += m.Sum().DataPoints().Len()
+			case pmetric.MetricTypeHistogram:
+				n += m.Histogram().DataPoints().Len()
+			case pmetric.MetricTypeExponentialHistogram:
+				n += m.ExponentialHistogram().DataPoints().Len()
+			case pmetric.MetricTypeSummary:
+				n += m.Summary().DataPoints().Len()
+			}
+		}
+	}
+	return n
+}
+
+// dropMessages is a zap core that discards entries whose message starts with prefix.
+type dropMessages struct {
+	zapcore.Core
+	prefix string
+}
+
+func (c dropMessages) With(fields []zapcore.Field) zapcore.Core {
+	return dropMessages{Core: c.Core.With(fields), prefix: c.prefix}
+}
+
+func (c dropMessages) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if strings.HasPrefix(ent.Message, c.prefix) {
+		return ce
+	}
+	return c.Core.Check(ent, ce)
+}
