@@ -152,6 +152,9 @@ func (c *Client) Exchange(ctx context.Context, req Frame) (Frame, error) {
 	if cap(c.buf) == 0 {
 		c.buf = make([]byte, 512)
 	}
+	// A cancelled context wakes a waiting read at once.
+	stop := context.AfterFunc(ctx, func() { _ = c.link.SetReadDeadline(time.Now()) })
+	defer stop()
 	for {
 		for {
 			f, ok := c.split.Next()
@@ -168,10 +171,10 @@ func (c *Client) Exchange(ctx context.Context, req Frame) (Frame, error) {
 		if got {
 			deadline = whole
 		}
-		if err := ctx.Err(); err != nil {
+		if err := c.link.SetReadDeadline(deadline); err != nil {
 			return Frame{}, err
 		}
-		if err := c.link.SetReadDeadline(deadline); err != nil {
+		if err := ctx.Err(); err != nil {
 			return Frame{}, err
 		}
 		n, err := c.link.Read(c.buf[:cap(c.buf)])
@@ -182,6 +185,9 @@ func (c *Client) Exchange(ctx context.Context, req Frame) (Frame, error) {
 		}
 		if err != nil {
 			c.quiet = c.now()
+			if ctx.Err() != nil {
+				return Frame{}, ctx.Err()
+			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				c.counts.Timeouts++
 				if c.split.Rejected() > rejected {

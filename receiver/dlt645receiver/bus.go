@@ -1,0 +1,164 @@
+package dlt645receiver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+)
+
+// bus is one line of meters. Its poll.Link lets one meter (or the time sync) use it at a time, so
+// only the goroutine holding the link touches the client; close may come from Shutdown.
+type bus struct {
+	spec   *busSpec
+	clock  poll.Clock
+	logger *zap.Logger
+	link   *poll.Link
+
+	mu     sync.Mutex
+	conn   io.Closer
+	client *dlt645.Client
+	closed bool
+	failed bool // the last attempt to open failed (log state changes only)
+}
+
+func newBus(spec *busSpec, clock poll.Clock, logger *zap.Logger) *bus {
+	return &bus{
+		spec:   spec,
+		clock:  clock,
+		logger: logger.With(zap.String("endpoint", spec.endpoint)),
+		// One transaction at a time; the gap also separates the polls of two meters.
+		link: poll.NewLink(clock, 1, spec.gap),
+	}
+}
+
+// open returns the client of the line, opening the port or connection if needed.
+func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, error) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, net.ErrClosed
+	}
+	if b.client != nil {
+		c := b.client
+		b.mu.Unlock()
+		return c, nil
+	}
+	b.mu.Unlock()
+
+	var link dlt645.Link
+	var closer io.Closer
+	var err error
+	switch b.spec.scheme {
+	case "tcp":
+		d := net.Dialer{Timeout: timeout}
+		var c net.Conn
+		if c, err = d.DialContext(ctx, "tcp", b.spec.address); err == nil {
+			link, closer = c, c
+		}
+	default:
+		var s *dlt645.SerialLink
+		if s, err = dlt645.OpenSerial(b.spec.serial); err == nil {
+			link, closer = s, s
+		}
+	}
+	if err != nil {
+		if !b.failed {
+			b.logger.Warn("Cannot open the bus; meters on it are retried on their schedule", zap.Error(err))
+		}
+		b.failed = true
+		return nil, fmt.Errorf("open %s: %w", b.spec.endpoint, err)
+	}
+	if b.failed {
+		b.logger.Info("Bus open again")
+	}
+	b.failed = false
+	c := dlt645.NewClient(link)
+	c.Preamble = b.spec.preamble
+	c.Gap = b.spec.gap
+	c.CharTime = b.spec.charTime
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		closer.Close()
+		return nil, net.ErrClosed
+	}
+	b.conn, b.client = closer, c
+	return c, nil
+}
+
+// reset drops the connection after a transport error; the next request reopens it.
+func (b *bus) reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn != nil {
+		b.conn.Close()
+	}
+	b.conn, b.client = nil, nil
+}
+
+// close closes the line for good.
+func (b *bus) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if b.conn != nil {
+		b.conn.Close()
+	}
+	b.conn, b.client = nil, nil
+}
+
+// midnightGuard is how close to midnight no time sync is sent: meters refuse (or mis-apply) a
+// broadcast time sync around the day change.
+const midnightGuard = 5 * time.Minute
+
+// syncTime broadcasts the time to every meter of the bus (control code 08, no answer).
+func (b *bus) syncTime(ctx context.Context) {
+	defer poll.ReleaseLink(ctx)
+	if wait := untilClearOfMidnight(b.clock.Now().In(b.spec.location)); wait > 0 {
+		// Let the meters be polled meanwhile, and come back when it is safe.
+		poll.ReleaseLink(ctx)
+		ch, stop := b.clock.After(wait)
+		select {
+		case <-ch:
+			stop()
+		case <-ctx.Done():
+			stop()
+			return
+		}
+		if err := b.link.Acquire(ctx); err != nil {
+			return
+		}
+		defer b.link.Release()
+	}
+	c, err := b.open(ctx, time.Second)
+	if err != nil {
+		return
+	}
+	if err := c.Broadcast(ctx, dlt645.TimeSyncRequest(b.clock.Now().In(b.spec.location))); err != nil {
+		b.logger.Debug("Time sync not sent", zap.Error(err))
+		b.reset()
+		return
+	}
+	b.logger.Debug("Time sync broadcast")
+}
+
+// untilClearOfMidnight is how long to wait before a time sync is safe at now (0: at once).
+func untilClearOfMidnight(now time.Time) time.Duration {
+	midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
+	since := now.Sub(midnight)
+	switch {
+	case since < midnightGuard:
+		return midnightGuard - since + time.Second
+	case since > 24*time.Hour-midnightGuard:
+		return 24*time.Hour - since + midnightGuard + time.Second
+	}
+	return 0
+}

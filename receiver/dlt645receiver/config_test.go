@@ -1,0 +1,174 @@
+package dlt645receiver
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
+)
+
+func loadConfig(t *testing.T, name string) (*Config, error) {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	id := component.NewID(metadata.Type)
+	if name != "" {
+		id = component.NewIDWithName(metadata.Type, name)
+	}
+	sub, err := cm.Sub(id.String())
+	require.NoError(t, err)
+	cfg := createDefaultConfig().(*Config)
+	if err := sub.Unmarshal(cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, confmap.Validate(cfg)
+}
+
+func TestConfigs(t *testing.T) {
+	tests := []struct {
+		name    string
+		wantErr []string
+	}{
+		{name: ""},
+		{name: "discover"},
+		{name: "discover_shared_bus", wantErr: []string{`buses[0].meters[0] "a": address: "discover" needs the meter to be alone on its bus (this bus has 2 meters)`}},
+		{name: "unknown_identifier", wantErr: []string{`buses[0].meters[0] "a": identifiers[0] 04A00101: not in the DL/T 645-2007 catalogue: give format (e.g. XXX.XX) and metric (and unit, kind)`}},
+		{name: "bad_values", wantErr: []string{
+			`time_zone: unknown time zone "Mars/Olympus"`,
+			`buses[0].baud_rate: 2500 is not supported`,
+			`buses[0].parity: "mark" is not a parity (want even, odd or none)`,
+			`buses[0].preamble: must be between 0 and 8 wake-up bytes, got 9`,
+			`buses[0].meters[0] "a": address: address "12345678901234": want 1 to 12 decimal digits`,
+			`buses[0].meters[0] "a": version: version "2021": want 2007 or 1997`,
+			`buses[0].meters[0] "a": identifiers[0]: data identifier "0010000": want 8 hex digits for DL/T 645-2007`,
+			`buses[0].meters[0] "a": identifiers[1] 02010100: format: format "XX.Y": want digits as X`,
+			`buses[0].meters[1] "a": id: "a" is already used by buses[0].meters[0]`,
+			`buses[0].meters[1] "a": address: AAAAAAAAAAAA is a broadcast or wildcard address, not a meter's`,
+			`buses[0].meters[1] "a": profile: unknown "nope" (known: single_phase, three_phase)`,
+			`buses[1].endpoint: unknown scheme "udp" in "udp://127.0.0.1:4001" (want serial or tcp)`,
+			`buses[1].meters: at least one meter is required`,
+		}},
+		{name: "duplicate_series", wantErr: []string{
+			`buses[0].meters[0] "a": identifiers[1] 0201FF00: metric dlt645.voltage{phase=A} is already read by 02010100; give different attributes`,
+			`buses[0].meters[0] "a": identifiers[2] 02020100: metric dlt645.voltage: unit "A" and kind gauge differ from another identifier's ("V", gauge)`,
+		}},
+		{name: "half_clock", wantErr: []string{`identifiers: the meter clock needs both the date and the time identifier (04000101 and 04000102, or 0400010C)`}},
+		{name: "no_buses", wantErr: []string{"buses: at least one bus with meters is required"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(t, tt.name)
+			if len(tt.wantErr) == 0 {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tt.wantErr {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestConfigResolved(t *testing.T) {
+	cfg, err := loadConfig(t, "")
+	require.NoError(t, err)
+	buses, err := cfg.resolve()
+	require.NoError(t, err)
+	require.Len(t, buses, 2)
+
+	serial := buses[0]
+	assert.Equal(t, "serial", serial.scheme)
+	assert.Equal(t, "/dev/ttyUSB0", serial.address)
+	assert.Equal(t, dlt645.SerialConfig{Device: "/dev/ttyUSB0", BaudRate: 2400, DataBits: 8, Parity: "even", StopBits: 1}, serial.serial)
+	assert.Equal(t, 11*time.Second/2400, serial.charTime)
+	assert.Equal(t, 4, serial.preamble)
+	assert.Equal(t, 4*serial.charTime, serial.gap, "4 character times")
+	assert.Equal(t, 24*time.Hour, serial.timeSync)
+	require.Len(t, serial.meters, 3)
+
+	m1 := serial.meters[0]
+	assert.Equal(t, device.Identity{
+		ID: "meter-1", Protocol: device.ProtocolDLT645, Address: "serial:///dev/ttyUSB0/000000000001",
+		Manufacturer: "Acme", Model: "DTSD-3",
+		Attributes: map[string]string{"site": "plant-7", "dlt645.meter.address": "000000000001", "dlt645.version": "2007"},
+	}, m1.identity)
+	assert.Equal(t, device.PollConfig{Interval: 30 * time.Second, Jitter: 0.05, Timeout: time.Second, Retries: 2}, m1.poll)
+	assert.Equal(t, "Asia/Shanghai", m1.location.String())
+	require.Len(t, m1.reads, 6)
+	assert.True(t, m1.reads[0].block)
+	assert.Len(t, m1.reads[0].parts, 64, "total and 63 tariffs")
+	custom := m1.reads[5]
+	assert.Equal(t, dlt645.DI(0x04A00101), custom.di)
+	require.Len(t, custom.parts, 1)
+	assert.Equal(t, "acme.load.average", custom.parts[0].entry.Metric)
+	assert.Equal(t, "kW", custom.parts[0].entry.Unit)
+	assert.Equal(t, 3, custom.parts[0].entry.Format.Size)
+	assert.False(t, m1.clock.enabled)
+
+	m2 := serial.meters[1]
+	assert.Equal(t, time.Minute, m2.poll.Interval)
+	var dis []string
+	for _, r := range m2.reads {
+		dis = append(dis, r.di.Format(dlt645.V2007))
+	}
+	assert.Equal(t, []string{"0001FF00", "0002FF00", "0201FF00", "0202FF00", "0203FF00", "0206FF00", "02800002"}, dis,
+		"three_phase without 0204FF00; the meter's 0202FF00 replaces the profile's in place")
+	cur := m2.reads[3]
+	require.Len(t, cur.parts, 3)
+	assert.Equal(t, 40.0, cur.parts[1].scale)
+	assert.Equal(t, []dlt645.Attribute{{Key: "phase", Value: "B"}, {Key: "ct", Value: "200/5"}}, cur.parts[1].entry.Attributes)
+	assert.True(t, m2.clock.enabled)
+	assert.Equal(t, dlt645.DIDate2007, m2.clock.date)
+
+	assert.True(t, serial.meters[2].clock.enabled)
+
+	tcp := buses[1]
+	assert.Equal(t, "tcp", tcp.scheme)
+	assert.Equal(t, "10.0.0.7:4001", tcp.address)
+	assert.Equal(t, 2, tcp.preamble)
+	assert.Equal(t, 50*time.Millisecond, tcp.gap)
+	assert.Equal(t, 11*time.Second/1200, tcp.charTime, "the server's line speed stretches timeouts")
+	old := tcp.meters[0]
+	assert.Equal(t, dlt645.V1997, old.version)
+	assert.Equal(t, "UTC", old.location.String())
+	assert.Equal(t, dlt645.DI(0x9010), old.reads[0].di)
+	assert.Equal(t, dlt645.DI(0xC010), old.clock.date)
+}
+
+func TestConfigDiscover(t *testing.T) {
+	cfg, err := loadConfig(t, "discover")
+	require.NoError(t, err)
+	buses, err := cfg.resolve()
+	require.NoError(t, err)
+	m := buses[0].meters[0]
+	assert.True(t, m.discover)
+	assert.Equal(t, "tcp://127.0.0.1:4001", m.identity.Address)
+	assert.NotContains(t, m.identity.Attributes, "dlt645.meter.address")
+	assert.Equal(t, 10*time.Millisecond, buses[0].gap)
+}
+
+func TestConfigUnknownKey(t *testing.T) {
+	cm := confmap.NewFromStringMap(map[string]any{
+		"buses": []any{map[string]any{"endpoint": "tcp://127.0.0.1:1", "baudrate": 9600}},
+	})
+	err := cm.Unmarshal(createDefaultConfig())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "baudrate")
+}
+
+func TestDefaultConfig(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	assert.Equal(t, device.NewDefaultSettings(), cfg.Settings)
+	err := confmap.Validate(cfg)
+	require.Error(t, err, "a receiver without buses has nothing to do")
+}

@@ -1,0 +1,421 @@
+package dlt645receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+)
+
+// Span names and attributes of the requests.
+const (
+	spanRead        = "dlt645.read"
+	spanReadAddress = "dlt645.read_address"
+
+	attrAddress     = "dlt645.address"
+	attrVersionSpan = "dlt645.version"
+	attrControlCode = "dlt645.control_code"
+	attrDI          = "dlt645.di"
+	attrFrames      = "dlt645.frames"
+	attrErrorWord   = "dlt645.error_word"
+	attrErrorText   = "dlt645.error"
+	attrBytesSent   = "dlt645.bytes_sent"
+	attrBytesRecv   = "dlt645.bytes_received"
+	attrNoise       = "dlt645.noise_bytes"
+	attrParts       = "dlt645.values"
+)
+
+// MetricClockDrift is the meter's clock minus the collector's.
+const MetricClockDrift = "dlt645.meter.clock.drift"
+
+var descriptions = map[string]string{
+	dlt645.MetricActiveEnergy:           "Active energy register of the meter, by direction and tariff.",
+	dlt645.MetricReactiveEnergy:         "Reactive energy register of the meter, by direction or quadrant and tariff.",
+	dlt645.MetricCombinedActiveEnergy:   "Combined active energy as the meter computes it from forward and reverse energy.",
+	dlt645.MetricCombinedReactiveEnergy: "Combined reactive energy 1 or 2 as the meter computes it from the quadrants.",
+	dlt645.MetricVoltage:                "Phase voltage.",
+	dlt645.MetricCurrent:                "Phase (or neutral) current; negative when power flows in reverse.",
+	dlt645.MetricActivePower:            "Instantaneous active power; negative when exporting.",
+	dlt645.MetricReactivePower:          "Instantaneous reactive power.",
+	dlt645.MetricApparentPower:          "Instantaneous apparent power.",
+	dlt645.MetricPowerFactor:            "Power factor; negative when exporting.",
+	dlt645.MetricPhaseAngle:             "Phase angle of the current to the voltage.",
+	dlt645.MetricFrequency:              "Grid frequency.",
+	dlt645.MetricActiveDemand:           "Current active demand.",
+	dlt645.MetricReactiveDemand:         "Current reactive demand.",
+	dlt645.MetricApparentDemand:         "Current apparent demand.",
+	dlt645.MetricTemperature:            "Temperature inside the meter.",
+	dlt645.MetricBattery:                "Battery voltage of the meter.",
+	MetricClockDrift:                    "The meter's clock minus the collector's, from the meter's date and time (resolution 1 s).",
+}
+
+// readState is one request of a meter with the series of its values.
+type readState struct {
+	spec   *readSpec
+	series []*device.Series
+	last   int // values in the last good reply (blocks send as many as the meter has)
+}
+
+// meterPoller is one meter's protocol work (a device.Target); only its scheduler goroutine uses it.
+type meterPoller struct {
+	spec   *meterSpec
+	bus    *bus
+	rec    *device.Recorder
+	clock  poll.Clock
+	logger *zap.Logger
+
+	address dlt645.Address
+	known   bool
+	reads   []readState
+	drift   *device.Series
+
+	// per poll
+	answered bool
+}
+
+func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock poll.Clock, logger *zap.Logger) *meterPoller {
+	m := &meterPoller{
+		spec:    spec,
+		bus:     b,
+		rec:     rec,
+		clock:   clock,
+		logger:  logger.With(zap.String("device.id", spec.identity.ID)),
+		address: spec.address,
+		known:   !spec.discover,
+	}
+	for i := range spec.reads {
+		rs := readState{spec: &spec.reads[i], last: 1}
+		for _, part := range spec.reads[i].parts {
+			e := part.entry
+			attrs := make(map[string]string, len(e.Attributes))
+			for _, a := range e.Attributes {
+				attrs[a.Key] = a.Value
+			}
+			kind := device.KindGauge
+			if e.Kind == dlt645.Sum {
+				kind = device.KindSum
+			}
+			desc := part.description
+			if desc == "" {
+				desc = descriptions[e.Metric]
+			}
+			if desc == "" {
+				desc = e.Name
+			}
+			rs.series = append(rs.series, rec.Series(e.Metric, e.Unit, desc, kind, attrs))
+		}
+		m.reads = append(m.reads, rs)
+	}
+	if spec.clock.enabled {
+		m.drift = rec.Series(MetricClockDrift, "s", descriptions[MetricClockDrift], device.KindGauge, nil)
+	}
+	return m
+}
+
+// Poll reads every identifier of the meter once.
+func (m *meterPoller) Poll(ctx context.Context, p *device.Poll) {
+	defer poll.ReleaseLink(ctx)
+	m.answered = false
+	p.Attr(attrVersionSpan, int(m.spec.version))
+	if _, err := m.bus.open(ctx, m.spec.poll.Timeout); err != nil {
+		p.Fail(device.NewError(device.ErrConnection, err))
+		m.staleAll(p, 0)
+		return
+	}
+	if !m.known && !m.discover(ctx, p) {
+		m.staleAll(p, 0)
+		return
+	}
+	p.Attr(attrAddress, m.address.String())
+	for i := range m.reads {
+		rs := &m.reads[i]
+		err := m.readValues(ctx, p, rs)
+		if err == nil || m.answered || ctx.Err() != nil {
+			continue
+		}
+		if !device.Classify(err).Answered() {
+			// The meter has not said a word this poll: do not spend the bus's time on the rest.
+			m.staleAll(p, i+1)
+			return
+		}
+	}
+	if m.drift != nil {
+		m.readClock(ctx, p)
+	}
+}
+
+// staleAll marks every reading from read index `from` on (and the drift) as not read.
+func (m *meterPoller) staleAll(p *device.Poll, from int) {
+	for i := from; i < len(m.reads); i++ {
+		m.stale(p, &m.reads[i])
+	}
+	if m.drift != nil {
+		p.RecordStale(m.drift)
+	}
+}
+
+func (m *meterPoller) stale(p *device.Poll, rs *readState) {
+	n := len(rs.series)
+	if rs.spec.block {
+		n = min(max(rs.last, 1), n)
+	}
+	for _, s := range rs.series[:n] {
+		p.RecordStale(s)
+	}
+}
+
+// classify gives a transaction error its error.type.
+func classify(err error) error {
+	var me *dlt645.MeterError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &me):
+		return device.NewError(device.ErrException, err)
+	case errors.Is(err, dlt645.ErrChecksum):
+		return device.NewError(device.ErrChecksum, err)
+	case errors.Is(err, dlt645.ErrUnexpected), errors.Is(err, dlt645.ErrTooManyFrames):
+		return device.NewError(device.ErrProtocol, err)
+	case errors.Is(err, dlt645.ErrTimeout):
+		return device.NewError(device.ErrTimeout, err)
+	}
+	return device.NewError(device.Classify(err), err)
+}
+
+// retryable tells whether another attempt may help.
+func retryable(err error) bool {
+	switch device.Classify(err) {
+	case device.ErrTimeout, device.ErrConnection, device.ErrChecksum, device.ErrProtocol:
+		return true
+	}
+	return false
+}
+
+// transact runs one request with retries. It records the attempts, the error and the line
+// counters on q; the caller ends q.
+func (m *meterPoller) transact(ctx context.Context, q *device.Request, do func(c *dlt645.Client) error) error {
+	attempts := m.spec.poll.Retries + 1
+	var err error
+	for a := 0; a < attempts; a++ {
+		if a > 0 {
+			q.RetryAfter(err)
+		}
+		var c *dlt645.Client
+		c, err = m.bus.open(ctx, m.spec.poll.Timeout)
+		if err != nil {
+			err = device.NewError(device.ErrConnection, err)
+		} else {
+			c.Timeout = m.spec.poll.Timeout
+			before := c.Counts()
+			err = classify(do(c))
+			after := c.Counts()
+			q.Attr(attrBytesSent, int64(after.BytesOut-before.BytesOut))
+			q.Attr(attrBytesRecv, int64(after.BytesIn-before.BytesIn))
+			if noise := after.Noise - before.Noise; noise > 0 {
+				q.Attr(attrNoise, int64(noise))
+			}
+			if device.Classify(err) == device.ErrConnection {
+				m.bus.reset()
+			}
+		}
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	if err == nil || device.Classify(err).Answered() {
+		m.answered = true
+	}
+	return err
+}
+
+// readValues reads one identifier (or block) and records its values.
+func (m *meterPoller) readValues(ctx context.Context, p *device.Poll, rs *readState) error {
+	v := m.spec.version
+	q := p.StartRequestAt(spanRead, m.clock.Now()).
+		Attr(attrAddress, m.address.String()).
+		Attr(attrControlCode, controlCode(v)).
+		Attr(attrDI, rs.spec.di.Format(v))
+	var res dlt645.Result
+	err := m.transact(ctx, q, func(c *dlt645.Client) error {
+		var err error
+		res, err = c.Read(ctx, v, m.address, rs.spec.di)
+		return err
+	})
+	if res.Frames > 0 {
+		q.Attr(attrFrames, res.Frames)
+	}
+	var me *dlt645.MeterError
+	if errors.As(err, &me) {
+		q.Attr(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word)))
+		q.Attr(attrErrorText, me.Word.Describe(v))
+	}
+	if err != nil {
+		m.stale(p, rs)
+		q.EndAt(err, m.clock.Now())
+		return err
+	}
+	err = m.record(p, rs, res.Value)
+	q.Attr(attrParts, rs.last)
+	q.EndAt(err, m.clock.Now())
+	return err
+}
+
+// record decodes a reply into the readings; values that do not decode are marked stale.
+func (m *meterPoller) record(p *device.Poll, rs *readState, value []byte) error {
+	parts := rs.spec.parts
+	datas := [][]byte{value}
+	if rs.spec.block {
+		entries := make([]dlt645.Entry, len(parts))
+		for i, part := range parts {
+			entries[i] = part.entry
+		}
+		split, err := dlt645.SplitBlock(entries, value)
+		if err != nil {
+			m.stale(p, rs)
+			return device.NewError(device.ErrDecode, err)
+		}
+		datas = datas[:0]
+		for _, s := range split {
+			datas = append(datas, s.Data)
+		}
+		if n := len(split); n < rs.last {
+			// The meter sends fewer values than before: the missing ones are gone.
+			for _, s := range rs.series[n:rs.last] {
+				p.RecordStale(s)
+			}
+		}
+		rs.last = len(split)
+	}
+	var errs []error
+	for i, data := range datas {
+		part := parts[i]
+		x, err := part.entry.Format.Decode(data)
+		if err != nil {
+			p.RecordStale(rs.series[i])
+			errs = append(errs, fmt.Errorf("%s: % X as %s: %w", part.entry.Name, data, part.entry.Format, err))
+			continue
+		}
+		p.Record(rs.series[i], time.Time{}, x*part.scale)
+	}
+	if len(errs) > 0 {
+		return device.NewError(device.ErrDecode, errors.Join(errs...))
+	}
+	return nil
+}
+
+func controlCode(v dlt645.Version) string {
+	if v == dlt645.V1997 {
+		return "01"
+	}
+	return "11"
+}
+
+// discover asks the only meter of the bus for its address.
+func (m *meterPoller) discover(ctx context.Context, p *device.Poll) bool {
+	v := m.spec.version
+	q := p.StartRequestAt(spanReadAddress, m.clock.Now())
+	if v == dlt645.V1997 {
+		q.Attr(attrControlCode, "01").Attr(attrDI, dlt645.DIForwardActive1997.Format(v))
+	} else {
+		q.Attr(attrControlCode, "13")
+	}
+	var a dlt645.Address
+	err := m.transact(ctx, q, func(c *dlt645.Client) error {
+		var err error
+		a, err = c.ReadAddress(ctx, v)
+		return err
+	})
+	if err != nil {
+		q.EndAt(err, m.clock.Now())
+		return false
+	}
+	q.Attr(attrAddress, a.String())
+	q.EndAt(nil, m.clock.Now())
+	m.address, m.known = a, true
+	m.rec.SetResourceAttribute(attrMeterAddress, a.String())
+	m.logger.Info("Meter address discovered", zap.String(attrMeterAddress, a.String()))
+	return true
+}
+
+// readClock reads the meter's date and time and records its drift from the collector's clock.
+func (m *meterPoller) readClock(ctx context.Context, p *device.Poll) {
+	v := m.spec.version
+	cs := m.spec.clock
+	read := func(di dlt645.DI) (dlt645.Clock, time.Time, error) {
+		q := p.StartRequestAt(spanRead, m.clock.Now()).
+			Attr(attrAddress, m.address.String()).
+			Attr(attrControlCode, controlCode(v)).
+			Attr(attrDI, di.Format(v))
+		var res dlt645.Result
+		var at time.Time
+		var charTime time.Duration
+		err := m.transact(ctx, q, func(c *dlt645.Client) error {
+			var err error
+			res, err = c.Read(ctx, v, m.address, di)
+			at, charTime = m.clock.Now(), c.CharTime
+			return err
+		})
+		var me *dlt645.MeterError
+		if errors.As(err, &me) {
+			q.Attr(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word)))
+			q.Attr(attrErrorText, me.Word.Describe(v))
+		}
+		if err != nil {
+			q.EndAt(err, m.clock.Now())
+			return dlt645.Clock{}, at, err
+		}
+		e, _ := dlt645.Builtin().Lookup(v, di)
+		clk, err := e.Format.DecodeClock(res.Value)
+		if err != nil {
+			err = device.NewError(device.ErrDecode, fmt.Errorf("%s: % X: %w", e.Name, res.Value, err))
+		}
+		q.EndAt(err, m.clock.Now())
+		// The meter read its clock before sending the reply.
+		reply := dlt645.ReadResponse(v, m.address, di, res.Value, false).Len(m.bus.spec.preamble)
+		return clk, at.Add(-time.Duration(reply) * charTime), err
+	}
+
+	var meter, at time.Time
+	if cs.dateTime != 0 {
+		c, t, err := read(cs.dateTime)
+		if err != nil {
+			p.RecordStale(m.drift)
+			return
+		}
+		meter, at = clockTime(c, c, m.spec.location), t
+	} else {
+		start := m.clock.Now()
+		date, _, err := read(cs.date)
+		if err != nil {
+			p.RecordStale(m.drift)
+			return
+		}
+		tod, t, err := read(cs.time)
+		if err != nil {
+			p.RecordStale(m.drift)
+			return
+		}
+		// The date may have been read just before the meter's midnight and the time just after:
+		// then read the date again.
+		sinceMidnight := time.Duration(tod.Hour)*time.Hour + time.Duration(tod.Minute)*time.Minute + time.Duration(tod.Second)*time.Second
+		if sinceMidnight <= t.Sub(start)+time.Second {
+			if date, _, err = read(cs.date); err != nil {
+				p.RecordStale(m.drift)
+				return
+			}
+		}
+		meter, at = clockTime(date, tod, m.spec.location), t
+	}
+	// The meter's clock shows whole seconds: its true time is half a second later on average.
+	p.Record(m.drift, time.Time{}, meter.Add(500*time.Millisecond).Sub(at).Seconds())
+}
+
+func clockTime(date, tod dlt645.Clock, loc *time.Location) time.Time {
+	return time.Date(date.Year, time.Month(date.Month), date.Day, tod.Hour, tod.Minute, tod.Second, 0, loc)
+}
