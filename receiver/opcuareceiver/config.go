@@ -338,7 +338,9 @@ func (c *Config) Unmarshal(conf *confmap.Conf) error {
 		}
 		raw["metrics"] = health
 	}
-	if err := confmap.NewFromStringMap(raw).Unmarshal(c); err != nil {
+	// plainConfig has no Unmarshal method, so decoding it does not come back here.
+	type plainConfig Config
+	if err := confmap.NewFromStringMap(raw).Unmarshal((*plainConfig)(c)); err != nil {
 		return err
 	}
 	if len(own) > 0 {

@@ -126,3 +126,40 @@ func TestSubscriptionDeliversChanges(t *testing.T) {
 		return false
 	}, 5*time.Second, 20*time.Millisecond)
 }
+
+// TestReconnectAfterServerRestart: the server goes away and comes back on the same port with another
+// namespace registered first, so our namespace's index changes; data continues under the same metric
+// and attributes, through a new client and session, in both modes.
+func TestReconnectAfterServerRestart(t *testing.T) {
+	for _, mode := range []Mode{ModePoll, ModeSubscribe} {
+		t.Run(string(mode), func(t *testing.T) {
+			port := freePort(t)
+			srv := startSim(t, sim.Config{Port: port})
+			require.EqualValues(t, 1, srv.NamespaceIndex())
+			cfg := testConfig(srv.Endpoint())
+			cfg.Mode = mode
+			cfg.Nodes = plantNodes()[:2]
+			h := startReceiver(t, cfg)
+			h.waitValue(t, "opcua.temperature", map[string]string{"line": "1"}, 21.5)
+
+			srv.Close()
+			h.waitStale(t, "opcua.temperature", map[string]string{"line": "1"})
+			require.Eventually(t, func() bool {
+				up, ok := h.latest(device.MetricUp, nil)
+				return ok && up.value == 0
+			}, 10*time.Second, 20*time.Millisecond)
+			require.Eventually(t, func() bool { return h.host.last() == componentstatus.StatusRecoverableError }, 10*time.Second, 20*time.Millisecond)
+			assert.Positive(t, h.errorCount(device.ErrConnection))
+
+			srv2 := startSim(t, sim.Config{Port: port, ExtraNamespaces: []string{"urn:someone-else", "urn:and-another"}})
+			require.EqualValues(t, 3, srv2.NamespaceIndex())
+			srv2.Set("Temperature", 55.5)
+			h.waitValue(t, "opcua.temperature", map[string]string{"line": "1"}, 55.5)
+			srv2.Set("Pressure", float32(2.5))
+			h.waitValue(t, "opcua.pressure", nil, 2.5)
+			require.Eventually(t, func() bool { return h.host.last() == componentstatus.StatusOK }, 10*time.Second, 20*time.Millisecond)
+			sessions, _ := h.latest("opcua.sessions.established", nil)
+			assert.GreaterOrEqual(t, sessions.value, 2.0)
+		})
+	}
+}
