@@ -1,0 +1,170 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// startPymodbus runs test/e2e/testdata/modbus/server.py (Debian's python3-pymodbus) on a free port
+// with the given framer and returns the port and its control directory.
+func startPymodbus(t *testing.T, framer string) (int, string) {
+	t.Helper()
+	const python = "/usr/bin/python3" // Debian's interpreter, where python3-pymodbus is installed
+	out, err := exec.Command(python, "-c", "import pymodbus; print(pymodbus.__version__)").CombinedOutput()
+	require.NoError(t, err, "python3-pymodbus is missing (run 'make deps'): %s", out)
+	port := freePort(t)
+	control := t.TempDir()
+	cmd := exec.Command(python, filepath.Join(repoRoot(t), "test", "e2e", "testdata", "modbus", "server.py"),
+		"--port", fmt.Sprint(port), "--framer", framer, "--control", control)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.TrimSpace(sc.Text()) == "ready" {
+				ready <- true
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("pymodbus server (%s) did not start: %s", framer, stderr.String())
+	}
+	return port, control
+}
+
+// The built collector polls a real pymodbus server over Modbus/TCP and with RTU framing over TCP,
+// into a real Prometheus: exact floats in two word orders, int32, a scaled value, bits, a counter as a
+// monotonic sum; then a register that starts raising exceptions goes stale on its own while the other
+// fields keep flowing, and the exception is counted and traced.
+func TestModbusEndToEnd(t *testing.T) {
+	tcpPort, tcpControl := startPymodbus(t, "socket")
+	rtuPort, _ := startPymodbus(t, "rtu")
+	prom := startPrometheus(t)
+	sink := startTraceSink(t)
+
+	fields := `
+            - {name: float_abcd, address: 0, type: float32, metric: modbus_e2e.float_abcd}
+            - {name: float_cdab, address: 2, type: float32, byte_order: CDAB, metric: modbus_e2e.float_cdab}
+            - {name: int32, address: 4, type: int32, metric: modbus_e2e.int32}
+            - {name: scaled, address: 6, scale: 0.1, metric: modbus_e2e.voltage, unit: V}
+            - {name: bit2, address: 7, type: bit, bit: 2, metric: modbus_e2e.flag, attributes: {bit: "2"}}
+            - {name: bit3, address: 7, type: bit, bit: 3, metric: modbus_e2e.flag, attributes: {bit: "3"}}
+            - {name: counter, address: 8, type: uint32, kind: sum, metric: modbus_e2e.counter}
+            - {name: hole, address: 10, metric: modbus_e2e.hole}
+            - {name: after, address: 11, metric: modbus_e2e.after}
+            - {name: door, register: 10001, metric: modbus_e2e.door}`
+	cfg := fmt.Sprintf(`
+receivers:
+  modbus:
+    poll: {interval: 1s, timeout: 500ms, retries: 1}
+    traces: {success_sample_ratio: 1}
+    connections:
+      - endpoint: tcp://127.0.0.1:%d
+        devices:
+          - id: e2e-tcp
+            unit_id: 1
+            fields:%s
+      - endpoint: rtuovertcp://127.0.0.1:%d
+        devices:
+          - id: e2e-rtu
+            unit_id: 1
+            fields:%s
+exporters:
+  prometheus_remote_write:
+    endpoint: %s
+    resource_to_telemetry_conversion:
+      enabled: true
+  otlp_grpc:
+    endpoint: %s
+    tls:
+      insecure: true
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    metrics:
+      receivers: [modbus]
+      exporters: [prometheus_remote_write]
+    traces:
+      receivers: [modbus]
+      exporters: [otlp_grpc]
+`, tcpPort, fields, rtuPort, fields, prom.RemoteWriteURL(), sink.Endpoint())
+	startCollector(t, cfg, nil)
+
+	for _, dev := range []string{"e2e-tcp", "e2e-rtu"} {
+		sel := fmt.Sprintf(`{device_id=%q}`, dev)
+		prom.eventuallyValue(t, `modbus_e2e_float_abcd`+sel, 230.5, 60*time.Second)
+		prom.eventuallyValue(t, `modbus_e2e_float_cdab`+sel, -12.25, 10*time.Second)
+		prom.eventuallyValue(t, `modbus_e2e_int32`+sel, -123456, 10*time.Second)
+		prom.eventuallyValue(t, `modbus_e2e_voltage_volts`+sel, 234.5, 10*time.Second)
+		prom.eventuallyValue(t, fmt.Sprintf(`modbus_e2e_flag{device_id=%q,bit="2"}`, dev), 1, 10*time.Second)
+		prom.eventuallyValue(t, fmt.Sprintf(`modbus_e2e_flag{device_id=%q,bit="3"}`, dev), 0, 10*time.Second)
+		prom.eventuallyValue(t, `modbus_e2e_hole`+sel, 77, 10*time.Second)
+		prom.eventuallyValue(t, `modbus_e2e_door`+sel, 1, 10*time.Second)
+		prom.eventuallyValue(t, fmt.Sprintf(`{__name__=~"iiot_device_up(_ratio)?",device_id=%q}`, dev), 1, 10*time.Second)
+		// The counter is a monotonic sum that counts up (+7 every 0.5 s on the server).
+		first := prom.Query(t, `modbus_e2e_counter_total`+sel)
+		require.Len(t, first, 1)
+		require.GreaterOrEqual(t, first[0].Value, 1000.0)
+		require.True(t, assertEventually(15*time.Second, func() bool {
+			s, err := prom.QueryE(`modbus_e2e_counter_total` + sel)
+			return err == nil && len(s) == 1 && s[0].Value > first[0].Value
+		}), "the counter of %s does not count up", dev)
+	}
+
+	// Register 10 disappears on the TCP server: reads covering it raise exception 2 (illegal address).
+	require.NoError(t, os.WriteFile(filepath.Join(tcpControl, "fail"), nil, 0o600))
+	require.True(t, assertEventually(30*time.Second, func() bool {
+		s, err := prom.QueryE(`modbus_e2e_hole{device_id="e2e-tcp"}`)
+		return err == nil && len(s) == 0 // a stale marker, long before the 1m lookback would drop it
+	}), "the failing field did not go stale")
+	require.True(t, assertEventually(15*time.Second, func() bool {
+		s, err := prom.QueryE(`iiot_device_poll_errors_total{device_id="e2e-tcp",error_type="exception"}`)
+		return err == nil && len(s) == 1 && s[0].Value >= 1
+	}), "the exception is not counted")
+	// The other fields of the same read keep flowing, fresh.
+	time.Sleep(3 * time.Second)
+	prom.eventuallyValue(t, `modbus_e2e_after{device_id="e2e-tcp"}`, 42, 10*time.Second)
+	prom.eventuallyValue(t, `modbus_e2e_float_abcd{device_id="e2e-tcp"}`, 230.5, 10*time.Second)
+	prom.eventuallyValue(t, `count(timestamp(modbus_e2e_after{device_id="e2e-tcp"}) > time() - 5)`, 1, 10*time.Second)
+	prom.eventuallyValue(t, `{__name__=~"iiot_device_up(_ratio)?",device_id="e2e-tcp"}`, 1, 10*time.Second)
+	// The other device is untouched.
+	prom.eventuallyValue(t, `modbus_e2e_hole{device_id="e2e-rtu"}`, 77, 10*time.Second)
+
+	// Traces: the poll spans and a request span that carries the exception.
+	require.True(t, assertEventually(30*time.Second, func() bool {
+		polls, exc := 0, 0
+		for _, s := range sink.Spans(t) {
+			if s.Resource["device.id"] != "e2e-tcp" {
+				continue
+			}
+			switch s.Name {
+			case "modbus.poll":
+				polls++
+			case "modbus.read_holding_registers":
+				if fmt.Sprint(s.Attrs["modbus.exception_code"]) == "2" && s.Status == "Error" {
+					exc++
+				}
+			}
+		}
+		return polls > 0 && exc > 0
+	}), "no poll span with a request span carrying exception code 2")
+}
