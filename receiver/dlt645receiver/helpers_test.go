@@ -185,3 +185,5 @@ func allSpans(tds []ptrace.Traces) []spanInfo {
 }
 
 func receivertestSettings() receiver.Settings { return receivertest.NewNopSettings(metadata.Type) }
+
+type pmetricMetrics = pmetric.Metrics
