@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -97,6 +98,8 @@ func (h *statusHost) last() componentstatus.Status {
 	}
 	return s[len(s)-1]
 }
+
+func receiverSettings() receiver.Settings { return receivertest.NewNopSettings(metadata.Type) }
 
 type harness struct {
 	metrics *consumertest.MetricsSink

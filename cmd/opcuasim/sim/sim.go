@@ -63,6 +63,8 @@ type Config struct {
 	// Users enables user name login with these user → password pairs (the gopcua server does not check
 	// the password; the end-to-end tests use a server that does).
 	Users map[string]string
+	// CertificateLogin enables X.509 user certificate login (not checked by the gopcua server either).
+	CertificateLogin bool
 	// CertificateDER and Key are the server's certificate; generated when nil and Security needs them.
 	CertificateDER []byte
 	Key            *rsa.PrivateKey
@@ -145,11 +147,16 @@ func Start(cfg Config) (*Server, error) {
 	for _, s := range sec {
 		opts = append(opts, server.EnableSecurity(s[0], ua.MessageSecurityModeFromString(s[1])))
 	}
-	if len(cfg.Users) > 0 {
+	if len(cfg.Users) > 0 || cfg.CertificateLogin {
 		if !secure {
-			return nil, errors.New("sim: user name login needs a secure endpoint (the gopcua server offers it only there)")
+			return nil, errors.New("sim: user name and certificate login need a secure endpoint (the gopcua server offers them only there)")
 		}
+	}
+	if len(cfg.Users) > 0 {
 		opts = append(opts, server.EnableAuthMode(ua.UserTokenTypeUserName))
+	}
+	if cfg.CertificateLogin {
+		opts = append(opts, server.EnableAuthMode(ua.UserTokenTypeCertificate))
 	}
 
 	s := &Server{cfg: cfg, values: map[string]*ua.DataValue{}, ids: map[string]*ua.NodeID{}}
