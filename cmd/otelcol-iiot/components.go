@@ -32,6 +32,7 @@ import (
 	otlpreceiver "go.opentelemetry.io/collector/receiver/otlpreceiver"
 	hostmetricsreceiver "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/hostmetricsreceiver"
 	modbusreceiver "github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver"
+	dlt645receiver "github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver"
 )
 
 type aliasProvider interface{ DeprecatedAlias() component.Type }
@@ -72,6 +73,7 @@ func components() (otelcol.Factories, error) {
 		otlpreceiver.NewFactory(),
 		hostmetricsreceiver.NewFactory(),
 		modbusreceiver.NewFactory(),
+		dlt645receiver.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -80,6 +82,7 @@ func components() (otelcol.Factories, error) {
 		otlpreceiver.NewFactory().Type(): "go.opentelemetry.io/collector/receiver/otlpreceiver v0.159.0",
 		hostmetricsreceiver.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/hostmetricsreceiver v0.159.0",
 		modbusreceiver.NewFactory().Type(): "github.com/otelcol-iiot/otelcol-iiot v0.0.0",
+		dlt645receiver.NewFactory().Type(): "github.com/otelcol-iiot/otelcol-iiot v0.0.0",
 	})
 
 	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
