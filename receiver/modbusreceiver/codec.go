@@ -112,16 +112,12 @@ func float16(h uint16) float64 {
 	return sign * math.Ldexp(1+frac/1024, exp-15)
 }
 
-// decodeString returns the text of a string field: two characters per register, in the order the
-// bytes arrive (BADC/DCBA: low byte first), with NULs and trailing blanks removed.
+// decodeString returns the text of a string field: two characters per register, registers in
+// address order (a word order does not apply to text), the first character in the high byte unless
+// the order swaps bytes (BADC, DCBA); NULs and trailing blanks are removed.
 func decodeString(f *fieldSpec, regs []uint16) string {
 	buf := make([]byte, 0, 2*len(regs))
-	n := len(regs)
-	for i := 0; i < n; i++ {
-		r := regs[i]
-		if f.order.wordSwap() {
-			r = regs[n-1-i]
-		}
+	for _, r := range regs {
 		if f.order.byteSwap() {
 			r = swap16(r)
 		}

@@ -98,7 +98,7 @@ func TestDecodeBitsAndBytes(t *testing.T) {
 
 func TestDecodeString(t *testing.T) {
 	text := []byte("SN-12345\x00\x00")
-	for _, o := range []ByteOrder{OrderABCD, OrderBADC} {
+	for _, o := range []ByteOrder{OrderABCD, OrderCDAB, OrderBADC, OrderDCBA} {
 		regs := make([]uint16, 0, len(text)/2)
 		for i := 0; i < len(text); i += 2 {
 			regs = append(regs, wire(text[i:i+2], o)...)
