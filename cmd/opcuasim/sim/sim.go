@@ -33,6 +33,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,10 @@ type Config struct {
 	// Host and Port to listen on (the endpoint URL is opc.tcp://Host:Port).
 	Host string
 	Port int
+	// AdvertiseEndpoints are further host:port addresses the server answers GetEndpoints and
+	// CreateSession for (a proxy or NAT in front of it); the gopcua server only lists the endpoints
+	// whose URL equals the one the client asked for.
+	AdvertiseEndpoints []string
 	// NamespaceURI of the plant nodes.
 	NamespaceURI string
 	// ExtraNamespaces are registered before NamespaceURI, so its index moves up by their number.
@@ -131,8 +136,19 @@ func Start(cfg Config) (*Server, error) {
 		cfg.CertificateDER, cfg.Key = der, key
 	}
 
-	opts := []server.Option{
-		server.EndPoint(cfg.Host, cfg.Port),
+	opts := []server.Option{server.EndPoint(cfg.Host, cfg.Port)}
+	for _, a := range cfg.AdvertiseEndpoints {
+		h, p, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, fmt.Errorf("sim: advertise endpoint %q: %w", a, err)
+		}
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("sim: advertise endpoint %q: %w", a, err)
+		}
+		opts = append(opts, server.EndPoint(h, port))
+	}
+	opts = append(opts,
 		server.ServerName("otelcol-iiot opcuasim"),
 		server.ManufacturerName("otelcol-iiot"),
 		server.ProductName("opcuasim"),
@@ -140,7 +156,7 @@ func Start(cfg Config) (*Server, error) {
 		server.PrivateKey(cfg.Key),
 		server.Certificate(cfg.CertificateDER),
 		server.EnableAuthMode(ua.UserTokenTypeAnonymous),
-	}
+	)
 	if cfg.Logger != nil {
 		opts = append(opts, server.SetLogger(cfg.Logger))
 	}
