@@ -111,6 +111,7 @@ type Series[M any] struct {
 
 	slots      []slot
 	last       int64 // newest slide index that received a value
+	cur        *slot // the slot of slide last
 	totalCount float64
 	totalSum   float64
 }
@@ -200,6 +201,9 @@ func (e *Engine[M]) Get(key []byte, now time.Time, init func(m *M)) *Series[M] {
 // slotFor returns the slot of slide idx, recycling the slot it replaces. A value
 // from before the newest slide (a clock step back) goes to the newest slide.
 func (e *Engine[M]) slotFor(s *Series[M], idx int64) *slot {
+	if idx == s.last && s.cur != nil {
+		return s.cur
+	}
 	if idx < s.last {
 		idx = s.last
 	}
@@ -212,7 +216,7 @@ func (e *Engine[M]) slotFor(s *Series[M], idx int64) *slot {
 		}
 		*sl = slot{idx: idx, vals: vals, wpend: sl.wpend[:0], min: math.Inf(1), max: math.Inf(-1)}
 	}
-	s.last = idx
+	s.last, s.cur = idx, sl
 	return sl
 }
 

@@ -57,8 +57,15 @@ func (a *AttrSorter) Append(b []byte, m pcommon.Map) []byte {
 		a.vals = append(a.vals, v)
 	}
 	b = binary.AppendUvarint(b, uint64(len(a.keys)))
-	if len(a.idx) > 1 {
+	switch n := len(a.idx); {
+	case n > 16:
 		slices.SortFunc(a.idx, func(x, y int) int { return strings.Compare(a.keys[x], a.keys[y]) })
+	case n > 1: // insertion sort: attribute sets are small
+		for i := 1; i < n; i++ {
+			for j := i; j > 0 && a.keys[a.idx[j]] < a.keys[a.idx[j-1]]; j-- {
+				a.idx[j], a.idx[j-1] = a.idx[j-1], a.idx[j]
+			}
+		}
 	}
 	for _, i := range a.idx {
 		b = AppendString(b, a.keys[i])

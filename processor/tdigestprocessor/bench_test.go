@@ -93,6 +93,45 @@ func BenchmarkConsume(b *testing.B) {
 	}
 }
 
+// The ratio to the raw library loop, measured interleaved (each iteration
+// consumes one 1000-point batch and adds 1000 values to a library digest), so
+// that load from other processes affects both alike.
+func BenchmarkConsumeVsRawAdd(b *testing.B) {
+	pm, _, clk := benchProcessor(b, []string{"device.id"})
+	r := rand.New(rand.NewPCG(1, 2))
+	batches := make([]pmetric.Metrics, 16)
+	for i := range batches {
+		batches[i] = pollBatch(r)
+	}
+	vals := make([]float64, 1<<16)
+	for i := range vals {
+		vals[i] = 0.02 * r.ExpFloat64()
+	}
+	td := tdigest.NewWithCompression(quantile.DefaultCompression)
+	ctx := context.Background()
+	var proc, raw time.Duration
+	i, k := 0, 0
+	for b.Loop() {
+		clk.Advance(time.Second)
+		start := time.Now()
+		if err := pm.ConsumeMetrics(ctx, batches[i%len(batches)]); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		for range benchSeries {
+			td.Add(vals[k&(1<<16-1)], 1)
+			k++
+		}
+		raw += time.Since(mid)
+		proc += mid.Sub(start)
+		i++
+	}
+	n := float64(b.N * benchSeries)
+	b.ReportMetric(float64(proc.Nanoseconds())/n, "ns/point")
+	b.ReportMetric(float64(raw.Nanoseconds())/n, "raw-ns/value")
+	b.ReportMetric(float64(proc)/float64(raw), "x-raw")
+}
+
 // One emit of 1000 series with a full 60 s window (summary + gauges).
 func BenchmarkEmit1000Series(b *testing.B) {
 	_, p, clk := benchProcessor(b, []string{"device.id"})

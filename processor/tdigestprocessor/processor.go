@@ -31,6 +31,12 @@ type selector struct {
 	re       *regexp.Regexp
 	filter   []filterKV
 	groupAll bool
+
+	// the group_by keys encoded from the current resource: piece i is
+	// resBuf[resOff[i]:resOff[i+1]], 'r'+value or '-' when absent
+	resGen uint64
+	resBuf []byte
+	resOff []int
 }
 
 type filterKV struct{ key, value string }
@@ -70,7 +76,11 @@ type tdigestProcessor struct {
 	resPrefix  []byte      // all attributes of curRes, encoded (see resourcePrefix)
 	curRes     pcommon.Map // the resource being processed
 	resEncoded bool        // resPrefix holds curRes
-	failing    bool        // last emission failed downstream (log state changes only)
+	resGen     uint64      // counts resources, for selector.resGen
+	lastName   string      // last metric name looked up in bySel
+	lastCands  []*selector
+	failing    bool // last emission failed downstream (log state changes only)
+	batch      batchState
 }
 
 type outputKey struct {
@@ -142,14 +152,26 @@ func (p *tdigestProcessor) shutdown(ctx context.Context) error {
 
 // candidates returns the selectors whose name or regex matches name.
 func (p *tdigestProcessor) candidates(name string) []*selector {
-	if c, ok := p.bySel[name]; ok {
-		return c
+	if name == p.lastName && p.lastCands != nil {
+		return p.lastCands
 	}
+	c, ok := p.bySel[name]
+	if !ok {
+		c = p.matchSelectors(name)
+	}
+	p.lastName, p.lastCands = name, c
+	return c
+}
+
+func (p *tdigestProcessor) matchSelectors(name string) []*selector {
 	var c []*selector
 	for _, s := range p.sels {
 		if (s.re == nil && s.cfg.Name == name) || (s.re != nil && s.re.MatchString(name)) {
 			c = append(c, s)
 		}
+	}
+	if c == nil {
+		c = []*selector{}
 	}
 	if len(p.bySel) >= 4096 { // bound the cache against unbounded metric names
 		clear(p.bySel)
@@ -192,15 +214,14 @@ func (p *tdigestProcessor) processMetrics(_ context.Context, md pmetric.Metrics)
 	now := p.clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	idx := p.eng.SlideIndex(now)
+	p.batch = batchState{idx: p.eng.SlideIndex(now), now: now}
 	held := p.eng.Len()
-	var refused, refusedStreams int64
-	removedAny := false
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
 		res := rm.Resource().Attributes()
 		p.curRes, p.resEncoded = res, false
+		p.resGen++
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			sm := sms.At(j)
@@ -211,61 +232,59 @@ func (p *tdigestProcessor) processMetrics(_ context.Context, md pmetric.Metrics)
 				if len(cands) == 0 {
 					continue
 				}
-				pt := point{res: res, scope: sm.Scope(), m: m}
-				// digest returns whether the point is removed
-				digest := func(attrs pcommon.Map, add func(s *quantile.Series[seriesMeta]) bool) bool {
-					sel := pick(cands, res, attrs)
-					if sel == nil {
-						return false
-					}
-					pt.sel, pt.attrs = sel, attrs
-					s := p.series(&pt, now)
-					if s == nil {
-						refused++
-					} else if !add(s) {
-						refusedStreams++
-					}
-					if !sel.cfg.PassThrough {
-						removedAny = true
-						return true
-					}
-					return false
+				b := &p.batch
+				b.pt = point{res: res, scope: sm.Scope(), m: m}
+				b.cands = cands
+				mayRemove := false
+				for _, c := range cands {
+					mayRemove = mayRemove || !c.cfg.PassThrough
 				}
 				switch m.Type() {
 				case pmetric.MetricTypeGauge:
-					m.Gauge().DataPoints().RemoveIf(func(dp pmetric.NumberDataPoint) bool {
-						return digest(dp.Attributes(), func(s *quantile.Series[seriesMeta]) bool {
-							if v, ok := numberValue(dp); ok {
-								p.eng.Add(s, idx, v)
-							}
-							return true
-						})
-					})
+					dps := m.Gauge().DataPoints()
+					if mayRemove {
+						dps.RemoveIf(p.gaugePoint)
+					} else {
+						for i := 0; i < dps.Len(); i++ {
+							p.gaugePoint(dps.At(i))
+						}
+					}
 				case pmetric.MetricTypeSum:
-					sum := m.Sum()
-					sum.DataPoints().RemoveIf(func(dp pmetric.NumberDataPoint) bool {
-						return digest(dp.Attributes(), func(s *quantile.Series[seriesMeta]) bool {
-							return p.addSum(&pt, s, idx, sum, dp)
-						})
-					})
+					b.sum = m.Sum()
+					dps := b.sum.DataPoints()
+					if mayRemove {
+						dps.RemoveIf(p.sumPoint)
+					} else {
+						for i := 0; i < dps.Len(); i++ {
+							p.sumPoint(dps.At(i))
+						}
+					}
 				case pmetric.MetricTypeHistogram:
-					h := m.Histogram()
-					h.DataPoints().RemoveIf(func(dp pmetric.HistogramDataPoint) bool {
-						return digest(dp.Attributes(), func(s *quantile.Series[seriesMeta]) bool {
-							return p.addHistogram(&pt, s, idx, h.AggregationTemporality(), dp)
-						})
-					})
+					b.temp = m.Histogram().AggregationTemporality()
+					dps := m.Histogram().DataPoints()
+					if mayRemove {
+						dps.RemoveIf(p.histogramPoint)
+					} else {
+						for i := 0; i < dps.Len(); i++ {
+							p.histogramPoint(dps.At(i))
+						}
+					}
 				case pmetric.MetricTypeExponentialHistogram:
-					h := m.ExponentialHistogram()
-					h.DataPoints().RemoveIf(func(dp pmetric.ExponentialHistogramDataPoint) bool {
-						return digest(dp.Attributes(), func(s *quantile.Series[seriesMeta]) bool {
-							return p.addExpHistogram(&pt, s, idx, h.AggregationTemporality(), dp)
-						})
-					})
+					b.temp = m.ExponentialHistogram().AggregationTemporality()
+					dps := m.ExponentialHistogram().DataPoints()
+					if mayRemove {
+						dps.RemoveIf(p.expHistogramPoint)
+					} else {
+						for i := 0; i < dps.Len(); i++ {
+							p.expHistogramPoint(dps.At(i))
+						}
+					}
 				}
 			}
 		}
 	}
+	refused, refusedStreams, removedAny := p.batch.refused, p.batch.refusedStreams, p.batch.removed
+	p.batch = batchState{}
 	if n := p.eng.Len() - held; n != 0 {
 		p.tel.ProcessorTdigestSeries.Add(context.Background(), int64(n))
 	}
@@ -282,6 +301,99 @@ func (p *tdigestProcessor) processMetrics(_ context.Context, md pmetric.Metrics)
 		}
 	}
 	return md, nil
+}
+
+// pointSlice is what the pdata data-point slices have in common.
+type pointSlice[T any] interface {
+	Len() int
+	At(int) T
+	RemoveIf(func(T) bool)
+}
+
+// visit calls f for each point; when mayRemove, points for which f returns
+// true are removed, and visit reports whether any was.
+func visit[T any, S pointSlice[T]](dps S, mayRemove bool, f func(T) bool) bool {
+	if !mayRemove {
+		for i := 0; i < dps.Len(); i++ {
+			f(dps.At(i))
+		}
+		return false
+	}
+	removed := false
+	dps.RemoveIf(func(dp T) bool {
+		r := f(dp)
+		removed = removed || r
+		return r
+	})
+	return removed
+}
+
+// batchState is the context of the data point being processed (under p.mu),
+// so that the per-point methods need no closures.
+type batchState struct {
+	idx            int64
+	now            time.Time
+	pt             point
+	cands          []*selector
+	sum            pmetric.Sum
+	temp           pmetric.AggregationTemporality
+	refused        int64
+	refusedStreams int64
+	removed        bool
+}
+
+// locate finds the series of a point; nil when no selector takes it or
+// max_series refuses it. remove tells whether the point leaves the pipeline.
+func (p *tdigestProcessor) locate(attrs pcommon.Map) (s *quantile.Series[seriesMeta], remove bool) {
+	b := &p.batch
+	sel := pick(b.cands, b.pt.res, attrs)
+	if sel == nil {
+		return nil, false
+	}
+	b.pt.sel, b.pt.attrs = sel, attrs
+	s = p.series(&b.pt, b.now)
+	if s == nil {
+		b.refused++
+	}
+	if !sel.cfg.PassThrough {
+		b.removed = true
+		return s, true
+	}
+	return s, false
+}
+
+func (p *tdigestProcessor) gaugePoint(dp pmetric.NumberDataPoint) bool {
+	s, remove := p.locate(dp.Attributes())
+	if s != nil {
+		if v, ok := numberValue(dp); ok {
+			p.eng.Add(s, p.batch.idx, v)
+		}
+	}
+	return remove
+}
+
+func (p *tdigestProcessor) sumPoint(dp pmetric.NumberDataPoint) bool {
+	s, remove := p.locate(dp.Attributes())
+	if s != nil && !p.addSum(&p.batch.pt, s, p.batch.idx, p.batch.sum, dp) {
+		p.batch.refusedStreams++
+	}
+	return remove
+}
+
+func (p *tdigestProcessor) histogramPoint(dp pmetric.HistogramDataPoint) bool {
+	s, remove := p.locate(dp.Attributes())
+	if s != nil && !p.addHistogram(&p.batch.pt, s, p.batch.idx, p.batch.temp, dp) {
+		p.batch.refusedStreams++
+	}
+	return remove
+}
+
+func (p *tdigestProcessor) expHistogramPoint(dp pmetric.ExponentialHistogramDataPoint) bool {
+	s, remove := p.locate(dp.Attributes())
+	if s != nil && !p.addExpHistogram(&p.batch.pt, s, p.batch.idx, p.batch.temp, dp) {
+		p.batch.refusedStreams++
+	}
+	return remove
 }
 
 // removeEmpty drops metrics without data points, then empty scopes and resources.
@@ -334,23 +446,46 @@ func (p *tdigestProcessor) series(pt *point, now time.Time) *quantile.Series[ser
 	}
 	b := p.key[:0]
 	b = append(b, byte(sel.idx>>8), byte(sel.idx))
-	b = quantile.AppendString(b, name)
+	if sel.cfg.Regex != "" && sel.cfg.OutputName == "" {
+		// a regex selector names its series after each metric it matches
+		b = quantile.AppendString(b, name)
+	}
 	if sel.groupAll {
 		b = append(b, p.resourcePrefix()...)
 		b = p.sorter.Append(b, pt.attrs)
 	} else {
-		for _, k := range sel.cfg.GroupBy {
-			if v, ok := pt.attrs.Get(k); ok {
-				b = quantile.AppendValue(append(b, 'p'), v)
-			} else if v, ok := pt.res.Get(k); ok {
-				b = quantile.AppendValue(append(b, 'r'), v)
-			} else {
-				b = append(b, '-')
+		if sel.resGen != p.resGen {
+			sel.encodeResource(pt.res)
+			sel.resGen = p.resGen
+		}
+		if pt.attrs.Len() == 0 {
+			b = append(b, sel.resBuf...)
+		} else {
+			for i, k := range sel.cfg.GroupBy {
+				if v, ok := pt.attrs.Get(k); ok {
+					b = quantile.AppendValue(append(b, 'p'), v)
+				} else {
+					b = append(b, sel.resBuf[sel.resOff[i]:sel.resOff[i+1]]...)
+				}
 			}
 		}
 	}
 	p.key = b
 	return p.eng.Get(b, now, func(m *seriesMeta) { p.initSeries(m, pt, name) })
+}
+
+// encodeResource encodes the group_by keys found on the resource, once per
+// resource: most points only add their own attributes to it.
+func (s *selector) encodeResource(res pcommon.Map) {
+	s.resBuf, s.resOff = s.resBuf[:0], append(s.resOff[:0], 0)
+	for _, k := range s.cfg.GroupBy {
+		if v, ok := res.Get(k); ok {
+			s.resBuf = quantile.AppendValue(append(s.resBuf, 'r'), v)
+		} else {
+			s.resBuf = append(s.resBuf, '-')
+		}
+		s.resOff = append(s.resOff, len(s.resBuf))
+	}
 }
 
 // resourcePrefix encodes all attributes of the current resource, once.
