@@ -144,6 +144,6 @@ func (b *Builder) Append(resKey string, resAttrs, attrs pcommon.Map, out *Output
 		}
 		gauge(out.Name+MinSuffix, out.Unit).SetDoubleValue(r.Min)
 		gauge(out.Name+MaxSuffix, out.Unit).SetDoubleValue(r.Max)
-		gauge(out.Name+CountSuffix, "{count}").SetDoubleValue(r.Count)
+		gauge(out.Name+CountSuffix, "{count}").SetIntValue(int64(math.Round(r.Count)))
 	}
 }
