@@ -33,6 +33,7 @@ import (
 	hostmetricsreceiver "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/hostmetricsreceiver"
 	modbusreceiver "github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver"
 	dlt645receiver "github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver"
+	opcuareceiver "github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver"
 )
 
 type aliasProvider interface{ DeprecatedAlias() component.Type }
@@ -74,6 +75,7 @@ func components() (otelcol.Factories, error) {
 		hostmetricsreceiver.NewFactory(),
 		modbusreceiver.NewFactory(),
 		dlt645receiver.NewFactory(),
+		opcuareceiver.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -83,6 +85,7 @@ func components() (otelcol.Factories, error) {
 		hostmetricsreceiver.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/hostmetricsreceiver v0.159.0",
 		modbusreceiver.NewFactory().Type(): "github.com/otelcol-iiot/otelcol-iiot v0.0.0",
 		dlt645receiver.NewFactory().Type(): "github.com/otelcol-iiot/otelcol-iiot v0.0.0",
+		opcuareceiver.NewFactory().Type(): "github.com/otelcol-iiot/otelcol-iiot v0.0.0",
 	})
 
 	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](

@@ -210,7 +210,7 @@ func (r *opcuaReceiver) selectEndpoint(eps []*ua.EndpointDescription) (*ua.Endpo
 func (r *opcuaReceiver) openSession(ctx context.Context) (*session, error) {
 	eps, err := opcua.GetEndpoints(ctx, r.cfg.Endpoint, opcua.RequestTimeout(r.cfg.Poll.Timeout), opcua.DialTimeout(r.cfg.ConnectTimeout))
 	if err != nil {
-		return nil, classify(fmt.Errorf("get endpoints: %w", err))
+		return nil, connectError(fmt.Errorf("get endpoints: %w", err))
 	}
 	ep, err := r.selectEndpoint(eps)
 	if err != nil {
@@ -276,7 +276,7 @@ func (r *opcuaReceiver) openSession(ctx context.Context) (*session, error) {
 	s.client = c
 	if err := c.Connect(ctx); err != nil {
 		r.closeSession(ctx, s)
-		return nil, classify(fmt.Errorf("connect: %w", err))
+		return nil, connectError(fmt.Errorf("connect: %w", err))
 	}
 	s.namespaces = c.Namespaces()
 	r.readLimits(ctx, s)
@@ -393,6 +393,16 @@ func classify(err error) error {
 		return device.NewError(device.ErrTimeout, err)
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
 		return device.NewError(device.ErrConnection, err)
+	}
+	return device.NewError(device.ErrConnection, err)
+}
+
+// connectError classifies a failure to open a session: a timeout, else a connection error, even when
+// the server answered with a status (a refused login or certificate leaves no usable session, so the
+// device counts as down).
+func connectError(err error) error {
+	if device.Classify(classify(err)) == device.ErrTimeout {
+		return device.NewError(device.ErrTimeout, err)
 	}
 	return device.NewError(device.ErrConnection, err)
 }

@@ -1,0 +1,141 @@
+// OPC UA test server (node-opcua) for the opcua receiver's end-to-end tests.
+//
+// Environment:
+//   PORT             TCP port (required)
+//   PKI_DIR          folder of the server's PKI (its own certificate is created there on first start)
+//   CERT_OUT         file the server's certificate (DER) is written to, for the test to trust
+//   EXTRA_NAMESPACE  when "1", registers urn:otelcol-iiot:e2e:extra before the test namespace, so the
+//                    test namespace gets another index
+//   OPCUA_USER, OPCUA_PASSWORD  the one user name login accepted
+//
+// Endpoints: None/None (anonymous) and Basic256Sha256/SignAndEncrypt (anonymous or user name).
+// Nodes, in namespace urn:otelcol-iiot:e2e (string ids), all writable by the test:
+//   Temperature (Double 21.5), Level (AnalogItem Double 100, EURange 0..200), Counter (UInt32 1000),
+//   Running (Boolean true), Vector (Double[3] 1.5 2.5 3.5), Label (String),
+//   Flaky (Double 5; Bad_NoCommunication while FlakyBad is true), FlakyBad (Boolean false)
+"use strict";
+
+const fs = require("fs");
+const path = require("path");
+const {
+    OPCUAServer,
+    OPCUACertificateManager,
+    Variant,
+    DataType,
+    DataValue,
+    StatusCodes,
+    SecurityPolicy,
+    MessageSecurityMode,
+    standardUnits,
+} = require("node-opcua");
+
+const NS = "urn:otelcol-iiot:e2e";
+
+async function main() {
+    const port = parseInt(process.env.PORT || "", 10);
+    if (!port) {
+        throw new Error("PORT is required");
+    }
+    const pki = process.env.PKI_DIR || path.join(__dirname, "pki");
+    const user = process.env.OPCUA_USER || "operator";
+    const password = process.env.OPCUA_PASSWORD || "secret";
+
+    const serverCertificateManager = new OPCUACertificateManager({
+        automaticallyAcceptUnknownCertificate: true,
+        rootFolder: path.join(pki, "server"),
+    });
+    await serverCertificateManager.initialize();
+
+    const server = new OPCUAServer({
+        port,
+        hostname: "127.0.0.1",
+        alternateHostname: ["127.0.0.1", "localhost"],
+        serverCertificateManager,
+        securityPolicies: [SecurityPolicy.None, SecurityPolicy.Basic256Sha256],
+        securityModes: [MessageSecurityMode.None, MessageSecurityMode.SignAndEncrypt],
+        allowAnonymous: true,
+        userManager: {
+            isValidUser: (u, p) => u === user && p === password,
+        },
+        serverInfo: { applicationUri: "urn:otelcol-iiot:e2e:node-opcua", productUri: "urn:otelcol-iiot:e2e" },
+        buildInfo: { productName: "otelcol-iiot e2e server", manufacturerName: "otelcol-iiot" },
+    });
+    await server.initialize();
+
+    const addressSpace = server.engine.addressSpace;
+    if (process.env.EXTRA_NAMESPACE === "1") {
+        addressSpace.registerNamespace("urn:otelcol-iiot:e2e:extra");
+    }
+    const ns = addressSpace.registerNamespace(NS);
+    const plant = ns.addObject({ organizedBy: addressSpace.rootFolder.objects, browseName: "Plant", nodeId: "s=Plant" });
+    const rw = { accessLevel: "CurrentRead | CurrentWrite", userAccessLevel: "CurrentRead | CurrentWrite" };
+
+    const variable = (id, dataType, value, extra = {}) =>
+        ns.addVariable({
+            componentOf: plant,
+            browseName: id,
+            nodeId: "s=" + id,
+            dataType,
+            value: new Variant({ dataType: DataType[dataType], value, ...extra }),
+            ...rw,
+        });
+
+    variable("Temperature", "Double", 21.5);
+    variable("Counter", "UInt32", 1000);
+    variable("Running", "Boolean", true);
+    variable("Vector", "Double", [1.5, 2.5, 3.5], { arrayType: 1 /* VariantArrayType.Array */ });
+    variable("Label", "String", "press-7");
+    ns.addAnalogDataItem({
+        componentOf: plant,
+        browseName: "Level",
+        nodeId: "s=Level",
+        dataType: "Double",
+        engineeringUnitsRange: { low: 0, high: 200 },
+        engineeringUnits: standardUnits.centimetre,
+        value: new Variant({ dataType: DataType.Double, value: 100 }),
+        ...rw,
+    });
+
+    const flakyBad = variable("FlakyBad", "Boolean", false);
+    let flakyValue = 5;
+    const flaky = ns.addVariable({
+        componentOf: plant,
+        browseName: "Flaky",
+        nodeId: "s=Flaky",
+        dataType: "Double",
+        minimumSamplingInterval: 100,
+        ...rw,
+        value: {
+            timestamped_get: () => {
+                if (flakyBad.readValue().value.value === true) {
+                    return new DataValue({ statusCode: StatusCodes.BadNoCommunication, sourceTimestamp: new Date() });
+                }
+                return new DataValue({ value: { dataType: DataType.Double, value: flakyValue }, sourceTimestamp: new Date() });
+            },
+            timestamped_set: async (dv) => {
+                flakyValue = dv.value.value;
+                return StatusCodes.Good;
+            },
+        },
+    });
+    // Subscribers sample Flaky; a change of FlakyBad shows at the next sample.
+    flakyBad.on("value_changed", () => flaky.touchValue());
+
+    await server.start();
+    if (process.env.CERT_OUT) {
+        fs.writeFileSync(process.env.CERT_OUT, server.getCertificate());
+    }
+    console.log(`ready ${server.getEndpointUrl()} namespace ${NS} index ${ns.index}`);
+
+    const stop = async () => {
+        await server.shutdown(0);
+        process.exit(0);
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+}
+
+main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+});
