@@ -51,7 +51,12 @@ type Builder struct {
 
 type builderRes struct {
 	sm      pmetric.ScopeMetrics
-	metrics map[string]pmetric.Metric
+	metrics []namedMetric // few per resource: a slice beats a map
+}
+
+type namedMetric struct {
+	name string
+	m    pmetric.Metric
 }
 
 // NewBuilder returns a Builder whose scope is the component's import path.
@@ -85,14 +90,16 @@ func (b *Builder) resource(key string, attrs pcommon.Map) *builderRes {
 	sm := rm.ScopeMetrics().AppendEmpty()
 	sm.Scope().SetName(b.scope)
 	sm.Scope().SetVersion(b.version)
-	r := &builderRes{sm: sm, metrics: map[string]pmetric.Metric{}}
+	r := &builderRes{sm: sm, metrics: make([]namedMetric, 0, len(b.suffixes)+4)}
 	b.res[key] = r
 	return r
 }
 
 func (r *builderRes) metric(name, unit, desc string, summary bool) pmetric.Metric {
-	if m, ok := r.metrics[name]; ok {
-		return m
+	for i := range r.metrics {
+		if r.metrics[i].name == name {
+			return r.metrics[i].m
+		}
 	}
 	m := r.sm.Metrics().AppendEmpty()
 	m.SetName(name)
@@ -103,7 +110,7 @@ func (r *builderRes) metric(name, unit, desc string, summary bool) pmetric.Metri
 	} else {
 		m.SetEmptyGauge()
 	}
-	r.metrics[name] = m
+	r.metrics = append(r.metrics, namedMetric{name, m})
 	return m
 }
 
