@@ -451,10 +451,11 @@ func exactQuantiles(xs []float64, qs, out []float64) {
 }
 
 // batchSize is how many values a digested slot buffers before merging them:
-// at least the compression, so a small exact limit does not make every value
-// pay for a merge.
+// four times the compression (at least exact_limit), so that a merge of the
+// slot's centroids is amortised over many values (a busy series then costs
+// less per value than the library's own Add) without a large buffer.
 func batchSize(s Settings) int {
-	return max(s.ExactLimit, int(s.Compression))
+	return max(s.ExactLimit, 4*int(s.Compression))
 }
 
 // mergeSorted appends the merge of the sorted a and b to dst.
