@@ -212,17 +212,6 @@ func flatten(mds []pmetric.Metrics) []outPoint {
 	return out
 }
 
-func only(t *testing.T, pts []outPoint, metric string) []outPoint {
-	t.Helper()
-	var out []outPoint
-	for _, p := range pts {
-		if p.Metric == metric {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 func nil2tel(t *testing.T) *componenttest.Telemetry {
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })

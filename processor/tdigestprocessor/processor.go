@@ -303,31 +303,6 @@ func (p *tdigestProcessor) processMetrics(_ context.Context, md pmetric.Metrics)
 	return md, nil
 }
 
-// pointSlice is what the pdata data-point slices have in common.
-type pointSlice[T any] interface {
-	Len() int
-	At(int) T
-	RemoveIf(func(T) bool)
-}
-
-// visit calls f for each point; when mayRemove, points for which f returns
-// true are removed, and visit reports whether any was.
-func visit[T any, S pointSlice[T]](dps S, mayRemove bool, f func(T) bool) bool {
-	if !mayRemove {
-		for i := 0; i < dps.Len(); i++ {
-			f(dps.At(i))
-		}
-		return false
-	}
-	removed := false
-	dps.RemoveIf(func(dp T) bool {
-		r := f(dp)
-		removed = removed || r
-		return r
-	})
-	return removed
-}
-
 // batchState is the context of the data point being processed (under p.mu),
 // so that the per-point methods need no closures.
 type batchState struct {
