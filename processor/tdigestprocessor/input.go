@@ -177,8 +177,11 @@ func (p *tdigestProcessor) addHistogram(pt *point, s *quantile.Series[seriesMeta
 		sum: dp.Sum(), hasSum: dp.HasSum(), min: dp.Min(), hasMin: dp.HasMin(), max: dp.Max(), hasMax: dp.HasMax(),
 		bounds: dp.ExplicitBounds(), explicit: true,
 	}
-	raw := p.raw[:0]
 	counts := dp.BucketCounts()
+	if counts.Len() != hp.bounds.Len()+1 {
+		return true // malformed, or a count-only histogram without buckets: nothing to place
+	}
+	raw := p.raw[:0]
 	for i := 0; i < counts.Len(); i++ {
 		raw = append(raw, rawBucket{kind: kindExplicit, index: int32(i), n: counts.At(i)})
 	}

@@ -1,6 +1,7 @@
 package tdigestprocessor
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -221,4 +222,34 @@ func TestDiffBuckets(t *testing.T) {
 	// decrease
 	_, ok = diffBuckets(nil, []rawBucket{rb(kindPos, 4, 2)}, prev[:1])
 	assert.False(t, ok)
+}
+
+func TestMalformedHistogramsDoNotCrash(t *testing.T) {
+	h := newHarness(t, testConfig(nil, sel("latency", nil)))
+	delta := pmetric.AggregationTemporalityDelta
+	h.at(1 * sec)
+	h.consume(histMD(delta, 0, 1*sec, []float64{1, 2}, []uint64{1, 2, 3, 4, 5}, nil)) // too many buckets
+	h.consume(histMD(delta, 0, 1*sec, []float64{1, 2}, nil, nil))                     // count only
+	h.consume(histMD(delta, 0, 1*sec, nil, []uint64{3}, func(dp pmetric.HistogramDataPoint) {
+		dp.SetSum(6) // a single bucket: placed at the mean
+	}))
+	h.consume(histMD(delta, 0, 1*sec, []float64{1}, []uint64{1, 1}, func(dp pmetric.HistogramDataPoint) {
+		dp.SetMin(math.NaN())
+		dp.SetMax(math.Inf(1))
+	}))
+	// exponential with absurd scale/offsets
+	md, ms := newMD(nil)
+	m := ms.AppendEmpty()
+	m.SetName("latency")
+	eh := m.SetEmptyExponentialHistogram()
+	eh.SetAggregationTemporality(delta)
+	dp := eh.DataPoints().AppendEmpty()
+	dp.SetScale(-20)
+	dp.Positive().SetOffset(1 << 30)
+	dp.Positive().BucketCounts().FromRaw([]uint64{1})
+	h.consume(md)
+	got := flatten(h.emitAt(10 * sec))
+	require.Len(t, got, 1)
+	assert.Equal(t, uint64(5), got[0].Count, "3 at the mean 2, then 0.5 and 1 (open bucket at its bound)")
+	assert.InDelta(t, 2.0, got[0].Quantiles[0.5], 1e-9)
 }
