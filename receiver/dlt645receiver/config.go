@@ -55,7 +55,7 @@ type BusConfig struct {
 	// Preamble is the number of FE wake-up bytes before each request (default 4, 0 to 8).
 	Preamble *int `mapstructure:"preamble"`
 	// InterFrameGap is the least silence between frames on the line (default: 4 character times,
-	// at least 5ms, on serial; 10ms on tcp).
+	// at least 5ms, when the line speed is known; else 10ms).
 	InterFrameGap time.Duration `mapstructure:"inter_frame_gap"`
 	// TimeSync broadcasts the time to the bus's meters (off unless an interval is set).
 	TimeSync TimeSyncConfig `mapstructure:"time_sync"`
@@ -463,7 +463,7 @@ func resolveBus(b BusConfig, prefix string) (busSpec, []error) {
 		errs = append(errs, fmt.Errorf("%s.inter_frame_gap: must be >= 0, got %s", prefix, b.InterFrameGap))
 	case b.InterFrameGap > 0:
 		bs.gap = b.InterFrameGap
-	case bs.scheme == "serial":
+	case bs.charTime > 0: // serial, or tcp with the server's line speed given
 		bs.gap = max(4*bs.charTime, 5*time.Millisecond)
 	default:
 		bs.gap = 10 * time.Millisecond

@@ -220,7 +220,7 @@ func (m *meterPoller) transact(ctx context.Context, q *device.Request, do func(c
 			if noise := after.Noise - before.Noise; noise > 0 {
 				q.Attr(attrNoise, int64(noise))
 			}
-			if device.Classify(err) == device.ErrConnection {
+			if err != nil && device.Classify(err) == device.ErrConnection {
 				m.bus.reset()
 			}
 		}

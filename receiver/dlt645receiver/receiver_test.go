@@ -32,7 +32,7 @@ func TestReceiverOverTCP(t *testing.T) {
 	m1 := threePhase2007(t, "000000000001")
 	m2 := threePhase2007(t, "000000000002")
 	m2.SetError(0x02800002, 0x02)
-	_, addr := startSim(t, sim.Options{Preamble: 4}, m1, m2)
+	srv, addr := startSim(t, sim.Options{Preamble: 4}, m1, m2)
 
 	cfg := loadYAML(t, `
 poll: {interval: 200ms, timeout: 200ms}
@@ -138,6 +138,7 @@ buses:
 	}
 	assert.True(t, sawError)
 	assert.True(t, sawBlock)
+	assert.Equal(t, uint64(1), srv.Stats().Accepted, "one connection for every poll of every meter")
 }
 
 func TestReceiver1997(t *testing.T) {

@@ -54,6 +54,7 @@ type Server struct {
 	requests atomic.Uint64
 	replies  atomic.Uint64
 	noise    atomic.Uint64
+	accepted atomic.Uint64
 }
 
 // NewServer returns a server for the meters.
@@ -91,11 +92,12 @@ type Stats struct {
 	Requests   uint64 // frames addressed to the line
 	Replies    uint64 // frames answered
 	NoiseBytes uint64 // garbage bytes written
+	Accepted   uint64 // TCP connections accepted
 }
 
 // Stats returns the running totals.
 func (s *Server) Stats() Stats {
-	return Stats{Requests: s.requests.Load(), Replies: s.replies.Load(), NoiseBytes: s.noise.Load()}
+	return Stats{Requests: s.requests.Load(), Replies: s.replies.Load(), NoiseBytes: s.noise.Load(), Accepted: s.accepted.Load()}
 }
 
 // Handle returns what the line carries back after req: the replies of the
@@ -301,6 +303,7 @@ func (s *Server) Serve(l net.Listener) error {
 			c.Close()
 			return nil
 		}
+		s.accepted.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
