@@ -142,6 +142,8 @@ service:
 	prom.eventuallyValue(t, `e2e_poll_duration_max_seconds`+sel+`}`, 1, wait)
 	prom.eventuallyValue(t, `e2e_poll_duration_min_seconds`+sel+`}`, 0.01, wait)
 	prom.eventuallyValue(t, `e2e_poll_duration_count`+sel+`}`, 100, wait)
+	// samples are stamped with the end of their window: a multiple of the 2 s slide
+	prom.eventuallyValue(t, `timestamp(e2e_poll_duration_quantiles_seconds`+sel+`,quantile="0.5"}) % 2`, 0, wait)
 	// device.address was aggregated away: one series only
 	prom.eventuallyValue(t, `count(e2e_poll_duration_quantiles_seconds{quantile="0.5"})`, 1, wait)
 
