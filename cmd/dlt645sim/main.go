@@ -26,8 +26,10 @@ import (
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
 )
 
-// demoConfig is used without -config: three three-phase 2007 meters (one with
-// a clock 42 s fast) and one 1997 meter, all animated.
+// demoConfig is used without -config: three 2007 meters (the second with a
+// clock 42 s fast, the third with an error word for the current of phase A and
+// follow-up frames past 8 bytes) and one 1997 meter, all animated. The
+// receiver config "dlt645/demo" in receiver/dlt645receiver/testdata reads them.
 const demoConfig = `
 preamble: 4
 meters:
@@ -84,6 +86,7 @@ meters:
     animate: true
     values:
       "9010": 2345.6
+      "9020": 0.5
       "B611": 231
       "B621": 4.35
       "B630": 1.0005

@@ -40,6 +40,7 @@ func TestConfigs(t *testing.T) {
 	}{
 		{name: ""},
 		{name: "discover"},
+		{name: "demo"},
 		{name: "discover_shared_bus", wantErr: []string{`buses[0].meters[0] "a": address: "discover" needs the meter to be alone on its bus (this bus has 2 meters)`}},
 		{name: "unknown_identifier", wantErr: []string{`buses[0].meters[0] "a": identifiers[0] 04A00101: not in the DL/T 645-2007 catalogue: give format (e.g. XXX.XX) and metric (and unit, kind)`}},
 		{name: "bad_values", wantErr: []string{
