@@ -313,3 +313,31 @@ buses:
 	require.NoError(t, r.Shutdown(context.Background()))
 	require.NoError(t, r.Shutdown(context.Background()))
 }
+
+// The serial server drops the connection (a reboot): the receiver reconnects and keeps reading; the
+// failed attempt is counted as a connection error.
+func TestReceiverReconnects(t *testing.T) {
+	m := threePhase2007(t, "1")
+	srv, addr := startSim(t, sim.Options{Echo: true}, m)
+	cfg := loadYAML(t, `
+poll: {interval: 100ms, timeout: 100ms, retries: 1}
+buses:
+  - endpoint: tcp://`+addr+`
+    meters: [{id: m, address: "1", identifiers: ["02010100"]}]
+`)
+	s := startReceiver(t, cfg)
+	require.Eventually(t, func() bool { return m.Reads(0x02010100) >= 3 }, 10*time.Second, 10*time.Millisecond)
+	srv.DropConnections()
+	n := m.Reads(0x02010100)
+	require.Eventually(t, func() bool { return m.Reads(0x02010100) >= n+3 }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, uint64(2), srv.Stats().Accepted)
+	require.Eventually(t, func() bool {
+		e, ok := last(dataPoints(s.metrics.AllMetrics()), "m", "iiot.device.poll.errors", map[string]string{"error.type": "connection"})
+		return ok && e.value >= 1
+	}, 5*time.Second, 10*time.Millisecond)
+	for _, p := range dataPoints(s.metrics.AllMetrics()) {
+		if p.metric == dlt645.MetricVoltage {
+			assert.False(t, p.stale, "the retry on a new connection got the value")
+		}
+	}
+}

@@ -33,6 +33,9 @@ type Options struct {
 	NoiseBytes int
 	// Seed makes the noise repeatable.
 	Seed uint64
+	// Echo sends every request back before the reply, as RS-485 adapters
+	// that hear their own transmission do.
+	Echo bool
 	// Now is the clock of the meters (default time.Now).
 	Now func() time.Time
 }
@@ -223,8 +226,13 @@ func (s *Server) serveFrame(ctx context.Context, w io.Writer, req dlt645.Frame, 
 		return nil
 	}
 	replies := s.Handle(req, s.opts.Now())
-	out := s.noiseBurst()
-	s.noise.Add(uint64(len(out)))
+	var out []byte
+	if s.opts.Echo {
+		out, _ = req.Append(out, 0)
+	}
+	noise := s.noiseBurst()
+	s.noise.Add(uint64(len(noise)))
+	out = append(out, noise...)
 	if len(replies) > 0 {
 		s.replies.Add(uint64(len(replies)))
 		out = append(out, s.encodeReplies(replies)...)

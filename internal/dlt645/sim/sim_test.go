@@ -237,3 +237,16 @@ func TestSerialOverPTY(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []byte{0x01, 0x50}, r.Value)
 }
+
+// An adapter that echoes the request: the client skips its own frame.
+func TestEchoIsSkipped(t *testing.T) {
+	m := NewMeter(addr(t, "1"), dlt645.V2007)
+	require.NoError(t, m.Set(0x02010100, 230))
+	_, cl := startTCP(t, Options{Echo: true, Preamble: 4}, m)
+	for range 5 {
+		r, err := cl.Read(context.Background(), dlt645.V2007, m.Address(), 0x02010100)
+		require.NoError(t, err)
+		assert.Equal(t, []byte{0x00, 0x23}, r.Value)
+	}
+	assert.Equal(t, uint64(5), cl.Counts().Skipped, "one echoed request per read")
+}
