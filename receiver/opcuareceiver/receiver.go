@@ -68,6 +68,10 @@ type opcuaReceiver struct {
 	wg                  sync.WaitGroup
 	sched               *poll.Scheduler
 	link                *poll.Link
+	// runMu is held with the link around every RunOnce: the link serialises the polls, runMu makes the
+	// hand-over of the state below explicit to the race detector, which reported the channel hand-over
+	// of a poll.Link as unordered here.
+	runMu sync.Mutex
 	kick                chan struct{}
 	host                component.Host
 
@@ -215,6 +219,8 @@ func (r *opcuaReceiver) start(host component.Host) error {
 		Jitter:   r.cfg.Poll.Jitter,
 		Link:     r.link,
 		Run: func(ctx context.Context) {
+			r.runMu.Lock()
+			defer r.runMu.Unlock()
 			r.cur = work{kind: workPoll}
 			r.runner.RunOnce(ctx)
 		},
@@ -274,10 +280,12 @@ func (r *opcuaReceiver) reconnectWorker() {
 			if err := r.link.Acquire(r.ctx); err != nil {
 				return
 			}
+			r.runMu.Lock()
 			if r.sess == nil || r.sess.lost.Load() {
 				r.cur = work{kind: workReconnect}
 				r.runner.RunOnce(r.ctx)
 			}
+			r.runMu.Unlock()
 			r.link.Release()
 		}
 	}
@@ -304,11 +312,13 @@ func (r *opcuaReceiver) notificationWorker(s *session) {
 			if err := r.link.Acquire(r.ctx); err != nil {
 				return
 			}
+			r.runMu.Lock()
 			if r.sess == s && !s.lost.Load() {
 				r.cur = work{kind: workNotify, data: d, received: received}
 				r.runner.RunOnce(r.ctx)
 				r.cur = work{}
 			}
+			r.runMu.Unlock()
 			r.link.Release()
 		}
 	}
