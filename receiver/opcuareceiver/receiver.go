@@ -72,8 +72,8 @@ type opcuaReceiver struct {
 	// hand-over of the state below explicit to the race detector, which reported the channel hand-over
 	// of a poll.Link as unordered here.
 	runMu sync.Mutex
-	kick                chan struct{}
-	host                component.Host
+	kick  chan struct{}
+	host  component.Host
 
 	specs  []*readingSpec
 	browse []*browseSpec
