@@ -136,6 +136,26 @@ func (c *Client) Broadcast(ctx context.Context, req Frame) error {
 
 // Exchange sends req and returns the first frame that answers it.
 func (c *Client) Exchange(ctx context.Context, req Frame) (Frame, error) {
+	return c.exchange(ctx, req, func(f Frame) bool { return IsReplyTo(req, f) })
+}
+
+// sameDI accepts a reply to a read only if it carries the identifier asked for
+// (error replies carry none): a late answer to an earlier request of the same
+// meter is skipped, not taken for this one.
+func sameDI(v Version, req Frame) func(Frame) bool {
+	return func(f Frame) bool {
+		if !IsReplyTo(req, f) {
+			return false
+		}
+		if f.Control.IsAbnormal() {
+			return true
+		}
+		n := v.DISize()
+		return len(f.Data) >= n && len(req.Data) >= n && string(f.Data[:n]) == string(req.Data[:n])
+	}
+}
+
+func (c *Client) exchange(ctx context.Context, req Frame, match func(Frame) bool) (Frame, error) {
 	if err := c.send(ctx, req); err != nil {
 		return Frame{}, err
 	}
@@ -161,7 +181,7 @@ func (c *Client) Exchange(ctx context.Context, req Frame) (Frame, error) {
 			if !ok {
 				break
 			}
-			if IsReplyTo(req, f) {
+			if match(f) {
 				c.quiet = c.now()
 				return f, nil
 			}
@@ -221,7 +241,7 @@ func (c *Client) Read(ctx context.Context, v Version, addr Address, di DI) (Resu
 			req = FollowUpRequest(v, addr, di, byte(seq))
 			c.counts.FollowUps++
 		}
-		f, err := c.Exchange(ctx, req)
+		f, err := c.exchange(ctx, req, sameDI(v, req))
 		if err != nil {
 			return res, err
 		}
