@@ -105,7 +105,7 @@ buses:
   - endpoint: tcp://`+addr+`
     meters: [{id: m, address: "1", identifiers: ["04000101", "04000102"]}]
 `))
-	want := midnight.Add(200 * time.Millisecond).Sub(time.Now()).Seconds()
+	want := time.Until(midnight.Add(200 * time.Millisecond)).Seconds()
 	d, ok := last(pts, "m", MetricClockDrift, nil)
 	require.True(t, ok)
 	assert.InDelta(t, want, d.value, 1.0, "not a day off")
