@@ -15,7 +15,7 @@ APT_PKGS    := prometheus socat python3-pymodbus
 E2E_TIMEOUT ?= 50m
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all tools generate generate-dist check-generated build test deps unit e2e fmt-check vet lint bench dist demo clean
+.PHONY: all tools generate generate-dist check-generated build build-gateway gateway-sources test deps unit e2e fmt-check vet lint bench dist demo clean
 
 all: build
 
@@ -44,12 +44,23 @@ check-generated: generate
 	  || { echo "generated files drifted: run 'make generate' and commit"; exit 1; }
 
 # --- build ---------------------------------------------------------------------------------
-build: $(BINARY)
-
-$(BINARY): $(shell git ls-files '*.go' go.mod go.sum 2>/dev/null)
+# Always asks go build: its cache makes an unchanged rebuild take seconds.
+build:
 	@mkdir -p $(BUILD)
 	$(GOBUILD) -o $(BINARY) ./cmd/otelcol-iiot
 	@echo "built $(BINARY)"
+
+# The gateway tier has its own manifest (kafka, loadbalancing, spanmetrics, prometheus receiver: heavy
+# dependencies the edge binary must not carry); ocb generates a module in _build/gateway that uses this
+# repository through a replace, and builds it.
+GATEWAY := $(BUILD)/gateway/otelcol-iiot-gateway
+gateway-sources: $(OCB)
+	@mkdir -p $(BUILD)/gateway
+	$(OCB) --config distributions/otelcol-iiot-gateway/builder-config.yaml --skip-compilation
+
+build-gateway: gateway-sources
+	cd $(BUILD)/gateway && $(GOBUILD) -o $(GATEWAY) .
+	@echo "built $(GATEWAY)"
 
 # --- tests ---------------------------------------------------------------------------------
 deps:
@@ -84,15 +95,18 @@ bench:
 
 # --- release -------------------------------------------------------------------------------
 PLATFORMS := linux/amd64 linux/arm64 linux/arm/7
-dist:
+# dist cross-compiles both distributions for every platform (stripped) and prints their sizes.
+dist: gateway-sources
 	@mkdir -p dist
 	@for p in $(PLATFORMS); do \
-	  os=$${p%%/*}; rest=$${p#*/}; arch=$${rest%%/*}; arm=""; name=otelcol-iiot_$${os}_$${arch}; \
-	  if [ "$$arch" = arm ]; then arm=$${rest#*/}; name=$${name}v$$arm; fi; \
-	  echo "building dist/$$name"; \
-	  GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GOBUILD) -ldflags='-s -w' -o dist/$$name ./cmd/otelcol-iiot; \
+	  os=$${p%%/*}; rest=$${p#*/}; arch=$${rest%%/*}; arm=""; suffix=$${os}_$${arch}; \
+	  if [ "$$arch" = arm ]; then arm=$${rest#*/}; suffix=$${suffix}v$$arm; fi; \
+	  echo "building dist/otelcol-iiot_$$suffix"; \
+	  GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GOBUILD) -ldflags='-s -w' -o dist/otelcol-iiot_$$suffix ./cmd/otelcol-iiot; \
+	  echo "building dist/otelcol-iiot-gateway_$$suffix"; \
+	  (cd $(BUILD)/gateway && GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GOBUILD) -ldflags='-s -w' -o $(CURDIR)/dist/otelcol-iiot-gateway_$$suffix .); \
 	done
-	@ls -l dist/ | awk 'NR>1 {printf "%-32s %6.1f MB\n", $$9, $$5/1048576}'
+	@ls -l dist/ | awk 'NR>1 {printf "%-40s %6.1f MB\n", $$9, $$5/1048576}'
 
 # --- demo ----------------------------------------------------------------------------------
 demo: build
