@@ -211,7 +211,7 @@ func (c *Client) exchange(ctx context.Context, req Frame, match func(Frame) bool
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				c.counts.Timeouts++
 				if c.split.Rejected() > rejected {
-					return Frame{}, fmt.Errorf("%w (and a frame with a bad checksum)", ErrChecksum)
+					return Frame{}, fmt.Errorf("%w: no good answer in time, only frames that failed their checksum", ErrChecksum)
 				}
 				return Frame{}, ErrTimeout
 			}
