@@ -54,7 +54,11 @@ func Errorf(t ErrorType, format string, args ...any) *Error {
 
 // Classify returns the error type of err: the one it carries if it is (or wraps) an *Error,
 // otherwise a guess from the standard library's network errors (timeout, else connection).
+// A nil error has no type: "".
 func Classify(err error) ErrorType {
+	if err == nil {
+		return ""
+	}
 	var de *Error
 	if errors.As(err, &de) {
 		return de.Type

@@ -237,6 +237,7 @@ func TestClassify(t *testing.T) {
 	assert.Equal(t, ErrTimeout, Classify(context.DeadlineExceeded))
 	assert.Equal(t, ErrTimeout, Classify(fmt.Errorf("read: %w", os.ErrDeadlineExceeded)))
 	assert.Equal(t, ErrConnection, Classify(errors.New("broken pipe")))
+	assert.Equal(t, ErrorType(""), Classify(nil))
 	assert.True(t, ErrException.Answered())
 	assert.False(t, ErrTimeout.Answered())
 	assert.False(t, ErrChecksum.Answered())
