@@ -139,6 +139,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 			cfg := testConfig(srv.Endpoint())
 			cfg.Mode = mode
 			cfg.Nodes = plantNodes()[:2]
+			cfg.Browse = []BrowseConfig{{Root: nsu + "s=Folder.Bulk", NodeDefaults: NodeDefaults{MetricPrefix: "bulk."}}}
 			h := startReceiver(t, cfg)
 			h.waitValue(t, "opcua.temperature", map[string]string{"line": "1"}, 21.5)
 
@@ -151,13 +152,15 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 			require.Eventually(t, func() bool { return h.host.last() == componentstatus.StatusRecoverableError }, 10*time.Second, 20*time.Millisecond)
 			assert.Positive(t, h.errorCount(device.ErrConnection))
 
-			srv2 := startSim(t, sim.Config{Port: port, ExtraNamespaces: []string{"urn:someone-else", "urn:and-another"}})
+			srv2 := startSim(t, sim.Config{Port: port, ExtraNamespaces: []string{"urn:someone-else", "urn:and-another"}, BulkNodes: 2})
 			require.EqualValues(t, 3, srv2.NamespaceIndex())
 			srv2.Set("Temperature", 55.5)
 			h.waitValue(t, "opcua.temperature", map[string]string{"line": "1"}, 55.5)
 			srv2.Set("Pressure", float32(2.5))
 			h.waitValue(t, "opcua.pressure", nil, 2.5)
 			require.Eventually(t, func() bool { return h.host.last() == componentstatus.StatusOK }, 10*time.Second, 20*time.Millisecond)
+			// The browse is repeated on reconnect: the new server's variables are found.
+			h.waitValue(t, "bulk.Bulk.00001", nil, 1)
 			sessions, _ := h.latest("opcua.sessions.established", nil)
 			assert.GreaterOrEqual(t, sessions.value, 2.0)
 		})

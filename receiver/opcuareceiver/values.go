@@ -102,6 +102,8 @@ func visitValue(v any, emit func(flat int, label string, f float64)) valueShape 
 			emit(i, "", float64(x))
 		}
 		return shapeArray
+	case []byte:
+		return shapeUnsupported // a ByteString is an opaque blob, not an array of Byte
 	}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Slice || !numericSlice(rv.Type()) {
