@@ -60,6 +60,8 @@ func TestComponentsListsManifest(t *testing.T) {
 // TestValidateEdgeConfig checks the shipped edge default and that config mistakes name their key.
 func TestValidateEdgeConfig(t *testing.T) {
 	root := repoRoot(t)
+	// The edge default reads its device lists and registry from $OTELCOL_IIOT_CONFIG_DIR.
+	t.Setenv("OTELCOL_IIOT_CONFIG_DIR", filepath.Join(root, "distributions/otelcol-iiot"))
 	out, err := runCollectorCommand(t, "validate", "--config="+filepath.Join(root, "distributions/otelcol-iiot/config.yaml"))
 	require.NoError(t, err, out)
 
