@@ -317,7 +317,7 @@ func createDefaultConfig() *Config {
 				Deadband:  DeadbandConfig{Type: DeadbandNone},
 			},
 		},
-		ReceiverMetrics: metadata.DefaultMetricsBuilderConfig(),
+		ReceiverMetrics: metadata.NewDefaultMetricsBuilderConfig(),
 	}
 }
 
