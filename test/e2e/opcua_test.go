@@ -338,6 +338,13 @@ service:
 	_, err = os.Stat(filepath.Join(clientDir, "secure", "client.pem"))
 	assert.NoError(t, err, "the client certificate was generated at the configured path")
 
+	// The server restarts with another namespace first: the secure session, the subscription and the
+	// namespace index are rebuilt; changes arrive again under the same series.
+	srv.stop(t)
+	srv2 := startNodeOPCUA(t, port, pki, true)
+	srv2.write(t, "Temperature", 99.5)
+	prom.eventuallyValue(t, metric("opcua.sec.temperature", dev...), 99.5, wait)
+
 	// The wrong password: no session, a connection error counted, the device down.
 	wrong := []string{"device_id", "e2e-wrongpw"}
 	prom.eventuallyValue(t, metric("iiot.device.up", wrong...), 0, wait)
