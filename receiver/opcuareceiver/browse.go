@@ -22,6 +22,10 @@ type browseNode struct {
 func (r *opcuaReceiver) browseAll(ctx context.Context, s *session, p *device.Poll, q *device.Request) ([]*readingSpec, error) {
 	var out []*readingSpec
 	seen := map[string]bool{}
+	series := map[string]bool{}
+	for _, s := range r.specs {
+		series[seriesKey(s.metric, s.attrs)] = true
+	}
 	var sum statusSummary
 	for _, b := range r.browse {
 		root, err := b.ref.resolve(s.namespaces)
@@ -40,7 +44,19 @@ func (r *opcuaReceiver) browseAll(ctx context.Context, s *session, p *device.Pol
 			q.Attr("opcua.browse_truncated", true)
 		}
 		r.logger.Info("Browsed the server", zap.String("root", b.ref.text), zap.Int("variables", len(found)))
-		out = append(out, found...)
+		for _, f := range found {
+			key := seriesKey(f.metric, f.attrs)
+			if series[key] {
+				// Same name at the same path (or a configured node): the node id tells them apart.
+				f.attrs[attrNodeID] = f.ref.text
+				key = seriesKey(f.metric, f.attrs)
+				if series[key] {
+					continue
+				}
+			}
+			series[key] = true
+			out = append(out, f)
+		}
 	}
 	sum.annotate(q, p)
 	return out, nil
@@ -200,16 +216,4 @@ func sanitizeName(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// identOf is the identifier part of a node id (i=…, s=…, g=…, b=…).
-func identOf(n *ua.NodeID) string {
-	s := n.String()
-	if i := strings.Index(s, ";"); i >= 0 && strings.HasPrefix(s, "ns=") {
-		return s[i+1:]
-	}
-	if len(s) < 2 || s[1] != '=' {
-		return "s=" + s
-	}
-	return s
 }

@@ -86,14 +86,7 @@ func (r nodeRef) resolve(namespaces []string) (*ua.NodeID, error) {
 // nodeRefFromExpanded turns a node id found by browsing into a nodeRef that names its namespace by URI,
 // so that browsed series keep their identity when the server renumbers its namespaces.
 func nodeRefFromExpanded(id *ua.NodeID, namespaces []string) nodeRef {
-	s := id.String()
-	ident := s
-	if i := strings.Index(s, ";"); i >= 0 && strings.HasPrefix(s, "ns=") {
-		ident = s[i+1:]
-	}
-	if len(ident) < 2 || ident[1] != '=' {
-		ident = "s=" + ident // namespace 0 string ids print without s=
-	}
+	ident := identOf(id)
 	ns := id.Namespace()
 	r := nodeRef{ns: ns, ident: ident}
 	if int(ns) < len(namespaces) && ns != 0 {
@@ -103,6 +96,18 @@ func nodeRefFromExpanded(id *ua.NodeID, namespaces []string) nodeRef {
 		r.text = "ns=" + strconv.Itoa(int(ns)) + ";" + ident
 	}
 	return r
+}
+
+// identOf is the identifier part of a node id (i=…, s=…, g=…, b=…).
+func identOf(n *ua.NodeID) string {
+	s := n.String()
+	if i := strings.Index(s, ";"); i >= 0 && strings.HasPrefix(s, "ns=") {
+		return s[i+1:]
+	}
+	if len(s) < 2 || s[1] != '=' {
+		return "s=" + s
+	}
+	return s
 }
 
 // escapeNSU escapes the one character that would break the nsu=<uri>;<id> syntax.
