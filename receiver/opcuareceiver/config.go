@@ -633,6 +633,11 @@ func (c *Config) readingSpecs() ([]*readingSpec, error) {
 			}
 		}
 	}
+	if c.IncludeNodeID {
+		for _, s := range specs {
+			s.attrs = mergeAttrs(s.attrs, map[string]string{attrNodeID: s.ref.text})
+		}
+	}
 	return specs, errors.Join(errs...)
 }
 

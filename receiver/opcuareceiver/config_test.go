@@ -66,7 +66,7 @@ func TestLoadConfigValid(t *testing.T) {
 	assert.Equal(t, "plant.motor.current", m1.metric)
 	assert.Equal(t, "nsu=urn:acme:press;s=Motor1.Current", m1.ref.text, "the group's namespace applies to bare ids")
 	assert.Equal(t, "A", m1.unit)
-	assert.Equal(t, map[string]string{"area": "drives", "motor": "1"}, m1.attrs)
+	assert.Equal(t, map[string]string{"area": "drives", "motor": "1", "opcua.node_id": "nsu=urn:acme:press;s=Motor1.Current"}, m1.attrs, "include_node_id adds the id")
 	assert.Equal(t, 10*time.Second, m1.interval)
 	assert.Equal(t, 10*time.Second, m1.item.SamplingInterval, "a group's interval is its sampling interval")
 	assert.Equal(t, 100*time.Millisecond, m2.item.SamplingInterval)

@@ -80,18 +80,19 @@ type opcuaReceiver struct {
 	trust  *trustStore
 
 	// owned by the link holder
-	runner     *device.Runner
-	rec        *device.Recorder
-	mb         *metadata.MetricsBuilder
-	clientCert *clientCertificate
-	sess       *session
-	cur        work
-	series     map[string]*seriesEntry
-	known      []*seriesEntry // readings of the current (or last) session, marked stale when it fails
-	groupLast  []time.Time    // poll mode: when each poll group was last read
-	sessions   int64
-	statusOK   *bool // last reported component status (nil: none yet)
-	pollSeq    uint64
+	runner              *device.Runner
+	rec                 *device.Recorder
+	mb                  *metadata.MetricsBuilder
+	clientCert          *clientCertificate
+	sess                *session
+	cur                 work
+	series              map[string]*seriesEntry
+	known               []*seriesEntry // readings of the current (or last) session, marked stale when it fails
+	groupLast           []time.Time    // poll mode: when each poll group was last read
+	sessions            int64
+	statusOK            *bool // last reported component status (nil: none yet)
+	warnedPlainPassword bool
+	pollSeq             uint64
 }
 
 // browseSpec is a browse entry with its defaults applied.

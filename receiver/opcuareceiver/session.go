@@ -254,6 +254,10 @@ func (r *opcuaReceiver) openSession(ctx context.Context) (*session, error) {
 	}
 	switch r.cfg.Auth.Type {
 	case AuthUsername:
+		if ep.SecurityMode == ua.MessageSecurityModeNone && !r.warnedPlainPassword {
+			r.warnedPlainPassword = true
+			r.logger.Warn("The password is sent over an endpoint without security; it is protected only by the user token policy the server names (if any), and the server certificate used for that is not checked. Use a security policy other than None.")
+		}
 		opts = append(opts, opcua.AuthUsername(r.cfg.Auth.Username, string(r.cfg.Auth.Password)))
 	case AuthCertificate:
 		der, key := r.clientCertDER(), r.clientCertKey()
