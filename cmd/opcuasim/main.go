@@ -88,6 +88,8 @@ func run(args []string, out io.Writer) error {
 		log.SetOutput(io.Discard) // the server library logs its start with the standard logger
 	}
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	srv, err := sim.Start(cfg)
 	if err != nil {
 		return err
@@ -95,8 +97,6 @@ func run(args []string, out io.Writer) error {
 	defer srv.Close()
 	fmt.Fprintf(out, "opcuasim: serving %s (namespace %s at index %d, security %s)\n", srv.Endpoint(), cfg.NamespaceURI, srv.NamespaceIndex(), strings.Join(cfg.Security, ","))
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if *update > 0 {
 		go srv.Simulate(ctx, *update)
 	}
