@@ -118,7 +118,7 @@ func (r *opcuaReceiver) connect(ctx context.Context, p *device.Poll) error {
 		return err
 	}
 	q.Attr("opcua.security_policy", strings.TrimPrefix(s.endpoint.SecurityPolicyURI, ua.SecurityPolicyURIPrefix)).
-		Attr("opcua.security_mode", s.endpoint.SecurityMode.String()).
+		Attr("opcua.security_mode", modeName(s.endpoint.SecurityMode)).
 		Attr("opcua.namespaces", len(s.namespaces)).
 		Attr("opcua.max_nodes_per_read", s.maxRead)
 	q.End(nil)
@@ -154,10 +154,15 @@ func (r *opcuaReceiver) connect(ctx context.Context, p *device.Poll) error {
 	r.logger.Info("Connected to the OPC UA server",
 		zap.String("endpoint", r.cfg.Endpoint),
 		zap.String("security_policy", strings.TrimPrefix(s.endpoint.SecurityPolicyURI, ua.SecurityPolicyURIPrefix)),
-		zap.String("security_mode", s.endpoint.SecurityMode.String()),
+		zap.String("security_mode", modeName(s.endpoint.SecurityMode)),
 		zap.Int("nodes", len(s.items)), zap.Int("nodes_usable", resolved),
 		zap.Int("max_nodes_per_read", s.maxRead))
 	return nil
+}
+
+// modeName is a security mode as configured (None, Sign, SignAndEncrypt).
+func modeName(m ua.MessageSecurityMode) string {
+	return strings.TrimPrefix(m.String(), "MessageSecurityMode")
 }
 
 // authTokenType is the user token type of the configured login.
@@ -179,7 +184,7 @@ func (r *opcuaReceiver) selectEndpoint(eps []*ua.EndpointDescription) (*ua.Endpo
 	var usable []*ua.EndpointDescription
 	var offered []string
 	for _, ep := range eps {
-		offered = append(offered, fmt.Sprintf("%s/%s", strings.TrimPrefix(ep.SecurityPolicyURI, ua.SecurityPolicyURIPrefix), ep.SecurityMode))
+		offered = append(offered, fmt.Sprintf("%s/%s", strings.TrimPrefix(ep.SecurityPolicyURI, ua.SecurityPolicyURIPrefix), modeName(ep.SecurityMode)))
 		if !slices.Contains(supported, ep.SecurityPolicyURI) {
 			continue
 		}

@@ -328,7 +328,7 @@ service:
 	require.Eventually(t, func() bool {
 		for _, s := range sink.Spans(t) {
 			if s.Name == "opcua.connect" && s.Resource["device.id"] == "e2e-secure" && s.Status != "Error" {
-				return s.Attrs["opcua.security_policy"] == "Basic256Sha256" && s.Attrs["opcua.security_mode"] == "MessageSecurityModeSignAndEncrypt"
+				return s.Attrs["opcua.security_policy"] == "Basic256Sha256" && s.Attrs["opcua.security_mode"] == "SignAndEncrypt"
 			}
 		}
 		return false
