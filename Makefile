@@ -38,6 +38,7 @@ generate-dist: $(OCB)
 	@mkdir -p $(BUILD)
 	$(OCB) --config builder-config.yaml --skip-compilation --skip-get-modules >/dev/null
 	cp $(BUILD)/gen/components.go $(BUILD)/gen/main.go $(BUILD)/gen/main_others.go $(BUILD)/gen/main_windows.go cmd/otelcol-iiot/
+	gofmt -w cmd/otelcol-iiot/*.go
 
 check-generated: generate
 	@git diff --exit-code -- cmd/otelcol-iiot '*/internal/metadata/*' '*documentation.md' '*generated_*' \
