@@ -1,6 +1,7 @@
 package device
 
 import (
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -21,9 +22,12 @@ type Poll struct {
 	pollAttrs []spanAttr
 	pollErr   error
 	lastErr   error // last request error, for logs
-	counts    []int // scratch of appendReadings, kept across polls
-	next      []int
-	order     []int
+	// readingErrs counts this poll's reading-level errors (Error, uncertain excluded), the last of type lastReadingErr.
+	readingErrs    int
+	lastReadingErr ErrorType
+	counts         []int // scratch of appendReadings, kept across polls
+	next           []int
+	order          []int
 	// hadError: some request or reading failed (the trace is always kept);
 	// answered: some request got an answer; requested: some request was made; failed: a poll-level error.
 	answered, requested, failed, hadError bool
@@ -59,7 +63,7 @@ type Request struct {
 // Start returns the time the poll began.
 func (p *Poll) Start() time.Time { return p.start }
 
-// Record adds a reading taken at ts (zero ts: the poll's start).
+// Record adds a reading taken at ts (zero ts: the time the poll ends).
 func (p *Poll) Record(s *Series, ts time.Time, value float64) {
 	p.points = append(p.points, point{series: s, ts: ts, value: value})
 }
@@ -87,6 +91,8 @@ func (p *Poll) Error(t ErrorType) {
 	p.r.errors[t]++
 	if t != ErrUncertain {
 		p.hadError = true
+		p.readingErrs++
+		p.lastReadingErr = t
 	}
 }
 
@@ -290,6 +296,10 @@ func (p *Poll) appendSpans(td ptrace.Traces, now time.Time) {
 	case failures > 0:
 		root.Status().SetCode(ptrace.StatusCodeError)
 		root.Status().SetMessage("some requests failed")
+	case p.readingErrs > 0:
+		root.Status().SetCode(ptrace.StatusCodeError)
+		root.Status().SetMessage(fmt.Sprintf("%d readings failed (last: %s)", p.readingErrs, p.lastReadingErr))
+		root.Attributes().PutStr(AttrErrorType, string(p.lastReadingErr))
 	}
 
 	for _, s := range p.spans {

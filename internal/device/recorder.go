@@ -139,6 +139,7 @@ func (r *Recorder) Begin(now time.Time) *Poll {
 	p.pollAttrs = p.pollAttrs[:0]
 	p.answered, p.failed, p.requested, p.hadError = false, false, false, false
 	p.pollErr, p.lastErr = nil, nil
+	p.readingErrs, p.lastReadingErr = 0, ""
 	var id [16]byte
 	binary.BigEndian.PutUint64(id[:8], rand.Uint64())
 	binary.BigEndian.PutUint64(id[8:], rand.Uint64())

@@ -208,8 +208,15 @@ func TestUncertainIsCountedButNotAnErrorTrace(t *testing.T) {
 	assert.Equal(t, 0, td.SpanCount())
 	p = r.Begin(t0)
 	p.Error(ErrDecode)
+	p.Error(ErrBadStatus)
 	_, td = p.End(t0, poll.BreakerClosed)
-	assert.Equal(t, 1, td.SpanCount(), "a decode error keeps the trace")
+	require.Equal(t, 1, td.SpanCount(), "a reading error keeps the trace")
+	root := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	assert.Equal(t, ptrace.StatusCodeError, root.Status().Code())
+	assert.Equal(t, "2 readings failed (last: bad_status)", root.Status().Message())
+	p = r.Begin(t0)
+	_, td = p.End(t0, poll.BreakerClosed)
+	assert.Equal(t, 0, td.SpanCount(), "reading errors do not carry over to the next poll")
 }
 
 func TestDisabledHealthMetrics(t *testing.T) {

@@ -65,7 +65,9 @@ func (r *Runner) Job(cfg PollConfig, link *poll.Link) poll.Job {
 }
 
 // RunOnce performs one scheduled poll: skipped while the breaker is open, otherwise the target polls
-// and the outcome feeds the breaker. Logs only state changes.
+// and the outcome feeds the breaker. Logs only state changes. Calls must not overlap: the device's
+// link is released as soon as the target returns (poll.ReleaseLink), before the poll is emitted, so
+// a second caller of the same Runner needs its own lock.
 func (r *Runner) RunOnce(ctx context.Context) {
 	now := r.clock.Now()
 	if !r.breaker.Allow(now) {
