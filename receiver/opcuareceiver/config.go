@@ -214,6 +214,11 @@ type SubscriptionConfig struct {
 	LifetimeCount uint32 `mapstructure:"lifetime_count"`
 	// MaxNotificationsPerPublish caps one notification message (0: no limit).
 	MaxNotificationsPerPublish uint32 `mapstructure:"max_notifications_per_publish"`
+	// RepeatInterval: at each heartbeat, the last value of a node whose newest data point is at least
+	// this old is sent again with the collector's time, so a value that a deadband holds back (or that
+	// does not change) does not go stale in Prometheus (5m lookback). Never for a node whose last status
+	// was Bad. 0 turns it off.
+	RepeatInterval time.Duration `mapstructure:"repeat_interval"`
 	// MonitoredItemDefaults are the defaults of every node (sampling interval, queue size, trigger,
 	// deadband).
 	MonitoredItemDefaults `mapstructure:",squash"`
@@ -311,6 +316,7 @@ func createDefaultConfig() *Config {
 			PublishingInterval: time.Second,
 			KeepAliveCount:     10,
 			LifetimeCount:      100,
+			RepeatInterval:     time.Minute,
 			MonitoredItemDefaults: MonitoredItemDefaults{
 				QueueSize: 1,
 				Trigger:   TriggerStatusValue,
@@ -506,6 +512,9 @@ func (s SubscriptionConfig) validate() error {
 	}
 	if s.QueueSize < 1 {
 		add("subscription.queue_size: must be >= 1")
+	}
+	if s.RepeatInterval < 0 {
+		add("subscription.repeat_interval: must be >= 0 (0: off), got %s", s.RepeatInterval)
 	}
 	errs = append(errs, s.MonitoredItemDefaults.validate("subscription."))
 	return errors.Join(errs...)

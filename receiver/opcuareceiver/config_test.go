@@ -41,6 +41,7 @@ func TestLoadConfigValid(t *testing.T) {
 	want.DeviceID = "press-7"
 	want.Nodes = []NodeConfig{{ID: "ns=2;s=Temperature", Name: "temperature"}}
 	assert.Equal(t, want, cfg, "defaults round-trip")
+	assert.Equal(t, time.Minute, cfg.Subscription.RepeatInterval, "held values are repeated every minute by default")
 
 	full, err := loadConfig(t, "full")
 	require.NoError(t, err)
@@ -52,6 +53,7 @@ func TestLoadConfigValid(t *testing.T) {
 	assert.True(t, full.ReceiverMetrics.Metrics.OpcuaSessionsEstablished.Enabled)
 	assert.Equal(t, 500*time.Millisecond, full.Subscription.PublishingInterval)
 	assert.Equal(t, DeadbandAbsolute, full.Subscription.Deadband.Type)
+	assert.Equal(t, 2*time.Minute, full.Subscription.RepeatInterval)
 
 	specs, err := full.readingSpecs()
 	require.NoError(t, err)
@@ -123,6 +125,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			"subscription.publishing_interval: must be > 0",
 			"subscription.keep_alive_count: must be >= 1",
 			"subscription.queue_size: must be >= 1",
+			"subscription.repeat_interval: must be >= 0 (0: off), got -1s",
 			"subscription.sampling_interval: must be >= 0",
 			`subscription.trigger: unknown "always"`,
 			`subscription.deadband.type: unknown "relative"`,

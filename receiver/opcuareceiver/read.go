@@ -108,6 +108,9 @@ func (r *opcuaReceiver) heartbeat(ctx context.Context, p *device.Poll, s *sessio
 		r.dropSession(ctx, err.Error())
 		return err
 	}
+	if s.stalled == 0 {
+		s.beatSeq = r.pollSeq
+	}
 	q.End(nil)
 	return nil
 }
@@ -238,14 +241,29 @@ func (r *opcuaReceiver) recordValue(p *device.Poll, it *item, dv *ua.DataValue, 
 		p.Error(device.ErrUnsupportedType)
 		return
 	}
-	ts := pointTime(r.cfg.Timestamp, dv, time.Time{})
+	ts := r.afterRepeated(e, pointTime(r.cfg.Timestamp, dv, time.Time{}))
 	e.seq = r.pollSeq
+	hold := r.repeatEvery > 0
+	if hold {
+		e.last = e.last[:0]
+		e.lastTime, e.lastSess = ts, r.sessions
+		if ts.IsZero() {
+			e.lastTime = p.Start()
+		}
+	}
 	if f, ok := scalarValue(v); ok {
 		p.Record(e.scalar, ts, f)
+		if hold {
+			e.last = append(e.last, heldPoint{e.scalar, f})
+		}
 		return
 	}
 	shape := visitValue(v, func(flat int, label string, f float64) {
-		p.Record(r.indexSeries(e, flat, label), ts, f)
+		s := r.indexSeries(e, flat, label)
+		p.Record(s, ts, f)
+		if hold {
+			e.last = append(e.last, heldPoint{s, f})
+		}
 	})
 	if shape == shapeUnsupported {
 		p.Error(device.ErrUnsupportedType)
@@ -264,8 +282,10 @@ func (r *opcuaReceiver) recordItemError(p *device.Poll, it *item) {
 	p.Error(device.ErrBadStatus)
 }
 
-// staleEntry marks every series of a reading as stale, once per poll.
+// staleEntry marks every series of a reading as stale, once per poll. Its last value is forgotten, so
+// it is never repeated.
 func (r *opcuaReceiver) staleEntry(p *device.Poll, e *seriesEntry) {
+	e.last = e.last[:0]
 	if e.seq == r.pollSeq {
 		return
 	}

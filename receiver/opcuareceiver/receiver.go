@@ -75,9 +75,10 @@ type opcuaReceiver struct {
 	kick  chan struct{}
 	host  component.Host
 
-	specs  []*readingSpec
-	browse []*browseSpec
-	trust  *trustStore
+	specs       []*readingSpec
+	browse      []*browseSpec
+	trust       *trustStore
+	repeatEvery time.Duration // subscription.repeat_interval in mode subscribe, else 0
 
 	// owned by the link holder
 	runner              *device.Runner
@@ -119,6 +120,9 @@ func newReceiver(cfg *Config, set receiver.Settings) (*opcuaReceiver, error) {
 		trust:  newTrustStore(cfg.Security),
 		series: map[string]*seriesEntry{},
 		kick:   make(chan struct{}, 1),
+	}
+	if cfg.Mode == ModeSubscribe {
+		r.repeatEvery = cfg.Subscription.RepeatInterval
 	}
 	groups := len(cfg.Groups) + 1
 	top := NodeDefaults{MetricPrefix: cfg.MetricPrefix, MonitoredItemDefaults: cfg.Subscription.MonitoredItemDefaults}
@@ -382,12 +386,14 @@ func (r *opcuaReceiver) pollSession(ctx context.Context, p *device.Poll) error {
 	if r.cfg.Mode == ModePoll {
 		return r.readDue(ctx, p, s)
 	}
-	// Mode subscribe: readings whose monitored item could not be created stay stale.
+	// Mode subscribe: readings whose monitored item could not be created stay stale; held values that
+	// nothing refreshed for subscription.repeat_interval are sent again.
 	for _, it := range s.items {
 		if it.err != nil {
 			r.recordItemError(p, it)
 		}
 	}
+	r.repeatHeld(p, s)
 	return nil
 }
 

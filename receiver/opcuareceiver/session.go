@@ -45,6 +45,7 @@ type session struct {
 
 	lastCurrentTime time.Time
 	stalled         int
+	beatSeq         uint64 // pollSeq of the last heartbeat that found the server answering with a moving clock
 }
 
 // item is one reading in one session: its spec, its node id as resolved for this session, and its
@@ -67,6 +68,21 @@ type seriesEntry struct {
 	index  []*device.Series
 	labels []string // index label of each index series ("3", or "1,2" for a matrix)
 	seq    uint64   // pollSeq of the last point (value or stale)
+
+	// Kept for subscription.repeat_interval (mode subscribe) only.
+	last     []heldPoint // the points of the last value; empty after a stale marker or an unusable value
+	lastTime time.Time   // timestamp of the newest point (received or repeated), for its age
+	lastSess int64       // the session (r.sessions) the value was received in
+	// floor (timestamp source or server): the timestamp of the last repeated point while no received
+	// point has passed it. A received value not after it is sent 1 ms after it, so the series stays in
+	// time order (Prometheus refuses a whole remote-write request for one out-of-order sample).
+	floor time.Time
+}
+
+// heldPoint is one point of a reading's last value.
+type heldPoint struct {
+	series *device.Series
+	value  float64
 }
 
 // entry returns the series of a reading, registering it with the recorder on first use.
