@@ -17,6 +17,7 @@ import (
 	spanquantilesconnector "github.com/otelcol-iiot/otelcol-iiot/connector/spanquantilesconnector"
 	tenantremotewriteexporter "github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter"
 	tdigestprocessor "github.com/otelcol-iiot/otelcol-iiot/processor/tdigestprocessor"
+	tenantprocessor "github.com/otelcol-iiot/otelcol-iiot/processor/tenantprocessor"
 	dlt645receiver "github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver"
 	modbusreceiver "github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver"
 	opcuareceiver "github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver"
@@ -118,6 +119,7 @@ func components() (otelcol.Factories, error) {
 		resourceprocessor.NewFactory(),
 		filterprocessor.NewFactory(),
 		tdigestprocessor.NewFactory(),
+		tenantprocessor.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -130,6 +132,7 @@ func components() (otelcol.Factories, error) {
 		resourceprocessor.NewFactory().Type():      "github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor v0.159.0",
 		filterprocessor.NewFactory().Type():        "github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor v0.159.0",
 		tdigestprocessor.NewFactory().Type():       "github.com/otelcol-iiot/otelcol-iiot v0.0.0",
+		tenantprocessor.NewFactory().Type():        "github.com/otelcol-iiot/otelcol-iiot v0.0.0",
 	})
 
 	factories.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](
