@@ -93,6 +93,7 @@ type opcuaReceiver struct {
 	sessions            int64
 	statusOK            *bool // last reported component status (nil: none yet)
 	warnedPlainPassword bool
+	warnedKeepAlive     bool
 	pollSeq             uint64
 }
 

@@ -252,7 +252,7 @@ func (r *opcuaReceiver) openSession(ctx context.Context) (*session, error) {
 	opts := []opcua.Option{
 		opcua.SecurityFromEndpoint(ep, r.authTokenType()),
 		opcua.AutoReconnect(false),
-		opcua.RequestTimeout(r.cfg.Poll.Timeout),
+		opcua.RequestTimeout(r.requestTimeout()),
 		opcua.DialTimeout(r.cfg.ConnectTimeout),
 		opcua.SessionTimeout(r.cfg.SessionTimeout),
 		opcua.ApplicationName("otelcol-iiot opcua receiver"),
@@ -306,6 +306,24 @@ func (r *opcuaReceiver) openSession(ctx context.Context) (*session, error) {
 	s.namespaces = c.Namespaces()
 	r.readLimits(ctx, s)
 	return s, nil
+}
+
+// requestTimeout is the client's default request timeout. Every call of the receiver carries its own
+// deadline (poll.timeout, connect_timeout), so it matters for the subscription's Publish requests only:
+// the client waits for a Publish response max(keep-alive period, request timeout) and sends that as
+// the request's TimeoutHint. A subscription with nothing to report answers only at its keep-alive, so
+// with a hint equal to the keep-alive period the server may answer BadTimeout first, and the client
+// library takes that fault as a broken connection: the session of a steady subscription would be
+// rebuilt every few keep-alives. Twice the keep-alive period leaves the server room.
+func (r *opcuaReceiver) requestTimeout() time.Duration {
+	t := r.cfg.Poll.Timeout
+	if r.cfg.Mode == ModeSubscribe {
+		sc := r.cfg.Subscription
+		if ka := 2 * time.Duration(sc.KeepAliveCount) * sc.PublishingInterval; ka > t {
+			t = ka
+		}
+	}
+	return t
 }
 
 func (r *opcuaReceiver) clientCertDER() []byte {

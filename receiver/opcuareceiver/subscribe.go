@@ -30,6 +30,12 @@ func (r *opcuaReceiver) subscribe(ctx context.Context, p *device.Poll, s *sessio
 	}
 	s.sub = sub
 	q.Attr("opcua.publishing_interval_ms", sub.RevisedPublishingInterval.Milliseconds())
+	if ka := time.Duration(sub.RevisedMaxKeepAliveCount) * sub.RevisedPublishingInterval; ka >= r.requestTimeout() && !r.warnedKeepAlive {
+		r.warnedKeepAlive = true
+		r.logger.Warn("The server lengthened the subscription's keep-alive period to the publish timeout or beyond; a subscription with nothing to report may time out and be rebuilt. Lower subscription.keep_alive_count or raise subscription.publishing_interval to what the server grants",
+			zap.Duration("keep_alive_period", ka), zap.Duration("publish_timeout", r.requestTimeout()),
+			zap.Duration("revised_publishing_interval", sub.RevisedPublishingInterval), zap.Uint32("revised_keep_alive_count", sub.RevisedMaxKeepAliveCount))
+	}
 
 	ts := timestampsToReturn(r.cfg.Timestamp)
 	var reqs []*ua.MonitoredItemCreateRequest
