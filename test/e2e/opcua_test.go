@@ -240,7 +240,8 @@ service:
 }
 
 // TestOPCUASecureSubscriptionWithDeadband: Basic256Sha256 SignAndEncrypt with user name and password,
-// subscriptions with an absolute and a percent deadband; a wrong password is refused and counted.
+// subscriptions with an absolute and a percent deadband, a steady value repeated; a wrong password is
+// refused and counted.
 func TestOPCUASecureSubscriptionWithDeadband(t *testing.T) {
 	prom := startPrometheus(t)
 	sink := startTraceSink(t)
@@ -279,6 +280,7 @@ func TestOPCUASecureSubscriptionWithDeadband(t *testing.T) {
       password: %s
     subscription:
       publishing_interval: 200ms
+      repeat_interval: 2s
     metric_prefix: opcua.sec.
     nodes:
       - id: "nsu=%s;s=Temperature"
@@ -323,6 +325,11 @@ service:
 	assert.Empty(t, prom.Query(t, fmt.Sprintf(`%s == 23`, metric("opcua.sec.temperature", dev...))+" or "+
 		fmt.Sprintf(`count_over_time((%s == 23)[5m:100ms]) > 0`, metric("opcua.sec.temperature", dev...))), "the change inside the deadband never arrived")
 	assert.Empty(t, prom.Query(t, fmt.Sprintf(`count_over_time((%s == 110)[5m:100ms]) > 0`, metric("opcua.sec.level", dev...))), "the change inside the percent deadband never arrived")
+
+	// The steady level is repeated (repeat_interval 2s, heartbeat 1s), so its series stays alive in
+	// Prometheus: several samples of the one value arrived, none refused.
+	level := metric("opcua.sec.level", dev...)
+	prom.eventuallyPositive(t, fmt.Sprintf(`count_over_time(%s[10s]) >= 3 and min_over_time(%[1]s[10s]) == 125 and max_over_time(%[1]s[10s]) == 125`, level), wait)
 
 	// The session is the secure one, and both certificates' validity is reported.
 	require.Eventually(t, func() bool {
