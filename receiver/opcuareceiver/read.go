@@ -241,7 +241,7 @@ func (r *opcuaReceiver) recordValue(p *device.Poll, it *item, dv *ua.DataValue, 
 		p.Error(device.ErrUnsupportedType)
 		return
 	}
-	ts := r.afterRepeated(e, pointTime(r.cfg.Timestamp, dv, time.Time{}))
+	ts := r.afterRepeated(e, pointTime(r.cfg.Timestamp, dv, time.Time{}), p.Start())
 	e.seq = r.pollSeq
 	hold := r.repeatEvery > 0
 	if hold {

@@ -21,8 +21,9 @@ import (
 //
 // With timestamp source or server, a change sampled before the repeat but delivered after it carries
 // an earlier timestamp than the repeated point (also whenever the server's clock is behind the
-// collector's). Prometheus refuses a whole remote-write request that holds one sample older than the
-// newest of its series, so such a value is sent 1 ms after the repeated point (afterRepeated): its
+// collector's); with any mode, a change may arrive in the same millisecond as the repeat. Prometheus
+// refuses a whole remote-write request that holds one sample not newer than the newest of its series
+// (with another value), so such a value is sent 1 ms after the repeated point (afterRepeated): its
 // value stays exact, its time moves by at most the publishing delay (or the clock offset).
 
 // repeatHeld sends again the last value of every reading of the session whose newest point is at least
@@ -44,10 +45,7 @@ func (r *opcuaReceiver) repeatHeld(p *device.Poll, s *session) {
 		for _, h := range e.last {
 			p.Record(h.series, now, h.value)
 		}
-		e.seq, e.lastTime = r.pollSeq, now
-		if r.cfg.Timestamp != TimestampCollector {
-			e.floor = now
-		}
+		e.seq, e.lastTime, e.floor = r.pollSeq, now, now
 		repeated++
 	}
 	if repeated > 0 {
@@ -57,12 +55,16 @@ func (r *opcuaReceiver) repeatHeld(p *device.Poll, s *session) {
 
 // afterRepeated returns the timestamp of a received value: ts itself, unless the reading's last
 // repeated point is not older (in Prometheus' millisecond resolution), then 1 ms after that point.
-// Zero ts (the poll's time) is always later than a point repeated in an earlier poll.
-func (r *opcuaReceiver) afterRepeated(e *seriesEntry, ts time.Time) time.Time {
+// Zero ts stands for the end of the poll, which is later than its start.
+func (r *opcuaReceiver) afterRepeated(e *seriesEntry, ts, pollStart time.Time) time.Time {
 	if e.floor.IsZero() {
 		return ts
 	}
-	if ts.IsZero() || ts.UnixMilli() > e.floor.UnixMilli() {
+	at := ts
+	if at.IsZero() {
+		at = pollStart
+	}
+	if at.UnixMilli() > e.floor.UnixMilli() {
 		e.floor = time.Time{}
 		return ts
 	}

@@ -186,3 +186,28 @@ func TestSubscriptionRepeatOff(t *testing.T) {
 		"heartbeats continue")
 	assert.Len(t, h.series("opcua.temperature", nil), 1, "no repeat: %v", h.series("opcua.temperature", nil))
 }
+
+// TestAfterRepeated: a received value is never stamped at or before the last repeated point of its
+// series (millisecond resolution); later ones keep their time.
+func TestAfterRepeated(t *testing.T) {
+	r := &opcuaReceiver{}
+	floor := time.UnixMilli(1_700_000_000_500).Add(300 * time.Microsecond)
+	ms := func(v int64) time.Time { return time.UnixMilli(v) }
+
+	e := &seriesEntry{}
+	assert.True(t, r.afterRepeated(e, time.Time{}, floor).IsZero(), "no repeat: nothing changes")
+
+	e = &seriesEntry{floor: floor}
+	assert.Equal(t, ms(1_700_000_000_501), r.afterRepeated(e, floor.Add(-10*time.Second), floor), "older source time")
+	assert.Equal(t, ms(1_700_000_000_502), r.afterRepeated(e, floor.Add(-5*time.Second), floor), "still older: the next millisecond")
+	late := ms(1_700_000_001_000)
+	assert.Equal(t, late, r.afterRepeated(e, late, floor), "newer: kept")
+	assert.True(t, e.floor.IsZero())
+	assert.Equal(t, floor.Add(-time.Hour), r.afterRepeated(e, floor.Add(-time.Hour), floor), "once passed, no longer adjusted")
+
+	e = &seriesEntry{floor: floor}
+	assert.Equal(t, ms(1_700_000_000_501), r.afterRepeated(e, time.Time{}, floor.Add(200*time.Microsecond)),
+		"the poll's time in the same millisecond as the repeat")
+	e = &seriesEntry{floor: floor}
+	assert.True(t, r.afterRepeated(e, time.Time{}, floor.Add(time.Millisecond)).IsZero(), "the poll's time after it")
+}

@@ -73,9 +73,9 @@ type seriesEntry struct {
 	last     []heldPoint // the points of the last value; empty after a stale marker or an unusable value
 	lastTime time.Time   // timestamp of the newest point (received or repeated), for its age
 	lastSess int64       // the session (r.sessions) the value was received in
-	// floor (timestamp source or server): the timestamp of the last repeated point while no received
-	// point has passed it. A received value not after it is sent 1 ms after it, so the series stays in
-	// time order (Prometheus refuses a whole remote-write request for one out-of-order sample).
+	// floor: the timestamp of the last repeated point while no received point has passed it. A
+	// received value not after it is sent 1 ms after it, so the series stays in time order (Prometheus
+	// refuses a whole remote-write request for one out-of-order sample).
 	floor time.Time
 }
 
