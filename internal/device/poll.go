@@ -33,16 +33,57 @@ type Poll struct {
 	answered, requested, failed, hadError bool
 }
 
+// point is one recorded reading; ts 0 is the poll's end.
 type point struct {
 	series *Series
-	ts     time.Time
+	ts     pcommon.Timestamp
 	value  float64
 	stale  bool
 }
 
+// spanAttr is a span attribute recorded by value (no interface is kept, so Attr's callers box
+// nothing on the heap); it becomes a pdata attribute only if the poll's trace is kept.
 type spanAttr struct {
-	key   string
-	value any
+	key  string
+	kind attrKind
+	str  string
+	num  int64
+	f    float64
+}
+
+type attrKind uint8
+
+const (
+	attrStr attrKind = iota
+	attrBool
+	attrInt
+	attrDouble
+)
+
+func makeAttr(key string, value any) spanAttr {
+	switch v := value.(type) {
+	case string:
+		return spanAttr{key: key, kind: attrStr, str: v}
+	case bool:
+		a := spanAttr{key: key, kind: attrBool}
+		if v {
+			a.num = 1
+		}
+		return a
+	case int:
+		return spanAttr{key: key, kind: attrInt, num: int64(v)}
+	case int64:
+		return spanAttr{key: key, kind: attrInt, num: v}
+	case uint8:
+		return spanAttr{key: key, kind: attrInt, num: int64(v)}
+	case uint16:
+		return spanAttr{key: key, kind: attrInt, num: int64(v)}
+	case uint32:
+		return spanAttr{key: key, kind: attrInt, num: int64(v)}
+	case float64:
+		return spanAttr{key: key, kind: attrDouble, f: v}
+	}
+	return spanAttr{key: key, kind: attrStr, str: "?"}
 }
 
 type requestSpan struct {
@@ -52,6 +93,7 @@ type requestSpan struct {
 	attempts   int
 	attrs      []spanAttr
 	err        error
+	handle     Request
 }
 
 // Request is one protocol request of a poll (a child span).
@@ -65,7 +107,11 @@ func (p *Poll) Start() time.Time { return p.start }
 
 // Record adds a reading taken at ts (zero ts: the time the poll ends).
 func (p *Poll) Record(s *Series, ts time.Time, value float64) {
-	p.points = append(p.points, point{series: s, ts: ts, value: value})
+	pt := point{series: s, value: value}
+	if !ts.IsZero() {
+		pt.ts = pcommon.NewTimestampFromTime(ts)
+	}
+	p.points = append(p.points, pt)
 }
 
 // RecordStale marks a reading that could not be read: its point carries the NoRecordedValue flag, so
@@ -75,7 +121,7 @@ func (p *Poll) RecordStale(s *Series) {
 }
 
 // Attr sets an attribute of the poll span.
-func (p *Poll) Attr(key string, value any) { p.pollAttrs = append(p.pollAttrs, spanAttr{key, value}) }
+func (p *Poll) Attr(key string, value any) { p.pollAttrs = append(p.pollAttrs, makeAttr(key, value)) }
 
 // Fail records a poll-level error outside any request (e.g. the connection could not be opened).
 // It is counted by its type, and marks the poll span as failed.
@@ -105,14 +151,25 @@ func (p *Poll) StartRequest(name string) *Request {
 func (p *Poll) StartRequestAt(name string, at time.Time) *Request {
 	p.requested = true
 	p.r.requests++
-	p.spans = append(p.spans, requestSpan{name: name, id: newSpanID(), start: at, attempts: 1})
-	return &Request{p: p, i: len(p.spans) - 1}
+	n := len(p.spans)
+	if n < cap(p.spans) {
+		// reuse the slot of an earlier poll, and its attribute slice
+		p.spans = p.spans[:n+1]
+		p.spans[n] = requestSpan{name: name, id: newSpanID(), start: at, attempts: 1, attrs: p.spans[n].attrs[:0]}
+	} else {
+		p.spans = append(p.spans, requestSpan{name: name, id: newSpanID(), start: at, attempts: 1})
+	}
+	sp := &p.spans[n]
+	sp.handle = Request{p: p, i: n}
+	// The handle lives in the span slot, so starting a request allocates nothing. A handle left in an
+	// older backing array after p.spans grew still works: it only holds p and i.
+	return &sp.handle
 }
 
 // Attr sets an attribute on the request span (string, bool, int, int64, uint8/16/32, float64).
 func (q *Request) Attr(key string, value any) *Request {
 	s := &q.p.spans[q.i]
-	s.attrs = append(s.attrs, spanAttr{key, value})
+	s.attrs = append(s.attrs, makeAttr(key, value))
 	return q
 }
 
@@ -173,14 +230,17 @@ func (p *Poll) Answered() bool {
 func (p *Poll) End(now time.Time, state poll.BreakerState) (pmetric.Metrics, ptrace.Traces) {
 	r := p.r
 	sampled := r.sampled(p)
+	metrics := p.sortPoints()
 	md, sm := r.newMetrics()
+	ms := sm.Metrics()
+	ms.EnsureCapacity(r.healthCount() + metrics)
 	ts := pcommon.NewTimestampFromTime(now)
 	var ex *Poll
 	if sampled {
 		ex = p
 	}
-	r.appendHealth(sm.Metrics(), ts, p.Answered(), now.Sub(p.start).Seconds(), state, ex)
-	p.appendReadings(sm.Metrics(), ts)
+	r.appendHealth(ms, ts, p.Answered(), now.Sub(p.start).Seconds(), state, ex)
+	p.appendReadings(ms, ts)
 	td := ptrace.NewTraces()
 	if sampled {
 		p.appendSpans(td, now)
@@ -188,36 +248,54 @@ func (p *Poll) End(now time.Time, state poll.BreakerState) (pmetric.Metrics, ptr
 	return md, td
 }
 
-func (p *Poll) appendReadings(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
-	if len(p.points) == 0 {
-		return
-	}
+// sortPoints orders the points by metric, so metrics come out in registration order and points in
+// the order they were recorded, with no per-poll map (a counting sort into p.order; p.counts[m] is
+// where metric m's points start). It returns the number of metrics with points.
+func (p *Poll) sortPoints() int {
 	r := p.r
-	// Counting sort of the points by metric, so metrics come out in registration order and points
-	// in the order they were recorded, with no per-poll map.
-	if cap(p.counts) < len(r.metrics)+1 {
-		p.counts = make([]int, len(r.metrics)+1)
+	nm := len(r.metrics)
+	if cap(p.counts) < nm+1 {
+		p.counts = make([]int, nm+1)
 	}
-	counts := p.counts[:len(r.metrics)+1]
+	counts := p.counts[:nm+1]
 	clear(counts)
+	if len(p.points) == 0 {
+		return 0
+	}
 	for i := range p.points {
 		counts[p.points[i].series.metric+1]++
 	}
+	used := 0
 	for i := 1; i < len(counts); i++ {
+		if counts[i] > 0 {
+			used++
+		}
 		counts[i] += counts[i-1]
 	}
 	if cap(p.order) < len(p.points) {
 		p.order = make([]int, len(p.points))
 	}
 	order := p.order[:len(p.points)]
-	next := append(p.next[:0], counts[:len(r.metrics)]...)
+	next := append(p.next[:0], counts[:nm]...)
 	p.next = next
 	for i := range p.points {
 		mi := p.points[i].series.metric
 		order[next[mi]] = i
 		next[mi]++
 	}
-	for mi, def := range r.metrics {
+	return used
+}
+
+// appendReadings writes the points sorted by sortPoints.
+func (p *Poll) appendReadings(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+	if len(p.points) == 0 {
+		return
+	}
+	r := p.r
+	counts, order := p.counts, p.order
+	noValue := pmetric.DefaultDataPointFlags.WithNoRecordedValue(true)
+	for mi := range r.metrics {
+		def := &r.metrics[mi]
 		from, to := counts[mi], counts[mi+1]
 		if from == to {
 			continue
@@ -227,11 +305,12 @@ func (p *Poll) appendReadings(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
 		m.SetUnit(def.unit)
 		m.SetDescription(def.description)
 		var dps pmetric.NumberDataPointSlice
-		if def.kind == KindSum {
-			sum := m.SetEmptySum()
-			sum.SetIsMonotonic(true)
-			sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-			dps = sum.DataPoints()
+		sum := def.kind == KindSum
+		if sum {
+			s := m.SetEmptySum()
+			s.SetIsMonotonic(true)
+			s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			dps = s.DataPoints()
 		} else {
 			dps = m.SetEmptyGauge().DataPoints()
 		}
@@ -239,23 +318,21 @@ func (p *Poll) appendReadings(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
 		for _, i := range order[from:to] {
 			pt := &p.points[i]
 			dp := dps.AppendEmpty()
-			if def.kind == KindSum {
+			if sum {
 				dp.SetStartTimestamp(r.startTime)
 			}
-			if pt.ts.IsZero() {
+			if pt.ts == 0 {
 				dp.SetTimestamp(ts)
 			} else {
-				dp.SetTimestamp(pcommon.NewTimestampFromTime(pt.ts))
+				dp.SetTimestamp(pt.ts)
 			}
 			if pt.stale {
-				dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+				dp.SetFlags(noValue)
 			} else {
 				dp.SetDoubleValue(pt.value)
 			}
-			attrs := dp.Attributes()
-			attrs.EnsureCapacity(len(pt.series.attrs))
-			for _, a := range pt.series.attrs {
-				attrs.PutStr(a.key, a.value)
+			if s := pt.series; s.attrs.Len() > 0 {
+				s.attrs.CopyTo(dp.Attributes())
 			}
 		}
 	}
@@ -326,26 +403,17 @@ func (p *Poll) appendSpans(td ptrace.Traces, now time.Time) {
 }
 
 func putAttrs(m pcommon.Map, attrs []spanAttr) {
-	for _, a := range attrs {
-		switch v := a.value.(type) {
-		case string:
-			m.PutStr(a.key, v)
-		case bool:
-			m.PutBool(a.key, v)
-		case int:
-			m.PutInt(a.key, int64(v))
-		case int64:
-			m.PutInt(a.key, v)
-		case uint8:
-			m.PutInt(a.key, int64(v))
-		case uint16:
-			m.PutInt(a.key, int64(v))
-		case uint32:
-			m.PutInt(a.key, int64(v))
-		case float64:
-			m.PutDouble(a.key, v)
-		default:
-			m.PutStr(a.key, "?")
+	for i := range attrs {
+		a := &attrs[i]
+		switch a.kind {
+		case attrStr:
+			m.PutStr(a.key, a.str)
+		case attrBool:
+			m.PutBool(a.key, a.num != 0)
+		case attrInt:
+			m.PutInt(a.key, a.num)
+		case attrDouble:
+			m.PutDouble(a.key, a.f)
 		}
 	}
 }

@@ -41,15 +41,13 @@ const (
 // Series is one reading's metric and attributes, registered once so that polls do no map work.
 type Series struct {
 	metric int
-	attrs  []attribute
+	attrs  pcommon.Map // built once, copied into each data point
 }
 
 type metricDef struct {
 	name, unit, description string
 	kind                    MetricKind
 }
-
-type attribute struct{ key, value string }
 
 // Recorder turns the polls of one device into metrics and traces. It keeps the device's cumulative
 // counters, so it belongs to the one goroutine that polls the device.
@@ -122,11 +120,16 @@ func (r *Recorder) Series(name, unit, description string, kind MetricKind, attrs
 		r.metrics = append(r.metrics, metricDef{name: name, unit: unit, description: description, kind: kind})
 		r.byName[name] = i
 	}
-	s := &Series{metric: i}
-	for k, v := range attrs {
-		s.attrs = append(s.attrs, attribute{k, v})
+	s := &Series{metric: i, attrs: pcommon.NewMap()}
+	keys := make([]string, 0, len(attrs))
+	for k := range attrs {
+		keys = append(keys, k)
 	}
-	sort.Slice(s.attrs, func(a, b int) bool { return s.attrs[a].key < s.attrs[b].key })
+	sort.Strings(keys)
+	s.attrs.EnsureCapacity(len(keys))
+	for _, k := range keys {
+		s.attrs.PutStr(k, attrs[k])
+	}
 	return s
 }
 
@@ -160,6 +163,17 @@ func (r *Recorder) Skipped(now time.Time, state poll.BreakerState) pmetric.Metri
 	ts := pcommon.NewTimestampFromTime(now)
 	r.appendHealth(sm.Metrics(), ts, false, -1, state, nil)
 	return md
+}
+
+// healthCount is the number of health metrics a poll can carry.
+func (r *Recorder) healthCount() int {
+	n := 0
+	for _, on := range []bool{r.health.Up.Enabled, r.health.PollDuration.Enabled, r.health.PollErrors.Enabled, r.health.Requests.Enabled, r.health.BreakerState.Enabled} {
+		if on {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *Recorder) newMetrics() (pmetric.Metrics, pmetric.ScopeMetrics) {

@@ -306,3 +306,92 @@ func TestRunnerOpensBreakerAndRecovers(t *testing.T) {
 	assert.Equal(t, []string{"Device did not answer", "Circuit breaker opened: polls paused", "Circuit breaker closed: device answers again", "Device is back"}, msgs,
 		"state changes are logged once each, never every poll")
 }
+
+// Request handles stay valid while more requests start (the span slots grow), attributes are kept by
+// value with their types, and a reused slot starts without the previous poll's attributes.
+func TestRequestSpansAndAttributes(t *testing.T) {
+	r := newTestRecorder(1)
+	type custom struct{}
+	for round := 0; round < 2; round++ {
+		p := r.Begin(t0)
+		p.Attr("poll.str", "a")
+		p.Attr("poll.n", uint16(7))
+		first := p.StartRequestAt("op", t0)
+		var reqs []*Request
+		for i := 0; i < 20; i++ {
+			reqs = append(reqs, p.StartRequestAt("op", t0).Attr("i", i))
+		}
+		if round == 0 {
+			first.Attr("s", "x").Attr("b", true).Attr("i64", int64(-5)).Attr("u8", uint8(200)).Attr("u32", uint32(1<<31)).
+				Attr("f", 2.5).Attr("other", custom{})
+		}
+		first.EndAt(nil, t0)
+		reqs[3].Attr("late", "yes")
+		_, td := p.End(t0, poll.BreakerClosed)
+		spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+		require.Equal(t, 22, spans.Len())
+		assert.Equal(t, map[string]any{"device.id": "meter-7", "iiot.poll.requests": int64(21), "iiot.poll.failed_requests": int64(0),
+			"poll.str": "a", "poll.n": int64(7)}, spans.At(0).Attributes().AsRaw())
+		want := map[string]any{"iiot.request.attempts": int64(1)}
+		if round == 0 {
+			want = map[string]any{"iiot.request.attempts": int64(1), "s": "x", "b": true, "i64": int64(-5), "u8": int64(200),
+				"u32": int64(1 << 31), "f": 2.5, "other": "?"}
+		}
+		assert.Equal(t, want, spans.At(1).Attributes().AsRaw(), "round %d", round)
+		assert.Equal(t, map[string]any{"iiot.request.attempts": int64(1), "i": int64(3), "late": "yes"}, spans.At(5).Attributes().AsRaw())
+		assert.Equal(t, map[string]any{"iiot.request.attempts": int64(1), "i": int64(19)}, spans.At(21).Attributes().AsRaw())
+	}
+}
+
+// Readings keep their own timestamps and their attributes; a zero timestamp is the poll's end.
+func TestReadingTimestampsAndAttributes(t *testing.T) {
+	r := newTestRecorder(0)
+	a := r.Series("v", "1", "", KindGauge, map[string]string{"z": "1", "a": "2"})
+	b := r.Series("v", "1", "", KindGauge, nil)
+	p := r.Begin(t0)
+	p.Record(a, t0.Add(-time.Second), 1)
+	p.Record(b, time.Time{}, 2)
+	md, _ := p.End(t0.Add(time.Second), poll.BreakerClosed)
+	_, _, ms, _ := metricsByName(t, md)
+	dps := ms["v"].Gauge().DataPoints()
+	require.Equal(t, 2, dps.Len())
+	assert.Equal(t, pcommon.NewTimestampFromTime(t0.Add(-time.Second)), dps.At(0).Timestamp())
+	assert.Equal(t, map[string]any{"a": "2", "z": "1"}, dps.At(0).Attributes().AsRaw())
+	assert.Equal(t, pcommon.NewTimestampFromTime(t0.Add(time.Second)), dps.At(1).Timestamp())
+	assert.Equal(t, 0, dps.At(1).Attributes().Len())
+	// The data points own their attributes: changing one leaves the series and the next poll alone.
+	dps.At(0).Attributes().PutStr("a", "changed")
+	p = r.Begin(t0)
+	p.Record(a, time.Time{}, 1)
+	md, _ = p.End(t0, poll.BreakerClosed)
+	_, _, ms, _ = metricsByName(t, md)
+	assert.Equal(t, map[string]any{"a": "2", "z": "1"}, ms["v"].Gauge().DataPoints().At(0).Attributes().AsRaw())
+}
+
+// BenchmarkPoll is one poll of a device with 50 readings (one attribute each) read in one request, at
+// the default sample ratio: what the recorder costs per poll on top of the protocol work.
+func BenchmarkPoll(b *testing.B) {
+	r := newTestRecorder(0.01)
+	series := make([]*Series, 50)
+	for i := range series {
+		series[i] = r.Series("value", "W", "", KindGauge, map[string]string{"reg": fmt.Sprint(2 * i)})
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		now := t0.Add(time.Duration(i) * time.Second)
+		p := r.Begin(now)
+		p.Attr("modbus.endpoint", "tcp://127.0.0.1:502")
+		p.Attr("modbus.unit_id", 7)
+		q := p.StartRequestAt("modbus.read_holding_registers", now).Attr("modbus.function_code", 3).Attr("modbus.unit_id", 7).
+			Attr("modbus.address", 1000).Attr("modbus.count", 100).Attr("modbus.fields", 50)
+		q.EndAt(nil, now)
+		for j, s := range series {
+			p.Record(s, time.Time{}, float64(i+j))
+		}
+		md, _ := p.End(now.Add(time.Millisecond), poll.BreakerClosed)
+		if md.DataPointCount() != 54 {
+			b.Fatal(md.DataPointCount())
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*50), "ns/reading")
+}

@@ -54,6 +54,7 @@ func BenchmarkScrape(b *testing.B) {
 		defer c.Close()
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu0 := cpuTime()
 		for i := 0; i < b.N; i++ {
 			for u := 1; u <= benchDevices; u++ {
 				_ = c.SetUnitId(uint8(u))
@@ -62,7 +63,28 @@ func BenchmarkScrape(b *testing.B) {
 				}
 			}
 		}
-		reportRates(b)
+		reportRates(b, cpuTime()-cpu0)
+	})
+
+	// The same reads through the library's raw-bytes call (no conversion into a new []uint16), as the
+	// receiver makes them.
+	b.Run("raw_client_bytes", func(b *testing.B) {
+		c, err := modbus.NewClient(&modbus.ClientConfiguration{URL: "tcp://" + addr, Logger: log.New(io.Discard, "", 0)})
+		require.NoError(b, err)
+		require.NoError(b, c.Open())
+		defer c.Close()
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu0 := cpuTime()
+		for i := 0; i < b.N; i++ {
+			for u := 1; u <= benchDevices; u++ {
+				_ = c.SetUnitId(uint8(u))
+				if _, err := c.ReadRawBytes(0, 2*benchRegisters, modbus.HOLDING_REGISTER); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		reportRates(b, cpuTime()-cpu0)
 	})
 
 	benchCfg := func(b *testing.B, interval string, connPerDevice bool) *Config {
@@ -114,14 +136,16 @@ func BenchmarkScrape(b *testing.B) {
 			target = int64(b.N*benchDevices) + 1
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := cpuTime()
 			r.build(conns)
 			ctx, cancel := context.WithCancel(context.Background())
 			r.cancel = cancel
 			r.sched.Start(ctx)
 			<-done
 			b.StopTimer()
+			cpu := cpuTime() - cpu0
 			require.NoError(b, r.Shutdown(context.Background()))
-			reportRates(b)
+			reportRates(b, cpu)
 			b.ReportMetric(float64(points.Load())/float64(polls.Load()), "points/poll")
 		})
 	}
@@ -147,21 +171,24 @@ func BenchmarkScrape(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu0 := cpuTime()
 		for i := 0; i < b.N; i++ {
 			for _, rn := range runners {
 				rn.RunOnce(ctx)
 			}
 		}
 		b.StopTimer()
-		reportRates(b)
+		cpu := cpuTime() - cpu0
+		reportRates(b, cpu)
 	})
 }
 
-func reportRates(b *testing.B) {
+func reportRates(b *testing.B, cpu time.Duration) {
 	sec := b.Elapsed().Seconds()
 	if sec == 0 {
 		return
 	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*benchDevices*benchRegisters/2), "cpu-ns/reading")
 	b.ReportMetric(float64(b.N*benchDevices)/sec, "requests/s")
 	b.ReportMetric(float64(b.N*benchDevices*benchRegisters)/sec, "registers/s")
 	b.ReportMetric(sec*1e9/float64(b.N*benchDevices*benchRegisters/2), "ns/reading")

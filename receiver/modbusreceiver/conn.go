@@ -139,6 +139,9 @@ var exceptionCodes = map[modbus.Error]int{
 
 // exceptionCode returns the Modbus exception code of err, or 0.
 func exceptionCode(err error) int {
+	if err == nil {
+		return 0
+	}
 	var me modbus.Error
 	if errors.As(err, &me) {
 		return exceptionCodes[me]

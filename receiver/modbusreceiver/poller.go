@@ -2,7 +2,10 @@ package modbusreceiver
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"runtime"
+	"slices"
 	"time"
 
 	"github.com/simonvetter/modbus"
@@ -177,6 +180,11 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 	if *d.spec.requests.CloseAfterPoll {
 		d.conn.close()
 	}
+	// The protocol work is done: hand the connection to the next device's poll, and the processor
+	// too, so that its request is on the wire while this poll's readings are recorded and built
+	// (otherwise the woken poll waits for this goroutine to block).
+	poll.ReleaseLink(ctx)
+	runtime.Gosched()
 	d.recordAll(p)
 }
 
@@ -296,11 +304,19 @@ func (d *devicePoller) read(b block) error {
 		if b.table == TableInput {
 			rt = modbus.INPUT_REGISTER
 		}
-		regs, err := client.ReadRegisters(uint16(b.start), uint16(b.count), rt)
+		// The bytes as they came off the wire (the same request as ReadRegisters, without the
+		// library's conversion into a new slice): registers are big-endian on the wire.
+		raw, err := client.ReadRawBytes(uint16(b.start), uint16(2*b.count), rt)
 		if err != nil {
 			return err
 		}
-		d.regs = append(d.regs[:0], regs...)
+		if len(raw) != 2*b.count {
+			return device.NewError(device.ErrProtocol, fmt.Errorf("short reply: %d bytes for %d registers", len(raw), b.count))
+		}
+		d.regs = slices.Grow(d.regs[:0], b.count)[:b.count]
+		for i := range d.regs {
+			d.regs[i] = uint16(raw[2*i])<<8 | uint16(raw[2*i+1])
+		}
 	default:
 		var bits []bool
 		if b.table == TableCoil {
