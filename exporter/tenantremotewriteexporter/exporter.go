@@ -119,11 +119,7 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 
 	innerSet := e.set
 	innerSet.ID = component.NewIDWithName(e.prwFactory.Type(), id.String())
-	// Our queue reports failed sends; the underlying exporter's "rejecting data, enable
-	// sending_queue" advice would be wrong here.
-	innerSet.Logger = logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
-		return dropMessages{Core: c, prefix: "Exporting failed. Rejecting data."}
-	}))
+	innerSet.Logger = logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietCore{Core: c} }))
 	sender, err := e.prwFactory.CreateMetrics(ctx, innerSet, &inner)
 	if err != nil {
 		return nil, fmt.Errorf("tenantremotewrite: remote-write client for tenant %q: %w", tenant, err)
@@ -475,19 +471,48 @@ func resourcePoints(rm pmetric.ResourceMetrics) int {
 	return n
 }
 
-// dropMessages is a zap core that discards entries whose message starts with prefix.
-type dropMessages struct {
+// quietCore filters the underlying exporter's logs: it drops its advice to enable a sending
+// queue (we have one) and turns its per-attempt error for 5xx/429 answers into a debug entry
+// (our retry layer logs every retry; 4xx answers, which lose data, stay errors).
+type quietCore struct {
 	zapcore.Core
-	prefix string
 }
 
-func (c dropMessages) With(fields []zapcore.Field) zapcore.Core {
-	return dropMessages{Core: c.Core.With(fields), prefix: c.prefix}
+const (
+	msgRejecting  = "Exporting failed. Rejecting data."
+	msgSendFailed = "failed to send WriteRequest to remote endpoint"
+)
+
+func (c quietCore) With(fields []zapcore.Field) zapcore.Core {
+	return quietCore{Core: c.Core.With(fields)}
 }
 
-func (c dropMessages) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if strings.HasPrefix(ent.Message, c.prefix) {
+func (c quietCore) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if strings.HasPrefix(ent.Message, msgRejecting) {
 		return ce
 	}
+	if ent.Message == msgSendFailed {
+		// decided in Write, where the fields are known
+		return ce.AddCore(ent, c)
+	}
 	return c.Core.Check(ent, ce)
+}
+
+func (c quietCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
+	if ent.Message == msgSendFailed {
+		for _, f := range fields {
+			if f.Key == "status_code" && (f.Integer >= 500 || f.Integer == 429) {
+				if !c.Core.Enabled(zapcore.DebugLevel) {
+					return nil
+				}
+				ent.Level = zapcore.DebugLevel
+				ent.Stack = ""
+				break
+			}
+		}
+	}
+	if !c.Core.Enabled(ent.Level) {
+		return nil
+	}
+	return c.Core.Write(ent, fields)
 }

@@ -17,6 +17,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter/internal/metadata"
 	"github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter/internal/metadatatest"
@@ -374,3 +377,22 @@ func TestLifecycleEdges(t *testing.T) {
 }
 
 func exportertestSettings() exporter.Settings { return exportertest.NewNopSettings(metadata.Type) }
+
+func TestQuietCore(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	logger := zap.New(quietCore{Core: core})
+	logger.Error(msgRejecting + " Try enabling sending_queue")
+	logger.Error(msgSendFailed, zap.Int("status_code", 503))
+	logger.Error(msgSendFailed, zap.Int("status_code", 400))
+	logger.With(zap.String("tenant", "a")).Info("other")
+	entries := logs.AllUntimed()
+	require.Len(t, entries, 3)
+	assert.Equal(t, zapcore.DebugLevel, entries[0].Level, "5xx: retried by us")
+	assert.Equal(t, zapcore.ErrorLevel, entries[1].Level, "4xx: data is dropped, stays an error")
+	assert.Equal(t, "other", entries[2].Message)
+
+	core, logs = observer.New(zapcore.InfoLevel)
+	logger = zap.New(quietCore{Core: core})
+	logger.Error(msgSendFailed, zap.Int("status_code", 502))
+	assert.Zero(t, logs.Len())
+}
