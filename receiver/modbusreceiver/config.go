@@ -53,6 +53,22 @@ type RequestConfig struct {
 	CloseAfterPoll *bool `mapstructure:"close_after_poll"`
 	// RemergeAfter is how long reads split after an exception stay split before merging is tried again.
 	RemergeAfter time.Duration `mapstructure:"remerge_after"`
+	// Blocks, in a profile or a device, are the device's reads given explicitly, for firmware that
+	// answers only exact blocks: they are read as given (never merged, split or planned) and every
+	// field must lie inside one of them.
+	Blocks []BlockConfig `mapstructure:"blocks"`
+}
+
+// BlockConfig is one explicit read: a range of one table.
+type BlockConfig struct {
+	// Table is holding (default), input, coil or discrete.
+	Table Table `mapstructure:"table"`
+	// Address is the 0-based protocol address of the first register (or bit).
+	Address *int `mapstructure:"address"`
+	// Register is the Modicon reference of the first register instead of Table and Address.
+	Register int `mapstructure:"register"`
+	// Count is the number of registers (1–125) or bits (1–2000) read.
+	Count int `mapstructure:"count"`
 }
 
 func newDefaultRequestConfig() RequestConfig {
@@ -85,6 +101,9 @@ func (r RequestConfig) merge(o RequestConfig) RequestConfig {
 	}
 	if o.RemergeAfter != 0 {
 		r.RemergeAfter = o.RemergeAfter
+	}
+	if o.Blocks != nil {
+		r.Blocks = o.Blocks
 	}
 	return r
 }
@@ -322,6 +341,7 @@ type deviceSpec struct {
 	poll     device.PollConfig
 	requests RequestConfig
 	fields   []fieldSpec
+	blocks   []blockSpec // explicit reads; nil: planned
 }
 
 // connSpec is one connection with its devices.
@@ -350,6 +370,9 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 	}
 	add(cfg.Settings.Validate())
 	add(cfg.Requests.validate("requests.")...)
+	if cfg.Requests.Blocks != nil {
+		add(errors.New("requests.blocks: explicit blocks belong to a profile or a device (the blocks a firmware answers depend on the device model)"))
+	}
 	defaults := newDefaultRequestConfig().merge(cfg.Requests)
 
 	profiles := map[string]ProfileConfig{}
@@ -392,8 +415,11 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 			perrs = append(perrs, fmt.Errorf("%sfields: a profile needs at least one field", prefix))
 		}
 		req := defaults.merge(p.Requests).clamped()
-		if _, ferrs := buildFields(p.Fields, orDefault(p.ByteOrder, OrderABCD), 0, req, prefix); len(ferrs) > 0 {
-			perrs = append(perrs, ferrs...)
+		specs, ferrs := buildFields(p.Fields, orDefault(p.ByteOrder, OrderABCD), 0, req, prefix)
+		perrs = append(perrs, ferrs...)
+		if p.Requests.Blocks != nil {
+			_, berrs := resolveBlocks(p.Requests.Blocks, 0, specs, prefix, "requests.blocks")
+			perrs = append(perrs, berrs...)
 		}
 		if len(perrs) > 0 {
 			badProfile[name] = true
@@ -492,6 +518,16 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 			req := defaults.merge(prof.Requests).merge(d.Requests).clamped()
 			specs, ferrs := buildFields(fields, order, d.RegisterOffset, req, dprefix)
 			derrs = append(derrs, ferrs...)
+			var blocks []blockSpec
+			if req.Blocks != nil {
+				key := "requests.blocks"
+				if d.Requests.Blocks == nil {
+					key = fmt.Sprintf("profile %q requests.blocks", d.Profile)
+				}
+				var berrs []error
+				blocks, berrs = resolveBlocks(req.Blocks, d.RegisterOffset, specs, dprefix, key)
+				derrs = append(derrs, berrs...)
+			}
 			if len(derrs) > 0 {
 				add(derrs...)
 				continue
@@ -510,6 +546,7 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 				poll:     pollCfg,
 				requests: req,
 				fields:   specs,
+				blocks:   blocks,
 			})
 		}
 		conns = append(conns, cs)
@@ -763,6 +800,113 @@ func modicon(ref int) (Table, int, error) {
 		return TableHolding, ref - 400001, nil
 	}
 	return "", 0, fmt.Errorf("%d is not a Modicon reference (1–9999 coil, 10001–19999 discrete, 30001–39999 input, 40001–49999 holding, or the six-digit 100001/300001/400001 forms)", ref)
+}
+
+// blockSpec is a validated explicit read.
+type blockSpec struct {
+	table Table
+	start int // offset applied
+	count int
+}
+
+func (b blockSpec) String() string {
+	if b.count == 1 {
+		return fmt.Sprintf("%s %d", b.table, b.start)
+	}
+	return fmt.Sprintf("%s %d–%d", b.table, b.start, b.start+b.count-1)
+}
+
+// resolveBlocks validates explicit blocks (key names them in errors: requests.blocks, or the profile's)
+// and checks that every field lies inside one of them.
+func resolveBlocks(cfgs []BlockConfig, regOffset int, fields []fieldSpec, prefix, key string) ([]blockSpec, []error) {
+	var errs []error
+	if len(cfgs) == 0 {
+		return nil, []error{fmt.Errorf("%s%s: empty; list the reads the device answers (table, address, count), or leave blocks out to let the receiver plan the reads", prefix, key)}
+	}
+	blocks := make([]blockSpec, 0, len(cfgs))
+	valid := make([]bool, 0, len(cfgs))
+	for i, c := range cfgs {
+		bp := fmt.Sprintf("%s%s[%d]: ", prefix, key, i)
+		n := len(errs)
+		b := blockSpec{table: c.Table, count: c.Count}
+		switch {
+		case c.Register != 0 && c.Address != nil:
+			errs = append(errs, fmt.Errorf("%saddress and register: give one (address is 0-based, register is the Modicon reference)", bp))
+		case c.Register != 0:
+			t, a, err := modicon(c.Register)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%sregister: %v", bp, err))
+			} else if c.Table != "" && c.Table != t {
+				errs = append(errs, fmt.Errorf("%stable: %q contradicts register %d (a %s reference)", bp, c.Table, c.Register, t))
+			}
+			b.table, b.start = t, a
+		case c.Address != nil:
+			b.start = *c.Address
+		default:
+			errs = append(errs, fmt.Errorf("%saddress: required (0-based address of the first register, or register: the Modicon reference)", bp))
+		}
+		if b.table == "" {
+			b.table = TableHolding
+		}
+		b.start += regOffset
+		switch {
+		case !b.table.valid():
+			errs = append(errs, fmt.Errorf("%stable: unknown %q (want holding, input, coil or discrete)", bp, c.Table))
+		case b.table.bits() && (b.count < 1 || b.count > maxBitsPerRead):
+			errs = append(errs, fmt.Errorf("%scount: must be between 1 and %d bits, got %d", bp, maxBitsPerRead, b.count))
+		case !b.table.bits() && (b.count < 1 || b.count > maxRegistersPerRead):
+			errs = append(errs, fmt.Errorf("%scount: must be between 1 and %d registers, got %d", bp, maxRegistersPerRead, b.count))
+		case b.start < 0 || b.start+b.count-1 > 65535:
+			errs = append(errs, fmt.Errorf("%saddress: %d (with register_offset) to %d is outside 0–65535", bp, b.start, b.start+b.count-1))
+		}
+		ok := len(errs) == n
+		for j := range blocks {
+			o := blocks[j]
+			if ok && valid[j] && o.table == b.table && b.start < o.start+o.count && o.start < b.start+b.count {
+				errs = append(errs, fmt.Errorf("%soverlaps %s[%d] (%s and %s); a register belongs to one block", bp, key, j, b, o))
+				ok = false
+			}
+		}
+		blocks = append(blocks, b)
+		valid = append(valid, ok)
+	}
+	var usable []blockSpec
+	for i, b := range blocks {
+		if valid[i] {
+			usable = append(usable, b)
+		}
+	}
+	if len(usable) == 0 {
+		return nil, errs
+	}
+	for i := range fields {
+		f := &fields[i]
+		if !f.table.valid() || f.count < 1 || f.address < 0 || f.address+f.count-1 > 65535 {
+			continue // reported by buildFields
+		}
+		if blockOf(usable, f) < 0 {
+			var list []string
+			for _, b := range usable {
+				list = append(list, b.String())
+			}
+			errs = append(errs, fmt.Errorf("%sfields[%d] %q: %s is not inside any of %s (%s); with explicit blocks every field must lie inside one",
+				prefix, i, f.name, blockSpec{table: f.table, start: f.address, count: f.count}, key, strings.Join(list, ", ")))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return blocks, nil
+}
+
+// blockOf returns the index of the block holding the whole of field f, or -1.
+func blockOf(blocks []blockSpec, f *fieldSpec) int {
+	for i, b := range blocks {
+		if b.table == f.table && f.address >= b.start && f.address+f.count <= b.start+b.count {
+			return i
+		}
+	}
+	return -1
 }
 
 // fieldSpec is a validated field, ready for planning and decoding.

@@ -31,6 +31,24 @@ func TestLoadConfig(t *testing.T) {
 		{id: "unit_id", wantErr: []string{`connections[0].devices[0] "d": unit_id: must be 1 to 247, got 248`}},
 		{id: "unknown_profile", wantErr: []string{`connections[0].devices[0] "d": profile: unknown "nope" (known: none defined)`}},
 		{id: "tls_missing", wantErr: []string{`connections[0].tls: required for tcp+tls:// (ca_file, cert_file and key_file)`}},
+		{id: "blocks_field_outside", wantErr: []string{
+			`connections[0].devices[0] "d": fields[1] "b": holding 9–10 is not inside any of requests.blocks (holding 0–9, input 0–3); with explicit blocks every field must lie inside one`,
+			`connections[0].devices[0] "d": fields[2] "c": coil 0 is not inside any of requests.blocks (holding 0–9, input 0–3)`,
+			`connections[0].devices[1] "d2": fields[0] "x": holding 3–4 is not inside any of profile "q" requests.blocks (holding 0–3)`,
+		}},
+		{id: "blocks_bad", wantErr: []string{
+			`requests.blocks: explicit blocks belong to a profile or a device`,
+			`profiles::p: fields[0] "x": holding 4 is not inside any of requests.blocks (holding 0–1)`,
+			`connections[0].devices[0] "d": requests.blocks[0]: count: must be between 1 and 125 registers, got 0`,
+			`connections[0].devices[0] "d": requests.blocks[1]: count: must be between 1 and 125 registers, got 126`,
+			`connections[0].devices[0] "d": requests.blocks[2]: count: must be between 1 and 2000 bits, got 2001`,
+			`connections[0].devices[0] "d": requests.blocks[3]: table: unknown "registers" (want holding, input, coil or discrete)`,
+			`connections[0].devices[0] "d": requests.blocks[4]: address and register: give one`,
+			`connections[0].devices[0] "d": requests.blocks[5]: address: required`,
+			`connections[0].devices[0] "d": requests.blocks[7]: overlaps requests.blocks[6] (holding 15–24 and holding 10–19); a register belongs to one block`,
+			`connections[0].devices[0] "d": requests.blocks[8]: address: 65530 (with register_offset) to 65539 is outside 0–65535`,
+			`connections[0].devices[1] "e": profile: "p" has errors (reported above)`,
+		}},
 		{id: "many", wantErr: []string{
 			`poll.timeout: 5s is longer than the poll interval 1s`,
 			`requests.max_registers: must be between 1 and 125, got 200`,
@@ -107,6 +125,17 @@ func TestResolveExample(t *testing.T) {
 	assert.True(t, *tank.requests.CloseAfterPoll)
 	assert.Equal(t, 100, tank.fields[0].address)
 	assert.Equal(t, OrderABCD, tank.fields[0].order, "the device's byte_order overrides the profile's")
+
+	assert.Nil(t, tank.blocks, "no blocks: the reads are planned")
+	pump := conns[0].devices[2]
+	assert.Equal(t, 10*time.Millisecond, pump.requests.Pause)
+	assert.Equal(t, []blockSpec{{TableInput, 0, 10}, {TableHolding, 100, 2}}, pump.blocks, "the profile's blocks, with the device's other request keys")
+	plc := conns[0].devices[3]
+	assert.Equal(t, []blockSpec{{TableHolding, 0, 10}, {TableInput, 99, 4}}, plc.blocks, "register_offset applies to blocks as to fields")
+	assert.Equal(t, []block{
+		{table: TableHolding, start: 0, count: 10, fields: []int{0, 1}, explicit: true},
+		{table: TableInput, start: 99, count: 4, fields: []int{2}, explicit: true},
+	}, planBlocks(plc.fields, plc.blocks))
 
 	rtu := conns[1]
 	assert.Equal(t, "/dev/ttyUSB0", rtu.address)

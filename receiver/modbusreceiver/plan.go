@@ -7,10 +7,11 @@ import (
 
 // block is one read request: a range of one table and the fields it serves.
 type block struct {
-	table  Table
-	start  int   // first register (or bit)
-	count  int   // registers (or bits) read
-	fields []int // indices of the fields served, by address
+	table    Table
+	start    int   // first register (or bit)
+	count    int   // registers (or bits) read
+	fields   []int // indices of the fields served, by address
+	explicit bool  // configured in requests.blocks: read as given, never split
 }
 
 func (b block) end() int { return b.start + b.count }
@@ -104,4 +105,26 @@ func span(fields []fieldSpec, ids []int) block {
 	}
 	b.count = end - b.start
 	return b
+}
+
+// planBlocks serves the fields from the device's explicit blocks, as given: each field is read by the
+// block that holds it (configuration checks there is one); a block that serves no field (all of its
+// fields excluded) is not read.
+func planBlocks(fields []fieldSpec, blocks []blockSpec) []block {
+	served := make([][]int, len(blocks))
+	for i := range fields {
+		if bi := blockOf(blocks, &fields[i]); bi >= 0 {
+			served[bi] = append(served[bi], i)
+		}
+	}
+	var out []block
+	for bi, b := range blocks {
+		ids := served[bi]
+		if len(ids) == 0 {
+			continue
+		}
+		slices.SortStableFunc(ids, func(x, y int) int { return cmp.Compare(fields[x].address, fields[y].address) })
+		out = append(out, block{table: b.table, start: b.start, count: b.count, fields: ids, explicit: true})
+	}
+	return out
 }

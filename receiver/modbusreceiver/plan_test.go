@@ -109,3 +109,19 @@ func TestPlanShippedProfiles(t *testing.T) {
 	assert.Equal(t, len(want), seen)
 	_ = fmt.Sprint()
 }
+
+// Explicit blocks are read as given, in the configured order, each serving the fields inside it
+// (by address); a block left without fields is not read.
+func TestPlanBlocks(t *testing.T) {
+	h, in, c := TableHolding, TableInput, TableCoil
+	fields := []fieldSpec{fs(in, 3, 2), fs(h, 8, 2), fs(h, 0, 1), fs(c, 5, 1), fs(h, 30, 1)}
+	blocks := []blockSpec{{h, 0, 10}, {h, 10, 10}, {in, 0, 5}, {c, 0, 16}, {h, 30, 2}}
+	got := planBlocks(fields, blocks)
+	assert.Equal(t, []block{
+		{table: h, start: 0, count: 10, fields: []int{2, 1}, explicit: true},
+		{table: in, start: 0, count: 5, fields: []int{0}, explicit: true},
+		{table: c, start: 0, count: 16, fields: []int{3}, explicit: true},
+		{table: h, start: 30, count: 2, fields: []int{4}, explicit: true},
+	}, got)
+	assert.Equal(t, -1, blockOf(blocks, &fieldSpec{table: h, address: 19, count: 2}), "a field across two blocks is in neither")
+}

@@ -120,7 +120,11 @@ func (d *devicePoller) replan(now time.Time) {
 		d.dirty = true
 	}
 	if d.dirty {
-		d.blocks = plan(d.spec.fields, d.limits, d.hints)
+		if d.spec.blocks != nil {
+			d.blocks = planBlocks(d.spec.fields, d.spec.blocks)
+		} else {
+			d.blocks = plan(d.spec.fields, d.limits, d.hints)
+		}
 		d.dirty = false
 	}
 }
@@ -154,7 +158,9 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 			continue
 		}
 		de, _ := classify(err)
-		splittable := len(b.fields) > 1 && (de.Type == device.ErrException || (de.Type == device.ErrTimeout && d.answered))
+		// An explicit block is never split: the device answers only that exact read, so its fields
+		// are all stale this poll (the failed request is counted like any other).
+		splittable := !b.explicit && len(b.fields) > 1 && (de.Type == device.ErrException || (de.Type == device.ErrTimeout && d.answered))
 		switch {
 		case splittable && exceptionCode(err) != 11:
 			d.cuts, d.found = d.cuts[:0], false

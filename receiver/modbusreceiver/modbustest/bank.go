@@ -5,6 +5,7 @@ package modbustest
 
 import (
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/simonvetter/modbus"
@@ -27,7 +28,10 @@ type Unit struct {
 	coils    [65536]bool
 	discrete [65536]bool
 	faults   []fault
+	exact    map[Table][]block // tables answering only these reads
 }
+
+type block struct{ addr, count int }
 
 type fault struct {
 	table       Table
@@ -108,6 +112,22 @@ func (b *Bank) Fail(u uint8, t Table, first, last int, err error) {
 	b.units[u].faults = append(b.units[u].faults, fault{table: t, first: first, last: last, err: err})
 }
 
+// ExactBlocks makes unit u answer reads of table t only when they ask for exactly one of the given
+// blocks ({address, count}), as some firmware does; any other read of t raises "illegal data address".
+// No blocks: t answers any read again.
+func (b *Bank) ExactBlocks(u uint8, t Table, blocks ...[2]int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	unit := b.units[u]
+	if unit.exact == nil {
+		unit.exact = map[Table][]block{}
+	}
+	unit.exact[t] = nil
+	for _, x := range blocks {
+		unit.exact[t] = append(unit.exact[t], block{addr: x[0], count: x[1]})
+	}
+}
+
 // ClearFaults removes every fault of unit u.
 func (b *Bank) ClearFaults(u uint8) {
 	b.mu.Lock()
@@ -148,6 +168,9 @@ func (b *Bank) read(u uint8, t Table, addr, count int) ([]uint16, []bool, error)
 	}
 	b.requests[u]++
 	if addr+count > 65536 {
+		return nil, nil, modbus.ErrIllegalDataAddress
+	}
+	if exact := unit.exact[t]; len(exact) > 0 && !slices.Contains(exact, block{addr: addr, count: count}) {
 		return nil, nil, modbus.ErrIllegalDataAddress
 	}
 	for _, f := range unit.faults {
