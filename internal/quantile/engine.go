@@ -138,6 +138,7 @@ type Engine[M any] struct {
 	series map[string]*Series[M]
 	order  []*Series[M] // creation order, for deterministic emission
 	keys   []string     // parallel to order
+	onDrop func(s *Series[M])
 
 	td     *tdigest.TDigest // scratch digest for compaction
 	fvals  []float64
@@ -164,6 +165,10 @@ func New[M any](s Settings) (*Engine[M], error) {
 		res:    Result{Quantiles: make([]float64, len(s.Quantiles))},
 	}, nil
 }
+
+// OnDrop sets a function Emit calls for every series it drops (after it is
+// gone from the engine), e.g. to forget the owner's index of it.
+func (e *Engine[M]) OnDrop(fn func(s *Series[M])) { e.onDrop = fn }
 
 // Settings returns the engine's settings.
 func (e *Engine[M]) Settings() Settings { return e.set }
@@ -319,6 +324,9 @@ func (e *Engine[M]) Emit(now time.Time, fn func(s *Series[M], r *Result)) int {
 	for i, s := range e.order {
 		if s.last < lo {
 			delete(e.series, e.keys[i])
+			if e.onDrop != nil {
+				e.onDrop(s)
+			}
 			continue
 		}
 		e.order[j], e.keys[j] = s, e.keys[i]

@@ -239,6 +239,22 @@ func TestMaxSeries(t *testing.T) {
 	assert.Equal(t, 2, e.Len())
 }
 
+func TestOnDrop(t *testing.T) {
+	e := newEngine(t, nil)
+	var dropped []string
+	e.OnDrop(func(s *Series[string]) {
+		dropped = append(dropped, s.Meta)
+		assert.Nil(t, e.series[s.Meta], "gone from the engine first")
+	})
+	add(e, "old", t0, 1)
+	add(e, "new", t0.Add(50*time.Second), 1)
+	e.Emit(t0.Add(60*time.Second), nil) // window [0s, 60s): both kept
+	assert.Empty(t, dropped)
+	e.Emit(t0.Add(70*time.Second), nil) // [10s, 70s): "old" idle for a window
+	assert.Equal(t, []string{"old"}, dropped)
+	assert.Equal(t, 1, e.Len())
+}
+
 func TestEmitOrderAndSkips(t *testing.T) {
 	e := newEngine(t, nil)
 	for _, k := range []string{"z", "a", "m"} {

@@ -41,3 +41,36 @@ func TestAppendValueKinds(t *testing.T) {
 		seen[k] = true
 	}
 }
+
+func TestAppendValueTypesOfStringForms(t *testing.T) {
+	// maps, slices and bytes are keyed by their string form and their type
+	b := pcommon.NewValueBytes()
+	b.Bytes().FromRaw([]byte("x"))
+	s := pcommon.NewValueSlice()
+	s.Slice().AppendEmpty().SetStr("eA==")
+	m := pcommon.NewValueMap()
+	assert.NotEqual(t, AppendValue(nil, b), AppendValue(nil, s))
+	assert.NotEqual(t, AppendValue(nil, m), AppendValue(nil, s))
+	assert.NotEqual(t, AppendValue(nil, pcommon.NewValueStr(b.AsString())), AppendValue(nil, b))
+}
+
+func TestAppendInOrder(t *testing.T) {
+	m := pcommon.NewMap()
+	m.PutStr("b", "2")
+	m.PutInt("a", 1)
+	want := AppendString([]byte{0xff, 2}, "b")
+	want = AppendValue(want, pcommon.NewValueStr("2"))
+	want = AppendValue(AppendString(want, "a"), pcommon.NewValueInt(1))
+	assert.Equal(t, want, AppendInOrder([]byte{0xff}, m), "count, then keys and values in the map's order")
+
+	// the same contents in another order: equal sorted, different in order
+	var a AttrSorter
+	other := pcommon.NewMap()
+	other.PutInt("a", 1)
+	other.PutStr("b", "2")
+	assert.NotEqual(t, AppendInOrder(nil, m), AppendInOrder(nil, other))
+	assert.Equal(t, a.Append(nil, m), a.Append(nil, other))
+	// the count delimits maps appended one after the other
+	empty := pcommon.NewMap()
+	assert.NotEqual(t, AppendInOrder(AppendInOrder(nil, m), empty), AppendInOrder(AppendInOrder(nil, empty), m))
+}

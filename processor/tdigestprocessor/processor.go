@@ -47,6 +47,7 @@ type seriesMeta struct {
 	resKey string
 	res    pcommon.Map
 	attrs  pcommon.Map
+	allKey string // a series of a selector without group_by: its key in allIndex ("" when not in it)
 }
 
 type tdigestProcessor struct {
@@ -73,11 +74,16 @@ type tdigestProcessor struct {
 	raw        []rawBucket
 	diff       []rawBucket
 	sorter     quantile.AttrSorter
-	resPrefix  []byte      // all attributes of curRes, encoded (see resourcePrefix)
-	curRes     pcommon.Map // the resource being processed
-	resEncoded bool        // resPrefix holds curRes
-	resGen     uint64      // counts resources, for selector.resGen
-	lastName   string      // last metric name looked up in bySel
+	resPrefix  []byte                                  // all attributes of curRes, encoded (see resourcePrefix)
+	curRes     pcommon.Map                             // the resource being processed
+	resEncoded bool                                    // resPrefix holds curRes
+	allIndex   map[string]*quantile.Series[seriesMeta] // series of selectors without group_by (see findAll)
+	resInOrder []byte                                  // curRes encoded in its order (see findAll)
+	resInOK    bool                                    // resInOrder holds curRes
+	allKey     []byte                                  // of the last point findAll looked for
+	noAllIndex bool                                    // tests and benchmarks: find every series by its sorted encoding
+	resGen     uint64                                  // counts resources, for selector.resGen
+	lastName   string                                  // last metric name looked up in bySel
 	lastCands  []*selector
 	failing    bool // last emission failed downstream (log state changes only)
 	batch      batchState
@@ -107,6 +113,7 @@ func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics, cl
 		streams:        newStreamTable(cfg.MaxSeries),
 		builder:        quantile.NewBuilder(scopeName, set.BuildInfo.Version, cfg.Quantiles),
 		bySel:          map[string][]*selector{},
+		allIndex:       map[string]*quantile.Series[seriesMeta]{},
 		outputs:        map[outputKey]*quantile.Output{},
 		refusedSeries:  metric.WithAttributes(attribute.String("reason", "max_series")),
 		refusedStreams: metric.WithAttributes(attribute.String("reason", "max_streams")),
@@ -124,6 +131,7 @@ func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics, cl
 		}
 		p.sels = append(p.sels, s)
 	}
+	eng.OnDrop(p.unindex)
 	p.runner = quantile.NewRunner(clock, cfg.Slide, p.emit)
 	return p, nil
 }
@@ -220,7 +228,7 @@ func (p *tdigestProcessor) processMetrics(_ context.Context, md pmetric.Metrics)
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
 		res := rm.Resource().Attributes()
-		p.curRes, p.resEncoded = res, false
+		p.curRes, p.resEncoded, p.resInOK = res, false, false
 		p.resGen++
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
@@ -285,6 +293,7 @@ func (p *tdigestProcessor) processMetrics(_ context.Context, md pmetric.Metrics)
 	}
 	refused, refusedStreams, removedAny := p.batch.refused, p.batch.refusedStreams, p.batch.removed
 	p.batch = batchState{}
+	p.curRes = pcommon.Map{} // hold no reference to the batch
 	if n := p.eng.Len() - held; n != 0 {
 		p.tel.ProcessorTdigestSeries.Add(context.Background(), int64(n))
 	}
@@ -419,11 +428,21 @@ func (p *tdigestProcessor) series(pt *point, now time.Time) *quantile.Series[ser
 	if sel.cfg.OutputName != "" {
 		name = sel.cfg.OutputName
 	}
-	b := p.key[:0]
-	b = append(b, byte(sel.idx>>8), byte(sel.idx))
+	keyName := ""
 	if sel.cfg.Regex != "" && sel.cfg.OutputName == "" {
 		// a regex selector names its series after each metric it matches
-		b = quantile.AppendString(b, name)
+		keyName = name
+	}
+	indexed := sel.groupAll && !p.noAllIndex
+	if indexed {
+		if s := p.findAll(sel, keyName, pt.attrs); s != nil {
+			return s
+		}
+	}
+	b := p.key[:0]
+	b = append(b, byte(sel.idx>>8), byte(sel.idx))
+	if keyName != "" {
+		b = quantile.AppendString(b, keyName)
 	}
 	if sel.groupAll {
 		b = append(b, p.resourcePrefix()...)
@@ -446,7 +465,49 @@ func (p *tdigestProcessor) series(pt *point, now time.Time) *quantile.Series[ser
 		}
 	}
 	p.key = b
-	return p.eng.Get(b, now, func(m *seriesMeta) { p.initSeries(m, pt, name) })
+	s := p.eng.Get(b, now, func(m *seriesMeta) { p.initSeries(m, pt, name) })
+	if indexed && s != nil && s.Meta.allKey == "" {
+		p.indexAll(s)
+	}
+	return s
+}
+
+// Series of a selector without group_by are identified by all attributes of
+// the resource and the point. Their key for the engine sorts the attributes,
+// which is costly, so they are found first in allIndex by the attributes
+// encoded in the maps' order (the resource's once per resource): equal keys
+// and values in the same order imply equal sorted encodings. A miss (a new
+// series, or attributes in another order than when the series was indexed)
+// takes the sorted encoding to the engine.
+
+// findAll returns the series of a point under a selector without group_by if
+// it is indexed. It leaves the point's index key in p.allKey.
+func (p *tdigestProcessor) findAll(sel *selector, keyName string, attrs pcommon.Map) *quantile.Series[seriesMeta] {
+	if !p.resInOK {
+		p.resInOrder = quantile.AppendInOrder(p.resInOrder[:0], p.curRes)
+		p.resInOK = true
+	}
+	b := append(p.allKey[:0], byte(sel.idx>>8), byte(sel.idx))
+	b = quantile.AppendString(b, keyName)
+	b = append(b, p.resInOrder...)
+	b = quantile.AppendInOrder(b, attrs)
+	p.allKey = b
+	return p.allIndex[string(b)]
+}
+
+// indexAll enters a new series of a selector without group_by into allIndex
+// under the key findAll left for the series' point.
+func (p *tdigestProcessor) indexAll(s *quantile.Series[seriesMeta]) {
+	s.Meta.allKey = string(p.allKey)
+	p.allIndex[s.Meta.allKey] = s
+}
+
+// unindex removes a series the engine dropped from allIndex.
+func (p *tdigestProcessor) unindex(s *quantile.Series[seriesMeta]) {
+	if s.Meta.allKey != "" && p.allIndex[s.Meta.allKey] == s {
+		delete(p.allIndex, s.Meta.allKey)
+	}
+	s.Meta.allKey = ""
 }
 
 // encodeResource encodes the group_by keys found on the resource, once per
