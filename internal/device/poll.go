@@ -234,7 +234,7 @@ func (p *Poll) End(now time.Time, state poll.BreakerState) (pmetric.Metrics, ptr
 	md, sm := r.newMetrics()
 	ms := sm.Metrics()
 	ms.EnsureCapacity(r.healthCount() + metrics)
-	ts := pcommon.NewTimestampFromTime(now)
+	ts := r.metricTime(now)
 	var ex *Poll
 	if sampled {
 		ex = p

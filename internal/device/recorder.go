@@ -59,6 +59,8 @@ type Recorder struct {
 	health        HealthMetricsConfig
 	sampleRatio   float64
 	startTime     pcommon.Timestamp
+	// lastMetricTime is the previous poll's metric timestamp, truncated to the millisecond.
+	lastMetricTime pcommon.Timestamp
 
 	metrics []metricDef
 	byName  map[string]int
@@ -160,9 +162,22 @@ func newSpanID() pcommon.SpanID {
 // Skipped records a poll that the open breaker did not let through: health metrics only.
 func (r *Recorder) Skipped(now time.Time, state poll.BreakerState) pmetric.Metrics {
 	md, sm := r.newMetrics()
-	ts := pcommon.NewTimestampFromTime(now)
+	ts := r.metricTime(now)
 	r.appendHealth(sm.Metrics(), ts, false, -1, state, nil)
 	return md
+}
+
+// metricTime is the timestamp of a poll's health metrics (and of readings without their own time):
+// at millisecond resolution, strictly after the previous poll's. Prometheus keeps milliseconds and
+// refuses a whole remote-write request holding two different values of a series at one timestamp,
+// which polls that take microseconds (OPC UA notifications) would otherwise produce.
+func (r *Recorder) metricTime(now time.Time) pcommon.Timestamp {
+	ts := pcommon.NewTimestampFromTime(now)
+	if ts < r.lastMetricTime+pcommon.Timestamp(time.Millisecond) {
+		ts = r.lastMetricTime + pcommon.Timestamp(time.Millisecond)
+	}
+	r.lastMetricTime = ts - ts%pcommon.Timestamp(time.Millisecond)
+	return ts
 }
 
 // healthCount is the number of health metrics a poll can carry.

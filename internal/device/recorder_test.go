@@ -395,3 +395,28 @@ func BenchmarkPoll(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*50), "ns/reading")
 }
+
+func TestPollTimestampsStrictlyIncreaseAtMillisecondResolution(t *testing.T) {
+	r := newTestRecorder(0)
+	s := r.Series("x", "1", "", KindGauge, nil)
+	var last pcommon.Timestamp
+	at := t0
+	for i := range 5 {
+		p := r.Begin(at)
+		p.Record(s, time.Time{}, float64(i))
+		md, _ := p.End(at.Add(200*time.Microsecond), poll.BreakerClosed) // five polls within one millisecond
+		_, _, ms, _ := metricsByName(t, md)
+		up := ms[MetricUp].Gauge().DataPoints().At(0).Timestamp()
+		x := ms["x"].Gauge().DataPoints().At(0).Timestamp()
+		assert.Equal(t, up, x, "readings without their own time share the poll's timestamp")
+		if i > 0 {
+			assert.GreaterOrEqual(t, up.AsTime().Truncate(time.Millisecond).Sub(last.AsTime().Truncate(time.Millisecond)), time.Millisecond,
+				"poll %d lands on a later millisecond than poll %d", i, i-1)
+		}
+		last = up
+		at = at.Add(100 * time.Microsecond)
+	}
+	md := r.Skipped(t0, poll.BreakerOpen)
+	_, _, ms, _ := metricsByName(t, md)
+	assert.Greater(t, ms[MetricUp].Gauge().DataPoints().At(0).Timestamp(), last, "a skipped poll too")
+}
