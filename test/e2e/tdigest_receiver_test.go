@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -307,7 +308,7 @@ func checkGroupQuantiles(t *testing.T, prom *prometheus, group string, quantiles
 	t.Logf("%s: window ending %s: quantiles %v, min %g, max %g, %g values; since start %g values, sum %g; raw: %g samples, min %g, max %g",
 		group, time.Unix(0, int64(end*1e9)).UTC().Format(time.RFC3339), qs, minV, maxV, n, count, sum, rawN, rawMin, rawMax)
 
-	require.Zero(t, int64(end*1000)%slide.Milliseconds(), "the window ends at a slide boundary")
+	require.Zero(t, int64(math.Round(end*1000))%slide.Milliseconds(), "the window ends at a slide boundary")
 	// a full window: a poll per device and second (some may be late or missed on a loaded machine)
 	require.GreaterOrEqual(t, n, 2.0)
 	require.LessOrEqual(t, n, rawN, "every value of the window is a raw sample")
