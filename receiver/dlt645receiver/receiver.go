@@ -6,9 +6,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
 
@@ -25,10 +22,9 @@ type dlt645Receiver struct {
 	seed   uint64
 	logger *zap.Logger
 
-	mu      sync.Mutex
-	metrics consumer.Metrics
-	traces  consumer.Traces
+	*device.Consumers // the metrics and traces pipelines sharing this receiver
 
+	mu      sync.Mutex
 	buses   []*bus
 	meters  []*meterPoller
 	runners []*device.Runner
@@ -38,19 +34,10 @@ type dlt645Receiver struct {
 }
 
 func newReceiver(cfg *Config, set receiver.Settings) *dlt645Receiver {
-	return &dlt645Receiver{cfg: cfg, set: set, clock: poll.RealClock{}, seed: uint64(time.Now().UnixNano()), logger: set.Logger}
-}
-
-func (r *dlt645Receiver) setMetrics(next consumer.Metrics) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.metrics = next
-}
-
-func (r *dlt645Receiver) setTraces(next consumer.Traces) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.traces = next
+	return &dlt645Receiver{
+		cfg: cfg, set: set, clock: poll.RealClock{}, seed: uint64(time.Now().UnixNano()), logger: set.Logger,
+		Consumers: device.NewConsumers(set.Logger),
+	}
 }
 
 // Start builds the buses and meter pollers and starts their schedules. It never touches a line:
@@ -90,30 +77,13 @@ func (r *dlt645Receiver) build(specs []busSpec) {
 				Start:   start,
 			})
 			m := newMeterPoller(ms, b, rec, r.clock, r.logger)
-			runner := device.NewRunner(rec, m, r.cfg.Breaker, r.clock, r.logger, r.emit)
+			runner := device.NewRunner(rec, m, r.cfg.Breaker, r.clock, r.logger, r.Emit)
 			r.meters = append(r.meters, m)
 			r.runners = append(r.runners, runner)
 			r.sched.Add(runner.Job(ms.poll, b.link))
 		}
 		if bs.timeSync > 0 {
 			r.sched.Add(poll.Job{Interval: bs.timeSync, Link: b.link, Run: b.syncTime})
-		}
-	}
-}
-
-// emit hands one poll's data to the pipelines.
-func (r *dlt645Receiver) emit(ctx context.Context, md pmetric.Metrics, td ptrace.Traces) {
-	r.mu.Lock()
-	metrics, traces := r.metrics, r.traces
-	r.mu.Unlock()
-	if metrics != nil && md.ResourceMetrics().Len() > 0 {
-		if err := metrics.ConsumeMetrics(ctx, md); err != nil {
-			r.logger.Debug("Metrics of a poll were refused", zap.Error(err))
-		}
-	}
-	if traces != nil && td.ResourceSpans().Len() > 0 {
-		if err := traces.ConsumeTraces(ctx, td); err != nil {
-			r.logger.Debug("Trace of a poll was refused", zap.Error(err))
 		}
 	}
 }
@@ -128,20 +98,12 @@ func (r *dlt645Receiver) Shutdown(ctx context.Context) error {
 	if cancel != nil {
 		cancel()
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	return device.StopWithin(ctx, func() {
 		if sched != nil {
 			sched.Stop() // a request in flight ends within its timeout
 		}
 		for _, b := range r.buses {
 			b.close()
 		}
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	})
 }
