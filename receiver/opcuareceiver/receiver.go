@@ -58,9 +58,7 @@ type opcuaReceiver struct {
 	logger *zap.Logger
 	clock  poll.Clock
 
-	consumerMu sync.RWMutex
-	metrics    consumer.Metrics
-	traces     consumer.Traces
+	consumers *device.Consumers // the metrics and traces pipelines sharing this receiver
 
 	startOnce, stopOnce sync.Once
 	ctx                 context.Context
@@ -113,14 +111,15 @@ func newReceiver(cfg *Config, set receiver.Settings) (*opcuaReceiver, error) {
 		return nil, err
 	}
 	r := &opcuaReceiver{
-		cfg:    cfg,
-		set:    set,
-		logger: set.Logger,
-		clock:  poll.RealClock{},
-		specs:  specs,
-		trust:  newTrustStore(cfg.Security),
-		series: map[string]*seriesEntry{},
-		kick:   make(chan struct{}, 1),
+		cfg:       cfg,
+		set:       set,
+		logger:    set.Logger,
+		consumers: device.NewConsumers(set.Logger),
+		clock:     poll.RealClock{},
+		specs:     specs,
+		trust:     newTrustStore(cfg.Security),
+		series:    map[string]*seriesEntry{},
+		kick:      make(chan struct{}, 1),
 	}
 	if cfg.Mode == ModeSubscribe {
 		r.repeatEvery = cfg.Subscription.RepeatInterval
@@ -154,17 +153,9 @@ func newReceiver(cfg *Config, set receiver.Settings) (*opcuaReceiver, error) {
 	return r, nil
 }
 
-func (r *opcuaReceiver) setMetrics(c consumer.Metrics) {
-	r.consumerMu.Lock()
-	r.metrics = c
-	r.consumerMu.Unlock()
-}
+func (r *opcuaReceiver) setMetrics(c consumer.Metrics) { r.consumers.SetMetrics(c) }
 
-func (r *opcuaReceiver) setTraces(c consumer.Traces) {
-	r.consumerMu.Lock()
-	r.traces = c
-	r.consumerMu.Unlock()
-}
+func (r *opcuaReceiver) setTraces(c consumer.Traces) { r.consumers.SetTraces(c) }
 
 // Start prepares the poller and returns at once: connecting happens in the first poll, so an
 // unreachable server never blocks or fails Start.
@@ -438,17 +429,5 @@ func (r *opcuaReceiver) emit(ctx context.Context, md pmetric.Metrics, td ptrace.
 			}
 		}
 	}
-	r.consumerMu.RLock()
-	mc, tc := r.metrics, r.traces
-	r.consumerMu.RUnlock()
-	if mc != nil && md.DataPointCount() > 0 {
-		if err := mc.ConsumeMetrics(ctx, md); err != nil {
-			r.logger.Debug("Metrics consumer refused a poll", zap.Error(err))
-		}
-	}
-	if tc != nil && td.SpanCount() > 0 {
-		if err := tc.ConsumeTraces(ctx, td); err != nil {
-			r.logger.Debug("Traces consumer refused a poll", zap.Error(err))
-		}
-	}
+	r.consumers.Emit(ctx, md, td)
 }
