@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"time"
 
@@ -186,11 +185,11 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 	if *d.spec.requests.CloseAfterPoll {
 		d.conn.close()
 	}
-	// The protocol work is done: hand the connection to the next device's poll, and the processor
-	// too, so that its request is on the wire while this poll's readings are recorded and built
-	// (otherwise the woken poll waits for this goroutine to block).
+	// The protocol work is done: the next device's poll may use the connection while this one's
+	// readings are recorded and built. (Yielding the processor here as well would start the next
+	// request sooner when polls queue for the connection, but costs a scheduler round trip to every
+	// poll when none does: measured, it lost more than it gained.)
 	poll.ReleaseLink(ctx)
-	runtime.Gosched()
 	d.recordAll(p)
 }
 
