@@ -123,7 +123,7 @@ func BenchmarkScrape(b *testing.B) {
 			require.NoError(b, err)
 			r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type))
 			require.NoError(b, err)
-			r.setMetrics(next)
+			r.SetMetrics(next)
 			conns, err := cfg.resolve()
 			require.NoError(b, err)
 			for ci := range conns {

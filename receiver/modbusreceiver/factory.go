@@ -31,7 +31,7 @@ func createMetrics(_ context.Context, set receiver.Settings, cfg component.Confi
 	if err != nil {
 		return nil, err
 	}
-	c.Value.setMetrics(next)
+	c.Value.SetMetrics(next)
 	return c, nil
 }
 
@@ -40,6 +40,6 @@ func createTraces(_ context.Context, set receiver.Settings, cfg component.Config
 	if err != nil {
 		return nil, err
 	}
-	c.Value.setTraces(next)
+	c.Value.SetTraces(next)
 	return c, nil
 }

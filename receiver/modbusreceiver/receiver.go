@@ -6,9 +6,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
 
@@ -25,10 +22,9 @@ type modbusReceiver struct {
 	seed   uint64
 	logger *zap.Logger
 
-	mu      sync.Mutex
-	metrics consumer.Metrics
-	traces  consumer.Traces
+	*device.Consumers // the metrics and traces pipelines sharing this receiver
 
+	mu      sync.Mutex
 	conns   []*conn
 	sched   *poll.Scheduler
 	pollers []*devicePoller
@@ -38,19 +34,10 @@ type modbusReceiver struct {
 }
 
 func newReceiver(cfg *Config, set receiver.Settings) (*modbusReceiver, error) {
-	return &modbusReceiver{cfg: cfg, set: set, clock: poll.RealClock{}, seed: uint64(time.Now().UnixNano()), logger: set.Logger}, nil
-}
-
-func (r *modbusReceiver) setMetrics(next consumer.Metrics) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.metrics = next
-}
-
-func (r *modbusReceiver) setTraces(next consumer.Traces) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.traces = next
+	return &modbusReceiver{
+		cfg: cfg, set: set, clock: poll.RealClock{}, seed: uint64(time.Now().UnixNano()), logger: set.Logger,
+		Consumers: device.NewConsumers(set.Logger),
+	}, nil
 }
 
 // Start builds the connections and device pollers and starts their schedules. It never touches the
@@ -89,27 +76,10 @@ func (r *modbusReceiver) build(conns []connSpec) {
 				Start:   start,
 			})
 			p := newDevicePoller(ds, c, rec, r.clock)
-			runner := device.NewRunner(rec, p, r.cfg.Breaker, r.clock, r.logger, r.emit)
+			runner := device.NewRunner(rec, p, r.cfg.Breaker, r.clock, r.logger, r.Emit)
 			r.pollers = append(r.pollers, p)
 			r.runners = append(r.runners, runner)
 			r.sched.Add(runner.Job(ds.poll, c.link))
-		}
-	}
-}
-
-// emit hands one poll's data to the pipelines.
-func (r *modbusReceiver) emit(ctx context.Context, md pmetric.Metrics, td ptrace.Traces) {
-	r.mu.Lock()
-	metrics, traces := r.metrics, r.traces
-	r.mu.Unlock()
-	if metrics != nil && md.ResourceMetrics().Len() > 0 {
-		if err := metrics.ConsumeMetrics(ctx, md); err != nil {
-			r.logger.Debug("Metrics of a poll were refused", zap.Error(err))
-		}
-	}
-	if traces != nil && td.ResourceSpans().Len() > 0 {
-		if err := traces.ConsumeTraces(ctx, td); err != nil {
-			r.logger.Debug("Trace of a poll was refused", zap.Error(err))
 		}
 	}
 }
@@ -124,22 +94,14 @@ func (r *modbusReceiver) Shutdown(ctx context.Context) error {
 	if cancel != nil {
 		cancel()
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	return device.StopWithin(ctx, func() {
 		if sched != nil {
 			sched.Stop() // a request in flight ends within its timeout
 		}
 		for _, c := range r.conns {
 			c.close()
 		}
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	})
 }
 
 // rebuildRunners returns runners of the built pollers with another emitter (benchmarks).
