@@ -273,8 +273,6 @@ func (l *labeler) setRegistry(reg *registryData) {
 	l.state.Store(&labelState{reg: reg, cache: make(map[string]*decision)})
 }
 
-func (l *labeler) registry() *registryData { return l.state.Load().reg }
-
 // label applies the labelling to a resource's attributes and returns the decision.
 // buf is scratch space reused across calls.
 func (l *labeler) label(attrs pcommon.Map, buf *[]byte) *decision {

@@ -2,11 +2,9 @@ package modbusreceiver
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log"
 	"net"
-	"sort"
 	"testing"
 	"time"
 
@@ -181,15 +179,5 @@ func spans(tds []ptrace.Traces) []spanInfo {
 	return out
 }
 
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func f32regs(v float32) []uint16 { return modbustest.Float32Regs(v) }
 
-func yamlQuote(s string) string { return fmt.Sprintf("%q", s) }

@@ -105,12 +105,6 @@ func newDevicePoller(spec *deviceSpec, c *conn, rec *device.Recorder, clock poll
 	return d
 }
 
-// requestsPerPoll returns the number of reads the current plan makes.
-func (d *devicePoller) requestsPerPoll() int {
-	d.replan(d.clock.Now())
-	return len(d.blocks)
-}
-
 func (d *devicePoller) replan(now time.Time) {
 	if !d.split.IsZero() && d.spec.requests.RemergeAfter > 0 && now.Sub(d.split) >= d.spec.requests.RemergeAfter {
 		clear(d.hints.breakBefore)
