@@ -144,3 +144,27 @@ func (s Settings) Validate() error {
 		s.Traces.Validate("traces."),
 	)
 }
+
+// IDs checks the device ids of one receiver's config: each is given and unique, since it becomes
+// the device.id resource attribute. The map holds the config path that first used each id.
+type IDs map[string]string
+
+// Check registers the id of the device at path (e.g. `buses[0].meters[2]`) and returns the prefix
+// that names the device in its config errors (`buses[0].meters[2] "meter-3": `), with the id's own
+// error if it is missing or taken.
+func (ids IDs) Check(path, id string) (prefix string, err error) {
+	prefix = path
+	if id != "" {
+		prefix += fmt.Sprintf(" %q", id)
+	}
+	prefix += ": "
+	switch prev, taken := ids[id]; {
+	case id == "":
+		err = fmt.Errorf("%sid: required (it becomes the device.id resource attribute)", prefix)
+	case taken:
+		err = fmt.Errorf("%sid: %q is already used by %s", prefix, id, prev)
+	default:
+		ids[id] = path
+	}
+	return prefix, err
+}

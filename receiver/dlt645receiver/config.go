@@ -227,7 +227,7 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 	if len(cfg.Buses) == 0 {
 		add(errors.New("buses: at least one bus with meters is required"))
 	}
-	ids := map[string]string{}
+	ids := device.IDs{}
 	var buses []busSpec
 	for bi, b := range cfg.Buses {
 		bprefix := fmt.Sprintf("buses[%d]", bi)
@@ -239,18 +239,10 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 		}
 		addresses := map[dlt645.Address]string{}
 		for mi, m := range b.Meters {
-			mprefix := fmt.Sprintf("%s.meters[%d]", bprefix, mi)
-			if m.ID != "" {
-				mprefix += fmt.Sprintf(" %q", m.ID)
-			}
-			mprefix += ": "
 			var merrs []error
-			if m.ID == "" {
-				merrs = append(merrs, fmt.Errorf("%sid: required (it becomes the device.id resource attribute)", mprefix))
-			} else if prev, ok := ids[m.ID]; ok {
-				merrs = append(merrs, fmt.Errorf("%sid: %q is already used by %s", mprefix, m.ID, prev))
-			} else {
-				ids[m.ID] = fmt.Sprintf("%s.meters[%d]", bprefix, mi)
+			mprefix, err := ids.Check(fmt.Sprintf("%s.meters[%d]", bprefix, mi), m.ID)
+			if err != nil {
+				merrs = append(merrs, err)
 			}
 			spec := meterSpec{location: defaultLoc}
 			switch strings.TrimSpace(strings.ToLower(m.Address)) {

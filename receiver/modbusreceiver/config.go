@@ -430,7 +430,7 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 	if len(cfg.Connections) == 0 {
 		add(errors.New("connections: at least one connection with devices is required"))
 	}
-	ids := map[string]string{}
+	ids := device.IDs{}
 	var conns []connSpec
 	for ci, c := range cfg.Connections {
 		cprefix := fmt.Sprintf("connections[%d]", ci)
@@ -441,18 +441,10 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 		}
 		units := map[int]string{}
 		for di, d := range c.Devices {
-			dprefix := fmt.Sprintf("%s.devices[%d]", cprefix, di)
-			if d.ID != "" {
-				dprefix += fmt.Sprintf(" %q", d.ID)
-			}
-			dprefix += ": "
 			var derrs []error
-			if d.ID == "" {
-				derrs = append(derrs, fmt.Errorf("%sid: required (it becomes the device.id resource attribute)", dprefix))
-			} else if prev, ok := ids[d.ID]; ok {
-				derrs = append(derrs, fmt.Errorf("%sid: %q is already used by %s", dprefix, d.ID, prev))
-			} else {
-				ids[d.ID] = fmt.Sprintf("%s.devices[%d]", cprefix, di)
+			dprefix, err := ids.Check(fmt.Sprintf("%s.devices[%d]", cprefix, di), d.ID)
+			if err != nil {
+				derrs = append(derrs, err)
 			}
 			unit := 1
 			if d.UnitID != nil {
