@@ -180,4 +180,3 @@ func spans(tds []ptrace.Traces) []spanInfo {
 }
 
 func f32regs(v float32) []uint16 { return modbustest.Float32Regs(v) }
-
