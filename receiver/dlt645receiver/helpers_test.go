@@ -1,20 +1,17 @@
 package dlt645receiver
 
 import (
-	"context"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
 	"net"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
@@ -51,15 +48,10 @@ func meter(t testing.TB, address string, v dlt645.Version, values map[dlt645.DI]
 	return m
 }
 
-// loadConfig builds a validated Config from YAML.
+// loadYAML builds a validated Config from YAML.
 func loadYAML(t testing.TB, yml string) *Config {
 	t.Helper()
-	var raw map[string]any
-	require.NoError(t, yaml.Unmarshal([]byte(yml), &raw))
-	cfg := createDefaultConfig().(*Config)
-	require.NoError(t, confmap.NewFromStringMap(raw).Unmarshal(cfg))
-	require.NoError(t, cfg.Validate())
-	return cfg
+	return devicetest.LoadConfig(t, NewFactory(), yml).(*Config)
 }
 
 type sinks struct {
@@ -70,20 +62,8 @@ type sinks struct {
 // startReceiver runs a receiver with both pipelines on cfg; it stops on cleanup.
 func startReceiver(t testing.TB, cfg *Config) sinks {
 	t.Helper()
-	s := sinks{metrics: new(consumertest.MetricsSink), traces: new(consumertest.TracesSink)}
-	set := receivertest.NewNopSettings(metadata.Type)
-	f := NewFactory()
-	mr, err := f.CreateMetrics(context.Background(), set, cfg, s.metrics)
-	require.NoError(t, err)
-	tr, err := f.CreateTraces(context.Background(), set, cfg, s.traces)
-	require.NoError(t, err)
-	require.NoError(t, mr.Start(context.Background(), componenttest.NewNopHost()))
-	require.NoError(t, tr.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() {
-		require.NoError(t, tr.Shutdown(context.Background()))
-		require.NoError(t, mr.Shutdown(context.Background()))
-	})
-	return s
+	s := devicetest.StartReceiver(t, NewFactory(), cfg)
+	return sinks{metrics: s.Metrics, traces: s.Traces}
 }
 
 // dataPoint is one data point seen by a sink.

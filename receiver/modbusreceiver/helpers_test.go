@@ -1,7 +1,7 @@
 package modbusreceiver
 
 import (
-	"context"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
 	"io"
 	"log"
 	"net"
@@ -10,16 +10,11 @@ import (
 
 	"github.com/simonvetter/modbus"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/receiver/receivertest"
-	"gopkg.in/yaml.v3"
 
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
 )
 
@@ -48,12 +43,7 @@ func startTCPServer(t testing.TB, bank *modbustest.Bank) string {
 // loadConfig builds a validated Config from YAML.
 func loadConfig(t testing.TB, yml string) *Config {
 	t.Helper()
-	var raw map[string]any
-	require.NoError(t, yaml.Unmarshal([]byte(yml), &raw))
-	cfg := createDefaultConfig().(*Config)
-	require.NoError(t, confmap.NewFromStringMap(raw).Unmarshal(cfg))
-	require.NoError(t, cfg.Validate())
-	return cfg
+	return devicetest.LoadConfig(t, NewFactory(), yml).(*Config)
 }
 
 type sinks struct {
@@ -64,20 +54,8 @@ type sinks struct {
 // startReceiver runs a receiver with both pipelines on cfg; it stops on cleanup.
 func startReceiver(t testing.TB, cfg *Config) sinks {
 	t.Helper()
-	s := sinks{metrics: new(consumertest.MetricsSink), traces: new(consumertest.TracesSink)}
-	set := receivertest.NewNopSettings(metadata.Type)
-	f := NewFactory()
-	mr, err := f.CreateMetrics(context.Background(), set, cfg, s.metrics)
-	require.NoError(t, err)
-	tr, err := f.CreateTraces(context.Background(), set, cfg, s.traces)
-	require.NoError(t, err)
-	require.NoError(t, mr.Start(context.Background(), componenttest.NewNopHost()))
-	require.NoError(t, tr.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() {
-		require.NoError(t, tr.Shutdown(context.Background()))
-		require.NoError(t, mr.Shutdown(context.Background()))
-	})
-	return s
+	s := devicetest.StartReceiver(t, NewFactory(), cfg)
+	return sinks{metrics: s.Metrics, traces: s.Traces}
 }
 
 // point is one data point seen by a sink.
