@@ -1,7 +1,6 @@
 package modbusreceiver
 
 import (
-	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
 	"io"
 	"log"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
 )
 
