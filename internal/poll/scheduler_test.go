@@ -204,3 +204,37 @@ func TestSchedulerSkipsTicksOfAnOverrunningPoll(t *testing.T) {
 	assert.Equal(t, 4*time.Second, starts[1].Sub(starts[0]))
 	assert.Equal(t, time.Second, starts[2].Sub(starts[1]))
 }
+
+func TestSchedulerRunsJobsOfASerialLinkInDueOrderOnTheirOwnGrids(t *testing.T) {
+	clock := NewManualClock(time.Unix(0, 0))
+	s := NewScheduler(clock, 11)
+	link := NewLink(clock, 1, 0)
+	var mu sync.Mutex
+	runs := map[int][]time.Time{}
+	var inFlight atomic.Int32
+	const n = 4
+	for i := range n {
+		s.Add(Job{Interval: time.Second, Link: link, Run: func(context.Context) {
+			if inFlight.Add(1) != 1 {
+				t.Error("two polls on a link of one at once")
+			}
+			mu.Lock()
+			runs[i] = append(runs[i], clock.Now())
+			mu.Unlock()
+			inFlight.Add(-1)
+		}})
+	}
+	s.Start(context.Background())
+	defer s.Stop()
+	require.Eventually(t, func() bool { return clock.Waiters() == 1 }, 5*time.Second, time.Millisecond, "one goroutine waits for the whole link")
+	stepClock(t, clock, 1, 10*time.Millisecond, 1000)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, runs, n)
+	for i, rs := range runs {
+		require.GreaterOrEqual(t, len(rs), 9, "job %d", i)
+		for k := 1; k < len(rs); k++ {
+			assert.Equal(t, time.Second, rs[k].Sub(rs[k-1]), "job %d keeps its own period", i)
+		}
+	}
+}
