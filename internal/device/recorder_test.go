@@ -396,6 +396,33 @@ func BenchmarkPoll(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*50), "ns/reading")
 }
 
+// BenchmarkPdataFloor builds only the 50 data points of BenchmarkPoll (one metric, one attribute
+// each, no resource, health metrics or trace decision): what any receiver emitting these readings as
+// pdata pays at least. BenchmarkPoll over this is the recorder's own overhead.
+func BenchmarkPdataFloor(b *testing.B) {
+	attrs := make([]pcommon.Map, 50)
+	for i := range attrs {
+		attrs[i] = pcommon.NewMap()
+		attrs[i].PutStr("reg", fmt.Sprint(2*i))
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		md := pmetric.NewMetrics()
+		m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("value")
+		m.SetUnit("W")
+		dps := m.SetEmptyGauge().DataPoints()
+		dps.EnsureCapacity(len(attrs))
+		for j := range attrs {
+			dp := dps.AppendEmpty()
+			dp.SetTimestamp(pcommon.Timestamp(i))
+			dp.SetDoubleValue(float64(i + j))
+			attrs[j].CopyTo(dp.Attributes())
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*50), "ns/reading")
+}
+
 func TestPollTimestampsStrictlyIncreaseAtMillisecondResolution(t *testing.T) {
 	r := newTestRecorder(0)
 	s := r.Series("x", "1", "", KindGauge, nil)
