@@ -3,5 +3,6 @@
 // and the Runner that polls a device on its schedule behind its circuit breaker.
 //
 // A receiver describes each device with an Identity and a Target (its protocol work), and gets back
-// for each poll one pmetric.Metrics (health + readings) and, when sampled, one ptrace.Traces.
+// for each poll one pmetric.Metrics (health + readings) and, when sampled, one ptrace.Traces. A Fleet
+// holds a receiver's devices, their scheduler and its Start/Shutdown lifecycle.
 package device

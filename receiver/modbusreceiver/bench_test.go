@@ -138,9 +138,7 @@ func BenchmarkScrape(b *testing.B) {
 			b.ResetTimer()
 			cpu0 := cpuTime()
 			r.build(conns)
-			ctx, cancel := context.WithCancel(context.Background())
-			r.cancel = cancel
-			r.sched.Start(ctx)
+			r.Scheduler().Start(context.Background())
 			<-done
 			b.StopTimer()
 			cpu := cpuTime() - cpu0

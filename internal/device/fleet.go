@@ -1,0 +1,121 @@
+package device
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+)
+
+// Fleet is the lifecycle a polling receiver shares with the others: one recorder and runner per
+// device, on a scheduler that Start starts and Shutdown stops (both safe in any order and more than
+// once). It embeds the Consumers that the receiver's metrics and traces pipelines set.
+type Fleet struct {
+	*Consumers
+	set      receiver.Settings
+	scope    string
+	settings Settings
+	clock    poll.Clock
+	seed     uint64
+
+	mu      sync.Mutex
+	sched   *poll.Scheduler
+	start   time.Time
+	runners []*Runner
+	closers []func()
+	cancel  context.CancelFunc
+	stopped bool
+}
+
+// NewFleet returns the fleet of one receiver: scope is its instrumentation scope name, settings its
+// top-level device settings (health metrics, traces, breaker).
+func NewFleet(set receiver.Settings, scope string, settings Settings) *Fleet {
+	return &Fleet{
+		Consumers: NewConsumers(set.Logger),
+		set:       set, scope: scope, settings: settings,
+		clock: poll.RealClock{}, seed: uint64(time.Now().UnixNano()),
+	}
+}
+
+// Logger is the receiver's logger.
+func (f *Fleet) Logger() *zap.Logger { return f.set.Logger }
+
+// Clock is the clock the fleet's devices run on.
+func (f *Fleet) Clock() poll.Clock { return f.clock }
+
+// Start builds the receiver's devices with build, which calls Recorder, Add, AddJob and OnShutdown,
+// and starts their schedules. Building must not touch the network: connections open on the first
+// poll, and unreachable devices are retried on their schedule.
+func (f *Fleet) Start(ctx context.Context, build func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped || f.sched != nil {
+		return
+	}
+	f.Build(build)
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	f.cancel = cancel
+	f.sched.Start(runCtx)
+}
+
+// Build builds the devices without starting them (Start does both; benchmarks drive the runners).
+func (f *Fleet) Build(build func()) {
+	f.sched = poll.NewScheduler(f.clock, f.seed)
+	f.start = f.clock.Now()
+	build()
+}
+
+// Recorder returns a new recorder for a device of the fleet.
+func (f *Fleet) Recorder(id Identity) *Recorder {
+	return NewRecorder(id, RecorderSettings{
+		Scope:   Scope{Name: f.scope, Version: f.set.BuildInfo.Version},
+		Health:  f.settings.Metrics,
+		Traces:  f.settings.Traces,
+		Service: f.set.ID.String(),
+		Start:   f.start,
+	})
+}
+
+// Add schedules a device: target polls it every cfg.Interval on link, behind its own breaker.
+func (f *Fleet) Add(rec *Recorder, target Target, cfg PollConfig, link *poll.Link) *Runner {
+	runner := NewRunner(rec, target, f.settings.Breaker, f.clock, f.set.Logger, f.Emit)
+	f.runners = append(f.runners, runner)
+	f.sched.Add(runner.Job(cfg, link))
+	return runner
+}
+
+// AddJob schedules work that is not a device poll (e.g. a time sync broadcast on a bus).
+func (f *Fleet) AddJob(j poll.Job) { f.sched.Add(j) }
+
+// OnShutdown registers what closes a connection or line once the schedules have stopped.
+func (f *Fleet) OnShutdown(close func()) { f.closers = append(f.closers, close) }
+
+// Runners returns the devices' runners in the order they were added.
+func (f *Fleet) Runners() []*Runner { return f.runners }
+
+// Scheduler returns the scheduler built by Start or Build.
+func (f *Fleet) Scheduler() *poll.Scheduler { return f.sched }
+
+// Shutdown stops every schedule, waits for polls in progress (a request in flight ends within its
+// timeout) and closes the connections, within ctx's deadline.
+func (f *Fleet) Shutdown(ctx context.Context) error {
+	f.mu.Lock()
+	f.stopped = true
+	sched, cancel, closers := f.sched, f.cancel, f.closers
+	f.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	return StopWithin(ctx, func() {
+		if sched != nil {
+			sched.Stop()
+		}
+		for _, c := range closers {
+			c()
+		}
+	})
+}

@@ -1,0 +1,58 @@
+package device
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+)
+
+// A fleet polls what build added, emits to the pipelines set on it, and on Shutdown stops the
+// schedules before it closes the connections; Start after Shutdown, or twice, does nothing.
+func TestFleetLifecycle(t *testing.T) {
+	settings := NewDefaultSettings()
+	f := NewFleet(receivertest.NewNopSettings(component.MustNewType("test")), "test/scope", settings)
+	require.NoError(t, f.Shutdown(context.Background()), "shutdown without start")
+
+	f = NewFleet(receivertest.NewNopSettings(component.MustNewType("test")), "test/scope", settings)
+	sink := new(consumertest.MetricsSink)
+	f.SetMetrics(sink)
+	var polls, builds atomic.Int32
+	var pollsAtClose int32
+	closed := 0
+	build := func() {
+		builds.Add(1)
+		rec := f.Recorder(Identity{ID: "d1", Protocol: "test", Address: "x"})
+		s := rec.Series("v", "1", "", KindGauge, nil)
+		link := poll.NewLink(f.Clock(), 1, 0)
+		f.Add(rec, TargetFunc(func(_ context.Context, p *Poll) {
+			polls.Add(1)
+			q := p.StartRequest("read")
+			q.End(nil)
+			p.Record(s, time.Time{}, 1)
+		}), PollConfig{Interval: 10 * time.Millisecond}, link)
+		f.OnShutdown(func() { closed++; pollsAtClose = polls.Load() })
+	}
+	f.Start(context.Background(), build)
+	f.Start(context.Background(), build)
+	require.Eventually(t, func() bool { return len(sink.AllMetrics()) >= 3 }, 5*time.Second, 5*time.Millisecond)
+	assert.Equal(t, int32(1), builds.Load(), "a second Start builds nothing")
+	require.Len(t, f.Runners(), 1)
+	md := sink.AllMetrics()[0]
+	assert.Equal(t, "test/scope", md.ResourceMetrics().At(0).ScopeMetrics().At(0).Scope().Name())
+
+	require.NoError(t, f.Shutdown(context.Background()))
+	require.NoError(t, f.Shutdown(context.Background()))
+	assert.GreaterOrEqual(t, closed, 1, "the connections are closed")
+	assert.Equal(t, pollsAtClose, polls.Load(), "no poll after the connections closed")
+	f.Start(context.Background(), build)
+	assert.Equal(t, int32(1), builds.Load(), "Start after Shutdown does nothing")
+}
