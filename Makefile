@@ -82,8 +82,8 @@ vet:
 unit:
 	$(GO) test -count=1 ./...
 
-e2e: deps build
-	OTELCOL_IIOT_BINARY=$(BINARY) $(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) ./test/e2e/...
+e2e: deps build build-gateway
+	OTELCOL_IIOT_BINARY=$(BINARY) OTELCOL_IIOT_GATEWAY_BINARY=$(GATEWAY) $(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) ./test/e2e/...
 
 test: deps fmt-check vet check-generated unit e2e
 
