@@ -85,7 +85,15 @@ unit:
 e2e: deps build build-gateway
 	OTELCOL_IIOT_BINARY=$(BINARY) OTELCOL_IIOT_GATEWAY_BINARY=$(GATEWAY) $(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) ./test/e2e/...
 
-test: deps fmt-check vet check-generated unit e2e
+test: deps fmt-check vet rules-check check-generated unit e2e
+
+# Prometheus rules of the edge distribution: syntax (promtool check) and unit tests (promtool test).
+RULES_DIR := distributions/otelcol-iiot/prometheus
+.PHONY: rules-check
+rules-check:
+	@command -v promtool >/dev/null || { echo "rules-check: promtool not found (Debian package 'prometheus'): run 'make deps'"; exit 1; }
+	promtool check rules $(RULES_DIR)/otelcol-iiot.rules.yml
+	promtool test rules $(RULES_DIR)/otelcol-iiot.rules.test.yml
 
 lint: fmt-check vet $(STATICCHECK)
 	$(STATICCHECK) ./...
