@@ -2,9 +2,13 @@ package device
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
 
@@ -23,6 +27,8 @@ type Fleet struct {
 	seed     uint64
 
 	mu      sync.Mutex
+	host    component.Host
+	down    map[string]error // devices that did not answer their last poll, for the component status
 	sched   *poll.Scheduler
 	start   time.Time
 	runners []*Runner
@@ -49,13 +55,15 @@ func (f *Fleet) Clock() poll.Clock { return f.clock }
 
 // Start builds the receiver's devices with build, which calls Recorder, Add, AddJob and OnShutdown,
 // and starts their schedules. Building must not touch the network: connections open on the first
-// poll, and unreachable devices are retried on their schedule.
-func (f *Fleet) Start(ctx context.Context, build func()) {
+// poll, and unreachable devices are retried on their schedule. The component status on host follows
+// the devices: a recoverable error while some do not answer, OK once all do.
+func (f *Fleet) Start(ctx context.Context, host component.Host, build func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stopped || f.sched != nil {
 		return
 	}
+	f.host = host
 	f.Build(build)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f.cancel = cancel
@@ -83,6 +91,7 @@ func (f *Fleet) Recorder(id Identity) *Recorder {
 // Add schedules a device: target polls it every cfg.Interval on link, behind its own breaker.
 func (f *Fleet) Add(rec *Recorder, target Target, cfg PollConfig, link *poll.Link) *Runner {
 	runner := NewRunner(rec, target, f.settings.Breaker, f.clock, f.set.Logger, f.Emit)
+	runner.onChange = f.deviceChanged
 	f.runners = append(f.runners, runner)
 	f.sched.Add(runner.Job(cfg, link))
 	return runner
@@ -99,6 +108,41 @@ func (f *Fleet) Runners() []*Runner { return f.runners }
 
 // Scheduler returns the scheduler built by Start or Build.
 func (f *Fleet) Scheduler() *poll.Scheduler { return f.sched }
+
+// deviceChanged reports the component status when a device stops or starts answering: a recoverable
+// error naming how many devices do not answer (and one of their errors), OK when all answer again.
+func (f *Fleet) deviceChanged(id string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.host == nil || f.stopped {
+		return
+	}
+	if f.down == nil {
+		f.down = map[string]error{}
+	}
+	_, wasDown := f.down[id]
+	if err != nil {
+		f.down[id] = err
+	} else {
+		delete(f.down, id)
+	}
+	if len(f.down) == 0 {
+		if wasDown {
+			componentstatus.ReportStatus(f.host, componentstatus.NewEvent(componentstatus.StatusOK))
+		}
+		return
+	}
+	if err == nil { // another device is still down: name the first by id
+		ids := make([]string, 0, len(f.down))
+		for d := range f.down {
+			ids = append(ids, d)
+		}
+		id = slices.Min(ids)
+		err = f.down[id]
+	}
+	componentstatus.ReportStatus(f.host, componentstatus.NewRecoverableErrorEvent(
+		fmt.Errorf("%d of %d devices do not answer; %s: %w", len(f.down), len(f.runners), id, err)))
+}
 
 // Shutdown stops every schedule, waits for polls in progress (a request in flight ends within its
 // timeout) and closes the connections, within ctx's deadline.

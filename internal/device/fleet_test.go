@@ -2,6 +2,8 @@ package device
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
@@ -41,8 +45,8 @@ func TestFleetLifecycle(t *testing.T) {
 		}), PollConfig{Interval: 10 * time.Millisecond}, link)
 		f.OnShutdown(func() { closed++; pollsAtClose = polls.Load() })
 	}
-	f.Start(context.Background(), build)
-	f.Start(context.Background(), build)
+	f.Start(context.Background(), componenttest.NewNopHost(), build)
+	f.Start(context.Background(), componenttest.NewNopHost(), build)
 	require.Eventually(t, func() bool { return len(sink.AllMetrics()) >= 3 }, 5*time.Second, 5*time.Millisecond)
 	assert.Equal(t, int32(1), builds.Load(), "a second Start builds nothing")
 	require.Len(t, f.Runners(), 1)
@@ -53,6 +57,61 @@ func TestFleetLifecycle(t *testing.T) {
 	require.NoError(t, f.Shutdown(context.Background()))
 	assert.GreaterOrEqual(t, closed, 1, "the connections are closed")
 	assert.Equal(t, pollsAtClose, polls.Load(), "no poll after the connections closed")
-	f.Start(context.Background(), build)
+	f.Start(context.Background(), componenttest.NewNopHost(), build)
 	assert.Equal(t, int32(1), builds.Load(), "Start after Shutdown does nothing")
+}
+
+// statusHost records the component status events reported to it.
+type statusHost struct {
+	component.Host
+	mu     sync.Mutex
+	events []*componentstatus.Event
+}
+
+func (h *statusHost) Report(ev *componentstatus.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, ev)
+}
+
+func (h *statusHost) last() *componentstatus.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.events) == 0 {
+		return nil
+	}
+	return h.events[len(h.events)-1]
+}
+
+// The component status follows the devices: a recoverable error naming the silent device while one
+// does not answer, OK once every device answers again; nothing is reported while nothing changes.
+func TestFleetReportsComponentStatus(t *testing.T) {
+	f := NewFleet(receivertest.NewNopSettings(component.MustNewType("test")), "test/scope", NewDefaultSettings())
+	host := &statusHost{Host: componenttest.NewNopHost()}
+	var silent atomic.Bool
+	silent.Store(true)
+	f.Start(context.Background(), host, func() {
+		for _, id := range []string{"good", "flaky"} {
+			rec := f.Recorder(Identity{ID: id, Protocol: "test", Address: id})
+			f.Add(rec, TargetFunc(func(_ context.Context, p *Poll) {
+				if id == "flaky" && silent.Load() {
+					p.Fail(NewError(ErrTimeout, errors.New("no answer")))
+					return
+				}
+				p.StartRequest("read").End(nil)
+			}), PollConfig{Interval: 10 * time.Millisecond}, nil)
+		}
+	})
+	defer func() { require.NoError(t, f.Shutdown(context.Background())) }()
+	require.Eventually(t, func() bool {
+		ev := host.last()
+		return ev != nil && ev.Status() == componentstatus.StatusRecoverableError
+	}, 5*time.Second, 5*time.Millisecond)
+	assert.EqualError(t, host.last().Err(), "1 of 2 devices do not answer; flaky: timeout: no answer")
+	silent.Store(false)
+	require.Eventually(t, func() bool { return host.last().Status() == componentstatus.StatusOK }, 5*time.Second, 5*time.Millisecond)
+	host.mu.Lock()
+	n := len(host.events)
+	host.mu.Unlock()
+	assert.Equal(t, 2, n, "one event per change")
 }

@@ -34,6 +34,8 @@ type Runner struct {
 	logger  *zap.Logger
 	emit    Emitter
 	state   deviceState
+	// onChange, if set, hears each change of the device between answering and not (nil err: answers).
+	onChange func(id string, err error)
 }
 
 type deviceState int
@@ -88,10 +90,16 @@ func (r *Runner) RunOnce(ctx context.Context) {
 		if r.state == stateDown {
 			r.logger.Info("Device is back")
 		}
+		if r.state != stateUp && r.onChange != nil {
+			r.onChange(r.rec.identity.ID, nil)
+		}
 		r.state = stateUp
 	} else {
 		if r.state != stateDown {
 			r.logger.Warn("Device did not answer", zap.Error(p.Err()))
+			if r.onChange != nil {
+				r.onChange(r.rec.identity.ID, p.Err())
+			}
 		}
 		r.state = stateDown
 		if r.breaker.Failure(end) {

@@ -24,12 +24,12 @@ func newReceiver(cfg *Config, set receiver.Settings) *dlt645Receiver {
 // Start builds the buses and meter pollers and starts their schedules. It never touches a line:
 // ports and connections open on the first poll, and unreachable meters are retried on their
 // schedule.
-func (r *dlt645Receiver) Start(ctx context.Context, _ component.Host) error {
+func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
 	specs, err := r.cfg.resolve()
 	if err != nil {
 		return err
 	}
-	r.Fleet.Start(ctx, func() { r.add(specs) })
+	r.Fleet.Start(ctx, host, func() { r.add(specs) })
 	return nil
 }
 

@@ -25,12 +25,12 @@ func newReceiver(cfg *Config, set receiver.Settings) (*modbusReceiver, error) {
 
 // Start builds the connections and device pollers and starts their schedules. It never touches the
 // network: connections open on the first poll, and unreachable devices are retried on their schedule.
-func (r *modbusReceiver) Start(ctx context.Context, _ component.Host) error {
+func (r *modbusReceiver) Start(ctx context.Context, host component.Host) error {
 	conns, err := r.cfg.resolve()
 	if err != nil {
 		return err
 	}
-	r.Fleet.Start(ctx, func() { r.add(conns) })
+	r.Fleet.Start(ctx, host, func() { r.add(conns) })
 	return nil
 }
 
