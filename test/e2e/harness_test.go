@@ -194,11 +194,31 @@ type sample struct {
 // free loopback port with its own data directory, and waits until it is ready.
 func startPrometheus(t testing.TB) *prometheus {
 	t.Helper()
+	return startPrometheusConfig(t, "global:\n  scrape_interval: 15s\n")
+}
+
+// startPrometheusWithRules is startPrometheus with rule files (paths) loaded and evaluated every
+// evaluationInterval; their ALERTS and recorded series are queried like any other.
+func startPrometheusWithRules(t testing.TB, evaluationInterval time.Duration, ruleFiles ...string) *prometheus {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  scrape_interval: 15s\n  evaluation_interval: %s\nrule_files:\n", evaluationInterval)
+	for _, f := range ruleFiles {
+		abs, err := filepath.Abs(f)
+		require.NoError(t, err)
+		fmt.Fprintf(&b, "  - %q\n", abs)
+	}
+	return startPrometheusConfig(t, b.String())
+}
+
+// startPrometheusConfig starts Prometheus with the given prometheus.yml content.
+func startPrometheusConfig(t testing.TB, config string) *prometheus {
+	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	require.NoError(t, err, "prometheus not installed: run 'make deps'")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte("global:\n  scrape_interval: 15s\n"), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o600))
 	port := freePort(t)
 	p := &prometheus{port: port, process: &process{
 		name: "prometheus",
