@@ -75,7 +75,7 @@ func TestObservability(t *testing.T) {
 	profiles := filepath.Join(dist, "profiles")
 	writeFiles(t, confDir, map[string]string{
 		"devices/modbus.yaml": fmt.Sprintf(`
-poll: {interval: 2s, timeout: 500ms, retries: 0}
+poll: {interval: 2s, timeout: 1s, retries: 1}
 profile_files: [%q, %q, %q]
 connections:
   - endpoint: tcp://127.0.0.1:%d
@@ -228,9 +228,6 @@ billing-meter-1: {tenant.id: grid-operator}
 				}
 			}, wait, time.Second)
 		}
-		// the dead inverter is its tenant's only Modbus device: no site-wide outage
-		require.Empty(t, prom.Query(t, `ALERTS{alertname="IIoTManyDevicesDown"}`))
-
 		// every rule was evaluated without error (Prometheus loaded all of them)
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
 			got := ruleHealth(c, prom)
@@ -313,13 +310,19 @@ billing-meter-1: {tenant.id: grid-operator}
 		t.Logf("dashboards checked after %s", time.Since(start).Round(time.Millisecond))
 	})
 
-	// Checked last, after many evaluations: no live device is reported down or cut off.
-	s := prom.Query(t, fmt.Sprintf(`ALERTS{alertname=~"IIoTDeviceDown|IIoTDeviceBreakerOpen|IIoTDevicePollErrorRatioHigh",device_id=%q}`, "incomer-meter"))
-	require.Empty(t, s)
-	s = prom.Query(t, fmt.Sprintf(`ALERTS{alertname=~"IIoTDeviceDown|IIoTDeviceBreakerOpen",device_id!=%q}`, obsDeadDevice))
-	require.Empty(t, s)
-	s = prom.Query(t, `ALERTS{alertname=~"IIoTSiteNoData|IIoTProtocolNoData|IIoTSiteDataDelayed|IIoTPollLatencyP99High"}`)
-	require.Empty(t, s)
+	// Checked last, after many evaluations: no live device is reported down, cut off or failing, and
+	// no site silent or slow (a live device missing one poll on a loaded machine is pending for a
+	// moment: a rule that misfires keeps its alert).
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, q := range []string{
+			fmt.Sprintf(`ALERTS{alertname=~"IIoTDeviceDown|IIoTDeviceBreakerOpen",device_id!=%q}`, obsDeadDevice),
+			`ALERTS{alertname=~"IIoTDevicePollErrorRatioHigh|IIoTDeviceFlapping|IIoTDeviceReadingsStale",device_id=~"incomer-meter|feeder-meter|billing-meter-1"}`,
+			`ALERTS{alertname=~"IIoTManyDevicesDown|IIoTSiteNoData|IIoTProtocolNoData|IIoTSiteDataDelayed|IIoTPollLatencyP99High"}`,
+		} {
+			assert.Empty(c, queryC(c, prom, q), q)
+		}
+	}, wait, time.Second)
+	t.Logf("done after %s", time.Since(start).Round(time.Millisecond))
 }
 
 // startOPCUASimulator runs cmd/opcuasim (security None) on a free port and returns the port.
