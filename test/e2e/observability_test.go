@@ -65,11 +65,10 @@ func TestObservability(t *testing.T) {
 	prom := startPrometheusWithRules(t, time.Second, rulesFile)
 	t.Logf("simulators and Prometheus up after %s", time.Since(start).Round(time.Millisecond))
 
-	// the edge default, verbatim but for the health_check port (fixed in the file)
+	// the edge default, verbatim
 	edge, err := os.ReadFile(filepath.Join(dist, "config.yaml"))
 	require.NoError(t, err)
-	require.Contains(t, string(edge), "127.0.0.1:13133")
-	cfg := strings.ReplaceAll(string(edge), "127.0.0.1:13133", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	cfg := string(edge)
 
 	confDir := t.TempDir()
 	profiles := filepath.Join(dist, "profiles")
@@ -117,11 +116,12 @@ billing-meter-1: {tenant.id: grid-operator}
 `, obsShowDevice, obsDeadDevice),
 	})
 	startCollector(t, cfg, map[string]string{
-		"OTELCOL_IIOT_CONFIG_DIR":       confDir,
-		"OTELCOL_IIOT_STORAGE_DIR":      t.TempDir(),
-		"OTELCOL_IIOT_SITE":             obsSite,
-		"OTELCOL_IIOT_REMOTE_WRITE_URL": prom.RemoteWriteURL(),
-		"OTELCOL_IIOT_OTLP_LISTEN":      "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"OTELCOL_IIOT_CONFIG_DIR":            confDir,
+		"OTELCOL_IIOT_STORAGE_DIR":           t.TempDir(),
+		"OTELCOL_IIOT_HEALTH_CHECK_ENDPOINT": "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"OTELCOL_IIOT_SITE":                  obsSite,
+		"OTELCOL_IIOT_REMOTE_WRITE_URL":      prom.RemoteWriteURL(),
+		"OTELCOL_IIOT_OTLP_LISTEN":           "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		// traces are not this test's subject: their disk-backed queue retries against a closed port
 		"OTELCOL_IIOT_TRACES_ENDPOINT": "127.0.0.1:" + strconv.Itoa(freePort(t)),
 	})
