@@ -27,6 +27,10 @@ type Config struct {
 	// Dimensions are further attributes identifying a series, looked up on the
 	// span, then on its resource.
 	Dimensions []Dimension `mapstructure:"dimensions"`
+	// ResourceAttributes are copied from the spans' resource onto the resource of the series they
+	// feed, and keep apart the series of resources that differ in them (default [tenant.id], so
+	// that each tenant's quantiles are its own and reach that tenant's backend).
+	ResourceAttributes []string `mapstructure:"resource_attributes"`
 	// SpanNameRegex restricts the connector to spans whose name matches (RE2,
 	// unanchored), e.g. '\.poll$' for the device receivers' poll spans.
 	SpanNameRegex string `mapstructure:"span_name_regex"`
@@ -60,6 +64,8 @@ func createDefaultConfig() component.Config {
 		Name:         "traces.span.duration",
 		Unit:         "s",
 		Outputs:      quantile.OutputsConfig{Summary: true},
+
+		ResourceAttributes: []string{"tenant.id"},
 	}
 }
 
@@ -87,6 +93,18 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("dimensions[%d]: %q is always a dimension (built in: %s)", i, d.Name, strings.Join(builtin, ", ")))
 		case slices.ContainsFunc(c.Dimensions[:i], func(o Dimension) bool { return o.Name == d.Name }):
 			errs = append(errs, fmt.Errorf("dimensions[%d]: %q listed twice", i, d.Name))
+		}
+	}
+	for i, a := range c.ResourceAttributes {
+		switch {
+		case a == "":
+			errs = append(errs, fmt.Errorf("resource_attributes[%d]: empty name", i))
+		case a == attrServiceName:
+			errs = append(errs, fmt.Errorf("resource_attributes[%d]: %q is always kept", i, a))
+		case slices.Contains(c.ResourceAttributes[:i], a):
+			errs = append(errs, fmt.Errorf("resource_attributes[%d]: %q listed twice", i, a))
+		case slices.ContainsFunc(c.Dimensions, func(d Dimension) bool { return d.Name == a }):
+			errs = append(errs, fmt.Errorf("resource_attributes[%d]: %q is also a dimension; keep it in one place", i, a))
 		}
 	}
 	if c.SpanNameRegex != "" {

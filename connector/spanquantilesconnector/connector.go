@@ -163,6 +163,14 @@ func dimension(d *Dimension, res, attrs pcommon.Map) (pcommon.Value, bool) {
 func (c *spanQuantiles) series(svc string, res pcommon.Map, span ptrace.Span, now time.Time) *quantile.Series[seriesMeta] {
 	b := c.key[:0]
 	b = quantile.AppendString(b, svc)
+	for _, name := range c.cfg.ResourceAttributes {
+		if v, ok := res.Get(name); ok {
+			b = quantile.AppendValue(append(b, '+'), v)
+		} else {
+			b = append(b, '-')
+		}
+	}
+	resEnd := len(b)
 	b = quantile.AppendString(b, span.Name())
 	b = append(b, byte(span.Kind()), byte(span.Status().Code()))
 	attrs := span.Attributes()
@@ -177,7 +185,12 @@ func (c *spanQuantiles) series(svc string, res pcommon.Map, span ptrace.Span, no
 	return c.eng.Get(b, now, func(m *seriesMeta) {
 		m.res = pcommon.NewMap()
 		m.res.PutStr(attrServiceName, svc)
-		m.resKey = svc
+		for _, name := range c.cfg.ResourceAttributes {
+			if v, ok := res.Get(name); ok {
+				v.CopyTo(m.res.PutEmpty(name))
+			}
+		}
+		m.resKey = string(b[:resEnd])
 		m.attrs = pcommon.NewMap()
 		m.attrs.PutStr(attrSpanName, span.Name())
 		m.attrs.PutStr(attrSpanKind, kindString(span.Kind()))

@@ -260,3 +260,34 @@ func TestFactoryAndLifecycle(t *testing.T) {
 	require.NoError(t, c.Shutdown(context.Background()))
 	require.NoError(t, c.Shutdown(context.Background()))
 }
+
+// Spans of different tenants never share a series: the resource attributes listed (tenant.id by
+// default) stay on the output resource, so the quantiles go to their own tenant's backend.
+func TestResourceAttributesKeepTenantsApart(t *testing.T) {
+	h := newHarness(t, nil)
+	h.clock.Advance(time.Second)
+	poll := func(d time.Duration) spanSpec { return spanSpec{name: "modbus.poll", dur: d} }
+	h.consume(traces(map[string]any{"service.name": "modbus", "tenant.id": "pv-owner", "site": "plant-1"}, poll(10*ms), poll(20*ms)))
+	h.consume(traces(map[string]any{"service.name": "modbus", "tenant.id": "grid"}, poll(300*ms)))
+	h.consume(traces(map[string]any{"service.name": "modbus"}, poll(5*ms)))
+
+	got := flatten(h.emitAt(10 * time.Second))
+	require.Len(t, got, 3)
+	byRes := map[string]point{}
+	for _, p := range got {
+		byRes[p.res] = p
+	}
+	require.Contains(t, byRes, "service.name=modbus,tenant.id=pv-owner", "site is not kept by default")
+	assert.Equal(t, uint64(2), byRes["service.name=modbus,tenant.id=pv-owner"].count)
+	assert.InDelta(t, 0.3, byRes["service.name=modbus,tenant.id=grid"].q[0.5], 1e-9)
+	assert.Equal(t, uint64(1), byRes["service.name=modbus"].count, "spans without a tenant keep their own series")
+
+	h2 := newHarness(t, func(c *Config) { c.ResourceAttributes = []string{"site"} })
+	h2.clock.Advance(time.Second)
+	h2.consume(traces(map[string]any{"service.name": "modbus", "tenant.id": "pv-owner", "site": "plant-1"}, poll(10*ms)))
+	h2.consume(traces(map[string]any{"service.name": "modbus", "tenant.id": "grid", "site": "plant-1"}, poll(30*ms)))
+	got = flatten(h2.emitAt(10 * time.Second))
+	require.Len(t, got, 1, "tenant.id no longer listed: one series per site")
+	assert.Equal(t, "service.name=modbus,site=plant-1", got[0].res)
+	assert.Equal(t, uint64(2), got[0].count)
+}

@@ -331,12 +331,14 @@ service:
 	}), "no modbus.poll span with a child request span (same trace) for each meter, with its tenant.id")
 
 	// ---- poll-latency quantiles from the spans (spanquantiles connector) ---------------------
-	// One series per receiver (job), span name and device_group. Their tenant is not asserted: the
-	// connector's output resources carry service.name only, so the gateway's tenant processor gives
-	// every quantile series its default tenant, also those of pv-owner's meters (reported; the
-	// connector would have to keep the tenant of the spans it digests).
+	// One series per receiver (job), span name, device_group and tenant: the connector keeps the
+	// tenant.id of the spans it digests, so each tenant's quantiles reach that tenant's queue.
 	for _, d := range devices {
-		sel := fmt.Sprintf(`traces_span_duration_quantiles_seconds{job="modbus",span_name="modbus.poll",span_kind="SPAN_KIND_INTERNAL",status_code="STATUS_CODE_UNSET",device_group=%q,quantile="0.99"}`, d.group)
+		tenant := d.tenant
+		if tenant == "" {
+			tenant = defaultTenant
+		}
+		sel := fmt.Sprintf(`traces_span_duration_quantiles_seconds{job="modbus",span_name="modbus.poll",span_kind="SPAN_KIND_INTERNAL",status_code="STATUS_CODE_UNSET",device_group=%q,tenant_id=%q,quantile="0.99"}`, d.group, tenant)
 		var got []sample
 		require.True(t, assertEventually(40*time.Second, func() bool {
 			got, _ = prom.QueryE(sel)
