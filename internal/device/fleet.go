@@ -132,7 +132,11 @@ func (f *Fleet) deviceChanged(id string, err error) {
 		}
 		return
 	}
-	if err == nil { // another device is still down: name the first by id
+	if err == nil {
+		if !wasDown {
+			return // a device answering for the first time changes nothing
+		}
+		// another device is still down: name the first by id
 		ids := make([]string, 0, len(f.down))
 		for d := range f.down {
 			ids = append(ids, d)

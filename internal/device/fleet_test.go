@@ -113,5 +113,9 @@ func TestFleetReportsComponentStatus(t *testing.T) {
 	host.mu.Lock()
 	n := len(host.events)
 	host.mu.Unlock()
-	assert.Equal(t, 2, n, "one event per change")
+	if !assert.Equal(t, 2, n, "one event per change") {
+		for _, ev := range host.events {
+			t.Log(ev.Status(), ev.Err())
+		}
+	}
 }
