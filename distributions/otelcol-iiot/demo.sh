@@ -39,7 +39,7 @@ show() {
   body=$(curl -sf "http://127.0.0.1:$DEMO_PROMETHEUS_PORT/metrics" || true)
   echo
   echo "== $(date +%T)  $(grep -vc '^#' <<<"$body") series exported; poll spans so far: $(grep -o '"name":"[a-z0-9]*\.poll"' "$DEMO_WORK/traces.jsonl" 2>/dev/null | sort | uniq -c | awk '{printf "%s %s  ", $2, $1}' | tr -d '"' | sed 's/name://g')"
-  grep -E '^(iiot_device_up_ratio|iiot_device_poll_duration_p99_seconds|iiot_device_breaker_state_ratio|meter_power_active_total_watts|meter_energy_active_import_kWh_total|inverter_ac_power_active_watts|inverter_dc_voltage_volts|dlt645_energy_active_kWh_total|dlt645_voltage_volts|dlt645_meter_clock_drift_seconds|opcua_line_[a-z_]+|iiot_device_poll_errors_total)\{' <<<"$body" |
+  grep -E '^(iiot_device_up|iiot_device_poll_duration_p99_seconds|iiot_device_breaker_state|meter_power_active_total_watts|meter_energy_active_import_kWh_total|inverter_ac_power_active_watts|inverter_dc_voltage_volts|dlt645_energy_active_kWh_total|dlt645_voltage_volts|dlt645_meter_clock_drift_seconds|opcua_line_[a-z_]+|iiot_device_poll_errors_total)\{' <<<"$body" |
     awk '{
       split($0, a, "{"); name=a[1]; rest=substr($0, length(name)+2); labels=substr(rest, 1, index(rest, "}")-1); value=$NF
       n=split(labels, kv, ","); keep=""

@@ -206,7 +206,7 @@ func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up
 	if r.health.Up.Enabled {
 		m := ms.AppendEmpty()
 		m.SetName(MetricUp)
-		m.SetUnit("1")
+		// no unit: a 0/1 flag (with unit "1", Prometheus naming would append _ratio)
 		m.SetDescription("1 if the device answered its last poll, 0 if it did not (or its breaker is open).")
 		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
 		dp.SetTimestamp(ts)
@@ -268,7 +268,7 @@ func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up
 	if r.health.BreakerState.Enabled {
 		m := ms.AppendEmpty()
 		m.SetName(MetricBreakerState)
-		m.SetUnit("1")
+		m.SetUnit("{state}")
 		m.SetDescription("State of the device's circuit breaker (0 closed, 1 half-open, 2 open).")
 		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
 		dp.SetTimestamp(ts)

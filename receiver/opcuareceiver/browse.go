@@ -178,9 +178,6 @@ func (r *opcuaReceiver) browsedSpec(b *browseSpec, nid *ua.NodeID, path, name st
 		attrs[attrNodeID] = ref.text
 	}
 	unit := b.defaults.Unit
-	if unit == "" {
-		unit = "1"
-	}
 	kind := b.defaults.Kind
 	if kind == "" {
 		kind = KindGauge

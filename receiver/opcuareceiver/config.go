@@ -746,9 +746,6 @@ func (n NodeConfig) spec(prefix, namespace string, defaults NodeDefaults, group 
 		group:       group,
 		item:        n.MonitoredItemDefaults.over(defaults.MonitoredItemDefaults),
 	}
-	if s.unit == "" {
-		s.unit = "1"
-	}
 	return s, nil
 }
 

@@ -299,7 +299,7 @@ service:
 		assert.Equal(t, d.tenant, byTenant[0].Labels["tenant_id"])
 		assert.Greater(t, byTenant[0].Value, 10.0, "%s: the profile's readings and the health metrics", d.id)
 		// the health metric
-		prom.eventuallyValue(t, fmt.Sprintf(`iiot_device_up_ratio{device_id=%q,tenant_id=%q}`, d.id, d.tenant), 1, 30*time.Second)
+		prom.eventuallyValue(t, fmt.Sprintf(`iiot_device_up{device_id=%q,tenant_id=%q}`, d.id, d.tenant), 1, 30*time.Second)
 	}
 
 	// ---- poll traces through the load_balancing exporter --------------------------------------
@@ -406,7 +406,7 @@ service:
 		want := float64(rangeSec) / pollInterval.Seconds() / 2 // at least half of the polls of the window
 		for _, d := range devices {
 			for _, metric := range []string{fmt.Sprintf(`meter_voltage_volts{device_id=%q,phase="L1",tenant_id=%q}`, d.id, d.tenant),
-				fmt.Sprintf(`iiot_device_up_ratio{device_id=%q,tenant_id=%q}`, d.id, d.tenant)} {
+				fmt.Sprintf(`iiot_device_up{device_id=%q,tenant_id=%q}`, d.id, d.tenant)} {
 				q := fmt.Sprintf(`count_over_time(%s[%ds] @ %.3f)`, metric, rangeSec, at)
 				var got []sample
 				require.True(t, assertEventually(60*time.Second, func() bool {
