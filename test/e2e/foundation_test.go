@@ -64,6 +64,10 @@ func TestValidateEdgeConfig(t *testing.T) {
 	t.Setenv("OTELCOL_IIOT_CONFIG_DIR", filepath.Join(root, "distributions/otelcol-iiot"))
 	out, err := runCollectorCommand(t, "validate", "--config="+filepath.Join(root, "distributions/otelcol-iiot/config.yaml"))
 	require.NoError(t, err, out)
+	// with the overlay for sites behind a gateway tier
+	out, err = runCollectorCommand(t, "validate", "--config="+filepath.Join(root, "distributions/otelcol-iiot/config.yaml"),
+		"--config="+filepath.Join(root, "distributions/otelcol-iiot/uplink.yaml"))
+	require.NoError(t, err, out)
 
 	dir := t.TempDir()
 	misspelt := `

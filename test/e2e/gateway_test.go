@@ -228,51 +228,45 @@ func TestGatewayEndToEnd(t *testing.T) {
 		"OTELCOL_IIOT_TRACES_PORT":     strconv.Itoa(sink.port),
 	})
 
-	// The edge sends to the gateway with one queue consumer, so that a batch retried while the
-	// gateway restarts is not overtaken by later ones (Prometheus refuses out-of-order samples).
-	profiles := filepath.Join(repoRoot(t), "distributions", "otelcol-iiot", "profiles")
-	edgeCfg := fmt.Sprintf(`
-receivers:
-  modbus:
-    poll: {interval: %s, timeout: 500ms}
-    traces: {success_sample_ratio: 1}
-    profile_files:
-      - %s
-      - %s
-    connections:
-      - endpoint: tcp://127.0.0.1:%d
-        devices:
-          - {id: gw-meter-a, unit_id: 1, profile: eastron_sdm630, resource_attributes: {tenant.id: %s, device_group: meters}}
-          - {id: gw-meter-b, unit_id: 3, profile: chint_dtsu666}
-processors:
-  batch:
-    timeout: 200ms
-exporters:
-  otlp_grpc:
-    endpoint: %s
-    tls:
-      insecure: true
-    sending_queue:
-      num_consumers: 1
-    retry_on_failure:
-      initial_interval: 200ms
-      max_interval: 1s
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [modbus]
-      processors: [batch]
-      exporters: [otlp_grpc]
-    traces:
-      receivers: [modbus]
-      processors: [batch]
-      exporters: [otlp_grpc]
-`, pollInterval, filepath.Join(profiles, "eastron-sdm630.yaml"), filepath.Join(profiles, "chint-dtsu666.yaml"),
-		simPort, tenantA, gw.otlp)
-	startCollector(t, edgeCfg, nil)
+	// The edge runs the shipped edge default with the shipped uplink overlay (everything to the
+	// gateway by OTLP, one disk-backed queue with one consumer, so that a batch retried while the
+	// gateway restarts is not overtaken by later ones: Prometheus refuses out-of-order samples).
+	// Its device files: the two meters; a DL/T 645 bus and an OPC UA server where nothing answers.
+	dist := filepath.Join(repoRoot(t), "distributions", "otelcol-iiot")
+	profiles := filepath.Join(dist, "profiles")
+	confDir := t.TempDir()
+	writeFiles(t, confDir, map[string]string{
+		"devices/modbus.yaml": fmt.Sprintf(`
+poll: {interval: %s, timeout: 500ms}
+traces: {success_sample_ratio: 1}
+profile_files: [%q, %q]
+connections:
+  - endpoint: tcp://127.0.0.1:%d
+    devices:
+      - {id: gw-meter-a, unit_id: 1, profile: eastron_sdm630, resource_attributes: {device_group: meters}}
+      - {id: gw-meter-b, unit_id: 3, profile: chint_dtsu666}
+`, pollInterval, filepath.Join(profiles, "eastron-sdm630.yaml"), filepath.Join(profiles, "chint-dtsu666.yaml"), simPort),
+		"devices/dlt645.yaml": fmt.Sprintf(`
+buses:
+  - endpoint: tcp://127.0.0.1:%d
+    meters: [{id: gw-dead-meter, address: "000000000001", profile: three_phase}]
+`, freePort(t)),
+		"devices/opcua.yaml": fmt.Sprintf(`
+endpoint: opc.tcp://127.0.0.1:%d
+device_id: gw-dead-plc
+security: {policy: None, mode: None}
+nodes: [{id: "ns=2;s=X", name: x}]
+`, freePort(t)),
+		"registry.yaml": "gw-meter-a: {tenant.id: " + tenantA + "}\n",
+	})
+	startCollectorFiles(t, map[string]string{
+		"OTELCOL_IIOT_CONFIG_DIR":            confDir,
+		"OTELCOL_IIOT_STORAGE_DIR":           t.TempDir(),
+		"OTELCOL_IIOT_HEALTH_CHECK_ENDPOINT": "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"OTELCOL_IIOT_OTLP_LISTEN":           "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"OTELCOL_IIOT_GATEWAY_ENDPOINT":      gw.otlp,
+		"OTELCOL_IIOT_TELEMETRY_PORT":        strconv.Itoa(freePort(t)),
+	}, filepath.Join(dist, "config.yaml"), filepath.Join(dist, "uplink.yaml"))
 	began := time.Now()
 	since := func() time.Duration { return time.Since(began).Round(100 * time.Millisecond) }
 

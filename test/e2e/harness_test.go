@@ -372,20 +372,29 @@ type collector struct {
 // stopped when the test ends.
 func startCollector(t testing.TB, configYAML string, env map[string]string) *collector {
 	t.Helper()
-	bin := buildCollector(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yaml")
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(configYAML), 0o600))
+	return startCollectorFiles(t, env, cfg)
+}
+
+// startCollectorFiles runs the collector on config files (merged in order, as --config flags are).
+func startCollectorFiles(t testing.TB, env map[string]string, configFiles ...string) *collector {
+	t.Helper()
+	bin := buildCollector(t)
 	environ := os.Environ()
 	for k, v := range env {
 		environ = append(environ, k+"="+v)
 	}
-	c := &collector{configPath: cfg, process: &process{
+	var args []string
+	for _, f := range configFiles {
+		args = append(args, "--config="+f)
+	}
+	c := &collector{configPath: configFiles[0], process: &process{
 		name: "otelcol-iiot " + t.Name(),
 		path: bin,
-		args: []string{"--config=" + cfg},
+		args: args,
 		env:  environ,
-		dir:  dir,
+		dir:  t.TempDir(),
 	}}
 	c.register(t)
 	c.start(t)

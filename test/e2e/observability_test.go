@@ -119,6 +119,7 @@ billing-meter-1: {tenant.id: grid-operator}
 		"OTELCOL_IIOT_CONFIG_DIR":            confDir,
 		"OTELCOL_IIOT_STORAGE_DIR":           t.TempDir(),
 		"OTELCOL_IIOT_HEALTH_CHECK_ENDPOINT": "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"OTELCOL_IIOT_TELEMETRY_PORT":        strconv.Itoa(freePort(t)),
 		"OTELCOL_IIOT_SITE":                  obsSite,
 		"OTELCOL_IIOT_REMOTE_WRITE_URL":      prom.RemoteWriteURL(),
 		"OTELCOL_IIOT_OTLP_LISTEN":           "127.0.0.1:" + strconv.Itoa(freePort(t)),
