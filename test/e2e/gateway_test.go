@@ -9,12 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,34 +20,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var (
-	gatewayBuildOnce sync.Once
-	gatewayBuildPath string
-	gatewayBuildErr  error
-)
+var gatewayBinary = &binary{env: "OTELCOL_IIOT_GATEWAY_BINARY", path: "_build/gateway/otelcol-iiot-gateway",
+	build: []string{"make", "build-gateway"}}
 
-// buildGateway returns the path of the gateway distribution's binary: $OTELCOL_IIOT_GATEWAY_BINARY
-// (what `make e2e` passes), else `make build-gateway` runs once per test run.
-func buildGateway(t testing.TB) string {
-	t.Helper()
-	gatewayBuildOnce.Do(func() {
-		if p := os.Getenv("OTELCOL_IIOT_GATEWAY_BINARY"); p != "" {
-			gatewayBuildPath = p
-			_, gatewayBuildErr = os.Stat(p)
-			return
-		}
-		root := repoRoot(t)
-		gatewayBuildPath = filepath.Join(root, "_build", "gateway", "otelcol-iiot-gateway")
-		cmd := exec.Command("make", "build-gateway")
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			gatewayBuildErr = fmt.Errorf("make build-gateway: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, gatewayBuildErr)
-	return gatewayBuildPath
-}
+// buildGateway returns the path of the gateway distribution's binary.
+func buildGateway(t testing.TB) string { return gatewayBinary.get(t) }
 
 // gateway runs the gateway distribution with its shipped config file
 // (distributions/otelcol-iiot-gateway/config.yaml), configured through the environment only.

@@ -36,35 +36,43 @@ func repoRoot(t testing.TB) string {
 	return root
 }
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
+// binary is a program the tests run: the path in an environment variable (what `make e2e` passes),
+// else built once per test run by a command in the repository root.
+type binary struct {
+	env   string   // variable holding a prebuilt binary's path
+	path  string   // where build puts it, relative to the root
+	build []string // command that builds it
+	once  sync.Once
+	err   error
+	got   string
+}
 
-// buildCollector returns the path of the collector binary: $OTELCOL_IIOT_BINARY (what `make e2e`
-// passes), else it is built once per test run into _build/.
-func buildCollector(t testing.TB) string {
+func (b *binary) get(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if p := os.Getenv("OTELCOL_IIOT_BINARY"); p != "" {
-			buildPath = p
-			_, buildErr = os.Stat(p)
+	b.once.Do(func() {
+		if p := os.Getenv(b.env); p != "" {
+			b.got = p
+			_, b.err = os.Stat(p)
 			return
 		}
 		root := repoRoot(t)
-		buildPath = filepath.Join(root, "_build", "otelcol-iiot")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", buildPath, "./cmd/otelcol-iiot")
+		b.got = filepath.Join(root, b.path)
+		cmd := exec.Command(b.build[0], b.build[1:]...)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("%s: %v\n%s", strings.Join(b.build, " "), err, out)
 		}
 	})
-	require.NoError(t, buildErr)
-	return buildPath
+	require.NoError(t, b.err)
+	return b.got
 }
+
+var edgeBinary = &binary{env: "OTELCOL_IIOT_BINARY", path: "_build/otelcol-iiot",
+	build: []string{"go", "build", "-trimpath", "-o", "_build/otelcol-iiot", "./cmd/otelcol-iiot"}}
+
+// buildCollector returns the path of the edge collector binary.
+func buildCollector(t testing.TB) string { return edgeBinary.get(t) }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort(t testing.TB) int {
