@@ -94,16 +94,7 @@ receivers:
         meters:
           - {id: ser-2007, address: "000000000011", identifiers: %s}
           - {id: ser-1997, address: "000000001997", version: "1997", identifiers: ["9010", "B611", "B621", "B630", "B650"]}
-exporters:
-  prometheus_remote_write:
-    endpoint: %s
-    resource_to_telemetry_conversion:
-      enabled: true
-  otlp_grpc:
-    endpoint: %s
-    tls:
-      insecure: true
-service:
+`+e2eExporters+`service:
   telemetry:
     metrics:
       level: none
@@ -125,7 +116,7 @@ service:
 		prom.eventuallyValue(t, `dlt645_current_amperes`+sel(`,phase="B"`), -5.25, 10*time.Second)
 		prom.eventuallyValue(t, `dlt645_power_active_kW`+sel(`,phase="total"`), -1.2345, 10*time.Second)
 		prom.eventuallyValue(t, `dlt645_power_factor_ratio`+sel(`,phase="total"`), -0.866, 10*time.Second)
-		prom.eventuallyValue(t, fmt.Sprintf(`{__name__=~"iiot_device_up",device_id=%q}`, dev), 1, 10*time.Second)
+		prom.eventuallyValue(t, fmt.Sprintf(`iiot_device_up{device_id=%q}`, dev), 1, 10*time.Second)
 	}
 	prom.eventuallyValue(t, `dlt645_current_amperes{device_id="tcp-3",phase="A"}`, -12.345, 10*time.Second)
 	for _, dev := range []string{"tcp-1", "ser-2007"} {
@@ -169,7 +160,7 @@ service:
 	// tcp-3 is switched off: its breaker opens, its readings go stale, and the others on its bus
 	// keep their pace (one poll a second: at least 8 fresh samples in the last 10 s).
 	tcp3.SetOff(true)
-	prom.eventuallyValue(t, `{__name__=~"iiot_device_breaker_state",device_id="tcp-3"}`, 2, 30*time.Second)
+	prom.eventuallyValue(t, `iiot_device_breaker_state{device_id="tcp-3"}`, 2, 30*time.Second)
 	require.True(t, assertEventually(10*time.Second, func() bool {
 		s, err := prom.QueryE(`dlt645_voltage_volts{device_id="tcp-3",phase="A"}`)
 		return err == nil && len(s) == 0
@@ -180,7 +171,7 @@ service:
 		require.Len(t, s, 1, dev)
 		require.GreaterOrEqual(t, s[0].Value, 8.0, "%s was slowed down by the dead meter", dev)
 	}
-	prom.eventuallyValue(t, `{__name__=~"iiot_device_up",device_id="tcp-3"}`, 0, 10*time.Second)
+	prom.eventuallyValue(t, `iiot_device_up{device_id="tcp-3"}`, 0, 10*time.Second)
 
 	// Traces: poll spans with read spans; the error word on tcp-2's frequency; the dead meter's
 	// timeouts, one request per poll.

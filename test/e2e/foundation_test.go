@@ -114,16 +114,7 @@ receivers:
 processors:
   batch:
     timeout: 200ms
-exporters:
-  prometheus_remote_write:
-    endpoint: %s
-    resource_to_telemetry_conversion:
-      enabled: true
-  otlp_grpc:
-    endpoint: %s
-    tls:
-      insecure: true
-service:
+`+e2eExporters+`service:
   telemetry:
     metrics:
       level: none

@@ -528,3 +528,17 @@ func runCollectorCommand(t testing.TB, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// e2eExporters is the exporters section of most test configs: remote-write to the test's Prometheus
+// and OTLP to its trace sink (two %s, in that order).
+const e2eExporters = `
+exporters:
+  prometheus_remote_write:
+    endpoint: %s
+    resource_to_telemetry_conversion:
+      enabled: true
+  otlp_grpc:
+    endpoint: %s
+    tls:
+      insecure: true
+`

@@ -86,16 +86,7 @@ receivers:
           - id: e2e-rtu
             unit_id: 1
             fields:%s
-exporters:
-  prometheus_remote_write:
-    endpoint: %s
-    resource_to_telemetry_conversion:
-      enabled: true
-  otlp_grpc:
-    endpoint: %s
-    tls:
-      insecure: true
-service:
+`+e2eExporters+`service:
   telemetry:
     metrics:
       level: none
@@ -119,7 +110,7 @@ service:
 		prom.eventuallyValue(t, fmt.Sprintf(`modbus_e2e_flag{device_id=%q,bit="3"}`, dev), 0, 10*time.Second)
 		prom.eventuallyValue(t, `modbus_e2e_hole`+sel, 77, 10*time.Second)
 		prom.eventuallyValue(t, `modbus_e2e_door`+sel, 1, 10*time.Second)
-		prom.eventuallyValue(t, fmt.Sprintf(`{__name__=~"iiot_device_up",device_id=%q}`, dev), 1, 10*time.Second)
+		prom.eventuallyValue(t, fmt.Sprintf(`iiot_device_up{device_id=%q}`, dev), 1, 10*time.Second)
 		// The counter is a monotonic sum that counts up (+7 every 0.5 s on the server).
 		first := prom.Query(t, `modbus_e2e_counter_total`+sel)
 		require.Len(t, first, 1)
@@ -145,7 +136,7 @@ service:
 	prom.eventuallyValue(t, `modbus_e2e_after{device_id="e2e-tcp"}`, 42, 10*time.Second)
 	prom.eventuallyValue(t, `modbus_e2e_float_abcd{device_id="e2e-tcp"}`, 230.5, 10*time.Second)
 	prom.eventuallyValue(t, `count(timestamp(modbus_e2e_after{device_id="e2e-tcp"}) > time() - 5)`, 1, 10*time.Second)
-	prom.eventuallyValue(t, `{__name__=~"iiot_device_up",device_id="e2e-tcp"}`, 1, 10*time.Second)
+	prom.eventuallyValue(t, `iiot_device_up{device_id="e2e-tcp"}`, 1, 10*time.Second)
 	// The other device is untouched.
 	prom.eventuallyValue(t, `modbus_e2e_hole{device_id="e2e-rtu"}`, 77, 10*time.Second)
 

@@ -138,18 +138,6 @@ func (p *prometheus) eventuallyPositive(t *testing.T, promql string, wait time.D
 	require.True(t, ok, "query %s: want one positive sample, last result %v", promql, last)
 }
 
-const e2eExporters = `
-exporters:
-  prometheus_remote_write:
-    endpoint: %s
-    resource_to_telemetry_conversion:
-      enabled: true
-  otlp_grpc:
-    endpoint: %s
-    tls:
-      insecure: true
-`
-
 // TestOPCUAPollingAnonymous: polling with no security into Prometheus; a Bad node gives a stale series
 // and a counted error; the server restarts with another namespace registered first, and data continues
 // under the same metric and labels without restarting the collector.
