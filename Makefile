@@ -15,7 +15,7 @@ APT_PKGS    := prometheus socat python3-pymodbus
 E2E_TIMEOUT ?= 50m
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all tools generate generate-dist check-generated build build-gateway gateway-sources test deps unit e2e fmt-check vet lint bench dist demo clean
+.PHONY: all tools generate generate-dist check-generated build build-gateway gateway-sources test deps unit e2e fmt-check vet staticcheck rules-check lint bench dist demo clean
 
 all: build
 
@@ -85,7 +85,7 @@ unit:
 e2e: deps build build-gateway
 	OTELCOL_IIOT_BINARY=$(BINARY) OTELCOL_IIOT_GATEWAY_BINARY=$(GATEWAY) $(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) ./test/e2e/...
 
-test: deps fmt-check vet rules-check check-generated unit e2e
+test: deps fmt-check vet staticcheck rules-check check-generated unit e2e
 
 # Prometheus rules of the edge distribution: syntax (promtool check) and unit tests (promtool test).
 RULES_DIR := distributions/otelcol-iiot/prometheus
@@ -95,8 +95,10 @@ rules-check:
 	promtool check rules $(RULES_DIR)/otelcol-iiot.rules.yml
 	promtool test rules $(RULES_DIR)/otelcol-iiot.rules.test.yml
 
-lint: fmt-check vet $(STATICCHECK)
+staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
+
+lint: fmt-check vet staticcheck
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
