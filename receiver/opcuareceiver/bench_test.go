@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,12 +26,6 @@ func (r *opcuaReceiver) pollNow(ctx context.Context) {
 	r.runner.RunOnce(ctx)
 	r.runMu.Unlock()
 	r.link.Release()
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // pointCounter counts the data points of one metric.
