@@ -5,7 +5,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -329,26 +328,7 @@ billing-meter-1: {tenant.id: grid-operator}
 // startOPCUASimulator runs cmd/opcuasim (security None) on a free port and returns the port.
 func startOPCUASimulator(t *testing.T) int {
 	t.Helper()
-	bin := buildTool(t, "opcuasim")
-	var p *process
-	for attempt := 0; attempt < 3; attempt++ {
-		port := freePort(t)
-		p = &process{name: "opcuasim", path: bin, args: []string{"-listen", "127.0.0.1:" + strconv.Itoa(port)}, env: os.Environ(), dir: t.TempDir()}
-		p.register(t)
-		p.start(t)
-		if assertEventually(30*time.Second, func() bool {
-			return !p.running() || strings.Contains(p.output(), "opcuasim: serving")
-		}) && p.running() {
-			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-			if err == nil {
-				c.Close()
-				return port
-			}
-		}
-		p.stop(t)
-	}
-	t.Fatalf("opcuasim did not start:\n%s", p.output())
-	return 0
+	return startToolOnFreePort(t, "opcuasim", func(addr string) []string { return []string{"-listen", addr} })
 }
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {

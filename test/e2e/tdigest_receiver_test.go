@@ -52,20 +52,27 @@ func startDLT645Sim(t *testing.T) string {
 // on a free port and waits until it accepts connections.
 func startModbusSim(t *testing.T) int {
 	t.Helper()
-	bin := buildTool(t, "modbussim")
+	return startToolOnFreePort(t, "modbussim", func(addr string) []string { return []string{"-tcp", addr, "-inverter-unit", "0"} })
+}
+
+// startToolOnFreePort runs one of our cmd/ programs listening on a free loopback port (args gives
+// its flags for the address) and returns the port once it accepts connections. The port was free a
+// moment ago; should another process take it meanwhile, it tries another one.
+func startToolOnFreePort(t *testing.T, name string, args func(addr string) []string) int {
+	t.Helper()
+	bin := buildTool(t, name)
 	var p *process
-	// the port was free a moment ago; should another process take it meanwhile, take another one
 	for attempt := 0; attempt < 3; attempt++ {
 		port := freePort(t)
-		p = &process{name: "modbussim", path: bin, args: []string{"-tcp", "127.0.0.1:" + strconv.Itoa(port), "-inverter-unit", "0"},
-			env: os.Environ(), dir: t.TempDir()}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		p = &process{name: name, path: bin, args: args(addr), env: os.Environ(), dir: t.TempDir()}
 		p.register(t)
 		p.start(t)
 		if assertEventually(30*time.Second, func() bool {
 			if !p.running() {
 				return true // exited: try another port
 			}
-			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				return false
 			}
@@ -76,7 +83,7 @@ func startModbusSim(t *testing.T) int {
 		}
 		p.stop(t)
 	}
-	t.Fatalf("modbussim did not start:\n%s", p.output())
+	t.Fatalf("%s did not start:\n%s", name, p.output())
 	return 0
 }
 
