@@ -11,11 +11,12 @@ STATICCHECK := $(TOOLS)/staticcheck
 BUILD       := $(CURDIR)/_build
 BINARY      := $(BUILD)/otelcol-iiot
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath
-APT_PKGS    := prometheus socat python3-pymodbus
+# python3-serial-asyncio is only a Recommends of python3-pymodbus, but pymodbus.server imports it.
+APT_PKGS    := prometheus socat python3-pymodbus python3-serial-asyncio
 E2E_TIMEOUT ?= 50m
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all tools generate generate-dist check-generated build build-gateway gateway-sources test deps unit e2e fmt-check vet staticcheck rules-check lint bench dist demo clean
+.PHONY: all tools generate generate-dist check-generated build build-gateway gateway-sources test deps preflight unit e2e fmt-check vet staticcheck rules-check lint bench dist demo clean
 
 all: build
 
@@ -70,6 +71,21 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 	@if [ -f test/e2e/opcua/package.json ]; then \
 	  [ -d test/e2e/opcua/node_modules ] || (cd test/e2e/opcua && npm ci --no-audit --no-fund --loglevel=error); fi
+	@$(MAKE) --no-print-directory preflight
+
+# Each peer the e2e tests start is started (or imported) once here, so a missing dependency fails in
+# seconds naming its package instead of as an e2e timeout.
+preflight:
+	@fail=0; \
+	/usr/bin/python3 -c 'import pymodbus.server, serial_asyncio' 2>/tmp/otelcol-iiot-preflight.err \
+	  || { echo "preflight: pymodbus server cannot start (Debian packages python3-pymodbus python3-serial-asyncio): $$(tail -1 /tmp/otelcol-iiot-preflight.err)"; fail=1; }; \
+	(cd test/e2e/opcua && node -e 'require("node-opcua")') 2>/tmp/otelcol-iiot-preflight.err \
+	  || { echo "preflight: node-opcua does not load (Debian nodejs + npm ci in test/e2e/opcua): $$(tail -1 /tmp/otelcol-iiot-preflight.err)"; fail=1; }; \
+	promtool --version >/dev/null 2>&1 || { echo "preflight: promtool not found (Debian package prometheus)"; fail=1; }; \
+	prometheus --version >/dev/null 2>&1 || { echo "preflight: prometheus not found (Debian package prometheus)"; fail=1; }; \
+	socat -V >/dev/null 2>&1 || { echo "preflight: socat not found (Debian package socat)"; fail=1; }; \
+	rm -f /tmp/otelcol-iiot-preflight.err; \
+	[ $$fail = 0 ] && echo "preflight: pymodbus server, node-opcua, prometheus, promtool, socat OK"; exit $$fail
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^_build/')); \
