@@ -41,7 +41,7 @@ type Fleet struct {
 // top-level device settings (health metrics, traces, breaker).
 func NewFleet(set receiver.Settings, scope string, settings Settings) *Fleet {
 	return &Fleet{
-		Consumers: NewConsumers(set.Logger),
+		Consumers: NewConsumers(set),
 		set:       set, scope: scope, settings: settings,
 		clock: poll.RealClock{}, seed: uint64(time.Now().UnixNano()),
 	}

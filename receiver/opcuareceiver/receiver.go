@@ -114,7 +114,7 @@ func newReceiver(cfg *Config, set receiver.Settings) (*opcuaReceiver, error) {
 		cfg:       cfg,
 		set:       set,
 		logger:    set.Logger,
-		consumers: device.NewConsumers(set.Logger),
+		consumers: device.NewConsumers(set),
 		clock:     poll.RealClock{},
 		specs:     specs,
 		trust:     newTrustStore(cfg.Security),

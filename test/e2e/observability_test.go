@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -114,11 +115,12 @@ billing-meter-1: {tenant.id: grid-operator}
 %s: {tenant.id: pv-owner}
 `, obsShowDevice, obsDeadDevice),
 	})
+	telemetryPort := freePort(t)
 	startCollector(t, cfg, map[string]string{
 		"OTELCOL_IIOT_CONFIG_DIR":            confDir,
 		"OTELCOL_IIOT_STORAGE_DIR":           t.TempDir(),
 		"OTELCOL_IIOT_HEALTH_CHECK_ENDPOINT": "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		"OTELCOL_IIOT_TELEMETRY_PORT":        strconv.Itoa(freePort(t)),
+		"OTELCOL_IIOT_TELEMETRY_PORT":        strconv.Itoa(telemetryPort),
 		"OTELCOL_IIOT_SITE":                  obsSite,
 		"OTELCOL_IIOT_REMOTE_WRITE_URL":      prom.RemoteWriteURL(),
 		"OTELCOL_IIOT_OTLP_LISTEN":           "127.0.0.1:" + strconv.Itoa(freePort(t)),
@@ -210,6 +212,28 @@ billing-meter-1: {tenant.id: grid-operator}
 				t.Logf("%s{%s} %.4g", q, s.Labels["device_id"]+s.Labels["device_protocol"]+"/"+s.Labels["device_group"]+" "+s.Labels["error_type"], s.Value)
 			}
 		}
+	})
+
+	// The device receivers hand their data over through obsreport like any collector receiver: the
+	// standard accepted/refused counters exist on the collector's own metrics endpoint.
+	t.Run("receiver_self_telemetry", func(t *testing.T) {
+		own := fmt.Sprintf("http://127.0.0.1:%d/metrics", telemetryPort)
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			for _, recv := range []string{"modbus", "dlt645", "opcua"} {
+				sel := fmt.Sprintf(`receiver="%s"`, recv)
+				for _, name := range []string{"otelcol_receiver_accepted_metric_points", "otelcol_receiver_accepted_spans"} {
+					n, err := scrapeSum(own, name, sel)
+					if assert.NoError(c, err) {
+						assert.Positive(c, n, "%s{%s}", name, sel)
+					}
+				}
+				lines, err := scrapeLines(own, "otelcol_receiver_refused_metric_points")
+				if assert.NoError(c, err) {
+					assert.True(c, slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, sel) }),
+						"otelcol_receiver_refused_metric_points{%s} missing: %v", sel, lines)
+				}
+			}
+		}, wait, time.Second)
 	})
 
 	t.Run("alerts", func(t *testing.T) {
