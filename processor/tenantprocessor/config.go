@@ -43,6 +43,13 @@ type RegistryConfig struct {
 	Key string `mapstructure:"key"`
 	// ReloadInterval is how often the file is checked for changes (0 disables reloading).
 	ReloadInterval time.Duration `mapstructure:"reload_interval"`
+	// AllowEmpty lets a file without entries replace a registry that has entries. Refused by
+	// default: an empty file is far more often a truncated one than an intended one.
+	AllowEmpty bool `mapstructure:"allow_empty"`
+	// MaxShrink is the largest fraction of the entries in use that one reload may remove or
+	// strip of their tenant; a reload taking more, or one whose entries look cut off, is
+	// refused. 1 turns both checks off.
+	MaxShrink float64 `mapstructure:"max_shrink"`
 }
 
 // RuleConfig matches resource attributes (all conditions must hold) and sets attributes.
@@ -162,13 +169,19 @@ func compile(cfg *Config) (*plan, error) {
 			if !ok {
 				add("registry::format: %q (path %q): want yaml or csv (or a .yaml/.yml/.csv path)", r.Format, r.Path)
 			}
-			p.registry = &registrySpec{path: r.Path, format: f, key: r.Key, interval: r.ReloadInterval}
+			p.registry = &registrySpec{
+				path: r.Path, format: f, key: r.Key, interval: r.ReloadInterval,
+				tenantKey: cfg.TenantAttribute, allowEmpty: r.AllowEmpty, maxShrink: r.MaxShrink,
+			}
 		}
 		if r.Key == "" {
 			add("registry::key: must not be empty (default device.id)")
 		}
 		if r.ReloadInterval < 0 {
 			add("registry::reload_interval: %s, must not be negative (0 disables reloading)", r.ReloadInterval)
+		}
+		if !(r.MaxShrink >= 0 && r.MaxShrink <= 1) { // also NaN
+			add("registry::max_shrink: %v, want a fraction from 0 to 1 (0: refuse any reload that removes an entry or its tenant; 1: no limit)", r.MaxShrink)
 		}
 	}
 

@@ -39,7 +39,7 @@ func TestLoadConfig(t *testing.T) {
 			name: "full",
 			check: func(t *testing.T, cfg *Config) {
 				require.True(t, cfg.Registry.HasValue())
-				assert.Equal(t, RegistryConfig{Path: "testdata/registry/devices.yaml", Key: "device.id", ReloadInterval: 5 * time.Second}, *cfg.Registry.Get())
+				assert.Equal(t, RegistryConfig{Path: "testdata/registry/devices.yaml", Key: "device.id", ReloadInterval: 5 * time.Second, AllowEmpty: true, MaxShrink: 0.25}, *cfg.Registry.Get())
 				require.Len(t, cfg.Rules, 2)
 				assert.Equal(t, RuleConfig{
 					Name: "inverters",
@@ -65,6 +65,8 @@ func TestLoadConfig(t *testing.T) {
 				r := cfg.Registry.Get()
 				assert.Equal(t, "device.id", r.Key)
 				assert.Equal(t, 10*time.Second, r.ReloadInterval)
+				assert.False(t, r.AllowEmpty, "an empty file does not replace a registry by default")
+				assert.Equal(t, 0.5, r.MaxShrink)
 				f, ok := registryFormat(r.Path, r.Format)
 				assert.True(t, ok)
 				assert.Equal(t, "csv", f)
@@ -77,6 +79,7 @@ func TestLoadConfig(t *testing.T) {
 				`registry::format: "" (path "/etc/registry.json"): want yaml or csv`,
 				"registry::key: must not be empty",
 				"registry::reload_interval: -1s, must not be negative",
+				"registry::max_shrink: 1.5, want a fraction from 0 to 1",
 				`rules[0] "broken": match "device.id": want exactly one of exact, glob, regex, exists (got 2)`,
 				`rules[0] "broken": match "site": regex: error parsing regexp`,
 				`rules[0] "broken": set "tenant.id": unclosed ${`,
@@ -100,6 +103,16 @@ func TestLoadConfig(t *testing.T) {
 			errs: []string{
 				`schema: attribute "Tenant-ID" written by this processor violates the schema (key_pattern)`,
 				"defaults::region: value longer than schema::max_value_length (8)",
+			},
+		},
+		{
+			name: "shrink_negative",
+			errs: []string{"registry::max_shrink: -0.1, want a fraction from 0 to 1 (0: refuse any reload that removes an entry or its tenant; 1: no limit)"},
+		},
+		{
+			name: "shrink_off",
+			check: func(t *testing.T, cfg *Config) {
+				assert.Zero(t, cfg.Registry.Get().MaxShrink, "0 is a valid setting, not replaced by the default")
 			},
 		},
 		{
@@ -139,7 +152,7 @@ func TestDefaultConfig(t *testing.T) {
 	c := cfg.(*Config)
 	assert.Equal(t, "tenant.id", c.TenantAttribute)
 	reg := c.Registry
-	assert.Equal(t, RegistryConfig{Key: "device.id", ReloadInterval: 10 * time.Second}, *reg.GetOrInsertDefault())
+	assert.Equal(t, RegistryConfig{Key: "device.id", ReloadInterval: 10 * time.Second, MaxShrink: 0.5}, *reg.GetOrInsertDefault())
 	b := c.Budget
 	assert.Equal(t, BudgetConfig{MaxSeries: 10000, IdleTimeout: 15 * time.Minute, Action: BudgetOverflow, MaxTenants: 100}, *b.GetOrInsertDefault())
 }

@@ -30,6 +30,7 @@ func createDefaultConfig() component.Config {
 		Registry: configoptional.Default(RegistryConfig{
 			Key:            "device.id",
 			ReloadInterval: 10 * time.Second,
+			MaxShrink:      0.5,
 		}),
 		Required: RequiredConfig{Action: RequiredPass},
 		Schema:   SchemaConfig{Action: SchemaDropAttribute},

@@ -121,6 +121,9 @@ type rule struct {
 type registrySpec struct {
 	path, format, key string
 	interval          time.Duration
+	tenantKey         string
+	allowEmpty        bool
+	maxShrink         float64
 }
 
 // plan is the compiled configuration.

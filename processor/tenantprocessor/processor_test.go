@@ -280,11 +280,19 @@ func TestRegistryReload(t *testing.T) {
 	write(string(first) + "plc-1:\n  tenant.id: plant-owner\n  device_group: plcs\n")
 	require.Eventually(t, func() bool { return check("testdata/golden/registry_reload/expected.yaml") }, waitFor, tick)
 
+	// An emptied file (`: > devices.yaml`) parses but is refused: the last good registry stays.
+	write("")
+	require.Eventually(t, func() bool {
+		got, err := tel.GetMetric("otelcol_processor_tenant_registry_reloads")
+		return err == nil && len(got.Data.(metricdata.Sum[int64]).DataPoints) == 2
+	}, waitFor, tick)
+	require.True(t, check("testdata/golden/registry_reload/expected.yaml"))
+
 	// An invalid file: the last good registry stays, the failure is counted.
 	write("inv-01: [this is not a mapping\n")
 	require.Eventually(t, func() bool {
 		got, err := tel.GetMetric("otelcol_processor_tenant_registry_reloads")
-		return err == nil && len(got.Data.(metricdata.Sum[int64]).DataPoints) == 2
+		return err == nil && len(got.Data.(metricdata.Sum[int64]).DataPoints) == 3
 	}, waitFor, tick)
 	require.True(t, check("testdata/golden/registry_reload/expected.yaml"))
 
@@ -326,6 +334,7 @@ func TestRegistryReload(t *testing.T) {
 	metadatatest.AssertEqualProcessorTenantRegistryReloads(t, tel, []metricdata.DataPoint[int64]{
 		{Attributes: aset(str("result", "success")), Value: 3},
 		{Attributes: aset(str("result", "error")), Value: 3},
+		{Attributes: aset(str("result", "refused"), str("reason", "empty")), Value: 1},
 	}, metricdatatest.IgnoreTimestamp())
 }
 

@@ -182,7 +182,7 @@ func parseRegistryCSV(data []byte, key string) ([]map[string]string, error) {
 
 // registryWatcher loads the registry file and reloads it when it changes (mtime, size). A new
 // file that does not load leaves the last good registry in use; the failure is logged once
-// per change and counted.
+// per change and counted. So does a file that loads but looks damaged (see suspicious).
 type registryWatcher struct {
 	spec      *registrySpec
 	logger    *zap.Logger
@@ -192,7 +192,9 @@ type registryWatcher struct {
 	mu       sync.Mutex
 	seen     fileStamp // stamp seen at the last check
 	loadedAt fileStamp // stamp of the file last loaded (or refused)
-	loaded   bool
+	inUse    *registryData
+	inUseRaw []byte // content of the registry in use (to recognise a copy of it cut short)
+	refused  []byte // content last refused as suspicious (warned and counted once)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -204,10 +206,88 @@ type fileStamp struct {
 	ok   bool
 }
 
+// Reasons a reload is refused although the file parses (attribute reason of the reload counter).
+const (
+	refusedEmpty     = "empty"     // no entries, replacing a registry that has some
+	refusedTruncated = "truncated" // an entry lost its tenant: the file was cut inside it
+	refusedShrink    = "shrink"    // more than max_shrink of the entries removed or stripped
+)
+
 var (
 	attrResultSuccess = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "success")))
 	attrResultError   = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "error")))
+	attrResultRefused = map[string]metric.AddOption{}
 )
+
+func init() {
+	for _, r := range []string{refusedEmpty, refusedTruncated, refusedShrink} {
+		attrResultRefused[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "refused"), attribute.String("reason", r)))
+	}
+}
+
+// verdict is why a loaded registry is not applied ("" when it may be) and what it would do.
+type verdict struct {
+	reason  string
+	dropped []string // entries in use that the new registry removes or strips of their tenant, sorted
+	cut     []string // entries still listed whose tenant is gone (or cut short), sorted
+}
+
+// tenantOf returns the tenant an entry sets ("" when none).
+func (r *registryData) tenantOf(key, tenantKey string) (string, bool) {
+	attrs, ok := r.entries[key]
+	if !ok {
+		return "", false
+	}
+	for _, a := range attrs {
+		if a.key == tenantKey {
+			return a.value, true
+		}
+	}
+	return "", true
+}
+
+// suspicious judges a registry about to replace the one in use. An edit adds, changes or
+// removes a few entries; a damaged file (truncated by a failed copy, a full disk, an editor
+// or a tool that empties the file before writing it) loses everything after the cut and
+// leaves its last entry without the attributes that followed. Applying it would hand those
+// devices' data to another tenant, so it is refused unless the configuration says that such
+// a change is intended. cutShort says the new content is a strict prefix of the content in
+// use: a tenant that changed in that file is a value cut in the middle.
+func (s *registrySpec) suspicious(cur, next *registryData, cutShort bool) verdict {
+	var v verdict
+	if cur == nil || len(cur.entries) == 0 {
+		return v // nothing to lose: the first load, or an empty registry in use
+	}
+	if len(next.entries) == 0 {
+		if !s.allowEmpty {
+			v.reason = refusedEmpty
+		}
+		return v
+	}
+	if s.maxShrink >= 1 {
+		return v
+	}
+	for _, k := range sortedKeys(cur.entries) {
+		old, _ := cur.tenantOf(k, s.tenantKey)
+		now, listed := next.tenantOf(k, s.tenantKey)
+		switch {
+		case !listed:
+			v.dropped = append(v.dropped, k)
+		case old != "" && now == "":
+			v.dropped = append(v.dropped, k)
+			v.cut = append(v.cut, k)
+		case old != "" && old != now && cutShort:
+			v.cut = append(v.cut, k)
+		}
+	}
+	switch {
+	case len(v.cut) > 0:
+		v.reason = refusedTruncated
+	case float64(len(v.dropped)) > s.maxShrink*float64(len(cur.entries)):
+		v.reason = refusedShrink
+	}
+	return v
+}
 
 // check loads the file when it changed and then stayed unchanged for one check interval (so a
 // file still being written is not loaded half-way); force loads it at once.
@@ -224,32 +304,80 @@ func (w *registryWatcher) check(ctx context.Context, force bool) {
 		return
 	}
 	w.loadedAt = stamp
-	reg, err := w.load()
+	raw, reg, err := w.load()
 	if err != nil {
+		w.refused = nil
 		w.telemetry.ProcessorTenantRegistryReloads.Add(ctx, 1, attrResultError)
-		if w.loaded {
+		if w.inUse != nil {
 			w.logger.Warn("Registry file changed but does not load; keeping the last good registry", zap.String("path", w.spec.path), zap.Error(err))
 		} else {
 			w.logger.Error("Registry file does not load; resources are labelled without it until it is fixed", zap.String("path", w.spec.path), zap.Error(err))
 		}
 		return
 	}
+	cutShort := len(raw) < len(w.inUseRaw) && bytes.HasPrefix(w.inUseRaw, raw)
+	if v := w.spec.suspicious(w.inUse, reg, cutShort); v.reason != "" {
+		// A file rewritten with the same content (config management runs, touch) is not
+		// reported again.
+		if w.refused != nil && bytes.Equal(raw, w.refused) {
+			return
+		}
+		w.refused = raw
+		w.telemetry.ProcessorTenantRegistryReloads.Add(ctx, 1, attrResultRefused[v.reason])
+		w.logger.Warn(refusalMessage(v.reason),
+			zap.String("path", w.spec.path),
+			zap.String("reason", v.reason),
+			zap.Int("entries_in_use", len(w.inUse.entries)),
+			zap.Int("entries_in_file", len(reg.entries)),
+			zap.Int("entries_removed_or_without_tenant", len(v.dropped)),
+			zap.Strings("examples", examples(v)),
+			zap.Float64("max_shrink", w.spec.maxShrink))
+		return
+	}
+	w.refused = nil
 	w.apply(reg)
-	w.loaded = true
+	if w.inUse == nil && len(reg.entries) == 0 {
+		w.logger.Warn("Registry file has no entries; resources are labelled by rules and defaults until devices are added", zap.String("path", w.spec.path))
+	}
+	w.inUse, w.inUseRaw = reg, raw
 	w.telemetry.ProcessorTenantRegistryReloads.Add(ctx, 1, attrResultSuccess)
 	w.logger.Info("Registry loaded", zap.String("path", w.spec.path), zap.Int("entries", len(reg.entries)))
 }
 
-func (w *registryWatcher) load() (*registryData, error) {
+func refusalMessage(reason string) string {
+	switch reason {
+	case refusedEmpty:
+		return "Registry file has no entries; keeping the last good registry (an emptied or truncated file?). " +
+			"If the registry is meant to be empty, set registry::allow_empty: true or restart the collector"
+	case refusedTruncated:
+		return "Registry file has entries that lost their tenant; keeping the last good registry (a file cut off in the middle of an entry?). " +
+			"Replace the file atomically (write a temporary file, then rename it); to take a tenant away on purpose, remove the whole entry " +
+			"(or set registry::max_shrink: 1)"
+	default:
+		return "Registry file removes or strips more entries than registry::max_shrink allows; keeping the last good registry (a truncated file?). " +
+			"If the shrink is intended, raise registry::max_shrink, shrink in steps, or restart the collector"
+	}
+}
+
+// examples names a few of the entries a refused reload would have taken the tenant from.
+func examples(v verdict) []string {
+	keys := v.cut
+	if len(keys) == 0 {
+		keys = v.dropped
+	}
+	return keys[:min(len(keys), 5)]
+}
+
+func (w *registryWatcher) load() ([]byte, *registryData, error) {
 	data, err := os.ReadFile(w.spec.path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	reg, err := parseRegistry(data, w.spec.format, w.spec.key)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", w.spec.path, err)
+		return nil, nil, fmt.Errorf("%s: %w", w.spec.path, err)
 	}
-	return reg, nil
+	return data, reg, nil
 }
 
 func (w *registryWatcher) start(ctx context.Context) {

@@ -76,7 +76,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ProcessorTenantRegistryReloads, err = builder.meter.Int64Counter(
 		"otelcol_processor_tenant_registry_reloads",
-		metric.WithDescription("Loads of the registry file (attribute result = success or error; on error the last good registry stays in use). [Development]"),
+		metric.WithDescription("Loads of the registry file (attribute result = success, error or refused; refused, with attribute reason = empty, truncated or shrink, is a file that parses but looks damaged; on error and refused the last good registry stays in use). [Development]"),
 		metric.WithUnit("{reload}"),
 	)
 	errs = errors.Join(errs, err)

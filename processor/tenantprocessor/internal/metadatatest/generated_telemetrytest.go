@@ -56,7 +56,7 @@ func AssertEqualProcessorTenantBudgetExceeded(t *testing.T, tt *componenttest.Te
 func AssertEqualProcessorTenantRegistryReloads(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_tenant_registry_reloads",
-		Description: "Loads of the registry file (attribute result = success or error; on error the last good registry stays in use). [Development]",
+		Description: "Loads of the registry file (attribute result = success, error or refused; refused, with attribute reason = empty, truncated or shrink, is a file that parses but looks damaged; on error and refused the last good registry stays in use). [Development]",
 		Unit:        "{reload}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
