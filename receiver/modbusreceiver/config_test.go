@@ -105,7 +105,7 @@ func TestResolveExample(t *testing.T) {
 	meter := conns[0].devices[0]
 	assert.Equal(t, "Eastron", meter.identity.Manufacturer)
 	assert.Equal(t, "tcp://10.0.0.5:502/1", meter.identity.Address)
-	assert.Equal(t, 4, *meter.requests.MaxGap)
+	assert.Equal(t, 4, meter.requests.MaxGap)
 	assert.Equal(t, 5*time.Second, meter.poll.Interval)
 	byName := map[string]fieldSpec{}
 	for _, f := range meter.fields {
@@ -122,7 +122,7 @@ func TestResolveExample(t *testing.T) {
 	assert.Equal(t, 30*time.Second, tank.poll.Interval)
 	assert.Equal(t, time.Second, tank.poll.Timeout)
 	assert.Equal(t, 60, tank.requests.MaxRegisters)
-	assert.True(t, *tank.requests.CloseAfterPoll)
+	assert.True(t, tank.requests.CloseAfterPoll)
 	assert.Equal(t, 100, tank.fields[0].address)
 	assert.Equal(t, OrderABCD, tank.fields[0].order, "the device's byte_order overrides the profile's")
 
@@ -181,7 +181,7 @@ func TestShippedProfilesValid(t *testing.T) {
 		require.NoError(t, err, m)
 		for name, p := range profiles {
 			assert.NotEmpty(t, p.Document, "%s: profile %s names its document", m, name)
-			_, errs := buildFields(p.Fields, p.ByteOrder, 0, newDefaultRequestConfig(), name+": ")
+			_, errs := buildFields(p.Fields, p.ByteOrder, 0, newDefaultRequestSpec(), name+": ")
 			assert.Empty(t, errs, "%s", m)
 		}
 	}

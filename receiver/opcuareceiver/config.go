@@ -366,7 +366,7 @@ var (
 
 // Validate reports every problem of the configuration.
 func (c *Config) Validate() error {
-	errs := []error{c.Settings.Validate()}
+	errs := []error{c.Settings.Validate("")}
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	if c.Endpoint == "" {
