@@ -218,3 +218,18 @@ func TestConfigReportsEachProblemOnce(t *testing.T) {
 	}
 	assert.Len(t, lines, len(want), "no other message, none twice:\n%v", err)
 }
+
+// An explicit 0 survives marshalling: it is not dropped and then inherited when read back.
+func TestConfigRoundTrip(t *testing.T) {
+	for _, name := range []string{"", "layers"} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := loadConfig(t, name)
+			require.NoError(t, err)
+			conf := confmap.New()
+			require.NoError(t, conf.Marshal(cfg))
+			back := createDefaultConfig().(*Config)
+			require.NoError(t, conf.Unmarshal(back))
+			assert.Equal(t, cfg, back)
+		})
+	}
+}

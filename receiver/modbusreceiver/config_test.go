@@ -273,3 +273,23 @@ func TestValidateReportsEachProblemOnce(t *testing.T) {
 	}
 	assert.Len(t, lines, len(want), "no other message, none twice:\n%v", err)
 }
+
+// An explicit 0 survives marshalling (print-config, a remote config source): it is not dropped and
+// then inherited when the config is read back.
+func TestConfigRoundTrip(t *testing.T) {
+	for _, name := range []string{"layers", "once"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := loadNamed(t, name)
+			conf := confmap.New()
+			require.NoError(t, conf.Marshal(cfg))
+			back := createDefaultConfig().(*Config)
+			require.NoError(t, conf.Unmarshal(back))
+			assert.Equal(t, cfg, back)
+		})
+	}
+	conf := confmap.New()
+	require.NoError(t, conf.Marshal(createDefaultConfig()))
+	back := createDefaultConfig().(*Config)
+	require.NoError(t, conf.Unmarshal(back))
+	assert.Equal(t, createDefaultConfig(), back, "defaults round-trip")
+}
