@@ -240,8 +240,9 @@ type FieldConfig struct {
 	// (a resource attribute of the device). Attribute names the attribute.
 	StringAs  string `mapstructure:"string_as"`
 	Attribute string `mapstructure:"attribute"`
-	// Internal fields are read for other fields (scale factors) but not exported.
-	Internal bool `mapstructure:"internal"`
+	// Internal fields are read for other fields (scale factors) but not exported. A pointer, so that a
+	// device's `internal: false` can export a field its profile keeps internal.
+	Internal *bool `mapstructure:"internal"`
 	// Skip disables a profile field (same as exclude_fields).
 	Skip bool `mapstructure:"skip"`
 }
@@ -766,7 +767,9 @@ func patchField(base, p FieldConfig) FieldConfig {
 		base.Attributes = merged
 	}
 	base.Skip = base.Skip || p.Skip
-	base.Internal = base.Internal || p.Internal
+	if p.Internal != nil {
+		base.Internal = p.Internal
+	}
 	return base
 }
 
@@ -955,7 +958,7 @@ func buildFields(fields []FieldConfig, order ByteOrder, regOffset int, req reque
 			errs = append(errs, fmt.Errorf("%sname: %q is used by another field of the device", fp, f.Name))
 		}
 		s := fieldSpec{name: f.Name, metric: orDefault(f.Metric, f.Name), description: f.Description, scale: 1, scaleFactor: -1,
-			unit: f.Unit, kind: orDefault(f.Kind, KindGauge), attributes: f.Attributes, stringAs: f.StringAs, attribute: f.Attribute, invalid: f.InvalidValues, internal: f.Internal}
+			unit: f.Unit, kind: orDefault(f.Kind, KindGauge), attributes: f.Attributes, stringAs: f.StringAs, attribute: f.Attribute, invalid: f.InvalidValues, internal: f.Internal != nil && *f.Internal}
 		if f.Scale != nil {
 			s.scale = *f.Scale
 		}

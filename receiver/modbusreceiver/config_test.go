@@ -243,6 +243,9 @@ func TestLayeredSettings(t *testing.T) {
 	assert.Equal(t, 0, byID["profile_zero"].requests.MaxGap)
 	assert.False(t, byID["profile_zero"].requests.CloseAfterPoll)
 	assert.Equal(t, 2, byID["device_over_profile_zero"].requests.MaxGap)
+	// A field patch's internal: false exports a field the profile keeps internal.
+	assert.False(t, byID["zero"].fields[1].internal)
+	assert.True(t, byID["inherit"].fields[1].internal)
 }
 
 // confmap.Validate, as the collector runs it, reports each problem once: the receiver's Validate
