@@ -3,6 +3,7 @@ package device
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
@@ -60,7 +61,7 @@ func (c PollConfig) Validate(prefix string) error {
 }
 
 func validateJitter(prefix string, j float64) error {
-	if j < 0 || j > 0.5 || j != j {
+	if j < 0 || j > 0.5 || math.IsNaN(j) {
 		return fmt.Errorf("%sjitter: must be between 0 and 0.5 (a fraction of interval), got %g", prefix, j)
 	}
 	return nil
