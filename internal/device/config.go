@@ -3,13 +3,14 @@ package device
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
 
-// PollConfig is how a device is polled. Receivers put one at the top level (the defaults) and let each
-// device override any field; a zero field inherits.
+// PollConfig is how a device is polled: the receiver's defaults (its top-level `poll`), or a device's
+// settings once its PollOverrides are applied.
 type PollConfig struct {
 	// Interval between two polls of the device.
 	Interval time.Duration `mapstructure:"interval"`
@@ -26,54 +27,88 @@ func NewDefaultPollConfig() PollConfig {
 	return PollConfig{Interval: 10 * time.Second, Jitter: 0.05, Timeout: 2 * time.Second, Retries: 1}
 }
 
-// Merge returns c with the non-zero fields of override applied.
-func (c PollConfig) Merge(override PollConfig) PollConfig {
-	if override.Interval != 0 {
-		c.Interval = override.Interval
-	}
-	if override.Jitter != 0 {
-		c.Jitter = override.Jitter
-	}
-	if override.Timeout != 0 {
-		c.Timeout = override.Timeout
-	}
-	if override.Retries != 0 {
-		c.Retries = override.Retries
+// Override returns c with the keys set in levels applied, the last level winning (see Layer).
+func (c PollConfig) Override(levels ...PollOverrides) PollConfig {
+	for _, o := range levels {
+		c.Interval = Layer(c.Interval, o.Interval)
+		c.Jitter = Layer(c.Jitter, o.Jitter)
+		c.Timeout = Layer(c.Timeout, o.Timeout)
+		c.Retries = Layer(c.Retries, o.Retries)
 	}
 	return c
 }
 
-// Validate reports every problem, naming keys under prefix. Zero values are allowed when
-// inheriting (a device's overrides); call ValidateEffective on the merged result.
+// Validate reports every problem of a complete config (the receiver's), each key once, named under
+// prefix.
 func (c PollConfig) Validate(prefix string) error {
 	var errs []error
-	if c.Interval < 0 {
+	if c.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("%sinterval: must be > 0, got %s", prefix, c.Interval))
 	}
-	if c.Jitter < 0 || c.Jitter > 0.5 {
-		errs = append(errs, fmt.Errorf("%sjitter: must be between 0 and 0.5 (a fraction of interval), got %g", prefix, c.Jitter))
+	if err := validateJitter(prefix, c.Jitter); err != nil {
+		errs = append(errs, err)
 	}
-	if c.Timeout < 0 {
+	switch {
+	case c.Timeout <= 0:
 		errs = append(errs, fmt.Errorf("%stimeout: must be > 0, got %s", prefix, c.Timeout))
+	case c.Interval > 0 && c.Timeout > c.Interval:
+		errs = append(errs, fmt.Errorf("%stimeout: %s is longer than the poll interval %s", prefix, c.Timeout, c.Interval))
 	}
-	if c.Retries < 0 || c.Retries > 10 {
-		errs = append(errs, fmt.Errorf("%sretries: must be between 0 and 10, got %d", prefix, c.Retries))
+	if err := validateRetries(prefix, c.Retries); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// ValidateEffective checks a merged config: interval and timeout must be set, and a request must
-// fit in the interval.
-func (c PollConfig) ValidateEffective(prefix string) error {
+func validateJitter(prefix string, j float64) error {
+	if j < 0 || j > 0.5 || math.IsNaN(j) {
+		return fmt.Errorf("%sjitter: must be between 0 and 0.5 (a fraction of interval), got %g", prefix, j)
+	}
+	return nil
+}
+
+func validateRetries(prefix string, n int) error {
+	if n < 0 || n > 10 {
+		return fmt.Errorf("%sretries: must be between 0 and 10, got %d", prefix, n)
+	}
+	return nil
+}
+
+// PollOverrides is a device's `poll`: each key it sets replaces the receiver's, 0 included; a key it
+// leaves out is inherited.
+type PollOverrides struct {
+	Interval *time.Duration `mapstructure:"interval"`
+	Jitter   *float64       `mapstructure:"jitter"`
+	Timeout  *time.Duration `mapstructure:"timeout"`
+	Retries  *int           `mapstructure:"retries"`
+}
+
+// Validate reports every problem of the keys o sets, named under prefix. inherited is the config o
+// applies to; it is checked only where o changes it (a timeout longer than the interval is reported
+// on the device that sets either), so a problem of the receiver's own keys is reported once, there.
+func (o PollOverrides) Validate(prefix string, inherited PollConfig) error {
 	var errs []error
-	if c.Interval <= 0 {
-		errs = append(errs, fmt.Errorf("%sinterval: must be > 0", prefix))
+	if o.Interval != nil && *o.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("%sinterval: must be > 0 (leave it out to inherit), got %s", prefix, *o.Interval))
 	}
-	if c.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("%stimeout: must be > 0", prefix))
+	if o.Jitter != nil {
+		if err := validateJitter(prefix, *o.Jitter); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if c.Interval > 0 && c.Timeout > c.Interval {
-		errs = append(errs, fmt.Errorf("%stimeout: %s is longer than the poll interval %s", prefix, c.Timeout, c.Interval))
+	if o.Timeout != nil && *o.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("%stimeout: must be > 0 (leave it out to inherit), got %s", prefix, *o.Timeout))
+	}
+	if o.Retries != nil {
+		if err := validateRetries(prefix, *o.Retries); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 && (o.Interval != nil || o.Timeout != nil) {
+		eff := inherited.Override(o)
+		if eff.Interval > 0 && eff.Timeout > 0 && eff.Timeout > eff.Interval {
+			errs = append(errs, fmt.Errorf("%stimeout: %s is longer than the poll interval %s", prefix, eff.Timeout, eff.Interval))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -135,13 +170,16 @@ func NewDefaultSettings() Settings {
 	}
 }
 
-// Validate reports every problem of the top-level settings.
-func (s Settings) Validate() error {
+// Validate reports every problem of the settings, naming keys under prefix ("" at a receiver's top
+// level). It takes a prefix, like the Validate of its parts, and so is not a confmap.Validator on
+// purpose: Settings is embedded with squash, and confmap.Validate calls every Validator it finds
+// in a config, so the receiver's own Validate (which calls this one) and the embedded Settings
+// would each report the same problems, the latter under a "settings" key no config has.
+func (s Settings) Validate(prefix string) error {
 	return errors.Join(
-		s.Poll.Validate("poll."),
-		s.Poll.ValidateEffective("poll."),
-		s.Breaker.Validate("breaker"),
-		s.Traces.Validate("traces."),
+		s.Poll.Validate(prefix+"poll."),
+		s.Breaker.Validate(prefix+"breaker"),
+		s.Traces.Validate(prefix+"traces."),
 	)
 }
 

@@ -1,6 +1,7 @@
 package device
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 )
 
 func TestSettingsDefaultsValidate(t *testing.T) {
-	require.NoError(t, NewDefaultSettings().Validate())
+	require.NoError(t, NewDefaultSettings().Validate(""))
 }
 
 func TestSettingsReportsEveryProblem(t *testing.T) {
@@ -18,7 +19,7 @@ func TestSettingsReportsEveryProblem(t *testing.T) {
 	s.Poll = PollConfig{Interval: time.Second, Timeout: 5 * time.Second, Jitter: 0.9, Retries: 11}
 	s.Breaker.InitialBackoff = 0
 	s.Traces.SuccessSampleRatio = 2
-	err := s.Validate()
+	err := s.Validate("")
 	require.Error(t, err)
 	for _, want := range []string{
 		"poll.jitter: must be between 0 and 0.5",
@@ -31,12 +32,85 @@ func TestSettingsReportsEveryProblem(t *testing.T) {
 	}
 }
 
-func TestPollConfigMerge(t *testing.T) {
-	base := NewDefaultPollConfig()
-	got := base.Merge(PollConfig{Timeout: 500 * time.Millisecond})
-	assert.Equal(t, base.Interval, got.Interval)
-	assert.Equal(t, 500*time.Millisecond, got.Timeout)
-	assert.Equal(t, base.Retries, got.Retries)
+// Each bad key is one message: a negative interval used to be reported by Validate and again by
+// ValidateEffective.
+func TestSettingsReportEachProblemOnce(t *testing.T) {
+	s := NewDefaultSettings()
+	s.Poll = PollConfig{Interval: -time.Second, Timeout: -time.Second, Jitter: -1, Retries: -1}
+	err := s.Validate("")
+	require.Error(t, err)
+	for _, key := range []string{"poll.interval:", "poll.timeout:", "poll.jitter:", "poll.retries:"} {
+		assert.Equal(t, 1, strings.Count(err.Error(), key), "%s in\n%v", key, err)
+	}
+	assert.Len(t, strings.Split(err.Error(), "\n"), 4)
+}
+
+// Settings is embedded with squash in every receiver's Config, whose Validate reports the settings'
+// problems: were Settings a confmap.Validator too, confmap.Validate would report them twice.
+func TestSettingsIsNotAConfmapValidator(t *testing.T) {
+	_, ok := any(Settings{}).(confmap.Validator)
+	assert.False(t, ok)
+	_, ok = any(&Settings{}).(confmap.Validator)
+	assert.False(t, ok)
+}
+
+func TestLayer(t *testing.T) {
+	assert.Equal(t, 1, Layer(1), "no level: the base")
+	assert.Equal(t, 1, Layer(1, nil, nil))
+	assert.Equal(t, 0, Layer(1, Ptr(0)), "0 is a value")
+	assert.Equal(t, 3, Layer(1, Ptr(2), Ptr(3)), "the most specific level wins")
+	assert.Equal(t, 2, Layer(1, Ptr(2), nil), "an unset level inherits")
+	assert.Equal(t, 0, Layer(1, nil, Ptr(0), nil))
+	assert.False(t, Layer(true, Ptr(false)))
+}
+
+func TestPollOverride(t *testing.T) {
+	recv := PollConfig{Interval: 10 * time.Second, Jitter: 0.1, Timeout: 2 * time.Second, Retries: 1}
+	for _, tc := range []struct {
+		name   string
+		levels []PollOverrides
+		want   PollConfig
+	}{
+		{"unset inherits", []PollOverrides{{}}, recv},
+		{"no level", nil, recv},
+		{"retries 0 overrides 1", []PollOverrides{{Retries: Ptr(0)}}, PollConfig{Interval: 10 * time.Second, Jitter: 0.1, Timeout: 2 * time.Second, Retries: 0}},
+		{"jitter 0 overrides 0.1", []PollOverrides{{Jitter: Ptr(0.0)}}, PollConfig{Interval: 10 * time.Second, Jitter: 0, Timeout: 2 * time.Second, Retries: 1}},
+		{"profile between receiver and device", []PollOverrides{{Retries: Ptr(3), Timeout: Ptr(time.Second)}, {Retries: Ptr(0)}},
+			PollConfig{Interval: 10 * time.Second, Jitter: 0.1, Timeout: time.Second, Retries: 0}},
+		{"device unset keeps the profile's", []PollOverrides{{Retries: Ptr(3)}, {Interval: Ptr(time.Minute)}},
+			PollConfig{Interval: time.Minute, Jitter: 0.1, Timeout: 2 * time.Second, Retries: 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, recv.Override(tc.levels...))
+		})
+	}
+}
+
+// mapstructure tells a key set to 0 from a key left out (or null), durations included.
+func TestPollOverridesUnmarshal(t *testing.T) {
+	var zero PollOverrides
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{"retries": 0, "jitter": 0, "timeout": "0s"}).Unmarshal(&zero))
+	assert.Equal(t, PollOverrides{Retries: Ptr(0), Jitter: Ptr(0.0), Timeout: Ptr(time.Duration(0))}, zero)
+
+	var some PollOverrides
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{"interval": "1m", "retries": nil}).Unmarshal(&some))
+	assert.Equal(t, PollOverrides{Interval: Ptr(time.Minute)}, some)
+}
+
+func TestPollOverridesValidate(t *testing.T) {
+	recv := PollConfig{Interval: 10 * time.Second, Jitter: 0.1, Timeout: 2 * time.Second, Retries: 1}
+	assert.NoError(t, PollOverrides{}.Validate("d: poll.", recv))
+	assert.NoError(t, PollOverrides{Retries: Ptr(0), Jitter: Ptr(0.0)}.Validate("d: poll.", recv))
+	assert.EqualError(t, PollOverrides{Interval: Ptr(time.Duration(0))}.Validate("d: poll.", recv),
+		"d: poll.interval: must be > 0 (leave it out to inherit), got 0s")
+	assert.EqualError(t, PollOverrides{Timeout: Ptr(time.Duration(0))}.Validate("d: poll.", recv),
+		"d: poll.timeout: must be > 0 (leave it out to inherit), got 0s")
+	assert.EqualError(t, PollOverrides{Retries: Ptr(11), Jitter: Ptr(0.6)}.Validate("d: poll.", recv),
+		"d: poll.jitter: must be between 0 and 0.5 (a fraction of interval), got 0.6\nd: poll.retries: must be between 0 and 10, got 11")
+	assert.EqualError(t, PollOverrides{Interval: Ptr(time.Second)}.Validate("d: poll.", recv),
+		"d: poll.timeout: 2s is longer than the poll interval 1s", "the inherited timeout no longer fits")
+	assert.NoError(t, PollOverrides{Retries: Ptr(2)}.Validate("d: poll.", PollConfig{Interval: time.Second, Timeout: 5 * time.Second}),
+		"the receiver's own problem is reported once, by the receiver")
 }
 
 func TestSettingsUnmarshal(t *testing.T) {

@@ -88,7 +88,8 @@ type MeterConfig struct {
 	Model              string            `mapstructure:"model"`
 	TimeZone           string            `mapstructure:"time_zone"`
 	ResourceAttributes map[string]string `mapstructure:"resource_attributes"`
-	Poll               device.PollConfig `mapstructure:"poll"`
+	// Poll changes the receiver's poll keys for this meter (a key left out is inherited).
+	Poll device.PollOverrides `mapstructure:"poll"`
 }
 
 // IdentifierConfig is one data identifier to read, with optional overrides of its catalogue entry.
@@ -182,7 +183,7 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 			}
 		}
 	}
-	add(cfg.Settings.Validate())
+	add(cfg.Settings.Validate(""))
 	defaultLoc, err := loadLocation(cfg.TimeZone)
 	if err != nil {
 		add(fmt.Errorf("time_zone: %w", err))
@@ -304,13 +305,10 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 					spec.location = loc
 				}
 			}
-			if err := m.Poll.Validate(mprefix + "poll."); err != nil {
+			if err := m.Poll.Validate(mprefix+"poll.", cfg.Poll); err != nil {
 				merrs = append(merrs, err)
 			}
-			spec.poll = cfg.Poll.Merge(m.Poll)
-			if err := spec.poll.ValidateEffective(mprefix + "poll."); err != nil && m.Poll != (device.PollConfig{}) {
-				merrs = append(merrs, err)
-			}
+			spec.poll = cfg.Poll.Override(m.Poll)
 			for k := range m.ResourceAttributes {
 				if slices.Contains(deviceKeys, k) {
 					merrs = append(merrs, fmt.Errorf("%sresource_attributes: %q is set by the receiver (use id, manufacturer or model)", mprefix, k))

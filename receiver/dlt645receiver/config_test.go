@@ -2,6 +2,7 @@ package dlt645receiver
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +173,63 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, device.NewDefaultSettings(), cfg.Settings)
 	err := confmap.Validate(cfg)
 	require.Error(t, err, "a receiver without buses has nothing to do")
+}
+
+// A meter that sets a poll key to 0 gets 0, not the receiver's non-zero value; a key left out is
+// inherited.
+func TestConfigLayeredPoll(t *testing.T) {
+	cfg, err := loadConfig(t, "layers")
+	require.NoError(t, err)
+	buses, err := cfg.resolve()
+	require.NoError(t, err)
+	got := map[string]device.PollConfig{}
+	for _, m := range buses[0].meters {
+		got[m.identity.ID] = m.poll
+	}
+	assert.Equal(t, map[string]device.PollConfig{
+		"zero":    {Interval: 10 * time.Second, Jitter: 0, Timeout: 2 * time.Second, Retries: 0},
+		"inherit": {Interval: 10 * time.Second, Jitter: 0.1, Timeout: 2 * time.Second, Retries: 1},
+		"some":    {Interval: time.Minute, Jitter: 0.1, Timeout: 2 * time.Second, Retries: 3},
+	}, got)
+}
+
+// confmap.Validate, as the collector runs it, reports each problem once.
+func TestConfigReportsEachProblemOnce(t *testing.T) {
+	_, err := loadConfig(t, "once")
+	require.Error(t, err)
+	want := []string{
+		"poll.interval: must be > 0, got -1s",
+		"poll.jitter: must be between 0 and 0.5 (a fraction of interval), got 0.9",
+		"poll.retries: must be between 0 and 10, got 11",
+		"breaker.failure_threshold: must be >= 0 (0 disables the breaker), got -1",
+		"traces.success_sample_ratio: must be between 0 and 1, got 2",
+		`buses[0].meters[0] "m": poll.timeout: must be > 0 (leave it out to inherit), got 0s`,
+		`buses[0].meters[0] "m": poll.retries: must be between 0 and 10, got -1`,
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for _, w := range want {
+		n := 0
+		for _, l := range lines {
+			if l == w {
+				n++
+			}
+		}
+		assert.Equal(t, 1, n, "%q once in:\n%v", w, err)
+	}
+	assert.Len(t, lines, len(want), "no other message, none twice:\n%v", err)
+}
+
+// An explicit 0 survives marshalling: it is not dropped and then inherited when read back.
+func TestConfigRoundTrip(t *testing.T) {
+	for _, name := range []string{"", "layers"} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := loadConfig(t, name)
+			require.NoError(t, err)
+			conf := confmap.New()
+			require.NoError(t, conf.Marshal(cfg))
+			back := createDefaultConfig().(*Config)
+			require.NoError(t, conf.Unmarshal(back))
+			assert.Equal(t, cfg, back)
+		})
+	}
 }

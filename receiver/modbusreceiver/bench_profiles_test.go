@@ -33,7 +33,7 @@ func BenchmarkProfilePoll(b *testing.B) {
 		profiles, err := loadProfileFile(f)
 		require.NoError(b, err)
 		for name, p := range profiles {
-			specs, errs := buildFields(p.Fields, p.ByteOrder, 0, newDefaultRequestConfig(), "")
+			specs, errs := buildFields(p.Fields, p.ByteOrder, 0, newDefaultRequestSpec(), "")
 			require.Empty(b, errs)
 			var sb strings.Builder
 			for _, s := range specs {

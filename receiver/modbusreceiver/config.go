@@ -38,21 +38,23 @@ type Config struct {
 
 var _ confmap.Validator = (*Config)(nil)
 
-// RequestConfig bounds how fields are merged into reads, and holds per-device quirks.
-// Zero (or absent) values inherit from the level above: receiver → profile → device.
+// RequestConfig bounds how fields are merged into reads, and holds per-device quirks. It is set at
+// three levels, receiver → profile → device: a key a level sets replaces the one above, 0 and false
+// included; a key it leaves out is inherited (see device.Layer).
 type RequestConfig struct {
 	// MaxRegisters is the most registers in one read of holding or input registers (1–125).
-	MaxRegisters int `mapstructure:"max_registers"`
+	MaxRegisters *int `mapstructure:"max_registers"`
 	// MaxBits is the most coils or discrete inputs in one read (1–2000).
-	MaxBits int `mapstructure:"max_bits"`
+	MaxBits *int `mapstructure:"max_bits"`
 	// MaxGap is the most unused registers (or bits) a read may bridge to serve two fields in one request.
 	MaxGap *int `mapstructure:"max_gap"`
-	// Pause is the wait between two requests of one poll (devices that need quiet time).
-	Pause time.Duration `mapstructure:"pause"`
+	// Pause is the wait between two requests of one poll (devices that need quiet time); 0: none.
+	Pause *time.Duration `mapstructure:"pause"`
 	// CloseAfterPoll closes the connection after each poll of the device.
 	CloseAfterPoll *bool `mapstructure:"close_after_poll"`
-	// RemergeAfter is how long reads split after an exception stay split before merging is tried again.
-	RemergeAfter time.Duration `mapstructure:"remerge_after"`
+	// RemergeAfter is how long reads split after an exception stay split before merging is tried
+	// again; 0: they stay split.
+	RemergeAfter *time.Duration `mapstructure:"remerge_after"`
 	// Blocks, in a profile or a device, are the device's reads given explicitly, for firmware that
 	// answers only exact blocks: they are read as given (never merged, split or planned) and every
 	// field must lie inside one of them.
@@ -71,70 +73,67 @@ type BlockConfig struct {
 	Count int `mapstructure:"count"`
 }
 
-func newDefaultRequestConfig() RequestConfig {
-	gap, closeAfter := 16, false
-	return RequestConfig{
-		MaxRegisters:   maxRegistersPerRead,
-		MaxBits:        maxBitsPerRead,
-		MaxGap:         &gap,
-		CloseAfterPoll: &closeAfter,
-		RemergeAfter:   time.Hour,
-	}
+// requestSpec is a device's RequestConfig with every level applied.
+type requestSpec struct {
+	MaxRegisters   int
+	MaxBits        int
+	MaxGap         int
+	Pause          time.Duration
+	CloseAfterPoll bool
+	RemergeAfter   time.Duration
+	Blocks         []BlockConfig
 }
 
-// merge applies the set fields of o over r.
-func (r RequestConfig) merge(o RequestConfig) RequestConfig {
-	if o.MaxRegisters != 0 {
-		r.MaxRegisters = o.MaxRegisters
-	}
-	if o.MaxBits != 0 {
-		r.MaxBits = o.MaxBits
-	}
-	if o.MaxGap != nil {
-		r.MaxGap = o.MaxGap
-	}
-	if o.Pause != 0 {
-		r.Pause = o.Pause
-	}
-	if o.CloseAfterPoll != nil {
-		r.CloseAfterPoll = o.CloseAfterPoll
-	}
-	if o.RemergeAfter != 0 {
-		r.RemergeAfter = o.RemergeAfter
-	}
-	if o.Blocks != nil {
-		r.Blocks = o.Blocks
+// newDefaultRequestSpec is what applies where no level sets a key.
+func newDefaultRequestSpec() requestSpec {
+	return requestSpec{MaxRegisters: maxRegistersPerRead, MaxBits: maxBitsPerRead, MaxGap: 16, RemergeAfter: time.Hour}
+}
+
+// over applies the keys a level sets.
+func (r requestSpec) over(c RequestConfig) requestSpec {
+	r.MaxRegisters = device.Layer(r.MaxRegisters, c.MaxRegisters)
+	r.MaxBits = device.Layer(r.MaxBits, c.MaxBits)
+	r.MaxGap = device.Layer(r.MaxGap, c.MaxGap)
+	r.Pause = device.Layer(r.Pause, c.Pause)
+	r.CloseAfterPoll = device.Layer(r.CloseAfterPoll, c.CloseAfterPoll)
+	r.RemergeAfter = device.Layer(r.RemergeAfter, c.RemergeAfter)
+	if c.Blocks != nil {
+		r.Blocks = c.Blocks
 	}
 	return r
 }
 
 // clamped keeps limits within the protocol's (a bad value is reported by validate).
-func (r RequestConfig) clamped() RequestConfig {
+func (r requestSpec) clamped() requestSpec {
 	if r.MaxRegisters < 1 || r.MaxRegisters > maxRegistersPerRead {
 		r.MaxRegisters = maxRegistersPerRead
 	}
 	if r.MaxBits < 1 || r.MaxBits > maxBitsPerRead {
 		r.MaxBits = maxBitsPerRead
 	}
+	if r.MaxGap < 0 || r.MaxGap > maxBitsPerRead {
+		r.MaxGap = 0
+	}
 	return r
 }
 
+// validate reports every problem of the keys a level sets.
 func (r RequestConfig) validate(prefix string) []error {
 	var errs []error
-	if r.MaxRegisters < 0 || r.MaxRegisters > maxRegistersPerRead {
-		errs = append(errs, fmt.Errorf("%smax_registers: must be between 1 and %d, got %d", prefix, maxRegistersPerRead, r.MaxRegisters))
+	if r.MaxRegisters != nil && (*r.MaxRegisters < 1 || *r.MaxRegisters > maxRegistersPerRead) {
+		errs = append(errs, fmt.Errorf("%smax_registers: must be between 1 and %d, got %d", prefix, maxRegistersPerRead, *r.MaxRegisters))
 	}
-	if r.MaxBits < 0 || r.MaxBits > maxBitsPerRead {
-		errs = append(errs, fmt.Errorf("%smax_bits: must be between 1 and %d, got %d", prefix, maxBitsPerRead, r.MaxBits))
+	if r.MaxBits != nil && (*r.MaxBits < 1 || *r.MaxBits > maxBitsPerRead) {
+		errs = append(errs, fmt.Errorf("%smax_bits: must be between 1 and %d, got %d", prefix, maxBitsPerRead, *r.MaxBits))
 	}
 	if r.MaxGap != nil && (*r.MaxGap < 0 || *r.MaxGap > maxBitsPerRead) {
 		errs = append(errs, fmt.Errorf("%smax_gap: must be between 0 and %d, got %d", prefix, maxBitsPerRead, *r.MaxGap))
 	}
-	if r.Pause < 0 {
-		errs = append(errs, fmt.Errorf("%spause: must be >= 0, got %s", prefix, r.Pause))
+	if r.Pause != nil && *r.Pause < 0 {
+		errs = append(errs, fmt.Errorf("%spause: must be >= 0, got %s", prefix, *r.Pause))
 	}
-	if r.RemergeAfter < 0 {
-		errs = append(errs, fmt.Errorf("%sremerge_after: must be >= 0, got %s", prefix, r.RemergeAfter))
+	if r.RemergeAfter != nil && *r.RemergeAfter < 0 {
+		errs = append(errs, fmt.Errorf("%sremerge_after: must be >= 0 (0: split reads stay split), got %s", prefix, *r.RemergeAfter))
 	}
 	return errs
 }
@@ -195,8 +194,9 @@ type DeviceConfig struct {
 	// ExcludeFields drops fields of the profile by name.
 	ExcludeFields      []string          `mapstructure:"exclude_fields"`
 	ResourceAttributes map[string]string `mapstructure:"resource_attributes"`
-	Poll               device.PollConfig `mapstructure:"poll"`
-	Requests           RequestConfig     `mapstructure:"requests"`
+	// Poll changes the receiver's poll keys for this device (a key left out is inherited).
+	Poll     device.PollOverrides `mapstructure:"poll"`
+	Requests RequestConfig        `mapstructure:"requests"`
 }
 
 // FieldConfig is one reading of a device's register map.
@@ -240,8 +240,9 @@ type FieldConfig struct {
 	// (a resource attribute of the device). Attribute names the attribute.
 	StringAs  string `mapstructure:"string_as"`
 	Attribute string `mapstructure:"attribute"`
-	// Internal fields are read for other fields (scale factors) but not exported.
-	Internal bool `mapstructure:"internal"`
+	// Internal fields are read for other fields (scale factors) but not exported. A pointer, so that a
+	// device's `internal: false` can export a field its profile keeps internal.
+	Internal *bool `mapstructure:"internal"`
 	// Skip disables a profile field (same as exclude_fields).
 	Skip bool `mapstructure:"skip"`
 }
@@ -339,7 +340,7 @@ type deviceSpec struct {
 	identity device.Identity
 	unitID   uint8
 	poll     device.PollConfig
-	requests RequestConfig
+	requests requestSpec
 	fields   []fieldSpec
 	blocks   []blockSpec // explicit reads; nil: planned
 }
@@ -368,12 +369,12 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 			}
 		}
 	}
-	add(cfg.Settings.Validate())
+	add(cfg.Settings.Validate(""))
 	add(cfg.Requests.validate("requests.")...)
 	if cfg.Requests.Blocks != nil {
 		add(errors.New("requests.blocks: explicit blocks belong to a profile or a device (the blocks a firmware answers depend on the device model)"))
 	}
-	defaults := newDefaultRequestConfig().merge(cfg.Requests)
+	defaults := newDefaultRequestSpec().over(cfg.Requests)
 
 	profiles := map[string]ProfileConfig{}
 	origin := map[string]string{}
@@ -414,7 +415,7 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 		if len(p.Fields) == 0 {
 			perrs = append(perrs, fmt.Errorf("%sfields: a profile needs at least one field", prefix))
 		}
-		req := defaults.merge(p.Requests).clamped()
+		req := defaults.over(p.Requests).clamped()
 		specs, ferrs := buildFields(p.Fields, orDefault(p.ByteOrder, OrderABCD), 0, req, prefix)
 		perrs = append(perrs, ferrs...)
 		if p.Requests.Blocks != nil {
@@ -471,13 +472,10 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 			if d.RegisterOffset < -65535 || d.RegisterOffset > 65535 {
 				derrs = append(derrs, fmt.Errorf("%sregister_offset: must be between -65535 and 65535, got %d", dprefix, d.RegisterOffset))
 			}
-			if err := d.Poll.Validate(dprefix + "poll."); err != nil {
+			if err := d.Poll.Validate(dprefix+"poll.", cfg.Poll); err != nil {
 				derrs = append(derrs, err)
 			}
-			pollCfg := cfg.Poll.Merge(d.Poll)
-			if err := pollCfg.ValidateEffective(dprefix + "poll."); err != nil && d.Poll != (device.PollConfig{}) {
-				derrs = append(derrs, err)
-			}
+			pollCfg := cfg.Poll.Override(d.Poll)
 			derrs = append(derrs, d.Requests.validate(dprefix+"requests.")...)
 			for k := range d.ResourceAttributes {
 				if strings.HasPrefix(k, "device.") && slices.Contains([]string{device.AttrDeviceID, device.AttrDeviceProtocol, device.AttrDeviceAddress, device.AttrDeviceManufacturer, device.AttrDeviceModelName}, k) {
@@ -507,7 +505,7 @@ func (cfg *Config) resolve() ([]connSpec, error) {
 				derrs = append(derrs, fmt.Errorf("%sfields: the device has no fields (give a profile or fields)", dprefix))
 			}
 			order := orDefault(d.ByteOrder, orDefault(prof.ByteOrder, OrderABCD))
-			req := defaults.merge(prof.Requests).merge(d.Requests).clamped()
+			req := defaults.over(prof.Requests).over(d.Requests).clamped()
 			specs, ferrs := buildFields(fields, order, d.RegisterOffset, req, dprefix)
 			derrs = append(derrs, ferrs...)
 			var blocks []blockSpec
@@ -769,7 +767,9 @@ func patchField(base, p FieldConfig) FieldConfig {
 		base.Attributes = merged
 	}
 	base.Skip = base.Skip || p.Skip
-	base.Internal = base.Internal || p.Internal
+	if p.Internal != nil {
+		base.Internal = p.Internal
+	}
 	return base
 }
 
@@ -934,7 +934,7 @@ func healthMetric(name string) bool {
 }
 
 // buildFields validates fields and resolves them into specs.
-func buildFields(fields []FieldConfig, order ByteOrder, regOffset int, req RequestConfig, prefix string) ([]fieldSpec, []error) {
+func buildFields(fields []FieldConfig, order ByteOrder, regOffset int, req requestSpec, prefix string) ([]fieldSpec, []error) {
 	var errs []error
 	specs := make([]fieldSpec, 0, len(fields))
 	byName := map[string]int{}
@@ -958,7 +958,7 @@ func buildFields(fields []FieldConfig, order ByteOrder, regOffset int, req Reque
 			errs = append(errs, fmt.Errorf("%sname: %q is used by another field of the device", fp, f.Name))
 		}
 		s := fieldSpec{name: f.Name, metric: orDefault(f.Metric, f.Name), description: f.Description, scale: 1, scaleFactor: -1,
-			unit: f.Unit, kind: orDefault(f.Kind, KindGauge), attributes: f.Attributes, stringAs: f.StringAs, attribute: f.Attribute, invalid: f.InvalidValues, internal: f.Internal}
+			unit: f.Unit, kind: orDefault(f.Kind, KindGauge), attributes: f.Attributes, stringAs: f.StringAs, attribute: f.Attribute, invalid: f.InvalidValues, internal: f.Internal != nil && *f.Internal}
 		if f.Scale != nil {
 			s.scale = *f.Scale
 		}

@@ -2,6 +2,7 @@ package modbusreceiver
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,7 +90,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
-func confmapValidate(cfg *Config) error { return cfg.Validate() }
+func confmapValidate(cfg *Config) error { return confmap.Validate(cfg) }
 
 // The valid example resolves into what the keys say: profile, overrides, Modicon, offsets, defaults.
 func TestResolveExample(t *testing.T) {
@@ -105,7 +106,7 @@ func TestResolveExample(t *testing.T) {
 	meter := conns[0].devices[0]
 	assert.Equal(t, "Eastron", meter.identity.Manufacturer)
 	assert.Equal(t, "tcp://10.0.0.5:502/1", meter.identity.Address)
-	assert.Equal(t, 4, *meter.requests.MaxGap)
+	assert.Equal(t, 4, meter.requests.MaxGap)
 	assert.Equal(t, 5*time.Second, meter.poll.Interval)
 	byName := map[string]fieldSpec{}
 	for _, f := range meter.fields {
@@ -122,7 +123,7 @@ func TestResolveExample(t *testing.T) {
 	assert.Equal(t, 30*time.Second, tank.poll.Interval)
 	assert.Equal(t, time.Second, tank.poll.Timeout)
 	assert.Equal(t, 60, tank.requests.MaxRegisters)
-	assert.True(t, *tank.requests.CloseAfterPoll)
+	assert.True(t, tank.requests.CloseAfterPoll)
 	assert.Equal(t, 100, tank.fields[0].address)
 	assert.Equal(t, OrderABCD, tank.fields[0].order, "the device's byte_order overrides the profile's")
 
@@ -181,8 +182,117 @@ func TestShippedProfilesValid(t *testing.T) {
 		require.NoError(t, err, m)
 		for name, p := range profiles {
 			assert.NotEmpty(t, p.Document, "%s: profile %s names its document", m, name)
-			_, errs := buildFields(p.Fields, p.ByteOrder, 0, newDefaultRequestConfig(), name+": ")
+			_, errs := buildFields(p.Fields, p.ByteOrder, 0, newDefaultRequestSpec(), name+": ")
 			assert.Empty(t, errs, "%s", m)
 		}
 	}
+}
+
+func loadNamed(t *testing.T, name string) *Config {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub(component.NewIDWithName(metadata.Type, name).String())
+	require.NoError(t, err)
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, sub.Unmarshal(cfg))
+	return cfg
+}
+
+// A device (or profile) that sets a key to 0 gets 0, not the non-zero value of the level above;
+// a key left out is inherited, from the profile first.
+func TestLayeredSettings(t *testing.T) {
+	conns, err := loadNamed(t, "layers").resolve()
+	require.NoError(t, err)
+	byID := map[string]deviceSpec{}
+	for _, d := range conns[0].devices {
+		byID[d.identity.ID] = d
+	}
+	type want struct {
+		retries      int
+		jitter       float64
+		pause        time.Duration
+		remergeAfter time.Duration
+		maxRegisters int
+	}
+	for _, tc := range []struct {
+		id   string
+		want want
+	}{
+		{"zero", want{retries: 0, jitter: 0, pause: 0, remergeAfter: 0, maxRegisters: 50}},
+		{"inherit", want{retries: 1, jitter: 0.1, pause: 20 * time.Millisecond, remergeAfter: 30 * time.Minute, maxRegisters: 50}},
+		{"receiver", want{retries: 1, jitter: 0.1, pause: 5 * time.Millisecond, remergeAfter: 10 * time.Minute, maxRegisters: 100}},
+		{"profile_zero", want{retries: 1, jitter: 0.1, pause: 0, remergeAfter: 0, maxRegisters: 100}},
+		{"device_over_profile_zero", want{retries: 3, jitter: 0.1, pause: time.Millisecond, remergeAfter: 0, maxRegisters: 100}},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			d, ok := byID[tc.id]
+			require.True(t, ok)
+			got := want{d.poll.Retries, d.poll.Jitter, d.requests.Pause, d.requests.RemergeAfter, d.requests.MaxRegisters}
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, 10*time.Second, d.poll.Interval)
+			assert.Equal(t, 2*time.Second, d.poll.Timeout)
+		})
+	}
+	// max_gap and close_after_poll were pointers already; they keep layering the same way.
+	assert.Equal(t, 0, byID["zero"].requests.MaxGap)
+	assert.False(t, byID["zero"].requests.CloseAfterPoll)
+	assert.Equal(t, 4, byID["inherit"].requests.MaxGap)
+	assert.True(t, byID["inherit"].requests.CloseAfterPoll)
+	assert.Equal(t, 8, byID["receiver"].requests.MaxGap)
+	assert.Equal(t, 0, byID["profile_zero"].requests.MaxGap)
+	assert.False(t, byID["profile_zero"].requests.CloseAfterPoll)
+	assert.Equal(t, 2, byID["device_over_profile_zero"].requests.MaxGap)
+	// A field patch's internal: false exports a field the profile keeps internal.
+	assert.False(t, byID["zero"].fields[1].internal)
+	assert.True(t, byID["inherit"].fields[1].internal)
+}
+
+// confmap.Validate, as the collector runs it, reports each problem once: the receiver's Validate
+// reports the settings, and the squashed device.Settings is not a Validator of its own.
+func TestValidateReportsEachProblemOnce(t *testing.T) {
+	err := confmap.Validate(loadNamed(t, "once"))
+	require.Error(t, err)
+	want := []string{
+		"poll.interval: must be > 0, got -1s",
+		"poll.jitter: must be between 0 and 0.5 (a fraction of interval), got 0.9",
+		"poll.retries: must be between 0 and 10, got 11",
+		"breaker.failure_threshold: must be >= 0 (0 disables the breaker), got -1",
+		"traces.success_sample_ratio: must be between 0 and 1, got 2",
+		"requests.max_registers: must be between 1 and 125, got 0",
+		`connections[0].devices[0] "d": poll.interval: must be > 0 (leave it out to inherit), got 0s`,
+		`connections[0].devices[0] "d": poll.retries: must be between 0 and 10, got -1`,
+		`connections[0].devices[0] "d": requests.pause: must be >= 0, got -1s`,
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for _, w := range want {
+		n := 0
+		for _, l := range lines {
+			if l == w {
+				n++
+			}
+		}
+		assert.Equal(t, 1, n, "%q once in:\n%v", w, err)
+	}
+	assert.Len(t, lines, len(want), "no other message, none twice:\n%v", err)
+}
+
+// An explicit 0 survives marshalling (print-config, a remote config source): it is not dropped and
+// then inherited when the config is read back.
+func TestConfigRoundTrip(t *testing.T) {
+	for _, name := range []string{"layers", "once"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := loadNamed(t, name)
+			conf := confmap.New()
+			require.NoError(t, conf.Marshal(cfg))
+			back := createDefaultConfig().(*Config)
+			require.NoError(t, conf.Unmarshal(back))
+			assert.Equal(t, cfg, back)
+		})
+	}
+	conf := confmap.New()
+	require.NoError(t, conf.Marshal(createDefaultConfig()))
+	back := createDefaultConfig().(*Config)
+	require.NoError(t, conf.Unmarshal(back))
+	assert.Equal(t, createDefaultConfig(), back, "defaults round-trip")
 }

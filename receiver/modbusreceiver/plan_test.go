@@ -92,9 +92,9 @@ func TestPlanShippedProfiles(t *testing.T) {
 		profiles, err := loadProfileFile(m)
 		require.NoError(t, err)
 		for name, p := range profiles {
-			specs, errs := buildFields(p.Fields, p.ByteOrder, 0, newDefaultRequestConfig(), "")
+			specs, errs := buildFields(p.Fields, p.ByteOrder, 0, newDefaultRequestSpec(), "")
 			require.Empty(t, errs)
-			blocks := plan(specs, planLimits{maxRegisters: 125, maxBits: 2000, maxGap: *newDefaultRequestConfig().MaxGap}, planHints{})
+			blocks := plan(specs, planLimits{maxRegisters: 125, maxBits: 2000, maxGap: newDefaultRequestSpec().MaxGap}, planHints{})
 			regs := 0
 			for _, b := range blocks {
 				regs += b.count

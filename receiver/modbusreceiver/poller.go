@@ -80,7 +80,7 @@ func newDevicePoller(spec *deviceSpec, c *conn, rec *device.Recorder, clock poll
 		limits: planLimits{
 			maxRegisters: spec.requests.MaxRegisters,
 			maxBits:      spec.requests.MaxBits,
-			maxGap:       *spec.requests.MaxGap,
+			maxGap:       spec.requests.MaxGap,
 		},
 		series:     make([]*device.Series, n),
 		hints:      planHints{breakBefore: make([]bool, n), isolated: make([]bool, n)},
@@ -176,7 +176,7 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 	if dead && d.conn.spec.scheme != "rtu" {
 		d.conn.close() // a half-dead socket or gateway gets a fresh connection next time
 	}
-	if *d.spec.requests.CloseAfterPoll {
+	if d.spec.requests.CloseAfterPoll {
 		d.conn.close()
 	}
 	// The protocol work is done: the next device's poll may use the connection while this one's

@@ -224,12 +224,15 @@ type SubscriptionConfig struct {
 	MonitoredItemDefaults `mapstructure:",squash"`
 }
 
-// MonitoredItemDefaults are the settings of a monitored item; zero values inherit.
+// MonitoredItemDefaults are the settings of a monitored item, set at three levels: subscription →
+// group or browse → node. A key a level sets replaces the one above, 0 included; a key it leaves out
+// (or an empty trigger or deadband type) is inherited.
 type MonitoredItemDefaults struct {
-	// SamplingInterval is how often the server samples the value (default: the publishing interval).
-	SamplingInterval time.Duration `mapstructure:"sampling_interval"`
-	// QueueSize is how many changes the server keeps between two publishes.
-	QueueSize uint32 `mapstructure:"queue_size"`
+	// SamplingInterval is how often the server samples the value. Unset: the publishing interval;
+	// 0: the fastest rate the server supports (OPC UA Part 4, 5.12.1.2).
+	SamplingInterval *time.Duration `mapstructure:"sampling_interval"`
+	// QueueSize is how many changes the server keeps between two publishes (default 1).
+	QueueSize *uint32 `mapstructure:"queue_size"`
 	// Trigger is status, status_value or status_value_timestamp.
 	Trigger Trigger `mapstructure:"trigger"`
 	// Deadband filters small changes (absolute, or percent of the node's EURange).
@@ -318,7 +321,7 @@ func createDefaultConfig() *Config {
 			LifetimeCount:      100,
 			RepeatInterval:     time.Minute,
 			MonitoredItemDefaults: MonitoredItemDefaults{
-				QueueSize: 1,
+				QueueSize: device.Ptr(uint32(1)),
 				Trigger:   TriggerStatusValue,
 				Deadband:  DeadbandConfig{Type: DeadbandNone},
 			},
@@ -366,7 +369,7 @@ var (
 
 // Validate reports every problem of the configuration.
 func (c *Config) Validate() error {
-	errs := []error{c.Settings.Validate()}
+	errs := []error{c.Settings.Validate("")}
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	if c.Endpoint == "" {
@@ -510,9 +513,6 @@ func (s SubscriptionConfig) validate() error {
 	if s.LifetimeCount < 3*s.KeepAliveCount {
 		add("subscription.lifetime_count: must be >= 3 × keep_alive_count (%d), got %d", 3*s.KeepAliveCount, s.LifetimeCount)
 	}
-	if s.QueueSize < 1 {
-		add("subscription.queue_size: must be >= 1")
-	}
 	if s.RepeatInterval < 0 {
 		add("subscription.repeat_interval: must be >= 0 (0: off), got %s", s.RepeatInterval)
 	}
@@ -523,8 +523,11 @@ func (s SubscriptionConfig) validate() error {
 func (m MonitoredItemDefaults) validate(prefix string) error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if m.SamplingInterval < 0 {
-		add("%ssampling_interval: must be >= 0, got %s", prefix, m.SamplingInterval)
+	if m.SamplingInterval != nil && *m.SamplingInterval < 0 {
+		add("%ssampling_interval: must be >= 0 (0: the server's fastest rate; leave it out for the publishing interval), got %s", prefix, *m.SamplingInterval)
+	}
+	if m.QueueSize != nil && *m.QueueSize < 1 {
+		add("%squeue_size: must be >= 1, got %d", prefix, *m.QueueSize)
 	}
 	switch m.Trigger {
 	case "", TriggerStatus, TriggerStatusValue, TriggerStatusValueTimestamp:
@@ -668,18 +671,20 @@ func (d NodeDefaults) over(parent NodeDefaults) NodeDefaults {
 	out.Attributes = mergeAttrs(parent.Attributes, d.Attributes)
 	out.MonitoredItemDefaults = d.MonitoredItemDefaults.over(parent.MonitoredItemDefaults)
 	// In subscribe mode a group's interval is the default sampling interval of its nodes.
-	if d.Interval != 0 && d.SamplingInterval == 0 {
-		out.SamplingInterval = d.Interval
+	if d.Interval != 0 && d.SamplingInterval == nil {
+		out.SamplingInterval = &d.Interval
 	}
 	return out
 }
 
+// over returns m with every key it leaves out taken from parent. The pointers stay: an unset
+// sampling interval means the publishing interval (see monitoredItemRequest).
 func (m MonitoredItemDefaults) over(parent MonitoredItemDefaults) MonitoredItemDefaults {
 	out := parent
-	if m.SamplingInterval != 0 {
+	if m.SamplingInterval != nil {
 		out.SamplingInterval = m.SamplingInterval
 	}
-	if m.QueueSize != 0 {
+	if m.QueueSize != nil {
 		out.QueueSize = m.QueueSize
 	}
 	if m.Trigger != "" {

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
 )
 
@@ -62,7 +63,7 @@ func TestLoadConfigValid(t *testing.T) {
 	assert.Equal(t, "plant.temperature", temp.metric)
 	assert.Equal(t, "urn:acme:press", temp.ref.nsURI)
 	assert.Equal(t, DeadbandConfig{Type: DeadbandPercent, Value: 2}, temp.item.Deadband, "a node's deadband overrides the subscription's")
-	assert.Equal(t, 250*time.Millisecond, temp.item.SamplingInterval)
+	assert.Equal(t, device.Ptr(250*time.Millisecond), temp.item.SamplingInterval)
 	assert.Equal(t, KindSum, energy.kind)
 	assert.Equal(t, DeadbandConfig{Type: DeadbandAbsolute, Value: 0.5}, energy.item.Deadband, "the subscription's deadband is the default")
 	assert.Equal(t, "plant.motor.current", m1.metric)
@@ -70,8 +71,8 @@ func TestLoadConfigValid(t *testing.T) {
 	assert.Equal(t, "A", m1.unit)
 	assert.Equal(t, map[string]string{"area": "drives", "motor": "1", "opcua.node_id": "nsu=urn:acme:press;s=Motor1.Current"}, m1.attrs, "include_node_id adds the id")
 	assert.Equal(t, 10*time.Second, m1.interval)
-	assert.Equal(t, 10*time.Second, m1.item.SamplingInterval, "a group's interval is its sampling interval")
-	assert.Equal(t, 100*time.Millisecond, m2.item.SamplingInterval)
+	assert.Equal(t, device.Ptr(10*time.Second), m1.item.SamplingInterval, "a group's interval is its sampling interval")
+	assert.Equal(t, device.Ptr(100*time.Millisecond), m2.item.SamplingInterval)
 	assert.Equal(t, TriggerStatus, m2.item.Trigger)
 	assert.Equal(t, 1, m1.group)
 
@@ -181,4 +182,55 @@ func TestConfigLogicalErrorsAreAllReported(t *testing.T) {
 	_, err := loadConfig(t, "bad_nodes")
 	require.Error(t, err)
 	assert.GreaterOrEqual(t, strings.Count(err.Error(), "\n")+1, 9, "every problem is reported, not only the first")
+}
+
+// A node (or group) that sets sampling_interval to 0 asks the server for its fastest rate instead of
+// inheriting the level above; a key left out is inherited, the group's first.
+func TestLayeredMonitoredItems(t *testing.T) {
+	cfg, err := loadConfig(t, "layers")
+	require.NoError(t, err)
+	specs, err := cfg.readingSpecs()
+	require.NoError(t, err)
+	type want struct {
+		sampling float64 // as requested from the server, ms; -1: the publishing interval
+		queue    uint32
+	}
+	got := map[string]want{}
+	for _, s := range specs {
+		req := monitoredItemRequest(&item{spec: s}, 1).RequestedParameters
+		got[strings.TrimPrefix(s.metric, "opcua.")] = want{req.SamplingInterval, req.QueueSize}
+	}
+	assert.Equal(t, map[string]want{
+		"top":       {250, 5},
+		"top_zero":  {0, 5},
+		"inherit":   {100, 3},
+		"zero":      {0, 1},
+		"slow":      {10000, 5},
+		"slow_zero": {0, 5},
+	}, got)
+}
+
+// confmap.Validate, as the collector runs it, reports each problem once.
+func TestValidateReportsEachProblemOnce(t *testing.T) {
+	_, err := loadConfig(t, "once")
+	require.Error(t, err)
+	want := []string{
+		"poll.interval: must be > 0, got -1s",
+		"poll.jitter: must be between 0 and 0.5 (a fraction of interval), got 0.9",
+		"poll.retries: must be between 0 and 10, got 11",
+		"breaker.failure_threshold: must be >= 0 (0 disables the breaker), got -1",
+		"traces.success_sample_ratio: must be between 0 and 1, got 2",
+		"nodes[0].queue_size: must be >= 1, got 0",
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for _, w := range want {
+		n := 0
+		for _, l := range lines {
+			if l == w {
+				n++
+			}
+		}
+		assert.Equal(t, 1, n, "%q once in:\n%v", w, err)
+	}
+	assert.Len(t, lines, len(want), "no other message, none twice:\n%v", err)
 }

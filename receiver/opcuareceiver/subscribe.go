@@ -94,14 +94,14 @@ func (r *opcuaReceiver) subscribe(ctx context.Context, p *device.Poll, s *sessio
 // monitoredItemRequest builds the request of one reading's monitored item.
 func monitoredItemRequest(it *item, handle uint32) *ua.MonitoredItemCreateRequest {
 	m := it.spec.item
-	sampling := -1.0 // the publishing interval
-	if m.SamplingInterval > 0 {
-		sampling = float64(m.SamplingInterval) / float64(time.Millisecond)
+	sampling := -1.0 // unset: the publishing interval
+	if m.SamplingInterval != nil {
+		sampling = float64(*m.SamplingInterval) / float64(time.Millisecond) // 0: the server's fastest rate
 	}
 	params := &ua.MonitoringParameters{
 		ClientHandle:     handle,
 		SamplingInterval: sampling,
-		QueueSize:        m.QueueSize,
+		QueueSize:        device.Layer(1, m.QueueSize),
 		DiscardOldest:    true,
 	}
 	if f := dataChangeFilter(m); f != nil {

@@ -157,15 +157,18 @@ func TestDataChangeFilter(t *testing.T) {
 	f = dataChangeFilter(MonitoredItemDefaults{Trigger: TriggerStatus, Deadband: DeadbandConfig{Type: DeadbandPercent, Value: 10}})
 	assert.Equal(t, &ua.DataChangeFilter{Trigger: ua.DataChangeTriggerStatus, DeadbandType: 2, DeadbandValue: 10}, f)
 
-	it := &item{spec: &readingSpec{item: MonitoredItemDefaults{SamplingInterval: 250 * time.Millisecond, QueueSize: 4, Deadband: DeadbandConfig{Type: DeadbandAbsolute, Value: 1}}},
+	it := &item{spec: &readingSpec{item: MonitoredItemDefaults{SamplingInterval: device.Ptr(250 * time.Millisecond), QueueSize: device.Ptr(uint32(4)), Deadband: DeadbandConfig{Type: DeadbandAbsolute, Value: 1}}},
 		rv: &ua.ReadValueID{NodeID: ua.NewStringNodeID(2, "T"), AttributeID: ua.AttributeIDValue}}
 	req := monitoredItemRequest(it, 7)
 	assert.Equal(t, uint32(7), req.RequestedParameters.ClientHandle)
 	assert.Equal(t, 250.0, req.RequestedParameters.SamplingInterval)
 	assert.Equal(t, uint32(4), req.RequestedParameters.QueueSize)
 	assert.NotNil(t, req.RequestedParameters.Filter)
-	it.spec.item.SamplingInterval = 0
-	assert.Equal(t, -1.0, monitoredItemRequest(it, 7).RequestedParameters.SamplingInterval, "0: the publishing interval")
+	it.spec.item.SamplingInterval = device.Ptr(time.Duration(0))
+	assert.Equal(t, 0.0, monitoredItemRequest(it, 7).RequestedParameters.SamplingInterval, "0: the server's fastest rate")
+	it.spec.item.SamplingInterval, it.spec.item.QueueSize = nil, nil
+	assert.Equal(t, -1.0, monitoredItemRequest(it, 7).RequestedParameters.SamplingInterval, "unset: the publishing interval")
+	assert.Equal(t, uint32(1), monitoredItemRequest(it, 7).RequestedParameters.QueueSize)
 }
 
 func TestTrustStore(t *testing.T) {
