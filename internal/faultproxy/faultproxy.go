@@ -38,6 +38,14 @@ type Fault struct {
 	at      int
 	delay   time.Duration
 	garbage []byte
+	when    func(reply []byte) bool
+}
+
+// When makes f wait for a reply that match accepts: the replies before it pass untouched (a fault on
+// the second read of a poll, on one unit's answer...). match is called with the proxy's lock held.
+func When(match func(reply []byte) bool, f Fault) Fault {
+	f.when = match
+	return f
 }
 
 // Split sends the first at bytes of the reply at once and the rest after delay (later replies of the
@@ -226,11 +234,14 @@ func (p *Proxy) accept() {
 	}
 }
 
-// next returns the fault for the next reply.
-func (p *Proxy) next() Fault {
+// next returns the fault for reply b.
+func (p *Proxy) next(b []byte) Fault {
 	p.replies++
 	var f Fault
 	if len(p.faults) > 0 {
+		if w := p.faults[0].when; w != nil && !w(b) {
+			return Fault{}
+		}
 		f = p.faults[0]
 		p.faults = p.faults[1:]
 	} else if p.policy != nil {
@@ -338,7 +349,7 @@ func (pp *pipe) downstream() {
 func (pp *pipe) reply(b []byte) bool {
 	p := pp.p
 	p.mu.Lock()
-	f := p.next()
+	f := p.next(b)
 	if f.kind == kindReset {
 		p.mu.Unlock()
 		pp.reset()

@@ -256,3 +256,14 @@ func TestFramers(t *testing.T) {
 	assert.Equal(t, 0, DLT645Frames([]byte{0xFE}))
 	assert.Equal(t, -1, DLT645Frames([]byte{0x00, 0x68}))
 }
+
+func TestWhenPicksItsReply(t *testing.T) {
+	p, c := startProxy(t, WithFramer(MBAPFrames))
+	p.Inject(When(func(b []byte) bool { return b[8] == 3 }, Truncate(2)), Duplicate())
+	assert.Equal(t, frame(1), ask(t, c, 1, 9))
+	assert.Equal(t, frame(2), ask(t, c, 2, 9))
+	assert.Equal(t, 2, p.Stats().Pending)
+	assert.Equal(t, frame(3)[:2], ask(t, c, 3, 2))
+	assert.Equal(t, cat(frame(4), frame(4)), ask(t, c, 4, 18))
+	assert.Equal(t, 2, p.Stats().Applied)
+}

@@ -87,7 +87,7 @@ type faultEnv struct {
 func (e *faultEnv) polls() []pollRecord { return pollRecords(e.sink.metrics.AllMetrics()) }
 
 // healthy waits until every device has had n good polls since from.
-func (e *faultEnv) healthy(t *testing.T, from time.Time, n int) {
+func (e *faultEnv) healthy(t testing.TB, from time.Time, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		good := map[string]int{}
@@ -107,7 +107,7 @@ func (e *faultEnv) healthy(t *testing.T, from time.Time, n int) {
 
 // startModbusFaultEnv runs three units at 100, 120 and 150 ms on one connection through a fault proxy:
 // each reads two blocks (addresses 0-1 and 40), so a reply parsed out of step would show in the values.
-func startModbusFaultEnv(t *testing.T, scheme string) *faultEnv {
+func startModbusFaultEnv(t testing.TB, scheme string) *faultEnv {
 	t.Helper()
 	bank := modbustest.NewBank(1, 2, 3)
 	e := &faultEnv{expected: map[string]map[string]float64{}, interval: map[string]time.Duration{}, timeout: 100 * time.Millisecond, retries: 1}
@@ -201,10 +201,13 @@ func inject(f faultproxy.Fault) func(t *testing.T, p *faultproxy.Proxy) time.Tim
 	}
 }
 
-func faultCases(timeout time.Duration, headerLen int) []faultCase {
+func faultCases(timeout time.Duration, headerLen, secondBlockLen int) []faultCase {
+	second := func(b []byte) bool { return len(b) == secondBlockLen }
 	return []faultCase{
 		// The reported defect: header in time, body after the timeout.
 		{"split after header", inject(faultproxy.Split(headerLen, 2*timeout))},
+		// The same on the second read of a poll, after the device has answered the first one.
+		{"split second block", inject(faultproxy.When(second, faultproxy.Split(headerLen, 2*timeout)))},
 		{"split inside header", inject(faultproxy.Split(3, 2*timeout))},
 		{"truncate", inject(faultproxy.Truncate(headerLen + 1))},
 		{"duplicate", inject(faultproxy.Duplicate())},
@@ -227,8 +230,8 @@ func faultCases(timeout time.Duration, headerLen int) []faultCase {
 	}
 }
 
-func testFaults(t *testing.T, scheme string, headerLen int) {
-	for _, fc := range faultCases(100*time.Millisecond, headerLen) {
+func testFaults(t *testing.T, scheme string, headerLen, secondBlockLen int) {
+	for _, fc := range faultCases(100*time.Millisecond, headerLen, secondBlockLen) {
 		t.Run(fc.name, func(t *testing.T) {
 			e := startModbusFaultEnv(t, scheme)
 			hit := time.Now()
@@ -243,7 +246,7 @@ func testFaults(t *testing.T, scheme string, headerLen int) {
 
 // Modbus/TCP through every fault of the proxy: a cut, late, doubled, swapped, garbled or reset reply
 // costs at most the poll in flight, never a reading out of step, never the connection for good.
-func TestFaultsModbusTCP(t *testing.T) { testFaults(t, "tcp", 7) }
+func TestFaultsModbusTCP(t *testing.T) { testFaults(t, "tcp", 7, 7+4) }
 
 // RTU over TCP (a serial gateway): the same faults on RTU frames (no transaction ids at all).
-func TestFaultsRTUOverTCP(t *testing.T) { testFaults(t, "rtuovertcp", 3) }
+func TestFaultsRTUOverTCP(t *testing.T) { testFaults(t, "rtuovertcp", 3, 3+2+2) }
