@@ -106,7 +106,7 @@ func (e *faultEnv) healthy(t testing.TB, from time.Time, n int) {
 }
 
 // startModbusFaultEnv runs three units at 100, 120 and 150 ms on one connection through a fault proxy:
-// each reads two blocks (addresses 0-1 and 40), so a reply parsed out of step would show in the values.
+// each reads two blocks (addresses 0-3 and 40-41), so a reply parsed out of step would show in the values.
 func startModbusFaultEnv(t testing.TB, scheme string) *faultEnv {
 	t.Helper()
 	bank := modbustest.NewBank(1, 2, 3)
@@ -131,12 +131,14 @@ func startModbusFaultEnv(t testing.TB, scheme string) *faultEnv {
 	var devs strings.Builder
 	for u := 1; u <= 3; u++ {
 		dev := fmt.Sprintf("u%d", u)
-		a, b, c := uint16(u*1000+1), uint16(u*1000+2), uint16(u*1000+40)
-		bank.SetRegisters(uint8(u), modbustest.Holding, 0, a, b)
-		bank.SetRegisters(uint8(u), modbustest.Holding, 40, c)
+		// Meter-like float32 values (voltage, frequency, energy): their bytes, read as an MBAP header by a
+		// client out of step, make implausible lengths, as on a real meter.
+		a, b, c := float32(230.5+float64(u)), float32(49.75), float32(1234.25*float64(u))
+		bank.SetRegisters(uint8(u), modbustest.Holding, 0, append(f32regs(a), f32regs(b)...)...)
+		bank.SetRegisters(uint8(u), modbustest.Holding, 40, f32regs(c)...)
 		e.expected[dev] = map[string]float64{"a": float64(a), "b": float64(b), "c": float64(c)}
 		e.interval[dev] = time.Duration(100+[]int{0, 20, 50}[u-1]) * time.Millisecond
-		fmt.Fprintf(&devs, "      - {id: %s, unit_id: %d, poll: {interval: %s}, fields: [{name: a, address: 0}, {name: b, address: 1}, {name: c, address: 40}]}\n",
+		fmt.Fprintf(&devs, "      - {id: %s, unit_id: %d, poll: {interval: %s}, fields: [{name: a, address: 0, type: float32}, {name: b, address: 2, type: float32}, {name: c, address: 40, type: float32}]}\n",
 			dev, u, e.interval[dev])
 	}
 	cfg := loadConfig(t, fmt.Sprintf(`
@@ -246,7 +248,7 @@ func testFaults(t *testing.T, scheme string, headerLen, secondBlockLen int) {
 
 // Modbus/TCP through every fault of the proxy: a cut, late, doubled, swapped, garbled or reset reply
 // costs at most the poll in flight, never a reading out of step, never the connection for good.
-func TestFaultsModbusTCP(t *testing.T) { testFaults(t, "tcp", 7, 7+4) }
+func TestFaultsModbusTCP(t *testing.T) { testFaults(t, "tcp", 7, 7+2+4) }
 
 // RTU over TCP (a serial gateway): the same faults on RTU frames (no transaction ids at all).
-func TestFaultsRTUOverTCP(t *testing.T) { testFaults(t, "rtuovertcp", 3, 3+2+2) }
+func TestFaultsRTUOverTCP(t *testing.T) { testFaults(t, "rtuovertcp", 3, 3+4+2) }
