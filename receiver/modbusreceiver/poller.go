@@ -173,9 +173,8 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 			}
 		}
 	}
-	if dead && d.conn.spec.scheme != "rtu" {
-		d.conn.close() // a half-dead socket or gateway gets a fresh connection next time
-	}
+	// A dead poll needs no closing here: its timeouts or connection errors already resynced the
+	// connection (readBlock), so a half-dead socket or gateway gets a fresh connection next time.
 	if *d.spec.requests.CloseAfterPoll {
 		d.conn.close()
 	}
