@@ -19,7 +19,7 @@ func BenchmarkSoakFaults(b *testing.B) {
 	const soakFaultPolls, soakCleanPolls = 90, 90
 	var up, total, faults int
 	for i := 0; i < b.N; i++ {
-		e := startModbusFaultEnv(b, "tcp")
+		e := startModbusFaultEnv(b, "tcp", 100*time.Millisecond)
 		rng := rand.New(rand.NewPCG(uint64(i+1), 42))
 		kinds := []faultproxy.Fault{
 			faultproxy.Split(7, 2*e.timeout), faultproxy.Split(3, 2*e.timeout), faultproxy.Truncate(8),
