@@ -256,9 +256,8 @@ func (p *Proxy) next(b []byte) Fault {
 
 // chunk is bytes for the client, not to be sent before at.
 type chunk struct {
-	b     []byte
-	at    time.Time
-	reset bool
+	b  []byte
+	at time.Time
 }
 
 // pipe is one proxied connection.
