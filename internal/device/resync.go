@@ -12,8 +12,8 @@ package device
 //
 // Bringing it back in step is the transport's business: a TCP stream is closed and opened again (the
 // late bytes die with the old socket); a serial line, or a TCP connection to a serial gateway, is
-// drained: wait until the line has been quiet for as long as the longest reply takes, and discard what
-// arrived. Devices sharing the connection lose at most the poll in flight.
+// drained: wait until the line is silent (a reply still on the wire is over) and discard what arrived.
+// Devices sharing the connection lose at most the poll in flight.
 func Resync(err error) bool {
 	if err == nil {
 		return false

@@ -140,17 +140,18 @@ func (c *Client) send(ctx context.Context, req Frame) error {
 
 // settle brings the line back in step after a transaction that failed other than with a meter's
 // error reply (a timeout, a frame that failed its checksum or did not fit, a broken or cancelled
-// exchange; the rule of device.Resync): a late answer, or the rest of a cut one, may still be coming
-// and must not be taken for the next answer (a late answer to the same identifier of the same meter
-// would pass every check). It reads and discards until the line has been quiet for the gap plus the
-// time the longest frame takes on the wire, but not longer than Timeout in all (a line that never falls
-// quiet is left to the splitter).
+// exchange, a stray answer; the rule of device.Resync): a late answer, or the rest of a cut one, may
+// still be coming and must not be taken for the next answer (a late answer to the same identifier of
+// the same meter would pass every check). It reads and discards until the line has been silent for
+// the inter-frame gap plus four characters, so a frame still on the wire is waited out to its end; a
+// line that never falls silent (noise) is left to the splitter after the timeout plus the longest
+// frame's wire time.
 func (c *Client) settle(ctx context.Context) error {
-	quiet := c.Gap + c.wire(MaxFrameLen+c.Preamble)
+	quiet := c.Gap + 4*c.CharTime
 	if quiet <= 0 {
 		quiet = time.Millisecond
 	}
-	limit := c.now().Add(max(c.Timeout, quiet))
+	limit := c.now().Add(c.Timeout + c.wire(MaxFrameLen+c.Preamble))
 	if cap(c.buf) == 0 {
 		c.buf = make([]byte, 512)
 	}
