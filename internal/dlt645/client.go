@@ -51,6 +51,7 @@ type Client struct {
 	buf    []byte
 	out    []byte
 	quiet  time.Time // when the line was last busy
+	doubt  bool      // the last transaction left the line out of step: settle before the next
 	now    func() time.Time
 	sleep  func(ctx context.Context, d time.Duration) error
 	counts Counts
@@ -67,6 +68,8 @@ type Counts struct {
 	Rejected   uint64 // frames dropped for a bad checksum or end byte
 	FollowUps  uint64 // follow-up requests sent
 	MeterError uint64 // error replies
+	Settled    uint64 // times the line was waited out after a failed transaction
+	Discarded  uint64 // bytes discarded while waiting it out
 }
 
 // NewClient returns a client with the standard's habits: four wake-up bytes,
@@ -110,6 +113,11 @@ func (c *Client) wire(n int) time.Duration { return time.Duration(n) * c.CharTim
 
 // send waits for the gap and writes req.
 func (c *Client) send(ctx context.Context, req Frame) error {
+	if c.doubt {
+		if err := c.settle(ctx); err != nil {
+			return err
+		}
+	}
 	if err := c.sleep(ctx, c.Gap-c.now().Sub(c.quiet)); err != nil {
 		return err
 	}
@@ -121,11 +129,65 @@ func (c *Client) send(ctx context.Context, req Frame) error {
 	// Whatever is left from earlier traffic cannot be the answer to this.
 	c.split.Reset()
 	if _, err := c.link.Write(c.out); err != nil {
+		c.doubt = true
 		return err
 	}
 	c.counts.Requests++
 	c.counts.BytesOut += uint64(len(c.out))
 	c.quiet = c.now().Add(c.wire(len(c.out)))
+	return nil
+}
+
+// settle brings the line back in step after a transaction that failed other than with a meter's
+// error reply (a timeout, a frame that failed its checksum or did not fit, a broken or cancelled
+// exchange, a stray answer; the rule of device.Resync): a late answer, or the rest of a cut one, may
+// still be coming and must not be taken for the next answer (a late answer to the same identifier of
+// the same meter would pass every check). It reads and discards until the line has been silent for
+// the inter-frame gap plus four characters, so a frame still on the wire is waited out to its end; a
+// line that never falls silent (noise) is left to the splitter after the timeout plus the longest
+// frame's wire time.
+func (c *Client) settle(ctx context.Context) error {
+	quiet := c.Gap + 4*c.CharTime
+	if quiet <= 0 {
+		quiet = time.Millisecond
+	}
+	limit := c.now().Add(c.Timeout + c.wire(MaxFrameLen+c.Preamble))
+	if cap(c.buf) == 0 {
+		c.buf = make([]byte, 512)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.link.SetReadDeadline(time.Now()) })
+	defer stop()
+	c.counts.Settled++
+	for {
+		deadline := c.now().Add(quiet)
+		if deadline.After(limit) {
+			deadline = limit
+		}
+		if err := c.link.SetReadDeadline(deadline); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := c.link.Read(c.buf[:cap(c.buf)])
+		c.counts.BytesIn += uint64(n)
+		c.counts.Discarded += uint64(n)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
+			break
+		}
+		if !c.now().Before(limit) {
+			break
+		}
+	}
+	c.split.Reset()
+	c.doubt = false
+	c.quiet = c.now()
 	return nil
 }
 
@@ -155,7 +217,15 @@ func sameDI(v Version, req Frame) func(Frame) bool {
 	}
 }
 
-func (c *Client) exchange(ctx context.Context, req Frame, match func(Frame) bool) (Frame, error) {
+func (c *Client) exchange(ctx context.Context, req Frame, match func(Frame) bool) (f Frame, err error) {
+	// Anything but a clean answer leaves the line in doubt; so does an answer that came after a stray
+	// answer (a duplicate or late one: its twin may follow). An echo of the request does not.
+	stray := false
+	defer func() {
+		if err != nil || stray {
+			c.doubt = true
+		}
+	}()
 	if err := c.send(ctx, req); err != nil {
 		return Frame{}, err
 	}
@@ -186,6 +256,7 @@ func (c *Client) exchange(ctx context.Context, req Frame, match func(Frame) bool
 				return f, nil
 			}
 			c.counts.Skipped++
+			stray = stray || f.Control.IsReply()
 		}
 		deadline := firstByte
 		if got {
@@ -236,6 +307,7 @@ func (c *Client) Read(ctx context.Context, v Version, addr Address, di DI) (Resu
 	for seq := 0; ; seq++ {
 		if seq > 0 {
 			if seq > c.MaxFollowUps {
+				c.doubt = true // the meter still has frames to send
 				return res, ErrTooManyFrames
 			}
 			req = FollowUpRequest(v, addr, di, byte(seq))
@@ -247,6 +319,7 @@ func (c *Client) Read(ctx context.Context, v Version, addr Address, di DI) (Resu
 		}
 		r, err := ParseReadReply(v, req, f)
 		if err != nil {
+			c.doubt = true
 			return res, err
 		}
 		res.Frames++
@@ -280,5 +353,9 @@ func (c *Client) ReadAddress(ctx context.Context, v Version) (Address, error) {
 	if err != nil {
 		return Address{}, err
 	}
-	return ParseAddressReply(f)
+	a, err := ParseAddressReply(f)
+	if err != nil {
+		c.doubt = true
+	}
+	return a, err
 }

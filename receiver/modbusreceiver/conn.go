@@ -1,6 +1,7 @@
 package modbusreceiver
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 type conn struct {
 	spec   *connSpec
 	link   *poll.Link
+	clock  poll.Clock
 	logger *zap.Logger
 
 	mu      sync.Mutex
@@ -39,6 +41,7 @@ func newConn(spec *connSpec, clock poll.Clock, logger *zap.Logger) *conn {
 	return &conn{
 		spec:   spec,
 		link:   poll.NewLink(clock, 1, spec.gap),
+		clock:  clock,
 		logger: logger.With(zap.String("endpoint", spec.endpoint)),
 	}
 }
@@ -120,9 +123,34 @@ func (c *conn) closeLocked() {
 	c.open = false
 }
 
-// serialFramed tells whether the connection carries RTU frames (no transaction ids: a late answer can
-// be taken for the next one, so the line is reset after a timeout).
-func (c *conn) serialFramed() bool { return c.spec.scheme == "rtu" || c.spec.scheme == "rtuovertcp" }
+// resync brings the connection back in step after a framing doubt (device.Resync): it is closed, so
+// the next request opens a new one and cannot read the rest of a late or cut reply (the library's
+// transaction ids do not help: it skips frames with another id, and takes the body of a cut reply for
+// the next header). On an RTU line the late reply may still be on the wire and a gateway forwards it to
+// whichever socket is open: the line is waited out first (the longest reply at the line's speed), and
+// the library discards what arrived when it opens the port again. The caller holds the link, so no
+// other device's request goes out meanwhile.
+func (c *conn) resync(ctx context.Context) {
+	c.close()
+	if wait := c.quiet(); wait > 0 {
+		ch, stop := c.clock.After(wait)
+		defer stop()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// quiet is how long an RTU line may still carry a reply: the longest RTU frame (256 bytes, 11 bits
+// each) plus the 3.5-character gap. 0 without a known baud rate (TCP, RTU over TCP without baud_rate).
+func (c *conn) quiet() time.Duration {
+	if c.spec.scheme != "rtu" && c.spec.scheme != "rtuovertcp" || c.spec.baud <= 0 {
+		return 0
+	}
+	char := 11 * time.Second / time.Duration(c.spec.baud)
+	return 256*char + 35*char/10
+}
 
 // exception codes of the library's errors (Modbus application protocol, 7).
 var exceptionCodes = map[modbus.Error]int{

@@ -173,9 +173,8 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 			}
 		}
 	}
-	if dead && d.conn.spec.scheme != "rtu" {
-		d.conn.close() // a half-dead socket or gateway gets a fresh connection next time
-	}
+	// A dead poll needs no closing here: its timeouts or connection errors already resynced the
+	// connection (readBlock), so a half-dead socket or gateway gets a fresh connection next time.
 	if d.spec.requests.CloseAfterPoll {
 		d.conn.close()
 	}
@@ -263,9 +262,9 @@ func (d *devicePoller) readBlock(ctx context.Context, p *device.Poll, b block) e
 		if de.Type.Answered() {
 			d.answered = true
 		}
-		if de.Type == device.ErrConnection || (de.Type == device.ErrTimeout && d.conn.serialFramed()) {
-			// Reopen: a broken socket, or a serial line where a late answer could pass for the next one.
-			d.conn.close()
+		if device.Resync(de) {
+			// A late, cut or foreign reply may still be on its way: the next request must not read it.
+			d.conn.resync(ctx)
 		}
 		if !retry || attempt >= d.spec.poll.Retries || ctx.Err() != nil {
 			break
