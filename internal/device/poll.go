@@ -25,6 +25,7 @@ type Poll struct {
 	// readingErrs counts this poll's reading-level errors (Error, uncertain excluded), the last of type lastReadingErr.
 	readingErrs    int
 	lastReadingErr ErrorType
+	refused        int   // readings left out as refused (ErrField)
 	counts         []int // scratch of appendReadings, kept across polls
 	next           []int
 	order          []int
@@ -132,9 +133,14 @@ func (p *Poll) Fail(err error) {
 }
 
 // Error records an error of a reading that is not a request failure (a value that did not decode, an
-// Uncertain status …): counted by type, and noted on the poll span.
+// Uncertain status …): counted by type, and noted on the poll span. ErrUncertain and ErrField do not
+// make the poll an error (a refused reading is counted on the span as iiot.poll.refused_readings).
 func (p *Poll) Error(t ErrorType) {
 	p.r.errors[t]++
+	if t == ErrField {
+		p.refused++
+		return
+	}
 	if t != ErrUncertain {
 		p.hadError = true
 		p.readingErrs++
@@ -365,6 +371,9 @@ func (p *Poll) appendSpans(td ptrace.Traces, now time.Time) {
 		}
 	}
 	root.Attributes().PutInt("iiot.poll.failed_requests", int64(failures))
+	if p.refused > 0 {
+		root.Attributes().PutInt(AttrRefusedReadings, int64(p.refused))
+	}
 	switch {
 	case p.failed:
 		root.Status().SetCode(ptrace.StatusCodeError)

@@ -20,6 +20,8 @@ const (
 	MetricRequests     = "iiot.device.requests"
 	MetricBreakerState = "iiot.device.breaker.state"
 	AttrErrorType      = "error.type"
+	// AttrRefusedReadings on a poll span: readings left out because the device refused them earlier.
+	AttrRefusedReadings = "iiot.poll.refused_readings"
 )
 
 // Scope names the instrumentation scope of a receiver's data.
@@ -144,7 +146,7 @@ func (r *Recorder) Begin(now time.Time) *Poll {
 	p.pollAttrs = p.pollAttrs[:0]
 	p.answered, p.failed, p.requested, p.hadError = false, false, false, false
 	p.pollErr, p.lastErr = nil, nil
-	p.readingErrs, p.lastReadingErr = 0, ""
+	p.readingErrs, p.lastReadingErr, p.refused = 0, "", 0
 	var id [16]byte
 	binary.BigEndian.PutUint64(id[:8], rand.Uint64())
 	binary.BigEndian.PutUint64(id[8:], rand.Uint64())
