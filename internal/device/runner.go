@@ -3,6 +3,8 @@ package device
 import (
 	"context"
 	"errors"
+	"net"
+	"os"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -161,4 +163,22 @@ func (r *Runner) probe(ctx context.Context) bool {
 	}
 	r.probeFailed = false
 	return true
+}
+
+// ProbeTCP is the probe of a device behind a TCP endpoint (host:port): a dial, closed at once, with
+// no protocol request.
+func ProbeTCP(ctx context.Context, address string, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", address)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// ProbePath is the probe of a device on a serial port: the port's device file exists (the port of an
+// unplugged USB adapter is gone, and comes back when it is plugged in again).
+func ProbePath(path string) error {
+	_, err := os.Stat(path)
+	return err
 }

@@ -1,6 +1,8 @@
 package modbusreceiver
 
 import (
+	"io"
+	"log"
 	"testing"
 	"time"
 
@@ -135,4 +137,46 @@ connections:
 	cur, _ := latest(points(s.metrics.AllMetrics()), "m", "module_info", map[string]string{"serial": "C3D4"})
 	assert.False(t, cur.stale)
 	assert.Equal(t, 1.0, cur.value)
+}
+
+// A Modbus TCP device that restarts while its breaker is open (backoff 1 h): each scheduled poll dials
+// its endpoint, and polling resumes within an interval or two of its return instead of after the backoff.
+func TestReceiverBreakerProbeResumesWhenTheDeviceIsBack(t *testing.T) {
+	bank := modbustest.NewBank(1)
+	bank.SetRegisters(1, modbustest.Holding, 0, 11)
+	addr := freeAddr(t)
+	start := func() *modbus.ModbusServer {
+		srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + addr, Timeout: time.Minute, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
+		require.NoError(t, err)
+		require.NoError(t, srv.Start())
+		return srv
+	}
+	srv := start()
+	cfg := loadConfig(t, `
+poll: {interval: 100ms, timeout: 100ms, retries: 0, jitter: 0}
+breaker: {failure_threshold: 2, initial_backoff: 1h, max_backoff: 1h}
+connections:
+  - endpoint: tcp://`+addr+`
+    devices:
+      - {id: m, fields: [{name: v, address: 0}]}
+`)
+	s := startReceiver(t, cfg)
+	latestOf := func(metric string) point {
+		p, _ := latest(points(s.metrics.AllMetrics()), "m", metric, nil)
+		return p
+	}
+	require.Eventually(t, func() bool { return latestOf("v").value == 11 }, 5*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, srv.Stop())
+	require.Eventually(t, func() bool { return latestOf(device.MetricBreakerState).value == 2 }, 5*time.Second, 10*time.Millisecond)
+	n := len(s.metrics.AllMetrics())
+	require.Eventually(t, func() bool { return len(s.metrics.AllMetrics()) >= n+2 }, 5*time.Second, 10*time.Millisecond) // probes fail
+
+	bank.SetRegisters(1, modbustest.Holding, 0, 22)
+	srv = start()
+	t.Cleanup(func() { _ = srv.Stop() })
+	require.Eventually(t, func() bool {
+		v := latestOf("v")
+		return !v.stale && v.value == 22 && latestOf(device.MetricBreakerState).value == 0
+	}, 5*time.Second, 10*time.Millisecond, "polling resumes long before the 1 h backoff")
 }

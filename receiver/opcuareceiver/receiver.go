@@ -244,12 +244,7 @@ func (r *opcuaReceiver) probe(ctx context.Context) error {
 	if port == "" {
 		port = "4840" // the IANA port of opc.tcp
 	}
-	d := net.Dialer{Timeout: r.cfg.Poll.Timeout}
-	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
-	if err != nil {
-		return err
-	}
-	return c.Close()
+	return device.ProbeTCP(ctx, net.JoinHostPort(u.Hostname(), port), r.cfg.Poll.Timeout)
 }
 
 // needsClientCertificate: a secure channel may be used, or the user logs in with the application
