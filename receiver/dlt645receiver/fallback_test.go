@@ -1,0 +1,92 @@
+package dlt645receiver
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
+)
+
+// A meter that refuses block identifiers (it answers …FF… with an error word) read with the built-in
+// three_phase profile: each block is tried once, then its members are read one by one, in that poll
+// already, so no reading stays stale; members the meter does not have (tariffs 5 on, reactive power)
+// are asked once and dropped; later polls make no failing request.
+func TestReceiverFallsBackToSingleIdentifiers(t *testing.T) {
+	m := threePhase2007(t, "000000000002")
+	m.SetRefuseBlocks(true)
+	_, addr := startSim(t, sim.Options{}, m)
+	cfg := loadYAML(t, `
+poll: {interval: 300ms, timeout: 200ms, jitter: 0}
+traces: {success_sample_ratio: 1}
+buses:
+  - endpoint: tcp://`+addr+`
+    meters:
+      - {id: m2, address: "2", profile: three_phase}
+`)
+	s := startReceiver(t, cfg)
+	polls := func() [][]spanInfo {
+		var out [][]spanInfo
+		for _, x := range allSpans(s.traces.AllTraces()) {
+			if x.name == "dlt645.poll" {
+				out = append(out, []spanInfo{x})
+			} else if len(out) > 0 {
+				out[len(out)-1] = append(out[len(out)-1], x)
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return len(polls()) >= 3 }, 10*time.Second, 20*time.Millisecond)
+
+	pts := dataPoints(s.metrics.AllMetrics())
+	for tariff, want := range map[string]float64{"total": 12345.67, "1": 4000.12, "2": 5000.55, "3": 3345, "4": 0} {
+		v, ok := last(pts, "m2", dlt645.MetricActiveEnergy, map[string]string{"direction": "forward", "tariff": tariff})
+		require.True(t, ok, tariff)
+		assert.False(t, v.stale, tariff)
+		assert.Equal(t, want, v.value, tariff)
+	}
+	for phase, want := range map[string]float64{"A": 220.1, "B": 221.3, "C": 219.8} {
+		v, _ := last(pts, "m2", dlt645.MetricVoltage, map[string]string{"phase": phase})
+		assert.False(t, v.stale, phase)
+		assert.Equal(t, want, v.value, phase)
+	}
+	pfc, _ := last(pts, "m2", dlt645.MetricPowerFactor, map[string]string{"phase": "C"})
+	assert.Equal(t, -0.999, pfc.value)
+	_, ok := last(pts, "m2", dlt645.MetricActiveEnergy, map[string]string{"direction": "forward", "tariff": "5"})
+	assert.False(t, ok, "a member the meter does not have makes no series")
+	_, ok = last(pts, "m2", dlt645.MetricReactivePower, nil)
+	assert.False(t, ok, "the meter has no reactive power")
+
+	// Each block identifier was asked once; the members are read every poll.
+	for _, di := range []dlt645.DI{0x0001FF00, 0x0002FF00, 0x0201FF00, 0x0202FF00, 0x0203FF00, 0x0204FF00, 0x0206FF00} {
+		assert.Equal(t, 1, m.Reads(di), "%s is asked once", di.Format(dlt645.V2007))
+	}
+	all := polls()
+	blockReads := 0
+	for _, x := range all[0][1:] {
+		if dlt645.IsBlock(dlt645.V2007, mustDI(t, x.attrs["dlt645.di"])) {
+			blockReads++
+			assert.Equal(t, ptrace.StatusCodeError, x.status)
+		}
+	}
+	assert.Equal(t, 7, blockReads, "the first poll tries each block once")
+	for k, pl := range all[1:] {
+		assert.NotEqual(t, ptrace.StatusCodeError, pl[0].status, "poll %d", k+1)
+		for _, x := range pl[1:] {
+			assert.False(t, dlt645.IsBlock(dlt645.V2007, mustDI(t, x.attrs["dlt645.di"])), "poll %d reads %v", k+1, x.attrs["dlt645.di"])
+		}
+	}
+	assert.Positive(t, m.Reads(0x00010300), "tariff 3 is read on its own")
+}
+
+func mustDI(t testing.TB, s any) dlt645.DI {
+	t.Helper()
+	str, _ := s.(string)
+	di, err := dlt645.ParseDI(dlt645.V2007, str)
+	require.NoError(t, err, "%v", s)
+	return di
+}
