@@ -247,6 +247,7 @@ func (p *Poll) End(now time.Time, state poll.BreakerState) (pmetric.Metrics, ptr
 	}
 	r.appendHealth(ms, ts, p.Answered(), now.Sub(p.start).Seconds(), state, ex)
 	p.appendReadings(ms, ts)
+	r.endOldSeries(md, ts)
 	td := ptrace.NewTraces()
 	if sampled {
 		p.appendSpans(td, now)

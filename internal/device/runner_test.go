@@ -188,3 +188,56 @@ type probeOnly struct {
 }
 
 func (p *probeOnly) probe(context.Context) error { p.n++; return p.err }
+
+// A resource attribute read from the device (a serial number) that changes: the next poll ends every
+// series under the old value with a stale marker, once; the first value set before any poll ends nothing.
+func TestResourceAttributeChangeEndsOldSeries(t *testing.T) {
+	r := newTestRecorder(0)
+	s := r.Series("power", "kW", "", KindGauge, map[string]string{"phase": "A"})
+	r.SetResourceAttribute("device.serial_number", "A1")
+	poll := func(at time.Time) pmetric.Metrics {
+		p := r.Begin(at)
+		p.StartRequest("read").End(nil)
+		p.Record(s, time.Time{}, 1.5)
+		md, _ := p.End(at.Add(time.Millisecond), 0)
+		return md
+	}
+	md := poll(t0)
+	require.Equal(t, 1, md.ResourceMetrics().Len(), "nothing to end before the first poll")
+
+	r.SetResourceAttribute("device.serial_number", "A1") // unchanged: nothing
+	md = poll(t0.Add(time.Second))
+	require.Equal(t, 1, md.ResourceMetrics().Len())
+
+	r.SetResourceAttribute("device.serial_number", "B2")
+	md = poll(t0.Add(2 * time.Second))
+	require.Equal(t, 2, md.ResourceMetrics().Len())
+	cur, old := md.ResourceMetrics().At(0), md.ResourceMetrics().At(1)
+	sn, _ := cur.Resource().Attributes().Get("device.serial_number")
+	assert.Equal(t, "B2", sn.Str())
+	sn, _ = old.Resource().Attributes().Get("device.serial_number")
+	assert.Equal(t, "A1", sn.Str())
+	curMs, oldMs := cur.ScopeMetrics().At(0).Metrics(), old.ScopeMetrics().At(0).Metrics()
+	require.Equal(t, curMs.Len(), oldMs.Len(), "every series of the device is ended under the old value")
+	for i := 0; i < oldMs.Len(); i++ {
+		m := oldMs.At(i)
+		assert.Equal(t, curMs.At(i).Name(), m.Name())
+		var dps pmetric.NumberDataPointSlice
+		if m.Type() == pmetric.MetricTypeSum {
+			dps = m.Sum().DataPoints()
+		} else {
+			dps = m.Gauge().DataPoints()
+		}
+		require.Positive(t, dps.Len(), m.Name())
+		for j := 0; j < dps.Len(); j++ {
+			assert.True(t, dps.At(j).Flags().NoRecordedValue(), m.Name())
+		}
+		if m.Name() == "power" {
+			ph, _ := dps.At(0).Attributes().Get("phase")
+			assert.Equal(t, "A", ph.Str())
+		}
+	}
+
+	md = poll(t0.Add(3 * time.Second))
+	assert.Equal(t, 1, md.ResourceMetrics().Len(), "ended once")
+}

@@ -180,3 +180,44 @@ connections:
 		return !v.stale && v.value == 22 && latestOf(device.MetricBreakerState).value == 0
 	}, 5*time.Second, 10*time.Millisecond, "polling resumes long before the 1 h backoff")
 }
+
+// A serial number read into a resource attribute that changes (a replaced module): the series under
+// the old serial number end with a stale marker, once.
+func TestReceiverResourceStringChangeEndsOldSeries(t *testing.T) {
+	bank := modbustest.NewBank(1)
+	bank.SetRegisters(1, modbustest.Holding, 0, 'A'<<8|'1')
+	bank.SetRegisters(1, modbustest.Holding, 10, 7)
+	addr := startTCPServer(t, bank)
+	cfg := loadConfig(t, `
+poll: {interval: 50ms, timeout: 50ms, retries: 0, jitter: 0}
+connections:
+  - endpoint: tcp://`+addr+`
+    devices:
+      - id: m
+        fields:
+          - {name: sn, address: 0, type: string, length: 1, string_as: resource, attribute: device.serial_number}
+          - {name: v, address: 10, metric: v}
+`)
+	s := startReceiver(t, cfg)
+	withSerial := func(sn string) []point {
+		var out []point
+		for _, p := range points(s.metrics.AllMetrics()) {
+			if p.metric == "v" && p.res["device.serial_number"] == sn {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return len(withSerial("A1")) >= 2 }, 5*time.Second, 10*time.Millisecond)
+	bank.SetRegisters(1, modbustest.Holding, 0, 'B'<<8|'2')
+	require.Eventually(t, func() bool { return len(withSerial("B2")) >= 3 }, 5*time.Second, 10*time.Millisecond)
+	old := withSerial("A1")
+	stale := 0
+	for _, p := range old {
+		if p.stale {
+			stale++
+		}
+	}
+	assert.Equal(t, 1, stale, "one stale marker under the old serial number")
+	assert.True(t, old[len(old)-1].stale, "and it is the last point of that series")
+}
