@@ -1,6 +1,7 @@
 package dlt645receiver
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -89,4 +90,52 @@ func mustDI(t testing.TB, s any) dlt645.DI {
 	di, err := dlt645.ParseDI(dlt645.V2007, str)
 	require.NoError(t, err, "%v", s)
 	return di
+}
+
+// A TCP serial server that restarts while the meter's breaker is open (backoff 1 h): each scheduled
+// poll dials it, and polling resumes within an interval or two of its return.
+func TestReceiverBreakerProbeResumesWhenTheLineIsBack(t *testing.T) {
+	m := threePhase2007(t, "000000000001")
+	serve := func(addr string) func() {
+		srv := sim.NewServer(sim.Options{}, m)
+		l, err := net.Listen("tcp", addr)
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = srv.Serve(l)
+		}()
+		return func() { srv.Close(); <-done }
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	stop := serve(addr)
+	cfg := loadYAML(t, `
+poll: {interval: 100ms, timeout: 100ms, retries: 0, jitter: 0}
+breaker: {failure_threshold: 2, initial_backoff: 1h, max_backoff: 1h}
+buses:
+  - endpoint: tcp://`+addr+`
+    meters:
+      - {id: m1, address: "1", identifiers: ["02800002"]}
+`)
+	s := startReceiver(t, cfg)
+	get := func(metric string) dataPoint {
+		p, _ := last(dataPoints(s.metrics.AllMetrics()), "m1", metric, nil)
+		return p
+	}
+	require.Eventually(t, func() bool { return get(dlt645.MetricFrequency).value == 50.01 }, 5*time.Second, 10*time.Millisecond)
+
+	stop()
+	require.Eventually(t, func() bool { return get("iiot.device.breaker.state").value == 2 }, 5*time.Second, 10*time.Millisecond)
+	n := len(s.metrics.AllMetrics())
+	require.Eventually(t, func() bool { return len(s.metrics.AllMetrics()) >= n+2 }, 5*time.Second, 10*time.Millisecond) // probes fail
+
+	require.NoError(t, m.Set(0x02800002, 49.98))
+	t.Cleanup(serve(addr))
+	require.Eventually(t, func() bool {
+		f := get(dlt645.MetricFrequency)
+		return !f.stale && f.value == 49.98 && get("iiot.device.breaker.state").value == 0
+	}, 5*time.Second, 10*time.Millisecond, "polling resumes long before the 1 h backoff")
 }
