@@ -14,9 +14,9 @@ import (
 )
 
 // A meter that refuses block identifiers (it answers …FF… with an error word) read with the built-in
-// three_phase profile: each block is tried once, then its members are read one by one, in that poll
-// already, so no reading stays stale; members the meter does not have (tariffs 5 on, reactive power)
-// are asked once and dropped; later polls make no failing request.
+// three_phase profile: its first block is tried once, then the members of every block are read one by
+// one, in that poll already, so no reading stays stale; members the meter does not have (reactive
+// power) are asked once and dropped; later polls make no failing request.
 func TestReceiverFallsBackToSingleIdentifiers(t *testing.T) {
 	m := threePhase2007(t, "000000000002")
 	m.SetRefuseBlocks(true)
@@ -62,9 +62,11 @@ buses:
 	_, ok = last(pts, "m2", dlt645.MetricReactivePower, nil)
 	assert.False(t, ok, "the meter has no reactive power")
 
-	// Each block identifier was asked once; the members are read every poll.
-	for _, di := range []dlt645.DI{0x0001FF00, 0x0002FF00, 0x0201FF00, 0x0202FF00, 0x0203FF00, 0x0204FF00, 0x0206FF00} {
-		assert.Equal(t, 1, m.Reads(di), "%s is asked once", di.Format(dlt645.V2007))
+	// The first block was asked once; after its refusal no block is asked of this meter again, and the
+	// members are read every poll.
+	assert.Equal(t, 1, m.Reads(0x0001FF00))
+	for _, di := range []dlt645.DI{0x0002FF00, 0x0201FF00, 0x0202FF00, 0x0203FF00, 0x0204FF00, 0x0206FF00} {
+		assert.Equal(t, 0, m.Reads(di), "%s is not asked", di.Format(dlt645.V2007))
 	}
 	all := polls()
 	blockReads := 0
@@ -74,7 +76,7 @@ buses:
 			assert.Equal(t, ptrace.StatusCodeError, x.status)
 		}
 	}
-	assert.Equal(t, 7, blockReads, "the first poll tries each block once")
+	assert.Equal(t, 1, blockReads, "the first poll tries one block")
 	for k, pl := range all[1:] {
 		assert.NotEqual(t, ptrace.StatusCodeError, pl[0].status, "poll %d", k+1)
 		for _, x := range pl[1:] {
@@ -82,6 +84,26 @@ buses:
 		}
 	}
 	assert.Positive(t, m.Reads(0x00010300), "tariff 3 is read on its own")
+}
+
+// A meter that answers block reads but lacks one block's data (no reactive power) is not switched to
+// single identifiers: that block keeps failing with an error word, the others are read as blocks.
+func TestReceiverKeepsBlocksOfAMeterThatReadsThem(t *testing.T) {
+	m := threePhase2007(t, "000000000002")
+	_, addr := startSim(t, sim.Options{}, m)
+	cfg := loadYAML(t, `
+poll: {interval: 200ms, timeout: 200ms, jitter: 0}
+buses:
+  - endpoint: tcp://`+addr+`
+    meters:
+      - {id: m2, address: "2", profile: three_phase, exclude_identifiers: ["04000101", "04000102"]}
+`)
+	s := startReceiver(t, cfg)
+	require.Eventually(t, func() bool { return m.Reads(0x0204FF00) >= 3 }, 10*time.Second, 10*time.Millisecond)
+	assert.GreaterOrEqual(t, m.Reads(0x0201FF00), 3)
+	assert.Zero(t, m.Reads(0x02010100), "no single identifier is read")
+	v, _ := last(dataPoints(s.metrics.AllMetrics()), "m2", dlt645.MetricVoltage, map[string]string{"phase": "B"})
+	assert.Equal(t, 221.3, v.value)
 }
 
 func mustDI(t testing.TB, s any) dlt645.DI {

@@ -80,8 +80,10 @@ type meterPoller struct {
 	known   bool
 	reads   []readState
 	drift   *device.Series
-	// loggedFallback: the fall-back from block reads to single identifiers was logged for this meter.
-	loggedFallback bool
+	// blocksOK: the meter answered a block read with values, so it reads blocks (an error word on
+	// another block means it lacks that data). noBlocks: it answered its first block read with an
+	// error word: it reads only single identifiers, and no block is asked of it again.
+	blocksOK, noBlocks bool
 
 	// per poll
 	answered bool
@@ -253,6 +255,10 @@ func (m *meterPoller) readValues(ctx context.Context, p *device.Poll, rs *readSt
 	if rs.fallback {
 		return m.readSingles(ctx, p, rs, false)
 	}
+	if rs.spec.block && m.noBlocks {
+		m.fallBack(rs)
+		return m.readSingles(ctx, p, rs, true)
+	}
 	v := m.spec.version
 	q := p.StartRequestAt(spanRead, m.clock.Now()).
 		Attr(attrAddress, m.address.String()).
@@ -272,21 +278,19 @@ func (m *meterPoller) readValues(ctx context.Context, p *device.Poll, rs *readSt
 		q.Attr(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word)))
 		q.Attr(attrErrorText, me.Word.Describe(v))
 	}
-	if err != nil && rs.spec.block && me != nil {
-		// The meter answers the block identifier with an error word: many read only single ones. Read
-		// the members one by one, in this poll already and from now on.
+	if err != nil && rs.spec.block && me != nil && !m.blocksOK {
+		// The meter answers its first block read with an error word: many meters read only single
+		// identifiers. Read the members one by one, in this poll already, and ask this meter for no
+		// block again. (A meter that answered a block before just lacks this block's data.)
 		q.EndAt(err, m.clock.Now())
-		rs.fallback = true
-		rs.singles = make([]int, len(rs.spec.parts))
-		for i := range rs.singles {
-			rs.singles[i] = i
-		}
-		if !m.loggedFallback {
-			m.loggedFallback = true
-			m.logger.Info("The meter refuses block reads: reading the single identifiers of its blocks instead",
-				zap.String("di", rs.spec.di.Format(v)), zap.String(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word))))
-		}
+		m.noBlocks = true
+		m.logger.Info("The meter refuses block reads: reading the single identifiers of its blocks instead",
+			zap.String("di", rs.spec.di.Format(v)), zap.String(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word))))
+		m.fallBack(rs)
 		return m.readSingles(ctx, p, rs, true)
+	}
+	if err == nil && rs.spec.block {
+		m.blocksOK = true
 	}
 	if err != nil {
 		m.stale(p, rs)
@@ -297,6 +301,15 @@ func (m *meterPoller) readValues(ctx context.Context, p *device.Poll, rs *readSt
 	q.Attr(attrParts, rs.last)
 	q.EndAt(err, m.clock.Now())
 	return err
+}
+
+// fallBack switches a block to reading its members one by one.
+func (m *meterPoller) fallBack(rs *readState) {
+	rs.fallback = true
+	rs.singles = make([]int, len(rs.spec.parts))
+	for i := range rs.singles {
+		rs.singles[i] = i
+	}
 }
 
 // readSingles reads the members of a block the meter refuses one identifier at a time. At the first
