@@ -2,7 +2,10 @@ package device
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"io"
 	"fmt"
 	"net"
 	"testing"
@@ -43,6 +46,9 @@ func TestRunnerLogsWhatHappened(t *testing.T) {
 		{NewError(ErrConnection, dnsErr), "Device unavailable: host name not found"},
 		{WithReason(NewError(ErrConnection, errors.New("connect: BadUserAccessDenied")), "access denied (BadUserAccessDenied)"), "Device unavailable: access denied (BadUserAccessDenied)"},
 		{NewError(ErrChecksum, errors.New("cs")), "Device unavailable: corrupted replies (checksum)"},
+		{NewError(ErrConnection, fmt.Errorf("tls: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}})), "Device unavailable: certificate rejected"},
+		{NewError(ErrConnection, fmt.Errorf("remote error: %w", tls.AlertError(42))), "Device unavailable: TLS handshake refused by the device (tls: bad certificate)"},
+		{NewError(ErrConnection, io.EOF), "Device unavailable: connection closed by the device"},
 	} {
 		core, logs := observer.New(zap.WarnLevel)
 		run := NewRunner(newTestRecorder(0), failing{tc.err}, poll.BreakerConfig{}, poll.NewManualClock(t0), zap.New(core),
