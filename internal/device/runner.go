@@ -63,6 +63,9 @@ type Runner struct {
 	// breaker last opened (only then does a successful probe mean the device came back).
 	lastErr     ErrorType
 	probeFailed bool
+	// shortcuts: polls let through by a probe since the device last answered. A server whose port
+	// opens before it serves sessions fails the first of them; a few more follow at the next intervals.
+	shortcuts int
 	// onChange, if set, hears each change of the device between answering and not (nil err: answers).
 	onChange func(id string, err error)
 }
@@ -126,7 +129,7 @@ func (r *Runner) RunOnce(ctx context.Context) {
 		if r.state != stateUp && r.onChange != nil {
 			r.onChange(r.rec.identity.ID, nil)
 		}
-		r.state, r.lastErr = stateUp, ""
+		r.state, r.lastErr, r.shortcuts = stateUp, "", 0
 	} else {
 		r.lastErr = Classify(p.Err())
 		if r.state != stateDown {
@@ -145,10 +148,15 @@ func (r *Runner) RunOnce(ctx context.Context) {
 	r.emit(ctx, md, td)
 }
 
+// maxShortcuts bounds the polls probes let through while the device keeps failing to connect (a port
+// that accepts connections while the server behind it is still starting, or refuses our login).
+const maxShortcuts = 3
+
 // probe tells whether an open breaker may let a poll through before its backoff has passed: the
 // target can probe, the device was failing to connect, a probe since the breaker opened failed (the
-// device was really gone) and this one succeeds. A device that accepts connections but does not
-// answer polls keeps the normal backoff, since its probes never fail.
+// device was really gone) — or a poll let through this way failed, up to maxShortcuts — and this
+// probe succeeds. A device that accepts connections but does not answer polls keeps the normal
+// backoff, since its probes never fail.
 func (r *Runner) probe(ctx context.Context) bool {
 	pr, ok := r.target.(Prober)
 	if !ok || r.lastErr != ErrConnection || ctx.Err() != nil {
@@ -158,10 +166,11 @@ func (r *Runner) probe(ctx context.Context) bool {
 		r.probeFailed = r.probeFailed || !errors.Is(err, ErrNoProbe)
 		return false
 	}
-	if !r.probeFailed {
+	if !r.probeFailed && (r.shortcuts == 0 || r.shortcuts >= maxShortcuts) {
 		return false
 	}
 	r.probeFailed = false
+	r.shortcuts++
 	return true
 }
 

@@ -247,3 +247,68 @@ func TestResourceAttributeChangeEndsOldSeries(t *testing.T) {
 	md = poll(t0.Add(3 * time.Second))
 	assert.Equal(t, 1, md.ResourceMetrics().Len(), "ended once")
 }
+
+// A server whose port opens before it serves sessions: the first poll the probe lets through fails
+// to connect; the next intervals try again (up to maxShortcuts polls), without waiting out the backoff.
+func TestRunnerProbeRetriesAServerStillStarting(t *testing.T) {
+	clock := poll.NewManualClock(t0)
+	target := &startingServer{}
+	run := NewRunner(newTestRecorder(0), target,
+		poll.BreakerConfig{FailureThreshold: 1, InitialBackoff: time.Hour, MaxBackoff: time.Hour},
+		clock, zap.NewNop(), func(context.Context, pmetric.Metrics, ptrace.Traces) {})
+	ctx := context.Background()
+	target.down = true
+	run.RunOnce(ctx)
+	require.Equal(t, poll.BreakerOpen, run.Breaker().State())
+	clock.Advance(10 * time.Second)
+	run.RunOnce(ctx) // probe fails: still down
+	assert.Zero(t, target.polls-1)
+
+	target.down, target.refuse = false, 2 // the port is open, sessions fail twice more
+	for range 3 {
+		clock.Advance(10 * time.Second)
+		run.RunOnce(ctx)
+	}
+	assert.Equal(t, 4, target.polls, "three polls at three intervals")
+	assert.Equal(t, poll.BreakerClosed, run.Breaker().State(), "the third one got through")
+
+	// A login that is refused for good: after maxShortcuts polls, the backoff again.
+	target.refuse = 1000
+	run.RunOnce(ctx)
+	require.Equal(t, poll.BreakerOpen, run.Breaker().State())
+	target.down = true
+	clock.Advance(10 * time.Second)
+	run.RunOnce(ctx)
+	target.down = false
+	before := target.polls
+	for range 10 {
+		clock.Advance(10 * time.Second)
+		run.RunOnce(ctx)
+	}
+	assert.Equal(t, maxShortcuts, target.polls-before, "bounded")
+}
+
+// startingServer fails to connect while down (probes fail) and while refuse > 0 (probes succeed).
+type startingServer struct {
+	down   bool
+	refuse int
+	polls  int
+}
+
+func (s *startingServer) Poll(_ context.Context, p *Poll) {
+	s.polls++
+	q := p.StartRequest("connect")
+	if s.down || s.refuse > 0 {
+		s.refuse--
+		q.End(NewError(ErrConnection, errors.New("refused")))
+		return
+	}
+	q.End(nil)
+}
+
+func (s *startingServer) Probe(context.Context) error {
+	if s.down {
+		return errors.New("connection refused")
+	}
+	return nil
+}
