@@ -2,10 +2,14 @@ package device
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"syscall"
 )
 
 // ErrorType is the error.type attribute of iiot.device.poll.errors.
@@ -21,15 +25,21 @@ const (
 	ErrChecksum        ErrorType = "checksum"         // frame failed its checksum or CRC
 	ErrProtocol        ErrorType = "protocol"         // malformed or unexpected frame (wrong unit, wrong length …)
 	ErrUnsupportedType ErrorType = "unsupported_type" // value of a type we do not turn into a number
+	// ErrField counts, once per poll, each reading left out of the poll because the device refused it
+	// on its own earlier (a register it does not have, an unknown or unreadable node, a data identifier
+	// the meter lacks) while answering the rest. It is a configuration problem of one reading, not a
+	// failing device: alert rules leave it out of the error ratio, and it does not make the poll span an
+	// error. The reading is tried again after the receiver's re-probe interval.
+	ErrField ErrorType = "field"
 )
 
 // ErrorTypes lists every error type, in the order they are emitted.
-var ErrorTypes = []ErrorType{ErrTimeout, ErrConnection, ErrException, ErrBadStatus, ErrUncertain, ErrDecode, ErrChecksum, ErrProtocol, ErrUnsupportedType}
+var ErrorTypes = []ErrorType{ErrTimeout, ErrConnection, ErrException, ErrBadStatus, ErrUncertain, ErrDecode, ErrChecksum, ErrProtocol, ErrUnsupportedType, ErrField}
 
 // Answered tells whether an error of this type still shows that the device is alive and talking.
 func (t ErrorType) Answered() bool {
 	switch t {
-	case ErrException, ErrBadStatus, ErrUncertain, ErrDecode, ErrUnsupportedType:
+	case ErrException, ErrBadStatus, ErrUncertain, ErrDecode, ErrUnsupportedType, ErrField:
 		return true
 	}
 	return false
@@ -68,4 +78,83 @@ func Classify(err error) ErrorType {
 		return ErrTimeout
 	}
 	return ErrConnection
+}
+
+// reasoned is an error that says in a few words what happened.
+type reasoned struct {
+	err    error
+	reason string
+}
+
+func (e *reasoned) Error() string  { return e.err.Error() }
+func (e *reasoned) Unwrap() error  { return e.err }
+func (e *reasoned) Reason() string { return e.reason }
+
+// WithReason attaches to err a short account of what happened for the logs, where the error's type
+// alone cannot tell it (e.g. "access denied (BadUserAccessDenied)" for a login the server refused).
+// Classify and errors.Is/As see through it.
+func WithReason(err error, reason string) error {
+	if err == nil {
+		return nil
+	}
+	return &reasoned{err: err, reason: reason}
+}
+
+// ErrNoProbe is returned by a Prober that has no cheap way to reach its device (a serial line).
+var ErrNoProbe = errors.New("no probe for this transport")
+
+// Reason says in a few words why a poll failed, for the logs: the reason attached by WithReason, else
+// what the standard library's errors tell (connection refused or reset, host unreachable, name not
+// found, certificate rejected …), else the error type. A nil error has none: "".
+func Reason(err error) string {
+	if err == nil {
+		return ""
+	}
+	var r interface{ Reason() string }
+	if errors.As(err, &r) && r.Reason() != "" {
+		return r.Reason()
+	}
+	var (
+		dnsErr    *net.DNSError
+		unknownCA x509.UnknownAuthorityError
+		invalid   x509.CertificateInvalidError
+		hostname  x509.HostnameError
+		verify    *tls.CertificateVerificationError
+		alert     tls.AlertError
+	)
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset by the device"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "host unreachable"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	case errors.As(err, &dnsErr):
+		return "host name not found"
+	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &hostname), errors.As(err, &verify):
+		return "certificate rejected"
+	case errors.As(err, &alert):
+		return "TLS handshake refused by the device (" + alert.Error() + ")"
+	case errors.Is(err, os.ErrNotExist):
+		return "no such port or device"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	}
+	switch t := Classify(err); t {
+	case ErrTimeout:
+		return "no answer within the timeout"
+	case ErrConnection:
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+			return "connection closed by the device"
+		}
+		return "connection failed"
+	case ErrChecksum:
+		return "corrupted replies (checksum)"
+	case ErrProtocol:
+		return "malformed or unexpected replies"
+	default:
+		return string(t)
+	}
 }

@@ -25,6 +25,7 @@ type Poll struct {
 	// readingErrs counts this poll's reading-level errors (Error, uncertain excluded), the last of type lastReadingErr.
 	readingErrs    int
 	lastReadingErr ErrorType
+	refused        int   // readings left out as refused (ErrField)
 	counts         []int // scratch of appendReadings, kept across polls
 	next           []int
 	order          []int
@@ -132,9 +133,14 @@ func (p *Poll) Fail(err error) {
 }
 
 // Error records an error of a reading that is not a request failure (a value that did not decode, an
-// Uncertain status …): counted by type, and noted on the poll span.
+// Uncertain status …): counted by type, and noted on the poll span. ErrUncertain and ErrField do not
+// make the poll an error (a refused reading is counted on the span as iiot.poll.refused_readings).
 func (p *Poll) Error(t ErrorType) {
 	p.r.errors[t]++
+	if t == ErrField {
+		p.refused++
+		return
+	}
 	if t != ErrUncertain {
 		p.hadError = true
 		p.readingErrs++
@@ -241,6 +247,7 @@ func (p *Poll) End(now time.Time, state poll.BreakerState) (pmetric.Metrics, ptr
 	}
 	r.appendHealth(ms, ts, p.Answered(), now.Sub(p.start).Seconds(), state, ex)
 	p.appendReadings(ms, ts)
+	r.endOldSeries(md, ts)
 	td := ptrace.NewTraces()
 	if sampled {
 		p.appendSpans(td, now)
@@ -365,6 +372,9 @@ func (p *Poll) appendSpans(td ptrace.Traces, now time.Time) {
 		}
 	}
 	root.Attributes().PutInt("iiot.poll.failed_requests", int64(failures))
+	if p.refused > 0 {
+		root.Attributes().PutInt(AttrRefusedReadings, int64(p.refused))
+	}
 	switch {
 	case p.failed:
 		root.Status().SetCode(ptrace.StatusCodeError)

@@ -20,6 +20,8 @@ const (
 	MetricRequests     = "iiot.device.requests"
 	MetricBreakerState = "iiot.device.breaker.state"
 	AttrErrorType      = "error.type"
+	// AttrRefusedReadings on a poll span: readings left out because the device refused them earlier.
+	AttrRefusedReadings = "iiot.poll.refused_readings"
 )
 
 // Scope names the instrumentation scope of a receiver's data.
@@ -69,6 +71,12 @@ type Recorder struct {
 	errors   map[ErrorType]int64
 
 	poll Poll // reused by every poll of the device
+
+	// emitted: some poll was emitted. oldResource, when hasOld, is the resource before a resource
+	// attribute changed: the next poll also ends its series (stale markers) under it.
+	emitted     bool
+	hasOld      bool
+	oldResource pcommon.Resource
 }
 
 // RecorderSettings configures a Recorder.
@@ -105,7 +113,19 @@ func NewRecorder(id Identity, set RecorderSettings) *Recorder {
 // SetResourceAttribute sets or changes one resource attribute of the device's metrics and traces from
 // the next poll on (e.g. a serial number or firmware version read from the device). The device.*
 // attributes of the identity are not to be changed this way. Call it from the polling goroutine.
+//
+// When the value changes after polls were emitted, the next poll also carries a stale marker
+// (NoRecordedValue) for each of its series under the old resource: they end at once, instead of
+// living on beside the new ones for Prometheus' lookback.
 func (r *Recorder) SetResourceAttribute(key, value string) {
+	if cur, ok := r.resource.Attributes().Get(key); ok && cur.Str() == value {
+		return
+	}
+	if r.emitted && !r.hasOld {
+		r.oldResource = pcommon.NewResource()
+		r.resource.CopyTo(r.oldResource)
+		r.hasOld = true
+	}
 	r.resource.Attributes().PutStr(key, value)
 	r.traceResource.Attributes().PutStr(key, value)
 }
@@ -144,7 +164,7 @@ func (r *Recorder) Begin(now time.Time) *Poll {
 	p.pollAttrs = p.pollAttrs[:0]
 	p.answered, p.failed, p.requested, p.hadError = false, false, false, false
 	p.pollErr, p.lastErr = nil, nil
-	p.readingErrs, p.lastReadingErr = 0, ""
+	p.readingErrs, p.lastReadingErr, p.refused = 0, "", 0
 	var id [16]byte
 	binary.BigEndian.PutUint64(id[:8], rand.Uint64())
 	binary.BigEndian.PutUint64(id[8:], rand.Uint64())
@@ -164,7 +184,50 @@ func (r *Recorder) Skipped(now time.Time, state poll.BreakerState) pmetric.Metri
 	md, sm := r.newMetrics()
 	ts := r.metricTime(now)
 	r.appendHealth(sm.Metrics(), ts, false, -1, state, nil)
+	r.endOldSeries(md, ts)
 	return md
+}
+
+// endOldSeries appends, after a resource attribute changed, a stale marker at ts for every series of
+// md under the resource as it was before; and notes that a poll was emitted.
+func (r *Recorder) endOldSeries(md pmetric.Metrics, ts pcommon.Timestamp) {
+	r.emitted = true
+	if !r.hasOld {
+		return
+	}
+	r.hasOld = false
+	src := md.ResourceMetrics().At(0).ScopeMetrics().At(0)
+	rm := md.ResourceMetrics().AppendEmpty()
+	r.oldResource.MoveTo(rm.Resource())
+	sm := rm.ScopeMetrics().AppendEmpty()
+	src.Scope().CopyTo(sm.Scope())
+	noValue := pmetric.DefaultDataPointFlags.WithNoRecordedValue(true)
+	for i := 0; i < src.Metrics().Len(); i++ {
+		m := src.Metrics().At(i)
+		out := sm.Metrics().AppendEmpty()
+		out.SetName(m.Name())
+		out.SetUnit(m.Unit())
+		out.SetDescription(m.Description())
+		var from, to pmetric.NumberDataPointSlice
+		switch m.Type() {
+		case pmetric.MetricTypeGauge:
+			from, to = m.Gauge().DataPoints(), out.SetEmptyGauge().DataPoints()
+		case pmetric.MetricTypeSum:
+			s := out.SetEmptySum()
+			s.SetIsMonotonic(m.Sum().IsMonotonic())
+			s.SetAggregationTemporality(m.Sum().AggregationTemporality())
+			from, to = m.Sum().DataPoints(), s.DataPoints()
+		default:
+			continue
+		}
+		for j := 0; j < from.Len(); j++ {
+			dp := to.AppendEmpty()
+			from.At(j).Attributes().CopyTo(dp.Attributes())
+			dp.SetStartTimestamp(from.At(j).StartTimestamp())
+			dp.SetTimestamp(ts)
+			dp.SetFlags(noValue)
+		}
+	}
 }
 
 // metricTime is the timestamp of a poll's health metrics (and of readings without their own time):

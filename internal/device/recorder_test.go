@@ -303,7 +303,7 @@ func TestRunnerOpensBreakerAndRecovers(t *testing.T) {
 	for _, e := range logs.All() {
 		msgs = append(msgs, e.Message)
 	}
-	assert.Equal(t, []string{"Device did not answer", "Circuit breaker opened: polls paused", "Circuit breaker closed: device answers again", "Device is back"}, msgs,
+	assert.Equal(t, []string{"Device unavailable: no answer within the timeout", "Circuit breaker opened: polls paused", "Circuit breaker closed: device answers again", "Device is back"}, msgs,
 		"state changes are logged once each, never every poll")
 }
 

@@ -2,6 +2,9 @@ package device
 
 import (
 	"context"
+	"errors"
+	"net"
+	"os"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -16,6 +19,28 @@ import (
 type Target interface {
 	Poll(ctx context.Context, p *Poll)
 }
+
+// Prober is a Target that can tell cheaply whether its device can be reached (a TCP dial of the
+// endpoint, no protocol request). While the breaker is open after connection failures the runner
+// probes at every scheduled poll, and once a probe that had failed succeeds (the server restarted,
+// the gateway came back) it lets the next poll through at once instead of waiting out the backoff.
+// Probe honours ctx and its own timeout; it returns ErrNoProbe when the transport has none (a serial
+// line).
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
+// WithProbe returns a Target that polls with t and probes with probe.
+func WithProbe(t Target, probe func(ctx context.Context) error) Target {
+	return probeTarget{Target: t, probe: probe}
+}
+
+type probeTarget struct {
+	Target
+	probe func(ctx context.Context) error
+}
+
+func (t probeTarget) Probe(ctx context.Context) error { return t.probe(ctx) }
 
 // TargetFunc adapts a function to Target.
 type TargetFunc func(ctx context.Context, p *Poll)
@@ -34,6 +59,13 @@ type Runner struct {
 	logger  *zap.Logger
 	emit    Emitter
 	state   deviceState
+	// lastErr is the type of the last failed poll's error; probeFailed: a probe failed since the
+	// breaker last opened (only then does a successful probe mean the device came back).
+	lastErr     ErrorType
+	probeFailed bool
+	// shortcuts: polls let through by a probe since the device last answered. A server whose port
+	// opens before it serves sessions fails the first of them; a few more follow at the next intervals.
+	shortcuts int
 	// onChange, if set, hears each change of the device between answering and not (nil err: answers).
 	onChange func(id string, err error)
 }
@@ -73,8 +105,12 @@ func (r *Runner) Job(cfg PollConfig, link *poll.Link) poll.Job {
 func (r *Runner) RunOnce(ctx context.Context) {
 	now := r.clock.Now()
 	if !r.breaker.Allow(now) {
-		r.emit(ctx, r.rec.Skipped(now, r.breaker.State()), ptrace.NewTraces())
-		return
+		if !r.probe(ctx) {
+			r.emit(ctx, r.rec.Skipped(now, r.breaker.State()), ptrace.NewTraces())
+			return
+		}
+		r.breaker.Reachable()
+		r.logger.Info("Device reachable again: polling it now instead of waiting out the breaker's backoff")
 	}
 	p := r.rec.Begin(now)
 	r.target.Poll(ctx, p)
@@ -93,19 +129,65 @@ func (r *Runner) RunOnce(ctx context.Context) {
 		if r.state != stateUp && r.onChange != nil {
 			r.onChange(r.rec.identity.ID, nil)
 		}
-		r.state = stateUp
+		r.state, r.lastErr, r.shortcuts = stateUp, "", 0
 	} else {
+		r.lastErr = Classify(p.Err())
 		if r.state != stateDown {
-			r.logger.Warn("Device did not answer", zap.Error(p.Err()))
+			r.logger.Warn("Device unavailable: "+Reason(p.Err()), zap.String(AttrErrorType, string(r.lastErr)), zap.Error(p.Err()))
 			if r.onChange != nil {
 				r.onChange(r.rec.identity.ID, p.Err())
 			}
 		}
 		r.state = stateDown
 		if r.breaker.Failure(end) {
+			r.probeFailed = false
 			r.logger.Warn("Circuit breaker opened: polls paused", zap.Duration("retry_in", r.breaker.Backoff()), zap.Time("retry_at", end.Add(r.breaker.Backoff()).Truncate(time.Millisecond)))
 		}
 	}
 	md, td := p.End(end, r.breaker.State())
 	r.emit(ctx, md, td)
+}
+
+// maxShortcuts bounds the polls probes let through while the device keeps failing to connect (a port
+// that accepts connections while the server behind it is still starting, or refuses our login).
+const maxShortcuts = 3
+
+// probe tells whether an open breaker may let a poll through before its backoff has passed: the
+// target can probe, the device was failing to connect, a probe since the breaker opened failed (the
+// device was really gone) — or a poll let through this way failed, up to maxShortcuts — and this
+// probe succeeds. A device that accepts connections but does not answer polls keeps the normal
+// backoff, since its probes never fail.
+func (r *Runner) probe(ctx context.Context) bool {
+	pr, ok := r.target.(Prober)
+	if !ok || r.lastErr != ErrConnection || ctx.Err() != nil {
+		return false
+	}
+	if err := pr.Probe(ctx); err != nil {
+		r.probeFailed = r.probeFailed || !errors.Is(err, ErrNoProbe)
+		return false
+	}
+	if !r.probeFailed && (r.shortcuts == 0 || r.shortcuts >= maxShortcuts) {
+		return false
+	}
+	r.probeFailed = false
+	r.shortcuts++
+	return true
+}
+
+// ProbeTCP is the probe of a device behind a TCP endpoint (host:port): a dial, closed at once, with
+// no protocol request.
+func ProbeTCP(ctx context.Context, address string, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", address)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// ProbePath is the probe of a device on a serial port: the port's device file exists (the port of an
+// unplugged USB adapter is gone, and comes back when it is plugged in again).
+func ProbePath(path string) error {
+	_, err := os.Stat(path)
+	return err
 }

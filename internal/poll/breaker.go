@@ -122,3 +122,14 @@ func (b *Breaker) Failure(now time.Time) bool {
 	b.openUntil = now.Add(b.backoff)
 	return true
 }
+
+// Reachable turns an open breaker half-open at once, before its backoff has passed: the device was
+// seen coming back (a cheap probe reached it), so the next poll is the probe poll. It returns false
+// if the breaker was not open.
+func (b *Breaker) Reachable() bool {
+	if b.state != BreakerOpen {
+		return false
+	}
+	b.state = BreakerHalfOpen
+	return true
+}

@@ -57,6 +57,9 @@ type devicePoller struct {
 	split  time.Time // when the plan was first split, zero if not
 	cuts   []int     // breakBefore flags set by the split in progress
 	found  bool      // the split in progress isolated a field
+	// refused[i]: the device refused field i read on its own (exception 1, 2 or 3: no such function,
+	// register or value). It is not read again until remerge_after, and counted as error.type field.
+	refused []bool
 
 	// per poll
 	values   []float64
@@ -67,6 +70,7 @@ type devicePoller struct {
 	// strings
 	infoSeries []*device.Series
 	infoValue  []string
+	infoOld    []*device.Series // the info series of a text that just changed: marked stale once
 	resource   []string
 }
 
@@ -88,6 +92,8 @@ func newDevicePoller(spec *deviceSpec, c *conn, rec *device.Recorder, clock poll
 		states:     make([]uint8, n),
 		infoSeries: make([]*device.Series, n),
 		infoValue:  make([]string, n),
+		infoOld:    make([]*device.Series, n),
+		refused:    make([]bool, n),
 		resource:   make([]string, n),
 		dirty:      true,
 	}
@@ -109,6 +115,7 @@ func (d *devicePoller) replan(now time.Time) {
 	if !d.split.IsZero() && d.spec.requests.RemergeAfter > 0 && now.Sub(d.split) >= d.spec.requests.RemergeAfter {
 		clear(d.hints.breakBefore)
 		clear(d.hints.isolated)
+		clear(d.refused) // re-probe the refused fields: read merged again, split again if still refused
 		d.split = time.Time{}
 		d.dirty = true
 	}
@@ -117,6 +124,15 @@ func (d *devicePoller) replan(now time.Time) {
 			d.blocks = planBlocks(d.spec.fields, d.spec.blocks)
 		} else {
 			d.blocks = plan(d.spec.fields, d.limits, d.hints)
+			// A refused field is planned alone (it is isolated): leave its read out until the re-probe.
+			kept := d.blocks[:0]
+			for _, b := range d.blocks {
+				if len(b.fields) == 1 && d.refused[b.fields[0]] {
+					continue
+				}
+				kept = append(kept, b)
+			}
+			d.blocks = kept
 		}
 		d.dirty = false
 	}
@@ -167,6 +183,7 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 			}
 		default:
 			d.markStale(b.fields)
+			d.refuse(p, b, err)
 			if !d.answered && (de.Type == device.ErrTimeout || de.Type == device.ErrConnection) {
 				// Nothing answered yet: the device (or line) is down, skip the rest of this poll.
 				dead = true
@@ -231,10 +248,33 @@ func (d *devicePoller) isolate(ctx context.Context, p *device.Poll, b block) {
 			d.hints.isolated[half[0]] = true
 			d.found = true
 			d.markStale(half)
+			d.refuse(p, sub, err)
 			continue
 		}
 		d.isolate(ctx, p, sub)
 	}
+}
+
+// refuse notes a field the device refused on its own with exception 1, 2 or 3 (illegal function,
+// data address or data value: a mis-addressed or unsupported register, which will not heal by itself):
+// it is left out of the plan until remerge_after has passed, when merging is tried again and the field
+// is re-probed, instead of failing one request (and the poll span) at every poll. Timeouts and other
+// exceptions (device failure, busy) keep the field read alone at every poll.
+func (d *devicePoller) refuse(p *device.Poll, b block, err error) {
+	if b.explicit || len(b.fields) != 1 {
+		return
+	}
+	switch exceptionCode(err) {
+	case 1, 2, 3:
+	default:
+		return
+	}
+	i := b.fields[0]
+	d.hints.isolated[i], d.refused[i] = true, true
+	if d.split.IsZero() {
+		d.split = p.Start()
+	}
+	d.dirty = true
 }
 
 func (d *devicePoller) markStale(fields []int) {
@@ -372,6 +412,9 @@ func (d *devicePoller) setString(i int, s string) {
 	if d.infoSeries[i] != nil && d.infoValue[i] == s {
 		return
 	}
+	// The text changed (a new serial number, firmware …): the series under the old text ends now, not
+	// after Prometheus' lookback.
+	d.infoOld[i] = d.infoSeries[i]
 	attrs := make(map[string]string, len(f.attributes)+1)
 	for k, v := range f.attributes {
 		attrs[k] = v
@@ -385,7 +428,14 @@ func (d *devicePoller) setString(i int, s string) {
 func (d *devicePoller) recordAll(p *device.Poll) {
 	for i := range d.spec.fields {
 		f := &d.spec.fields[i]
+		if d.refused[i] && d.states[i] == stUnread && d.answered {
+			p.Error(device.ErrField) // left out of this poll's reads: refused earlier
+		}
 		if f.typ == TypeString {
+			if old := d.infoOld[i]; old != nil {
+				p.RecordStale(old)
+				d.infoOld[i] = nil
+			}
 			if f.stringAs == "info" && d.infoSeries[i] != nil {
 				if d.states[i] == stSkip {
 					p.Record(d.infoSeries[i], time.Time{}, 1)

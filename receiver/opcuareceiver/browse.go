@@ -23,8 +23,13 @@ func (r *opcuaReceiver) browseAll(ctx context.Context, s *session, p *device.Pol
 	var out []*readingSpec
 	seen := map[string]bool{}
 	series := map[string]bool{}
-	for _, s := range r.specs {
-		series[seriesKey(s.metric, s.attrs)] = true
+	for _, spec := range r.specs {
+		series[seriesKey(spec.metric, spec.attrs)] = true
+		// A configured node is read as configured: browsing it again would read it twice (and list it
+		// twice among the bad nodes when it is Bad).
+		if nid, err := spec.ref.resolve(s.namespaces); err == nil {
+			seen[nid.String()] = true
+		}
 	}
 	var sum statusSummary
 	for _, b := range r.browse {

@@ -133,6 +133,10 @@ type Config struct {
 	// MaxNodesPerRead caps the nodes of one Read (and one CreateMonitoredItems) request; the server's own
 	// announced limit wins when it is lower, and this value is used when the server announces none.
 	MaxNodesPerRead int `mapstructure:"max_nodes_per_read"`
+	// RefusedNodeRetry is how long a node the server refuses in a Read (BadNodeIdUnknown, BadNotReadable,
+	// BadUserAccessDenied …: it will not heal by itself) is left out of the reads before it is read
+	// again; meanwhile it is stale and counted as error.type field at each poll. 0 reads it every poll.
+	RefusedNodeRetry time.Duration `mapstructure:"refused_node_retry"`
 	// ConnectTimeout bounds one connection attempt (endpoints, secure channel, session, namespaces,
 	// browse and subscription setup).
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
@@ -305,16 +309,17 @@ const (
 func createDefaultConfig() *Config {
 	set := device.NewDefaultSettings()
 	return &Config{
-		Settings:        set,
-		Mode:            ModePoll,
-		Timestamp:       TimestampCollector,
-		MetricPrefix:    "opcua.",
-		Security:        SecurityConfig{Policy: PolicyNone, Mode: SecurityModeNone, CertificateValidity: 5 * 365 * 24 * time.Hour},
-		Auth:            AuthConfig{Type: AuthAnonymous},
-		MaxNodesPerRead: 1000,
-		ConnectTimeout:  10 * time.Second,
-		SessionTimeout:  10 * time.Minute,
-		Heartbeat:       HeartbeatConfig{Enabled: true, MaxStalled: 3},
+		Settings:         set,
+		Mode:             ModePoll,
+		Timestamp:        TimestampCollector,
+		MetricPrefix:     "opcua.",
+		Security:         SecurityConfig{Policy: PolicyNone, Mode: SecurityModeNone, CertificateValidity: 5 * 365 * 24 * time.Hour},
+		Auth:             AuthConfig{Type: AuthAnonymous},
+		MaxNodesPerRead:  1000,
+		ConnectTimeout:   10 * time.Second,
+		SessionTimeout:   10 * time.Minute,
+		RefusedNodeRetry: time.Hour,
+		Heartbeat:        HeartbeatConfig{Enabled: true, MaxStalled: 3},
 		Subscription: SubscriptionConfig{
 			PublishingInterval: time.Second,
 			KeepAliveCount:     10,
@@ -406,6 +411,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ConnectTimeout <= 0 {
 		add("connect_timeout: must be > 0, got %s", c.ConnectTimeout)
+	}
+	if c.RefusedNodeRetry < 0 {
+		add("refused_node_retry: must be >= 0 (0 reads a refused node at every poll), got %s", c.RefusedNodeRetry)
 	}
 	if c.SessionTimeout < time.Second {
 		add("session_timeout: must be >= 1s, got %s", c.SessionTimeout)

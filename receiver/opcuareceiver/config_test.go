@@ -118,6 +118,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			`metric_prefix: "9lives" must start with a letter`,
 			"max_nodes_per_read: must be >= 1",
 			"connect_timeout: must be > 0",
+			"refused_node_retry: must be >= 0 (0 reads a refused node at every poll), got -1s",
 			"session_timeout: must be >= 1s",
 			"heartbeat.max_stalled: must be >= 1",
 			"poll.timeout: 5s is longer than the poll interval 1s",

@@ -40,9 +40,15 @@ func (s *statusSummary) addNamed(name string, bad bool, node string) {
 		s.names = append(s.names, name)
 	}
 	if bad {
+		entry := node + "=" + name
+		for _, n := range s.nodes {
+			if n == entry {
+				return // the same node twice (read through two names): listed and counted once
+			}
+		}
 		s.bad++
 		if len(s.nodes) < maxBadNodesOnSpan {
-			s.nodes = append(s.nodes, node+"="+name)
+			s.nodes = append(s.nodes, entry)
 		}
 	}
 }
@@ -136,6 +142,13 @@ func (r *opcuaReceiver) readDue(ctx context.Context, p *device.Poll, s *session)
 			errSum.addNamed(it.status, true, it.spec.ref.text)
 			continue
 		}
+		if !it.refusedAt.IsZero() && now.Sub(it.refusedAt) < r.cfg.RefusedNodeRetry {
+			// Refused earlier: not read until refused_node_retry has passed, then read again (re-probe).
+			r.staleEntry(p, it.entry)
+			p.Error(device.ErrField)
+			errSum.addNamed(it.status, true, it.spec.ref.text)
+			continue
+		}
 		batch = append(batch, it)
 		if len(batch) == s.maxRead {
 			if err := r.readBatch(ctx, p, s, batch); err != nil {
@@ -226,11 +239,16 @@ func (r *opcuaReceiver) recordValue(p *device.Poll, it *item, dv *ua.DataValue, 
 		if isBad(status) {
 			r.staleEntry(p, e)
 			p.Error(device.ErrBadStatus)
+			r.noteRefusal(p, it, status)
 			return
 		}
 		if isUncertain(status) {
 			p.Error(device.ErrUncertain)
 		}
+	}
+	if !it.refusedAt.IsZero() {
+		it.refusedAt, it.status = time.Time{}, ""
+		r.logger.Info("Node readable again", zap.String("node", it.spec.ref.text))
 	}
 	var v any
 	if dv.Value != nil {
@@ -276,10 +294,38 @@ func (r *opcuaReceiver) recordValue(p *device.Poll, it *item, dv *ua.DataValue, 
 }
 
 // recordItemError marks a reading that cannot be read in this session (unknown namespace, monitored
-// item refused) as stale and counts it.
+// item refused) as stale and counts it as a refused reading (error.type field): a configuration
+// problem of that node, tried again at the next session.
 func (r *opcuaReceiver) recordItemError(p *device.Poll, it *item) {
 	r.staleEntry(p, it.entry)
-	p.Error(device.ErrBadStatus)
+	p.Error(device.ErrField)
+}
+
+// refusedStatus tells whether a Bad status of a Read means the server refuses the node itself (it
+// does not exist, cannot be read, or not by us): that does not heal by itself, unlike a Bad status of
+// the value (BadNoCommunication, BadSensorFailure, BadWaitingForInitialData …), which is read again at
+// every poll.
+func refusedStatus(s ua.StatusCode) bool {
+	switch s &^ 0xFFFF { // without the info bits
+	case ua.StatusBadNodeIDUnknown, ua.StatusBadNodeIDInvalid, ua.StatusBadAttributeIDInvalid,
+		ua.StatusBadNotReadable, ua.StatusBadUserAccessDenied, ua.StatusBadIndexRangeInvalid,
+		ua.StatusBadDataEncodingInvalid, ua.StatusBadDataEncodingUnsupported:
+		return true
+	}
+	return false
+}
+
+// noteRefusal leaves a node the server refused out of the reads until refused_node_retry has passed
+// (mode poll), instead of failing it at every poll; the first refusal is logged.
+func (r *opcuaReceiver) noteRefusal(p *device.Poll, it *item, status ua.StatusCode) {
+	if r.cfg.Mode != ModePoll || r.cfg.RefusedNodeRetry <= 0 || !refusedStatus(status) {
+		return
+	}
+	if it.refusedAt.IsZero() {
+		r.logger.Warn("The server refuses the node: it is not read again before refused_node_retry (counted as error.type field meanwhile)",
+			zap.String("node", it.spec.ref.text), zap.String("status", statusName(status)), zap.Duration("refused_node_retry", r.cfg.RefusedNodeRetry))
+	}
+	it.refusedAt, it.status = p.Start(), statusName(status)
 }
 
 // staleEntry marks every series of a reading as stale, once per poll. Its last value is forgotten, so

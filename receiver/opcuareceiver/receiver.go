@@ -3,6 +3,8 @@ package opcuareceiver
 import (
 	"context"
 	"errors"
+	"net"
+	"net/url"
 	"regexp"
 	"sync"
 	"time"
@@ -208,7 +210,7 @@ func (r *opcuaReceiver) start(host component.Host) error {
 		r.entry(s)
 	}
 	r.mb = metadata.NewMetricsBuilder(r.cfg.ReceiverMetrics, r.set, metadata.WithStartTime(pcommon.NewTimestampFromTime(now)))
-	r.runner = device.NewRunner(r.rec, device.TargetFunc(r.poll), r.cfg.Breaker, r.clock, r.logger, r.emit)
+	r.runner = device.NewRunner(r.rec, device.WithProbe(device.TargetFunc(r.poll), r.probe), r.cfg.Breaker, r.clock, r.logger, r.emit)
 	r.link = poll.NewLink(r.clock, 1, 0)
 	r.sched = poll.NewScheduler(r.clock, uint64(now.UnixNano()))
 	r.sched.Add(poll.Job{
@@ -228,6 +230,21 @@ func (r *opcuaReceiver) start(host component.Host) error {
 	go r.reconnectWorker()
 	componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusStarting))
 	return nil
+}
+
+// probe dials the endpoint's TCP address: while the breaker is open after connection failures, a dial
+// that succeeds again means the server is back (restarted), and the runner reconnects at once instead
+// of waiting out the backoff.
+func (r *opcuaReceiver) probe(ctx context.Context) error {
+	u, err := url.Parse(r.cfg.Endpoint)
+	if err != nil || u.Hostname() == "" {
+		return device.ErrNoProbe
+	}
+	port := u.Port()
+	if port == "" {
+		port = "4840" // the IANA port of opc.tcp
+	}
+	return device.ProbeTCP(ctx, net.JoinHostPort(u.Hostname(), port), r.cfg.Poll.Timeout)
 }
 
 // needsClientCertificate: a secure channel may be used, or the user logs in with the application

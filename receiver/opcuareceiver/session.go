@@ -58,7 +58,10 @@ type item struct {
 	err    error  // the node could not be resolved or monitored in this session
 	status string // status name of err, for spans
 	warned bool   // an unsupported value type was logged in this session
-	seq    uint64 // pollSeq of the last value recorded (dedupe within a notification)
+	// refusedAt: when the server last refused the node in a Read (a status of refusedStatus); it is
+	// left out of the reads until refused_node_retry has passed. Zero: not refused.
+	refusedAt time.Time
+	seq       uint64 // pollSeq of the last value recorded (dedupe within a notification)
 }
 
 // seriesEntry is the series of one reading: the scalar series, or one per array index.
@@ -222,8 +225,8 @@ func (r *opcuaReceiver) selectEndpoint(eps []*ua.EndpointDescription) (*ua.Endpo
 	}
 	ep, err := opcua.SelectEndpoint(usable, policy, mode)
 	if err != nil {
-		return nil, device.Errorf(device.ErrConnection, "no endpoint with security policy %s, mode %s and %s login (the server offers %s)",
-			r.cfg.Security.Policy, r.cfg.Security.Mode, r.cfg.Auth.Type, strings.Join(offered, ", "))
+		return nil, device.WithReason(device.Errorf(device.ErrConnection, "no endpoint with security policy %s, mode %s and %s login (the server offers %s)",
+			r.cfg.Security.Policy, r.cfg.Security.Mode, r.cfg.Auth.Type, strings.Join(offered, ", ")), "no endpoint for the configured security and login")
 	}
 	return ep, nil
 }
@@ -245,7 +248,7 @@ func (r *opcuaReceiver) openSession(ctx context.Context) (*session, error) {
 		// The client encrypts its OpenSecureChannel request with this certificate's key, so only the
 		// holder of the trusted certificate's private key can complete the handshake.
 		if err := r.trust.verify(ep.ServerCertificate, r.clock.Now()); err != nil {
-			return nil, device.NewError(device.ErrConnection, err)
+			return nil, device.WithReason(device.NewError(device.ErrConnection, err), "server certificate not trusted")
 		}
 	}
 
@@ -447,7 +450,43 @@ func connectError(err error) error {
 	if device.Classify(classify(err)) == device.ErrTimeout {
 		return device.NewError(device.ErrTimeout, err)
 	}
-	return device.NewError(device.ErrConnection, err)
+	de := device.NewError(device.ErrConnection, err)
+	if reason := refusalReason(err); reason != "" {
+		return device.WithReason(de, reason)
+	}
+	return de
+}
+
+// refusalReason says why the server refused a connection or session, from the status code it answered
+// with ("" if it answered none): a refused login reads differently from a server that is not there.
+func refusalReason(err error) string {
+	var sc ua.StatusCode
+	if !errors.As(err, &sc) {
+		return ""
+	}
+	name := statusName(sc)
+	switch sc {
+	case ua.StatusBadUserAccessDenied, ua.StatusBadIdentityTokenInvalid, ua.StatusBadIdentityTokenRejected,
+		ua.StatusBadUserSignatureInvalid:
+		return "login refused by the server (" + name + ")"
+	case ua.StatusBadCertificateInvalid, ua.StatusBadCertificateUntrusted, ua.StatusBadCertificateTimeInvalid,
+		ua.StatusBadCertificateIssuerTimeInvalid, ua.StatusBadCertificateHostNameInvalid, ua.StatusBadCertificateURIInvalid,
+		ua.StatusBadCertificateUseNotAllowed, ua.StatusBadCertificateIssuerUseNotAllowed, ua.StatusBadCertificateRevoked,
+		ua.StatusBadCertificateIssuerRevoked, ua.StatusBadCertificateRevocationUnknown, ua.StatusBadSecurityChecksFailed,
+		ua.StatusBadCertificatePolicyCheckFailed:
+		return "client certificate rejected by the server (" + name + ")"
+	case ua.StatusBadSecurityPolicyRejected, ua.StatusBadSecurityModeRejected:
+		return "security policy or mode rejected by the server (" + name + ")"
+	case ua.StatusBadTooManySessions, ua.StatusBadMaxConnectionsReached, ua.StatusBadTCPServerTooBusy:
+		return "server busy: too many sessions or connections (" + name + ")"
+	case ua.StatusBadShutdown, ua.StatusBadServerHalted:
+		return "server shutting down (" + name + ")"
+	case ua.StatusBadConnectionClosed, ua.StatusBadConnectionRejected, ua.StatusBadCommunicationError,
+		ua.StatusBadSecureChannelClosed, ua.StatusBadSecureChannelIDInvalid, ua.StatusBadNotConnected,
+		ua.StatusBadServerNotConnected, ua.StatusBadDisconnect, ua.StatusBadTCPInternalError:
+		return "" // the connection broke: the transport's account (refused, reset, closed) says more
+	}
+	return "refused by the server (" + name + ")"
 }
 
 // sessionBroken tells whether an error means the session cannot be used any more.

@@ -63,6 +63,9 @@ type MeterConfig struct {
 	TimeZone string `yaml:"time_zone"`
 	// Off meters answer nothing.
 	Off bool `yaml:"off"`
+	// RefuseBlocks makes the meter answer block identifiers (…FF…) with an error word: it reads only
+	// single identifiers, as many meters do.
+	RefuseBlocks bool `yaml:"refuse_blocks"`
 	// Animate makes power, voltage and current wander and energy grow.
 	Animate bool `yaml:"animate"`
 }
@@ -124,6 +127,7 @@ func (c *Config) BuildMeters() ([]*Meter, []*Meter, error) {
 		}
 		m.SetClock(mc.ClockOffset, loc)
 		m.SetOff(mc.Off)
+		m.SetRefuseBlocks(mc.RefuseBlocks)
 		for _, k := range sortedKeys(mc.Values) {
 			di, err := dlt645.ParseDI(v, k)
 			if err == nil {

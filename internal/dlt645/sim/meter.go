@@ -22,6 +22,7 @@ type Meter struct {
 	values      map[dlt645.DI][]byte
 	errors      map[dlt645.DI]dlt645.ErrorWord
 	off         bool
+	noBlocks    bool // answer block identifiers (…FF…) with an error word, like meters that read only single ones
 	clockOffset time.Duration
 	location    *time.Location
 	maxData     int
@@ -94,6 +95,14 @@ func (m *Meter) SetError(di dlt645.DI, w dlt645.ErrorWord) {
 	m.errors[di] = w
 }
 
+// SetRefuseBlocks makes the meter answer every block identifier (…FF…) with the error word "no
+// requested data", as meters do that read only single identifiers; false serves blocks again.
+func (m *Meter) SetRefuseBlocks(refuse bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.noBlocks = refuse
+}
+
 // SetOff switches the meter off (it answers nothing) or on.
 func (m *Meter) SetOff(off bool) {
 	m.mu.Lock()
@@ -152,6 +161,9 @@ func (m *Meter) value(di dlt645.DI, now time.Time) ([]byte, dlt645.ErrorWord) {
 	defer m.mu.Unlock()
 	if w, ok := m.errors[di]; ok {
 		return nil, w
+	}
+	if m.noBlocks && dlt645.IsBlock(m.version, di) {
+		return nil, m.noData()
 	}
 	if b, ok := m.values[di]; ok {
 		return b, 0

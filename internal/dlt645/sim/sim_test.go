@@ -120,6 +120,31 @@ func TestBlockRead(t *testing.T) {
 	assert.Equal(t, "3", parts[3].Entry.Attr(dlt645.AttrTariff))
 }
 
+// A meter that reads only single identifiers answers a block with the error word "no requested
+// data", and its single identifiers as usual; from YAML too.
+func TestRefuseBlocks(t *testing.T) {
+	cfg, err := ParseConfig([]byte("meters:\n  - {address: \"1\", refuse_blocks: true, values: {\"00010000\": 100, \"00010100\": 10}}\n"))
+	require.NoError(t, err)
+	meters, _, err := cfg.BuildMeters()
+	require.NoError(t, err)
+	m := meters[0]
+	_, cl := startTCP(t, Options{}, m)
+	_, err = cl.Read(context.Background(), dlt645.V2007, m.Address(), 0x0001FF00)
+	var me *dlt645.MeterError
+	require.ErrorAs(t, err, &me)
+	assert.EqualValues(t, 0x02, me.Word)
+	r, err := cl.Read(context.Background(), dlt645.V2007, m.Address(), 0x00010100)
+	require.NoError(t, err)
+	e, ok := dlt645.Builtin().Lookup(dlt645.V2007, 0x00010100)
+	require.True(t, ok)
+	v, _ := e.Format.Decode(r.Value)
+	assert.Equal(t, 10.0, v)
+
+	m.SetRefuseBlocks(false)
+	_, err = cl.Read(context.Background(), dlt645.V2007, m.Address(), 0x0001FF00)
+	require.NoError(t, err)
+}
+
 func TestRead1997(t *testing.T) {
 	m := NewMeter(addr(t, "000000000042"), dlt645.V1997)
 	require.NoError(t, m.Set(0x9010, 2345.6))
