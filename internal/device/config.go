@@ -131,33 +131,13 @@ func (c TracesConfig) Validate(prefix string) error {
 	return nil
 }
 
-// MetricConfig turns one health metric on or off.
-type MetricConfig struct {
-	Enabled bool `mapstructure:"enabled"`
-}
-
-// HealthMetricsConfig turns each health metric on or off (all on by default).
-type HealthMetricsConfig struct {
-	Up           MetricConfig `mapstructure:"iiot.device.up"`
-	PollDuration MetricConfig `mapstructure:"iiot.device.poll.duration"`
-	PollErrors   MetricConfig `mapstructure:"iiot.device.poll.errors"`
-	Requests     MetricConfig `mapstructure:"iiot.device.requests"`
-	BreakerState MetricConfig `mapstructure:"iiot.device.breaker.state"`
-}
-
-// NewDefaultHealthMetricsConfig enables every health metric.
-func NewDefaultHealthMetricsConfig() HealthMetricsConfig {
-	on := MetricConfig{Enabled: true}
-	return HealthMetricsConfig{Up: on, PollDuration: on, PollErrors: on, Requests: on, BreakerState: on}
-}
-
 // Settings groups what every receiver exposes at its top level for its devices, embedded with
-// `mapstructure:",squash"`.
+// `mapstructure:",squash"`. The `metrics` key is not here: it is each receiver's generated
+// metadata.MetricsConfig (from its metadata.yaml), which the receiver turns into HealthMetrics.
 type Settings struct {
-	Poll    PollConfig          `mapstructure:"poll"`
-	Breaker poll.BreakerConfig  `mapstructure:"breaker"`
-	Traces  TracesConfig        `mapstructure:"traces"`
-	Metrics HealthMetricsConfig `mapstructure:"metrics"`
+	Poll    PollConfig         `mapstructure:"poll"`
+	Breaker poll.BreakerConfig `mapstructure:"breaker"`
+	Traces  TracesConfig       `mapstructure:"traces"`
 }
 
 // NewDefaultSettings returns the defaults of every part.
@@ -166,7 +146,6 @@ func NewDefaultSettings() Settings {
 		Poll:    NewDefaultPollConfig(),
 		Breaker: poll.NewDefaultBreakerConfig(),
 		Traces:  NewDefaultTracesConfig(),
-		Metrics: NewDefaultHealthMetricsConfig(),
 	}
 }
 

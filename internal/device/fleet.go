@@ -23,6 +23,7 @@ type Fleet struct {
 	set      receiver.Settings
 	scope    string
 	settings Settings
+	health   HealthMetrics
 	clock    poll.Clock
 	seed     uint64
 
@@ -38,11 +39,11 @@ type Fleet struct {
 }
 
 // NewFleet returns the fleet of one receiver: scope is its instrumentation scope name, settings its
-// top-level device settings (health metrics, traces, breaker).
-func NewFleet(set receiver.Settings, scope string, settings Settings) *Fleet {
+// top-level device settings (traces, breaker), health the health metrics its `metrics` key enables.
+func NewFleet(set receiver.Settings, scope string, settings Settings, health HealthMetrics) *Fleet {
 	return &Fleet{
 		Consumers: NewConsumers(set),
-		set:       set, scope: scope, settings: settings,
+		set:       set, scope: scope, settings: settings, health: health,
 		clock: poll.RealClock{}, seed: uint64(time.Now().UnixNano()),
 	}
 }
@@ -81,7 +82,7 @@ func (f *Fleet) Build(build func()) {
 func (f *Fleet) Recorder(id Identity) *Recorder {
 	return NewRecorder(id, RecorderSettings{
 		Scope:   Scope{Name: f.scope, Version: f.set.BuildInfo.Version},
-		Health:  f.settings.Metrics,
+		Health:  f.health,
 		Traces:  f.settings.Traces,
 		Service: f.set.ID.String(),
 		Start:   f.start,

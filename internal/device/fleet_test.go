@@ -23,10 +23,10 @@ import (
 // schedules before it closes the connections; Start after Shutdown, or twice, does nothing.
 func TestFleetLifecycle(t *testing.T) {
 	settings := NewDefaultSettings()
-	f := NewFleet(receivertest.NewNopSettings(component.MustNewType("test")), "test/scope", settings)
+	f := NewFleet(receivertest.NewNopSettings(component.MustNewType("test")), "test/scope", settings, AllHealthMetrics())
 	require.NoError(t, f.Shutdown(context.Background()), "shutdown without start")
 
-	f = NewFleet(receivertest.NewNopSettings(component.MustNewType("test")), "test/scope", settings)
+	f = NewFleet(receivertest.NewNopSettings(component.MustNewType("test")), "test/scope", settings, AllHealthMetrics())
 	sink := new(consumertest.MetricsSink)
 	f.SetMetrics(sink)
 	var polls, builds atomic.Int32
@@ -86,7 +86,7 @@ func (h *statusHost) last() *componentstatus.Event {
 // The component status follows the devices: a recoverable error naming the silent device while one
 // does not answer, OK once every device answers again; nothing is reported while nothing changes.
 func TestFleetReportsComponentStatus(t *testing.T) {
-	f := NewFleet(receivertest.NewNopSettings(component.MustNewType("test")), "test/scope", NewDefaultSettings())
+	f := NewFleet(receivertest.NewNopSettings(component.MustNewType("test")), "test/scope", NewDefaultSettings(), AllHealthMetrics())
 	host := &statusHost{Host: componenttest.NewNopHost()}
 	var silent atomic.Bool
 	silent.Store(true)

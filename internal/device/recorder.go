@@ -24,6 +24,18 @@ const (
 	AttrRefusedReadings = "iiot.poll.refused_readings"
 )
 
+// HealthMetrics says which health metrics a recorder writes. It is not a config key: every receiver
+// declares the health metrics in its metadata.yaml, and its `metrics` key is the generated
+// metadata.MetricsConfig, whose Enabled flags the receiver copies here.
+type HealthMetrics struct {
+	Up, PollDuration, PollErrors, Requests, BreakerState bool
+}
+
+// AllHealthMetrics enables every health metric (the default of every receiver's metadata.yaml).
+func AllHealthMetrics() HealthMetrics {
+	return HealthMetrics{Up: true, PollDuration: true, PollErrors: true, Requests: true, BreakerState: true}
+}
+
 // Scope names the instrumentation scope of a receiver's data.
 type Scope struct {
 	Name    string
@@ -58,7 +70,7 @@ type Recorder struct {
 	scope         Scope
 	resource      pcommon.Resource
 	traceResource pcommon.Resource
-	health        HealthMetricsConfig
+	health        HealthMetrics
 	sampleRatio   float64
 	startTime     pcommon.Timestamp
 	// lastMetricTime is the previous poll's metric timestamp, truncated to the millisecond.
@@ -82,7 +94,7 @@ type Recorder struct {
 // RecorderSettings configures a Recorder.
 type RecorderSettings struct {
 	Scope   Scope
-	Health  HealthMetricsConfig
+	Health  HealthMetrics
 	Traces  TracesConfig
 	Service string // service.name of the poll traces' resource (the receiver's component id)
 	Start   time.Time
@@ -246,7 +258,7 @@ func (r *Recorder) metricTime(now time.Time) pcommon.Timestamp {
 // healthCount is the number of health metrics a poll can carry.
 func (r *Recorder) healthCount() int {
 	n := 0
-	for _, on := range []bool{r.health.Up.Enabled, r.health.PollDuration.Enabled, r.health.PollErrors.Enabled, r.health.Requests.Enabled, r.health.BreakerState.Enabled} {
+	for _, on := range []bool{r.health.Up, r.health.PollDuration, r.health.PollErrors, r.health.Requests, r.health.BreakerState} {
 		if on {
 			n++
 		}
@@ -266,7 +278,7 @@ func (r *Recorder) newMetrics() (pmetric.Metrics, pmetric.ScopeMetrics) {
 
 // appendHealth writes the enabled health metrics; duration < 0 leaves the duration out.
 func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up bool, duration float64, state poll.BreakerState, exemplar *Poll) {
-	if r.health.Up.Enabled {
+	if r.health.Up {
 		m := ms.AppendEmpty()
 		m.SetName(MetricUp)
 		// no unit: a 0/1 flag (with unit "1", Prometheus naming would append _ratio)
@@ -279,7 +291,7 @@ func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up
 			dp.SetIntValue(0)
 		}
 	}
-	if r.health.PollDuration.Enabled && duration >= 0 {
+	if r.health.PollDuration && duration >= 0 {
 		m := ms.AppendEmpty()
 		m.SetName(MetricPollDuration)
 		m.SetUnit("s")
@@ -295,7 +307,7 @@ func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up
 			ex.SetSpanID(exemplar.spanID)
 		}
 	}
-	if r.health.PollErrors.Enabled && len(r.errors) > 0 {
+	if r.health.PollErrors && len(r.errors) > 0 {
 		m := ms.AppendEmpty()
 		m.SetName(MetricPollErrors)
 		m.SetUnit("{error}")
@@ -315,7 +327,7 @@ func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up
 			dp.Attributes().PutStr(AttrErrorType, string(t))
 		}
 	}
-	if r.health.Requests.Enabled {
+	if r.health.Requests {
 		m := ms.AppendEmpty()
 		m.SetName(MetricRequests)
 		m.SetUnit("{request}")
@@ -328,7 +340,7 @@ func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up
 		dp.SetTimestamp(ts)
 		dp.SetIntValue(r.requests)
 	}
-	if r.health.BreakerState.Enabled {
+	if r.health.BreakerState {
 		m := ms.AppendEmpty()
 		m.SetName(MetricBreakerState)
 		m.SetUnit("{state}")

@@ -33,7 +33,7 @@ func testIdentity() Identity {
 func newTestRecorder(ratio float64) *Recorder {
 	return NewRecorder(testIdentity(), RecorderSettings{
 		Scope:   Scope{Name: "otelcol-iiot/modbus", Version: "1.2.3"},
-		Health:  NewDefaultHealthMetricsConfig(),
+		Health:  AllHealthMetrics(),
 		Traces:  TracesConfig{SuccessSampleRatio: ratio},
 		Service: "modbus/site",
 		Start:   t0,
@@ -220,9 +220,9 @@ func TestUncertainIsCountedButNotAnErrorTrace(t *testing.T) {
 }
 
 func TestDisabledHealthMetrics(t *testing.T) {
-	h := NewDefaultHealthMetricsConfig()
-	h.Requests.Enabled = false
-	h.BreakerState.Enabled = false
+	h := AllHealthMetrics()
+	h.Requests = false
+	h.BreakerState = false
 	r := NewRecorder(testIdentity(), RecorderSettings{Health: h, Start: t0})
 	p := r.Begin(t0)
 	md, _ := p.End(t0, poll.BreakerClosed)

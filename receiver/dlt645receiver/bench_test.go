@@ -63,7 +63,7 @@ buses:
 			var bytes int
 			for i := range buses[0].meters {
 				ms := &buses[0].meters[i]
-				rec := device.NewRecorder(ms.identity, device.RecorderSettings{Health: device.NewDefaultHealthMetricsConfig(), Traces: device.TracesConfig{SuccessSampleRatio: 1}, Start: time.Now()})
+				rec := device.NewRecorder(ms.identity, device.RecorderSettings{Health: device.AllHealthMetrics(), Traces: device.TracesConfig{SuccessSampleRatio: 1}, Start: time.Now()})
 				targets = append(targets, target{newMeterPoller(ms, bus, rec, poll.RealClock{}, zap.NewNop()), rec})
 				for _, r := range ms.reads {
 					req := dlt645.ReadRequest(dlt645.V2007, ms.address, r.di)

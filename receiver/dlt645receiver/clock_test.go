@@ -24,7 +24,7 @@ func pollOnce(t *testing.T, cfg *Config) []dataPoint {
 	b := newBus(&buses[0], poll.RealClock{}, zap.NewNop())
 	t.Cleanup(b.close)
 	ms := &buses[0].meters[0]
-	rec := device.NewRecorder(ms.identity, device.RecorderSettings{Health: device.NewDefaultHealthMetricsConfig(), Start: time.Now()})
+	rec := device.NewRecorder(ms.identity, device.RecorderSettings{Health: device.AllHealthMetrics(), Start: time.Now()})
 	m := newMeterPoller(ms, b, rec, poll.RealClock{}, zap.NewNop())
 	p := rec.Begin(time.Now())
 	m.Poll(context.Background(), p)

@@ -16,12 +16,15 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
 )
 
 // Config is the dlt645 receiver's configuration.
 type Config struct {
-	// Settings are the poll, breaker, traces and health-metric defaults of every meter.
+	// Settings are the poll, breaker and traces defaults of every meter.
 	device.Settings `mapstructure:",squash"`
+	// Metrics turns each metric of metadata.yaml (the iiot.device.* health metrics) on or off.
+	Metrics metadata.MetricsConfig `mapstructure:"metrics"`
 	// TimeZone is the IANA zone the meters' clocks keep (e.g. Asia/Shanghai), for the clock drift and
 	// time sync. Default: the collector's local zone.
 	TimeZone string `mapstructure:"time_zone"`
@@ -32,6 +35,18 @@ type Config struct {
 }
 
 var _ confmap.Validator = (*Config)(nil)
+
+// health is which health metrics the `metrics` key enables, for the device recorders.
+func (c *Config) health() device.HealthMetrics {
+	m := c.Metrics
+	return device.HealthMetrics{
+		Up:           m.IiotDeviceUp.Enabled,
+		PollDuration: m.IiotDevicePollDuration.Enabled,
+		PollErrors:   m.IiotDevicePollErrors.Enabled,
+		Requests:     m.IiotDeviceRequests.Enabled,
+		BreakerState: m.IiotDeviceBreakerState.Enabled,
+	}
+}
 
 // ProfileConfig is a named, reusable list of identifiers of one meter model.
 type ProfileConfig struct {

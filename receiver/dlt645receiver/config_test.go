@@ -229,6 +229,10 @@ func TestConfigRoundTrip(t *testing.T) {
 			require.NoError(t, conf.Marshal(cfg))
 			back := createDefaultConfig().(*Config)
 			require.NoError(t, conf.Unmarshal(back))
+			assert.Equal(t, cfg.health(), back.health(), "metrics round-trip")
+			// The generated metric configs also note (unexported) that `enabled` was set, which
+			// marshalling does: compare the rest.
+			back.Metrics = cfg.Metrics
 			assert.Equal(t, cfg, back)
 		})
 	}

@@ -43,7 +43,7 @@ buses:
 	ms := &buses[0].meters[0]
 	rec := device.NewRecorder(ms.identity, device.RecorderSettings{
 		Scope:  device.Scope{Name: metadata.ScopeName, Version: "test"},
-		Health: device.NewDefaultHealthMetricsConfig(),
+		Health: device.AllHealthMetrics(),
 		Start:  time.Now(),
 	})
 	mp := newMeterPoller(ms, b, rec, poll.RealClock{}, zap.NewNop())

@@ -18,7 +18,7 @@ type dlt645Receiver struct {
 }
 
 func newReceiver(cfg *Config, set receiver.Settings) *dlt645Receiver {
-	return &dlt645Receiver{cfg: cfg, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings)}
+	return &dlt645Receiver{cfg: cfg, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}
 }
 
 // Start builds the buses and meter pollers and starts their schedules. It never touches a line:

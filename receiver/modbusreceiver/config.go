@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
 )
 
 // Protocol limits of one read (Modbus application protocol v1.1b3, 6.1–6.4).
@@ -24,8 +25,10 @@ const (
 
 // Config is the modbus receiver's configuration.
 type Config struct {
-	// Settings are the poll, breaker, traces and health-metric defaults of every device.
+	// Settings are the poll, breaker and traces defaults of every device.
 	device.Settings `mapstructure:",squash"`
+	// Metrics turns each metric of metadata.yaml (the iiot.device.* health metrics) on or off.
+	Metrics metadata.MetricsConfig `mapstructure:"metrics"`
 	// Requests are the default request-planning limits and device quirks; profiles and devices override them.
 	Requests RequestConfig `mapstructure:"requests"`
 	// ProfileFiles are YAML files holding `profiles:` maps, merged with Profiles (a name may be defined once).
@@ -37,6 +40,18 @@ type Config struct {
 }
 
 var _ confmap.Validator = (*Config)(nil)
+
+// health is which health metrics the `metrics` key enables, for the device recorders.
+func (c *Config) health() device.HealthMetrics {
+	m := c.Metrics
+	return device.HealthMetrics{
+		Up:           m.IiotDeviceUp.Enabled,
+		PollDuration: m.IiotDevicePollDuration.Enabled,
+		PollErrors:   m.IiotDevicePollErrors.Enabled,
+		Requests:     m.IiotDeviceRequests.Enabled,
+		BreakerState: m.IiotDeviceBreakerState.Enabled,
+	}
+}
 
 // RequestConfig bounds how fields are merged into reads, and holds per-device quirks. It is set at
 // three levels, receiver → profile → device: a key a level sets replaces the one above, 0 and false

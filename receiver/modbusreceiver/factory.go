@@ -23,7 +23,7 @@ func NewFactory() receiver.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	return &Config{Settings: device.NewDefaultSettings()}
+	return &Config{Settings: device.NewDefaultSettings(), Metrics: metadata.DefaultMetricsConfig()}
 }
 
 func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {

@@ -20,7 +20,7 @@ type modbusReceiver struct {
 }
 
 func newReceiver(cfg *Config, set receiver.Settings) (*modbusReceiver, error) {
-	return &modbusReceiver{cfg: cfg, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings)}, nil
+	return &modbusReceiver{cfg: cfg, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}, nil
 }
 
 // Start builds the connections and device pollers and starts their schedules. It never touches the

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/config/configopaque"
-	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
@@ -105,8 +104,11 @@ const (
 // Config is the configuration of one OPC UA server (one device).
 type Config struct {
 	// Settings: poll (interval = read interval in poll mode, heartbeat interval in subscribe mode; timeout,
-	// retries, jitter), breaker, traces, metrics (health metrics and this receiver's own metrics).
+	// retries, jitter), breaker, traces.
 	device.Settings `mapstructure:",squash"`
+	// Metrics turns each metric of metadata.yaml on or off: the iiot.device.* health metrics and this
+	// receiver's own opcua.* metrics.
+	Metrics metadata.MetricsConfig `mapstructure:"metrics"`
 
 	// Endpoint is the server's URL, opc.tcp://host:port[/path].
 	Endpoint string `mapstructure:"endpoint"`
@@ -153,10 +155,6 @@ type Config struct {
 	Groups []GroupConfig `mapstructure:"groups"`
 	// Browse collects the variables below a node at every (re)connect.
 	Browse []BrowseConfig `mapstructure:"browse"`
-
-	// ReceiverMetrics holds this receiver's own metrics (opcua.*), set from the `metrics` section
-	// next to the iiot.device.* health metrics.
-	ReceiverMetrics metadata.MetricsBuilderConfig `mapstructure:"-"`
 }
 
 // SecurityConfig chooses the secure channel and how the server is trusted.
@@ -331,41 +329,21 @@ func createDefaultConfig() *Config {
 				Deadband:  DeadbandConfig{Type: DeadbandNone},
 			},
 		},
-		ReceiverMetrics: metadata.NewDefaultMetricsBuilderConfig(),
+		Metrics: metadata.DefaultMetricsConfig(),
 	}
 }
 
-// Unmarshal splits the `metrics` section: iiot.device.* are the shared health metrics, the rest are this
-// receiver's own metrics from metadata.yaml.
-func (c *Config) Unmarshal(conf *confmap.Conf) error {
-	raw := conf.ToStringMap()
-	var own map[string]any
-	if m, ok := raw["metrics"].(map[string]any); ok {
-		health := map[string]any{}
-		own = map[string]any{}
-		for k, v := range m {
-			if strings.HasPrefix(k, "iiot.device.") {
-				health[k] = v
-			} else {
-				own[k] = v
-			}
-		}
-		raw["metrics"] = health
+// health is which health metrics the `metrics` key enables, for the device recorder.
+func (c *Config) health() device.HealthMetrics {
+	m := c.Metrics
+	return device.HealthMetrics{
+		Up:           m.IiotDeviceUp.Enabled,
+		PollDuration: m.IiotDevicePollDuration.Enabled,
+		PollErrors:   m.IiotDevicePollErrors.Enabled,
+		Requests:     m.IiotDeviceRequests.Enabled,
+		BreakerState: m.IiotDeviceBreakerState.Enabled,
 	}
-	// plainConfig has no Unmarshal method, so decoding it does not come back here.
-	type plainConfig Config
-	if err := confmap.NewFromStringMap(raw).Unmarshal((*plainConfig)(c)); err != nil {
-		return err
-	}
-	if len(own) > 0 {
-		if err := confmap.NewFromStringMap(map[string]any{"metrics": own}).Unmarshal(&c.ReceiverMetrics); err != nil {
-			return err
-		}
-	}
-	return nil
 }
-
-var _ confmap.Unmarshaler = (*Config)(nil)
 
 var (
 	metricNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.:/-]*$`)

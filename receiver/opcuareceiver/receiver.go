@@ -200,7 +200,7 @@ func (r *opcuaReceiver) start(host component.Host) error {
 		Attributes:   r.cfg.ResourceAttributes,
 	}, device.RecorderSettings{
 		Scope:   device.Scope{Name: metadata.ScopeName, Version: r.set.BuildInfo.Version},
-		Health:  r.cfg.Metrics,
+		Health:  r.cfg.health(),
 		Traces:  r.cfg.Traces,
 		Service: r.set.ID.String(),
 		Start:   now,
@@ -209,7 +209,9 @@ func (r *opcuaReceiver) start(host component.Host) error {
 	for _, s := range r.specs {
 		r.entry(s)
 	}
-	r.mb = metadata.NewMetricsBuilder(r.cfg.ReceiverMetrics, r.set, metadata.WithStartTime(pcommon.NewTimestampFromTime(now)))
+	// The builder writes only the opcua.* metrics: the recorder writes the health metrics.
+	mbc := metadata.MetricsBuilderConfig{Metrics: r.cfg.Metrics, ResourceAttributes: metadata.DefaultResourceAttributesConfig()}
+	r.mb = metadata.NewMetricsBuilder(mbc, r.set, metadata.WithStartTime(pcommon.NewTimestampFromTime(now)))
 	r.runner = device.NewRunner(r.rec, device.WithProbe(device.TargetFunc(r.poll), r.probe), r.cfg.Breaker, r.clock, r.logger, r.emit)
 	r.link = poll.NewLink(r.clock, 1, 0)
 	r.sched = poll.NewScheduler(r.clock, uint64(now.UnixNano()))

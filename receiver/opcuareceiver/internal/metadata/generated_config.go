@@ -6,7 +6,108 @@ import (
 	"fmt"
 
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/filter"
 )
+
+// IiotDeviceBreakerStateMetricConfig provides config for the iiot.device.breaker.state metric.
+type IiotDeviceBreakerStateMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *IiotDeviceBreakerStateMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// IiotDevicePollDurationMetricConfig provides config for the iiot.device.poll.duration metric.
+type IiotDevicePollDurationMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *IiotDevicePollDurationMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// IiotDevicePollErrorsMetricConfig provides config for the iiot.device.poll.errors metric.
+type IiotDevicePollErrorsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *IiotDevicePollErrorsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// IiotDeviceRequestsMetricConfig provides config for the iiot.device.requests metric.
+type IiotDeviceRequestsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *IiotDeviceRequestsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// IiotDeviceUpMetricConfig provides config for the iiot.device.up metric.
+type IiotDeviceUpMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *IiotDeviceUpMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
 
 // OpcuaCertificateRemainingValidityMetricAttributeKey specifies the key of an attribute for the opcua.certificate.remaining_validity metric.
 type OpcuaCertificateRemainingValidityMetricAttributeKey string
@@ -78,12 +179,32 @@ func (ms *OpcuaSessionsEstablishedMetricConfig) Unmarshal(parser *confmap.Conf) 
 
 // MetricsConfig provides config for opcua metrics.
 type MetricsConfig struct {
+	IiotDeviceBreakerState            IiotDeviceBreakerStateMetricConfig            `mapstructure:"iiot.device.breaker.state"`
+	IiotDevicePollDuration            IiotDevicePollDurationMetricConfig            `mapstructure:"iiot.device.poll.duration"`
+	IiotDevicePollErrors              IiotDevicePollErrorsMetricConfig              `mapstructure:"iiot.device.poll.errors"`
+	IiotDeviceRequests                IiotDeviceRequestsMetricConfig                `mapstructure:"iiot.device.requests"`
+	IiotDeviceUp                      IiotDeviceUpMetricConfig                      `mapstructure:"iiot.device.up"`
 	OpcuaCertificateRemainingValidity OpcuaCertificateRemainingValidityMetricConfig `mapstructure:"opcua.certificate.remaining_validity"`
 	OpcuaSessionsEstablished          OpcuaSessionsEstablishedMetricConfig          `mapstructure:"opcua.sessions.established"`
 }
 
 func DefaultMetricsConfig() MetricsConfig {
 	return MetricsConfig{
+		IiotDeviceBreakerState: IiotDeviceBreakerStateMetricConfig{
+			Enabled: true,
+		},
+		IiotDevicePollDuration: IiotDevicePollDurationMetricConfig{
+			Enabled: true,
+		},
+		IiotDevicePollErrors: IiotDevicePollErrorsMetricConfig{
+			Enabled: true,
+		},
+		IiotDeviceRequests: IiotDeviceRequestsMetricConfig{
+			Enabled: true,
+		},
+		IiotDeviceUp: IiotDeviceUpMetricConfig{
+			Enabled: true,
+		},
 		OpcuaCertificateRemainingValidity: OpcuaCertificateRemainingValidityMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
@@ -95,14 +216,71 @@ func DefaultMetricsConfig() MetricsConfig {
 	}
 }
 
+// ResourceAttributeConfig provides common config for a particular resource attribute.
+type ResourceAttributeConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Experimental: MetricsInclude defines a list of filters for attribute values.
+	// If the list is not empty, only metrics with matching resource attribute values will be emitted.
+	MetricsInclude []filter.Config `mapstructure:"metrics_include"`
+	// Experimental: MetricsExclude defines a list of filters for attribute values.
+	// If the list is not empty, metrics with matching resource attribute values will not be emitted.
+	// MetricsInclude has higher priority than MetricsExclude.
+	MetricsExclude []filter.Config `mapstructure:"metrics_exclude"`
+
+	enabledSetByUser bool
+}
+
+func (rac *ResourceAttributeConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+	err := parser.Unmarshal(rac)
+	if err != nil {
+		return err
+	}
+	rac.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// ResourceAttributesConfig provides config for opcua resource attributes.
+type ResourceAttributesConfig struct {
+	DeviceAddress      ResourceAttributeConfig `mapstructure:"device.address"`
+	DeviceID           ResourceAttributeConfig `mapstructure:"device.id"`
+	DeviceManufacturer ResourceAttributeConfig `mapstructure:"device.manufacturer"`
+	DeviceModelName    ResourceAttributeConfig `mapstructure:"device.model.name"`
+	DeviceProtocol     ResourceAttributeConfig `mapstructure:"device.protocol"`
+}
+
+func DefaultResourceAttributesConfig() ResourceAttributesConfig {
+	return ResourceAttributesConfig{
+		DeviceAddress: ResourceAttributeConfig{
+			Enabled: true,
+		},
+		DeviceID: ResourceAttributeConfig{
+			Enabled: true,
+		},
+		DeviceManufacturer: ResourceAttributeConfig{
+			Enabled: true,
+		},
+		DeviceModelName: ResourceAttributeConfig{
+			Enabled: true,
+		},
+		DeviceProtocol: ResourceAttributeConfig{
+			Enabled: true,
+		},
+	}
+}
+
 // MetricsBuilderConfig is a configuration for opcua metrics builder.
 type MetricsBuilderConfig struct {
-	Metrics MetricsConfig `mapstructure:"metrics"`
+	Metrics            MetricsConfig            `mapstructure:"metrics"`
+	ResourceAttributes ResourceAttributesConfig `mapstructure:"resource_attributes"`
 }
 
 func NewDefaultMetricsBuilderConfig() MetricsBuilderConfig {
 	return MetricsBuilderConfig{
-		Metrics: DefaultMetricsConfig(),
+		Metrics:            DefaultMetricsConfig(),
+		ResourceAttributes: DefaultResourceAttributesConfig(),
 	}
 }
 

@@ -26,6 +26,21 @@ func TestMetricsBuilderConfig(t *testing.T) {
 			name: "all_set",
 			want: MetricsBuilderConfig{
 				Metrics: MetricsConfig{
+					IiotDeviceBreakerState: IiotDeviceBreakerStateMetricConfig{
+						Enabled: true,
+					},
+					IiotDevicePollDuration: IiotDevicePollDurationMetricConfig{
+						Enabled: true,
+					},
+					IiotDevicePollErrors: IiotDevicePollErrorsMetricConfig{
+						Enabled: true,
+					},
+					IiotDeviceRequests: IiotDeviceRequestsMetricConfig{
+						Enabled: true,
+					},
+					IiotDeviceUp: IiotDeviceUpMetricConfig{
+						Enabled: true,
+					},
 					OpcuaCertificateRemainingValidity: OpcuaCertificateRemainingValidityMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
@@ -35,12 +50,34 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						Enabled: true,
 					},
 				},
+				ResourceAttributes: ResourceAttributesConfig{
+					DeviceAddress:      ResourceAttributeConfig{Enabled: true},
+					DeviceID:           ResourceAttributeConfig{Enabled: true},
+					DeviceManufacturer: ResourceAttributeConfig{Enabled: true},
+					DeviceModelName:    ResourceAttributeConfig{Enabled: true},
+					DeviceProtocol:     ResourceAttributeConfig{Enabled: true},
+				},
 			},
 		},
 		{
 			name: "none_set",
 			want: MetricsBuilderConfig{
 				Metrics: MetricsConfig{
+					IiotDeviceBreakerState: IiotDeviceBreakerStateMetricConfig{
+						Enabled: false,
+					},
+					IiotDevicePollDuration: IiotDevicePollDurationMetricConfig{
+						Enabled: false,
+					},
+					IiotDevicePollErrors: IiotDevicePollErrorsMetricConfig{
+						Enabled: false,
+					},
+					IiotDeviceRequests: IiotDeviceRequestsMetricConfig{
+						Enabled: false,
+					},
+					IiotDeviceUp: IiotDeviceUpMetricConfig{
+						Enabled: false,
+					},
 					OpcuaCertificateRemainingValidity: OpcuaCertificateRemainingValidityMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
@@ -50,17 +87,25 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						Enabled: false,
 					},
 				},
+				ResourceAttributes: ResourceAttributesConfig{
+					DeviceAddress:      ResourceAttributeConfig{Enabled: false},
+					DeviceID:           ResourceAttributeConfig{Enabled: false},
+					DeviceManufacturer: ResourceAttributeConfig{Enabled: false},
+					DeviceModelName:    ResourceAttributeConfig{Enabled: false},
+					DeviceProtocol:     ResourceAttributeConfig{Enabled: false},
+				},
 			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(OpcuaCertificateRemainingValidityMetricConfig{}, OpcuaSessionsEstablishedMetricConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(IiotDeviceBreakerStateMetricConfig{}, IiotDevicePollDurationMetricConfig{}, IiotDevicePollErrorsMetricConfig{}, IiotDeviceRequestsMetricConfig{}, IiotDeviceUpMetricConfig{}, OpcuaCertificateRemainingValidityMetricConfig{}, OpcuaSessionsEstablishedMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
 }
+
 func TestOpcuaCertificateRemainingValidityMetricsConfig_Validate(t *testing.T) {
 	cfg := DefaultMetricsConfig().OpcuaCertificateRemainingValidity
 	require.NoError(t, cfg.Validate())
@@ -80,5 +125,56 @@ func loadMetricsBuilderConfig(t *testing.T, name string) MetricsBuilderConfig {
 	require.NoError(t, err)
 	cfg := NewDefaultMetricsBuilderConfig()
 	require.NoError(t, sub.Unmarshal(&cfg, confmap.WithIgnoreUnused()))
+	return cfg
+}
+
+func TestResourceAttributesConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		want ResourceAttributesConfig
+	}{
+		{
+			name: "default",
+			want: DefaultResourceAttributesConfig(),
+		},
+		{
+			name: "all_set",
+			want: ResourceAttributesConfig{
+				DeviceAddress:      ResourceAttributeConfig{Enabled: true},
+				DeviceID:           ResourceAttributeConfig{Enabled: true},
+				DeviceManufacturer: ResourceAttributeConfig{Enabled: true},
+				DeviceModelName:    ResourceAttributeConfig{Enabled: true},
+				DeviceProtocol:     ResourceAttributeConfig{Enabled: true},
+			},
+		},
+		{
+			name: "none_set",
+			want: ResourceAttributesConfig{
+				DeviceAddress:      ResourceAttributeConfig{Enabled: false},
+				DeviceID:           ResourceAttributeConfig{Enabled: false},
+				DeviceManufacturer: ResourceAttributeConfig{Enabled: false},
+				DeviceModelName:    ResourceAttributeConfig{Enabled: false},
+				DeviceProtocol:     ResourceAttributeConfig{Enabled: false},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := loadResourceAttributesConfig(t, tt.name)
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(ResourceAttributeConfig{}))
+			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
+		})
+	}
+}
+
+func loadResourceAttributesConfig(t *testing.T, name string) ResourceAttributesConfig {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub(name)
+	require.NoError(t, err)
+	sub, err = sub.Sub("resource_attributes")
+	require.NoError(t, err)
+	cfg := DefaultResourceAttributesConfig()
+	require.NoError(t, sub.Unmarshal(&cfg))
 	return cfg
 }

@@ -4,6 +4,7 @@ package metadata
 
 import (
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/filter"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
@@ -17,6 +18,64 @@ const (
 	AggregationStrategyMin = "min"
 	AggregationStrategyMax = "max"
 )
+
+// AttributeErrorType specifies the value error.type attribute.
+type AttributeErrorType int
+
+const (
+	_ AttributeErrorType = iota
+	AttributeErrorTypeTimeout
+	AttributeErrorTypeConnection
+	AttributeErrorTypeException
+	AttributeErrorTypeBadStatus
+	AttributeErrorTypeUncertain
+	AttributeErrorTypeDecode
+	AttributeErrorTypeChecksum
+	AttributeErrorTypeProtocol
+	AttributeErrorTypeUnsupportedType
+	AttributeErrorTypeField
+)
+
+// String returns the string representation of the AttributeErrorType.
+func (av AttributeErrorType) String() string {
+	switch av {
+	case AttributeErrorTypeTimeout:
+		return "timeout"
+	case AttributeErrorTypeConnection:
+		return "connection"
+	case AttributeErrorTypeException:
+		return "exception"
+	case AttributeErrorTypeBadStatus:
+		return "bad_status"
+	case AttributeErrorTypeUncertain:
+		return "uncertain"
+	case AttributeErrorTypeDecode:
+		return "decode"
+	case AttributeErrorTypeChecksum:
+		return "checksum"
+	case AttributeErrorTypeProtocol:
+		return "protocol"
+	case AttributeErrorTypeUnsupportedType:
+		return "unsupported_type"
+	case AttributeErrorTypeField:
+		return "field"
+	}
+	return ""
+}
+
+// MapAttributeErrorType is a helper map of string to AttributeErrorType attribute value.
+var MapAttributeErrorType = map[string]AttributeErrorType{
+	"timeout":          AttributeErrorTypeTimeout,
+	"connection":       AttributeErrorTypeConnection,
+	"exception":        AttributeErrorTypeException,
+	"bad_status":       AttributeErrorTypeBadStatus,
+	"uncertain":        AttributeErrorTypeUncertain,
+	"decode":           AttributeErrorTypeDecode,
+	"checksum":         AttributeErrorTypeChecksum,
+	"protocol":         AttributeErrorTypeProtocol,
+	"unsupported_type": AttributeErrorTypeUnsupportedType,
+	"field":            AttributeErrorTypeField,
+}
 
 // AttributeOpcuaCertificateRole specifies the value opcua.certificate.role attribute.
 type AttributeOpcuaCertificateRole int
@@ -45,6 +104,22 @@ var MapAttributeOpcuaCertificateRole = map[string]AttributeOpcuaCertificateRole{
 }
 
 var MetricsInfo = metricsInfo{
+	IiotDeviceBreakerState: metricInfo{
+		Name: "iiot.device.breaker.state",
+	},
+	IiotDevicePollDuration: metricInfo{
+		Name: "iiot.device.poll.duration",
+	},
+	IiotDevicePollErrors: metricInfo{
+		Name:       "iiot.device.poll.errors",
+		Attributes: []string{"error.type"},
+	},
+	IiotDeviceRequests: metricInfo{
+		Name: "iiot.device.requests",
+	},
+	IiotDeviceUp: metricInfo{
+		Name: "iiot.device.up",
+	},
 	OpcuaCertificateRemainingValidity: metricInfo{
 		Name:       "opcua.certificate.remaining_validity",
 		Attributes: []string{"opcua.certificate.role"},
@@ -55,6 +130,11 @@ var MetricsInfo = metricsInfo{
 }
 
 type metricsInfo struct {
+	IiotDeviceBreakerState            metricInfo
+	IiotDevicePollDuration            metricInfo
+	IiotDevicePollErrors              metricInfo
+	IiotDeviceRequests                metricInfo
+	IiotDeviceUp                      metricInfo
 	OpcuaCertificateRemainingValidity metricInfo
 	OpcuaSessionsEstablished          metricInfo
 }
@@ -62,6 +142,262 @@ type metricsInfo struct {
 type metricInfo struct {
 	Name       string
 	Attributes []string
+}
+
+type metricIiotDeviceBreakerState struct {
+	data     pmetric.Metric                     // data buffer for generated metric.
+	config   IiotDeviceBreakerStateMetricConfig // metric config provided by user.
+	capacity int                                // max observed number of data points added to the metric.
+}
+
+// init fills iiot.device.breaker.state metric with initial data.
+func (m *metricIiotDeviceBreakerState) init() {
+	m.data.SetName("iiot.device.breaker.state")
+	m.data.SetDescription("State of the device's circuit breaker (0 closed, 1 half-open, 2 open).")
+	m.data.SetUnit("{state}")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricIiotDeviceBreakerState) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricIiotDeviceBreakerState) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricIiotDeviceBreakerState) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricIiotDeviceBreakerState(cfg IiotDeviceBreakerStateMetricConfig) metricIiotDeviceBreakerState {
+	m := metricIiotDeviceBreakerState{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricIiotDevicePollDuration struct {
+	data     pmetric.Metric                     // data buffer for generated metric.
+	config   IiotDevicePollDurationMetricConfig // metric config provided by user.
+	capacity int                                // max observed number of data points added to the metric.
+}
+
+// init fills iiot.device.poll.duration metric with initial data.
+func (m *metricIiotDevicePollDuration) init() {
+	m.data.SetName("iiot.device.poll.duration")
+	m.data.SetDescription("Wall time of the last poll of the device.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricIiotDevicePollDuration) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetDoubleValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricIiotDevicePollDuration) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricIiotDevicePollDuration) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricIiotDevicePollDuration(cfg IiotDevicePollDurationMetricConfig) metricIiotDevicePollDuration {
+	m := metricIiotDevicePollDuration{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricIiotDevicePollErrors struct {
+	data     pmetric.Metric                   // data buffer for generated metric.
+	config   IiotDevicePollErrorsMetricConfig // metric config provided by user.
+	capacity int                              // max observed number of data points added to the metric.
+}
+
+// init fills iiot.device.poll.errors metric with initial data.
+func (m *metricIiotDevicePollErrors) init() {
+	m.data.SetName("iiot.device.poll.errors")
+	m.data.SetDescription("Failed requests and readings of the device since the receiver started, by kind.")
+	m.data.SetUnit("{error}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricIiotDevicePollErrors) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, errorTypeAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("error.type", errorTypeAttributeValue)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricIiotDevicePollErrors) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricIiotDevicePollErrors) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricIiotDevicePollErrors(cfg IiotDevicePollErrorsMetricConfig) metricIiotDevicePollErrors {
+	m := metricIiotDevicePollErrors{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricIiotDeviceRequests struct {
+	data     pmetric.Metric                 // data buffer for generated metric.
+	config   IiotDeviceRequestsMetricConfig // metric config provided by user.
+	capacity int                            // max observed number of data points added to the metric.
+}
+
+// init fills iiot.device.requests metric with initial data.
+func (m *metricIiotDeviceRequests) init() {
+	m.data.SetName("iiot.device.requests")
+	m.data.SetDescription("Protocol requests sent to the device since the receiver started, retries included.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricIiotDeviceRequests) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricIiotDeviceRequests) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricIiotDeviceRequests) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricIiotDeviceRequests(cfg IiotDeviceRequestsMetricConfig) metricIiotDeviceRequests {
+	m := metricIiotDeviceRequests{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricIiotDeviceUp struct {
+	data     pmetric.Metric           // data buffer for generated metric.
+	config   IiotDeviceUpMetricConfig // metric config provided by user.
+	capacity int                      // max observed number of data points added to the metric.
+}
+
+// init fills iiot.device.up metric with initial data.
+func (m *metricIiotDeviceUp) init() {
+	m.data.SetName("iiot.device.up")
+	m.data.SetDescription("1 if the device answered its last poll, 0 if it did not (or its breaker is open).")
+	m.data.SetUnit("")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricIiotDeviceUp) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricIiotDeviceUp) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricIiotDeviceUp) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricIiotDeviceUp(cfg IiotDeviceUpMetricConfig) metricIiotDeviceUp {
+	m := metricIiotDeviceUp{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
 }
 
 type metricOpcuaCertificateRemainingValidity struct {
@@ -213,6 +549,13 @@ type MetricsBuilder struct {
 	metricsCapacity                         int                  // maximum observed number of metrics per resource.
 	metricsBuffer                           pmetric.Metrics      // accumulates metrics data before emitting.
 	buildInfo                               component.BuildInfo  // contains version information.
+	resourceAttributeIncludeFilter          map[string]filter.Filter
+	resourceAttributeExcludeFilter          map[string]filter.Filter
+	metricIiotDeviceBreakerState            metricIiotDeviceBreakerState
+	metricIiotDevicePollDuration            metricIiotDevicePollDuration
+	metricIiotDevicePollErrors              metricIiotDevicePollErrors
+	metricIiotDeviceRequests                metricIiotDeviceRequests
+	metricIiotDeviceUp                      metricIiotDeviceUp
 	metricOpcuaCertificateRemainingValidity metricOpcuaCertificateRemainingValidity
 	metricOpcuaSessionsEstablished          metricOpcuaSessionsEstablished
 }
@@ -240,14 +583,56 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		startTime:                               pcommon.NewTimestampFromTime(time.Now()),
 		metricsBuffer:                           pmetric.NewMetrics(),
 		buildInfo:                               settings.BuildInfo,
+		metricIiotDeviceBreakerState:            newMetricIiotDeviceBreakerState(mbc.Metrics.IiotDeviceBreakerState),
+		metricIiotDevicePollDuration:            newMetricIiotDevicePollDuration(mbc.Metrics.IiotDevicePollDuration),
+		metricIiotDevicePollErrors:              newMetricIiotDevicePollErrors(mbc.Metrics.IiotDevicePollErrors),
+		metricIiotDeviceRequests:                newMetricIiotDeviceRequests(mbc.Metrics.IiotDeviceRequests),
+		metricIiotDeviceUp:                      newMetricIiotDeviceUp(mbc.Metrics.IiotDeviceUp),
 		metricOpcuaCertificateRemainingValidity: newMetricOpcuaCertificateRemainingValidity(mbc.Metrics.OpcuaCertificateRemainingValidity),
 		metricOpcuaSessionsEstablished:          newMetricOpcuaSessionsEstablished(mbc.Metrics.OpcuaSessionsEstablished),
+		resourceAttributeIncludeFilter:          make(map[string]filter.Filter),
+		resourceAttributeExcludeFilter:          make(map[string]filter.Filter),
+	}
+	if mbc.ResourceAttributes.DeviceAddress.MetricsInclude != nil {
+		mb.resourceAttributeIncludeFilter["device.address"] = filter.CreateFilter(mbc.ResourceAttributes.DeviceAddress.MetricsInclude)
+	}
+	if mbc.ResourceAttributes.DeviceAddress.MetricsExclude != nil {
+		mb.resourceAttributeExcludeFilter["device.address"] = filter.CreateFilter(mbc.ResourceAttributes.DeviceAddress.MetricsExclude)
+	}
+	if mbc.ResourceAttributes.DeviceID.MetricsInclude != nil {
+		mb.resourceAttributeIncludeFilter["device.id"] = filter.CreateFilter(mbc.ResourceAttributes.DeviceID.MetricsInclude)
+	}
+	if mbc.ResourceAttributes.DeviceID.MetricsExclude != nil {
+		mb.resourceAttributeExcludeFilter["device.id"] = filter.CreateFilter(mbc.ResourceAttributes.DeviceID.MetricsExclude)
+	}
+	if mbc.ResourceAttributes.DeviceManufacturer.MetricsInclude != nil {
+		mb.resourceAttributeIncludeFilter["device.manufacturer"] = filter.CreateFilter(mbc.ResourceAttributes.DeviceManufacturer.MetricsInclude)
+	}
+	if mbc.ResourceAttributes.DeviceManufacturer.MetricsExclude != nil {
+		mb.resourceAttributeExcludeFilter["device.manufacturer"] = filter.CreateFilter(mbc.ResourceAttributes.DeviceManufacturer.MetricsExclude)
+	}
+	if mbc.ResourceAttributes.DeviceModelName.MetricsInclude != nil {
+		mb.resourceAttributeIncludeFilter["device.model.name"] = filter.CreateFilter(mbc.ResourceAttributes.DeviceModelName.MetricsInclude)
+	}
+	if mbc.ResourceAttributes.DeviceModelName.MetricsExclude != nil {
+		mb.resourceAttributeExcludeFilter["device.model.name"] = filter.CreateFilter(mbc.ResourceAttributes.DeviceModelName.MetricsExclude)
+	}
+	if mbc.ResourceAttributes.DeviceProtocol.MetricsInclude != nil {
+		mb.resourceAttributeIncludeFilter["device.protocol"] = filter.CreateFilter(mbc.ResourceAttributes.DeviceProtocol.MetricsInclude)
+	}
+	if mbc.ResourceAttributes.DeviceProtocol.MetricsExclude != nil {
+		mb.resourceAttributeExcludeFilter["device.protocol"] = filter.CreateFilter(mbc.ResourceAttributes.DeviceProtocol.MetricsExclude)
 	}
 
 	for _, op := range options {
 		op.apply(mb)
 	}
 	return mb
+}
+
+// NewResourceBuilder returns a new resource builder that should be used to build a resource associated with for the emitted metrics.
+func (mb *MetricsBuilder) NewResourceBuilder() *ResourceBuilder {
+	return NewResourceBuilder(mb.config.ResourceAttributes)
 }
 
 // updateCapacity updates max length of metrics and resource attributes that will be used for the slice capacity.
@@ -307,11 +692,26 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	ils.Scope().SetName(ScopeName)
 	ils.Scope().SetVersion(mb.buildInfo.Version)
 	ils.Metrics().EnsureCapacity(mb.metricsCapacity)
+	mb.metricIiotDeviceBreakerState.emit(ils.Metrics())
+	mb.metricIiotDevicePollDuration.emit(ils.Metrics())
+	mb.metricIiotDevicePollErrors.emit(ils.Metrics())
+	mb.metricIiotDeviceRequests.emit(ils.Metrics())
+	mb.metricIiotDeviceUp.emit(ils.Metrics())
 	mb.metricOpcuaCertificateRemainingValidity.emit(ils.Metrics())
 	mb.metricOpcuaSessionsEstablished.emit(ils.Metrics())
 
 	for _, op := range options {
 		op.apply(rm)
+	}
+	for attr, filter := range mb.resourceAttributeIncludeFilter {
+		if val, ok := rm.Resource().Attributes().Get(attr); ok && !filter.Matches(val.AsString()) {
+			return
+		}
+	}
+	for attr, filter := range mb.resourceAttributeExcludeFilter {
+		if val, ok := rm.Resource().Attributes().Get(attr); ok && filter.Matches(val.AsString()) {
+			return
+		}
 	}
 
 	if ils.Metrics().Len() > 0 {
@@ -328,6 +728,31 @@ func (mb *MetricsBuilder) Emit(options ...ResourceMetricsOption) pmetric.Metrics
 	metrics := mb.metricsBuffer
 	mb.metricsBuffer = pmetric.NewMetrics()
 	return metrics
+}
+
+// RecordIiotDeviceBreakerStateDataPoint adds a data point to iiot.device.breaker.state metric.
+func (mb *MetricsBuilder) RecordIiotDeviceBreakerStateDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricIiotDeviceBreakerState.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordIiotDevicePollDurationDataPoint adds a data point to iiot.device.poll.duration metric.
+func (mb *MetricsBuilder) RecordIiotDevicePollDurationDataPoint(ts pcommon.Timestamp, val float64) {
+	mb.metricIiotDevicePollDuration.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordIiotDevicePollErrorsDataPoint adds a data point to iiot.device.poll.errors metric.
+func (mb *MetricsBuilder) RecordIiotDevicePollErrorsDataPoint(ts pcommon.Timestamp, val int64, errorTypeAttributeValue AttributeErrorType) {
+	mb.metricIiotDevicePollErrors.recordDataPoint(mb.startTime, ts, val, errorTypeAttributeValue.String())
+}
+
+// RecordIiotDeviceRequestsDataPoint adds a data point to iiot.device.requests metric.
+func (mb *MetricsBuilder) RecordIiotDeviceRequestsDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricIiotDeviceRequests.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordIiotDeviceUpDataPoint adds a data point to iiot.device.up metric.
+func (mb *MetricsBuilder) RecordIiotDeviceUpDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricIiotDeviceUp.recordDataPoint(mb.startTime, ts, val)
 }
 
 // RecordOpcuaCertificateRemainingValidityDataPoint adds a data point to opcua.certificate.remaining_validity metric.

@@ -48,6 +48,15 @@ func TestMetricsBuilder(t *testing.T) {
 			resAttrsSet: testDataSetNone,
 			expectEmpty: true,
 		},
+		{
+			name:        "filter_set_include",
+			resAttrsSet: testDataSetAll,
+		},
+		{
+			name:        "filter_set_exclude",
+			resAttrsSet: testDataSetAll,
+			expectEmpty: true,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,6 +78,21 @@ func TestMetricsBuilder(t *testing.T) {
 			allMetricsCount := 0
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordIiotDeviceBreakerStateDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordIiotDevicePollDurationDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordIiotDevicePollErrorsDataPoint(ts, 1, AttributeErrorTypeTimeout)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordIiotDeviceRequestsDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordIiotDeviceUpDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordOpcuaCertificateRemainingValidityDataPoint(ts, 1, AttributeOpcuaCertificateRoleClient)
 			if tt.name == "reaggregate_set" {
 				mb.RecordOpcuaCertificateRemainingValidityDataPoint(ts, 3, AttributeOpcuaCertificateRoleServer)
@@ -77,7 +101,13 @@ func TestMetricsBuilder(t *testing.T) {
 			allMetricsCount++
 			mb.RecordOpcuaSessionsEstablishedDataPoint(ts, 1)
 
-			res := pcommon.NewResource()
+			rb := mb.NewResourceBuilder()
+			rb.SetDeviceAddress("device.address-val")
+			rb.SetDeviceID("device.id-val")
+			rb.SetDeviceManufacturer("device.manufacturer-val")
+			rb.SetDeviceModelName("device.model.name-val")
+			rb.SetDeviceProtocolOpcua()
+			res := rb.Emit()
 			metrics := mb.Emit(WithResource(res))
 			if tt.name == "reaggregate_set" {
 				assert.Empty(t, mb.metricOpcuaCertificateRemainingValidity.aggDataPoints)
@@ -108,6 +138,73 @@ func TestMetricsBuilder(t *testing.T) {
 			validatedMetrics := make(map[string]bool)
 			for _, mi := range allMetricsList {
 				switch mi.Name() {
+				case "iiot.device.breaker.state":
+					assert.False(t, validatedMetrics["iiot.device.breaker.state"], "Found a duplicate in the metrics slice: iiot.device.breaker.state")
+					validatedMetrics["iiot.device.breaker.state"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+					assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+					assert.Equal(t, "State of the device's circuit breaker (0 closed, 1 half-open, 2 open).", mi.Description())
+					assert.Equal(t, "{state}", mi.Unit())
+					dp := mi.Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+				case "iiot.device.poll.duration":
+					assert.False(t, validatedMetrics["iiot.device.poll.duration"], "Found a duplicate in the metrics slice: iiot.device.poll.duration")
+					validatedMetrics["iiot.device.poll.duration"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+					assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+					assert.Equal(t, "Wall time of the last poll of the device.", mi.Description())
+					assert.Equal(t, "s", mi.Unit())
+					dp := mi.Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+					assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+				case "iiot.device.poll.errors":
+					assert.False(t, validatedMetrics["iiot.device.poll.errors"], "Found a duplicate in the metrics slice: iiot.device.poll.errors")
+					validatedMetrics["iiot.device.poll.errors"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "Failed requests and readings of the device since the receiver started, by kind.", mi.Description())
+					assert.Equal(t, "{error}", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+					errorTypeAttrVal, ok := dp.Attributes().Get("error.type")
+					assert.True(t, ok)
+					assert.Equal(t, "timeout", errorTypeAttrVal.Str())
+				case "iiot.device.requests":
+					assert.False(t, validatedMetrics["iiot.device.requests"], "Found a duplicate in the metrics slice: iiot.device.requests")
+					validatedMetrics["iiot.device.requests"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "Protocol requests sent to the device since the receiver started, retries included.", mi.Description())
+					assert.Equal(t, "{request}", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+				case "iiot.device.up":
+					assert.False(t, validatedMetrics["iiot.device.up"], "Found a duplicate in the metrics slice: iiot.device.up")
+					validatedMetrics["iiot.device.up"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+					assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+					assert.Equal(t, "1 if the device answered its last poll, 0 if it did not (or its breaker is open).", mi.Description())
+					assert.Empty(t, mi.Unit())
+					dp := mi.Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
 				case "opcua.certificate.remaining_validity":
 					if tt.name != "reaggregate_set" {
 						assert.False(t, validatedMetrics["opcua.certificate.remaining_validity"], "Found a duplicate in the metrics slice: opcua.certificate.remaining_validity")
