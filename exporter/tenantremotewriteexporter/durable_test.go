@@ -60,7 +60,9 @@ func TestRetriesAreNotCountedAsFailed(t *testing.T) {
 		point{res: res("a"), name: "w", ms: 1000, value: 2},
 	)))
 	require.Eventually(t, func() bool { return len(srv.samples("a", "v")) == 1 }, waitFor, tick)
-	require.Eventually(t, func() bool { return exporterPoints(t, tel, "otelcol_exporter_sent_metric_points")["tenantremotewrite/test[a]"] == 2 }, waitFor, tick)
+	require.Eventually(t, func() bool {
+		return exporterPoints(t, tel, "otelcol_exporter_sent_metric_points")["tenantremotewrite/test[a]"] == 2
+	}, waitFor, tick)
 
 	assert.GreaterOrEqual(t, attempts.Load(), int32(4))
 	assert.Equal(t, map[string]int64{"tenantremotewrite/test[a]": 2}, exporterPoints(t, tel, "otelcol_exporter_sent_metric_points"),
