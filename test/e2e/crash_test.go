@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -432,4 +434,44 @@ func mapKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// A sending_queue::storage naming an extension that is not in service::extensions. `validate`
+// builds the pipelines without the extensions, so it cannot see this (at v0.159 it passes); the
+// start must then fail at once and say which line to add, not leave systemd guessing in a
+// restart loop.
+func TestStorageExtensionNotEnabled(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+extensions:
+  file_storage:
+    directory: %s
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+exporters:
+  tenantremotewrite:
+    endpoint: http://127.0.0.1:%d/api/v1/write
+    sending_queue:
+      storage: file_storage
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [tenantremotewrite]
+`, dir, freePort(t), freePort(t))
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+
+	out, err := runCollectorCommand(t, "validate", "--config="+path)
+	t.Logf("validate: err=%v %s", err, out)
+
+	out, err = runCollectorCommand(t, "--config="+path)
+	require.Error(t, err, "the collector must not start")
+	assert.Contains(t, out, `failed to start "tenantremotewrite" exporter: tenantremotewrite: sending_queue::storage: extension "file_storage" is not enabled: add it to service::extensions`)
 }
