@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter/internal/metadata"
 )
@@ -92,6 +93,27 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "no_way_to_tell",
 			errs: []string{"endpoint: required", "tenant::header: empty and endpoint has no {tenant}"},
+		},
+		{
+			name: "batched",
+			check: func(t *testing.T, cfg *Config) {
+				q := cfg.QueueConfig.Get()
+				assert.Equal(t, &storageID, q.StorageID)
+				assert.Equal(t, exporterhelper.RequestSizerTypeBytes, q.Sizer)
+				assert.Equal(t, int64(268435456), q.QueueSize)
+				require.True(t, q.Batch.HasValue(), "batch: enables batching in the queue")
+				assert.Equal(t, exporterhelper.BatchConfig{FlushTimeout: 5 * time.Second, Sizer: exporterhelper.RequestSizerTypeItems, MinSize: 2048, MaxSize: 8192}, *q.Batch.Get())
+			},
+		},
+		{
+			name: "batch_inherits_sizer",
+			check: func(t *testing.T, cfg *Config) {
+				q := cfg.QueueConfig.Get()
+				require.True(t, q.Batch.HasValue())
+				assert.Equal(t, exporterhelper.RequestSizerTypeBytes, q.Batch.Get().Sizer)
+				assert.Equal(t, int64(100000), q.Batch.Get().MinSize)
+				assert.Positive(t, q.Batch.Get().FlushTimeout, "defaults fill what is not set")
+			},
 		},
 		{
 			name:      "typo",

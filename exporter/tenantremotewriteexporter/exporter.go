@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/pipeline"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -52,7 +53,8 @@ type tenantExporter struct {
 	telemetry  *metadata.TelemetryBuilder
 
 	mu        sync.RWMutex
-	host      component.Host // host for the pipelines (storage wrapped); nil before Start
+	host      component.Host    // host for the pipelines (storage wrapped); nil before Start
+	storage   storage.Extension // of the persistent queues; nil without
 	started   bool
 	stopped   bool
 	pipelines map[string]exporter.Metrics
@@ -120,6 +122,11 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	innerSet := e.set
 	innerSet.ID = component.NewIDWithName(e.prwFactory.Type(), id.String())
 	innerSet.Logger = logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietCore{Core: c} }))
+	// The inner exporter sees every attempt: its otelcol_exporter_send_failed_* would count each
+	// retried 5xx although the request stays queued and is delivered later. Only the outer
+	// (per-tenant) exporterhelper's counters tell what was sent and what was lost, so the inner
+	// one publishes none.
+	innerSet.MeterProvider = noopmetric.NewMeterProvider()
 	sender, err := e.prwFactory.CreateMetrics(ctx, innerSet, &inner)
 	if err != nil {
 		return nil, fmt.Errorf("tenantremotewrite: remote-write client for tenant %q: %w", tenant, err)
@@ -128,6 +135,9 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	outerSet := e.set
 	outerSet.ID = id
 	outerSet.Logger = logger
+	if e.persistent() {
+		outerSet.Logger = logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return keptCore{Core: c} }))
+	}
 	return exporterhelper.NewMetrics(ctx, outerSet, e.cfg, sender.ConsumeMetrics,
 		exporterhelper.WithQueue(e.cfg.QueueConfig),
 		exporterhelper.WithRetry(e.cfg.BackOffConfig),
@@ -138,15 +148,33 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	)
 }
 
+// persistent tells whether the sending queues are on disk.
+func (e *tenantExporter) persistent() bool {
+	return e.cfg.QueueConfig.HasValue() && e.cfg.QueueConfig.Get().StorageID != nil
+}
+
 // storageExtension returns the storage extension of the persistent queue, nil without one.
 func (e *tenantExporter) storageExtension(host component.Host) (component.ID, storage.Extension, error) {
-	if !e.cfg.QueueConfig.HasValue() || e.cfg.QueueConfig.Get().StorageID == nil {
+	if !e.persistent() {
 		return component.ID{}, nil, nil
 	}
 	id := *e.cfg.QueueConfig.Get().StorageID
 	ext, ok := host.GetExtensions()[id]
 	if !ok {
-		return id, nil, fmt.Errorf("tenantremotewrite: sending_queue::storage: extension %q not found (add it to service::extensions)", id)
+		// `validate` cannot catch this: it builds the pipelines without the extensions, so the
+		// start error has to say exactly what to change.
+		var enabled []string
+		for eid, c := range host.GetExtensions() {
+			if _, ok := c.(storage.Extension); ok {
+				enabled = append(enabled, eid.String())
+			}
+		}
+		slices.Sort(enabled)
+		have := "none"
+		if len(enabled) > 0 {
+			have = strings.Join(enabled, ", ")
+		}
+		return id, nil, fmt.Errorf("tenantremotewrite: sending_queue::storage: extension %q is not enabled: add it to service::extensions (and define it under extensions: if it is not; enabled storage extensions: %s)", id, have)
 	}
 	se, ok := ext.(storage.Extension)
 	if !ok {
@@ -171,6 +199,7 @@ func (e *tenantExporter) Start(ctx context.Context, host component.Host) error {
 		return errShutdown
 	}
 	e.host = pipeHost
+	e.storage = ext
 	e.started = true
 	if e.single != nil {
 		return e.single.Start(ctx, pipeHost)
@@ -421,13 +450,16 @@ func (e *tenantExporter) Shutdown(ctx context.Context) error {
 	}
 	e.stopped = true
 	pipes := make([]exporter.Metrics, 0, len(e.pipelines)+1)
+	tenants := make([]string, 0, len(e.pipelines)+1)
 	for _, t := range e.order {
 		pipes = append(pipes, e.pipelines[t])
+		tenants = append(tenants, t)
 	}
 	if e.single != nil {
 		pipes = append(pipes, e.single)
+		tenants = append(tenants, "")
 	}
-	index := e.index
+	index, ext := e.index, e.storage
 	e.mu.Unlock()
 
 	errs := make([]error, len(pipes))
@@ -436,6 +468,9 @@ func (e *tenantExporter) Shutdown(ctx context.Context) error {
 		wg.Go(func() { errs[i] = p.Shutdown(ctx) })
 	}
 	wg.Wait()
+	if ext != nil {
+		e.logKept(ctx, ext, tenants)
+	}
 	if n := len(pipes); e.single == nil && n > 0 {
 		e.telemetry.ExporterTenantremotewriteTenants.Add(ctx, -int64(n))
 	}
@@ -444,6 +479,28 @@ func (e *tenantExporter) Shutdown(ctx context.Context) error {
 	}
 	e.telemetry.Shutdown()
 	return errors.Join(errs...)
+}
+
+// logKept says, per pipeline, how many requests its persistent queue keeps for the next start,
+// so that the exporterhelper's shutdown messages are not mistaken for loss.
+func (e *tenantExporter) logKept(ctx context.Context, ext storage.Extension, tenants []string) {
+	for _, t := range tenants {
+		id := e.set.ID
+		if e.tenant != nil {
+			id = pipelineID(e.set.ID, t)
+		}
+		n, err := queuePending(ctx, ext, id)
+		switch {
+		case err != nil:
+			e.set.Logger.Warn("Cannot read what the persistent queue keeps", zap.String("tenant", t), zap.Error(err))
+		case n > 0:
+			fields := []zap.Field{zap.Uint64("queued_requests", n)}
+			if e.tenant != nil {
+				fields = append(fields, zap.String("tenant", t))
+			}
+			e.set.Logger.Info("The persistent queue keeps unsent requests on disk; they are sent after the next start", fields...)
+		}
+	}
 }
 
 // resourcePoints counts the data points of one resource.
@@ -469,6 +526,58 @@ func resourcePoints(rm pmetric.ResourceMetrics) int {
 		}
 	}
 	return n
+}
+
+// keptCore rewrites the exporterhelper's "Exporting failed. Dropping data." for a request that
+// was interrupted by shutdown: with a persistent queue nothing is dropped, the queue keeps the
+// request and sends it after the next start. Other failures (permanent errors) stay errors.
+type keptCore struct {
+	zapcore.Core
+}
+
+const (
+	msgDropping    = "Exporting failed. Dropping data."
+	msgKept        = "Sending interrupted by shutdown; the persistent queue keeps the request and sends it after the next start"
+	shutdownPrefix = "interrupted due to shutdown: " // exporterhelper's shutdown error (internal/experr)
+)
+
+func (c keptCore) With(fields []zapcore.Field) zapcore.Core {
+	return keptCore{Core: c.Core.With(fields)}
+}
+
+func (c keptCore) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if strings.HasPrefix(ent.Message, msgDropping) {
+		// decided in Write, where the error is known
+		return ce.AddCore(ent, c)
+	}
+	return c.Core.Check(ent, ce)
+}
+
+func (c keptCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
+	if strings.HasPrefix(ent.Message, msgDropping) && interruptedByShutdown(fields) {
+		ent.Level, ent.Message, ent.Stack = zapcore.InfoLevel, msgKept, ""
+		out := make([]zapcore.Field, 0, len(fields))
+		for _, f := range fields {
+			if f.Key == "dropped_items" {
+				f.Key = "kept_items"
+			}
+			out = append(out, f)
+		}
+		fields = out
+	}
+	if !c.Core.Enabled(ent.Level) {
+		return nil
+	}
+	return c.Core.Write(ent, fields)
+}
+
+func interruptedByShutdown(fields []zapcore.Field) bool {
+	for _, f := range fields {
+		if err, ok := f.Interface.(error); ok && f.Type == zapcore.ErrorType && strings.HasPrefix(err.Error(), shutdownPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // quietCore filters the underlying exporter's logs: it drops its advice to enable a sending

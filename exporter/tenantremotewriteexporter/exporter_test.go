@@ -358,7 +358,7 @@ func TestStorageExtensionMissing(t *testing.T) {
 	exp, err := NewFactory().CreateMetrics(context.Background(), exportertestSettings(), cfg)
 	require.NoError(t, err)
 	err = exp.Start(context.Background(), componenttest.NewNopHost())
-	require.ErrorContains(t, err, `sending_queue::storage: extension "file_storage" not found`)
+	require.ErrorContains(t, err, `sending_queue::storage: extension "file_storage" is not enabled: add it to service::extensions (and define it under extensions: if it is not; enabled storage extensions: none)`)
 	require.NoError(t, exp.Shutdown(context.Background()))
 }
 
