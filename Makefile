@@ -12,7 +12,7 @@ BUILD       := $(CURDIR)/_build
 BINARY      := $(BUILD)/otelcol-iiot
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath
 # python3-serial-asyncio is only a Recommends of python3-pymodbus, but pymodbus.server imports it.
-APT_PKGS    := prometheus socat python3-pymodbus python3-serial-asyncio
+APT_PKGS    := prometheus socat python3-pymodbus python3-serial-asyncio lintian rpm
 E2E_TIMEOUT ?= 50m
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -101,7 +101,7 @@ unit:
 e2e: deps build build-gateway
 	OTELCOL_IIOT_BINARY=$(BINARY) OTELCOL_IIOT_GATEWAY_BINARY=$(GATEWAY) $(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) ./test/e2e/...
 
-test: deps fmt-check vet staticcheck rules-check check-generated unit e2e
+test: deps fmt-check vet staticcheck rules-check check-generated unit e2e package-test
 
 # Prometheus rules of the edge distribution: syntax (promtool check) and unit tests (promtool test).
 RULES_DIR := distributions/otelcol-iiot/prometheus
