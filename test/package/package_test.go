@@ -242,6 +242,18 @@ func TestDebInstall(t *testing.T) {
 	es := expectedEntries(t)
 	t.Run("files", func(t *testing.T) { checkEntries(t, es) })
 
+	t.Run("nothing else", func(t *testing.T) {
+		known := map[string]bool{}
+		for _, e := range es {
+			known[e.path] = true
+		}
+		for _, p := range strings.Split(strings.TrimSpace(run(t, "dpkg", "-L", pkgName)), "\n") {
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() { // Stat: /lib is a symlink on merged-/usr systems
+				require.True(t, known[p], "%s is installed but not expected by this test", p)
+			}
+		}
+	})
+
 	t.Run("conffiles", func(t *testing.T) {
 		out := run(t, "dpkg-query", "-W", "-f=${Conffiles}", pkgName)
 		var conf []string
