@@ -105,6 +105,7 @@ func TestDockerfiles(t *testing.T) {
 func checkDockerfile(t *testing.T, dist string) {
 	path := filepath.Join(repoRoot, "distributions", dist, "packaging", "Dockerfile")
 	ins := parseDockerfile(t, path)
+	ignored := dockerignore(t, path+".dockerignore")
 
 	// Stages, and the instructions of the last (runtime) one.
 	stages := map[string]bool{}
@@ -153,6 +154,7 @@ func checkDockerfile(t *testing.T, dist string) {
 			for _, p := range platforms {
 				for _, s := range srcs {
 					s = strings.NewReplacer("${TARGETARCH}", p.arch, "${TARGETVARIANT}", p.variant).Replace(s)
+					require.False(t, ignored(strings.TrimSuffix(s, "/")), "COPY %s: excluded from the build context by %s.dockerignore", s, filepath.Base(path))
 					if strings.HasPrefix(s, "dist/") {
 						// Built by `make dist` (not committed): the name must be the one it produces.
 						require.Equal(t, "dist/"+dist+"_linux_"+p.distSuffix, s, "COPY %s", in.args)
@@ -282,5 +284,33 @@ func worldTraversable(dir string) bool {
 		if d == "/" {
 			return true
 		}
+	}
+}
+
+// dockerignore returns whether the ignore file excludes a path of the build context: the last pattern
+// that matches the path or one of its parent directories decides ("!" re-includes).
+func dockerignore(t *testing.T, path string) func(string) bool {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err, "the Dockerfile's ignore file (the build context is the whole repository)")
+	var patterns []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			patterns = append(patterns, l)
+		}
+	}
+	return func(p string) bool {
+		excluded := false
+		for _, pat := range patterns {
+			neg := strings.HasPrefix(pat, "!")
+			pat = strings.TrimPrefix(pat, "!")
+			for q := p; q != "." && q != "/"; q = filepath.Dir(q) {
+				if ok, _ := filepath.Match(pat, q); ok {
+					excluded = !neg
+					break
+				}
+			}
+		}
+		return excluded
 	}
 }
