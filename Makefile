@@ -174,7 +174,7 @@ endef
 
 package: dist package-files $(NFPM)
 	@for d in $(PKG_DISTS); do for a in amd64 arm64 armv7; do for f in deb rpm; do \
-	  $(call nfpm-pkg,$$d,$$a,$$f); done; done; done
+	  $(call nfpm-pkg,$${d},$${a},$${f}); done; done; done
 	@ls -l dist/*.deb dist/*.rpm | awk '{printf "%-60s %6.1f MB\n", $$9, $$5/1048576}'
 
 # Installs the amd64 edge .deb for real (dpkg -i, checks, validate, dpkg --purge; root only, else
