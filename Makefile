@@ -12,7 +12,7 @@ BUILD       := $(CURDIR)/_build
 BINARY      := $(BUILD)/otelcol-iiot
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath
 # python3-serial-asyncio is only a Recommends of python3-pymodbus, but pymodbus.server imports it.
-APT_PKGS    := prometheus socat python3-pymodbus python3-serial-asyncio
+APT_PKGS    := prometheus socat python3-pymodbus python3-serial-asyncio lintian rpm
 E2E_TIMEOUT ?= 50m
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -101,7 +101,7 @@ unit:
 e2e: deps build build-gateway
 	OTELCOL_IIOT_BINARY=$(BINARY) OTELCOL_IIOT_GATEWAY_BINARY=$(GATEWAY) $(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) ./test/e2e/...
 
-test: deps fmt-check vet staticcheck rules-check check-generated unit e2e
+test: deps fmt-check vet staticcheck rules-check check-generated unit e2e package-test
 
 # Prometheus rules of the edge distribution: syntax (promtool check) and unit tests (promtool test).
 RULES_DIR := distributions/otelcol-iiot/prometheus
@@ -140,3 +140,51 @@ demo: build
 
 clean:
 	rm -rf $(BUILD) dist
+
+# --- packages: .deb/.rpm with nfpm, container recipes (issue 16) ----------------------------------
+# Not part of `make build`: `make package` cross-compiles both distributions for every platform (make
+# dist) and packages each binary; `make package-test` builds only the amd64 edge package and installs it.
+NFPM         := $(TOOLS)/nfpm
+PKG_DISTS    := otelcol-iiot otelcol-iiot-gateway
+PKG_VERSION  ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' --abbrev=0 2>/dev/null || true); v=$${v:-v0.1.0}; echo $${v#v})
+PKG_GEN      := $(BUILD)/package
+.PHONY: package package-files package-test
+
+# nfpm is pinned in its own module so its dependencies cannot move ocb's.
+$(NFPM): internal/tools/nfpm/go.mod
+	cd internal/tools/nfpm && GOBIN=$(TOOLS) $(GO) install tool
+	@touch $(NFPM)
+
+# Generated package files, gzipped (-n: reproducible): the upstream changelog, a Debian changelog entry
+# for the packaging revision (dated by the commit, not the build), the man page of each distribution.
+package-files:
+	@rev=$$(git rev-parse --short HEAD); date=$$(git log -1 --format=%cD); \
+	for d in $(PKG_DISTS); do mkdir -p $(PKG_GEN)/$$d; \
+	  gzip -9nc CHANGELOG.md > $(PKG_GEN)/$$d/changelog.gz; \
+	  printf '%s (%s-1) stable; urgency=medium\n\n  * Package of %s %s (commit %s); the changes are in\n    /usr/share/doc/%s/changelog.gz.\n\n -- otelcol-iiot maintainers <maintainers@otelcol-iiot.dev>  %s\n' \
+	    $$d $(PKG_VERSION) $$d $(PKG_VERSION) $$rev $$d "$$date" | gzip -9n > $(PKG_GEN)/$$d/changelog.Debian.gz; \
+	  gzip -9nc distributions/$$d/packaging/$$d.1 > $(PKG_GEN)/$$d/$$d.1.gz; done
+
+# pkg DIST ARCH(dist suffix) FORMAT: one package into dist/ (nfpm's arch names: amd64, arm64, arm7).
+define nfpm-pkg
+PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$$(a=$(2); [ $$a = armv7 ] && a=arm7; echo $$a) \
+  PKG_BINARY=dist/$(1)_linux_$(2) PKG_GENERATED=$(PKG_GEN)/$(1) \
+  $(NFPM) package --config distributions/$(1)/packaging/nfpm.yaml --packager $(3) --target dist/
+endef
+
+package: dist package-files $(NFPM)
+	@for d in $(PKG_DISTS); do for a in amd64 arm64 armv7; do for f in deb rpm; do \
+	  $(call nfpm-pkg,$${d},$${a},$${f}); done; done; done
+	@ls -l dist/*.deb dist/*.rpm | awk '{printf "%-60s %6.1f MB\n", $$9, $$5/1048576}'
+
+# Installs the amd64 edge .deb for real (dpkg -i, checks, validate, dpkg --purge; root only, else
+# skipped), lints it, checks the .rpm with rpm -qp and the Dockerfiles' COPY sources.
+package-test: deps package-files $(NFPM)
+	@mkdir -p dist
+	$(GOBUILD) -ldflags='-s -w' -o dist/otelcol-iiot_linux_amd64 ./cmd/otelcol-iiot
+	rm -f dist/otelcol-iiot_*_amd64.deb dist/otelcol-iiot-[0-9]*.x86_64.rpm
+	$(call nfpm-pkg,otelcol-iiot,amd64,deb)
+	$(call nfpm-pkg,otelcol-iiot,amd64,rpm)
+	$(GO) vet -tags package ./test/package/
+	OTELCOL_IIOT_DEB=$$(ls dist/otelcol-iiot_*_amd64.deb) OTELCOL_IIOT_RPM=$$(ls dist/otelcol-iiot-[0-9]*.x86_64.rpm) \
+	  $(GO) test -count=1 -v -tags package ./test/package/
