@@ -116,6 +116,17 @@ staticcheck: $(STATICCHECK)
 
 lint: fmt-check vet staticcheck
 
+# golangci-lint (.golangci.yml) from its own tools module, so its dependencies cannot move ocb's. Not yet
+# part of lint/test: the tree still has findings to work through (see CHANGELOG).
+GOLANGCI := $(TOOLS)/golangci-lint
+$(GOLANGCI): internal/tools/golangci/go.mod
+	cd internal/tools/golangci && GOBIN=$(TOOLS) $(GO) install tool
+	@touch $(GOLANGCI)
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI)
+	$(GOLANGCI) run ./...
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 

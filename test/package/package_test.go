@@ -222,6 +222,11 @@ func TestDebInstall(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: dpkg -i installs into this system (CI runs `make test` as root on a throw-away Debian 12 VM)")
 	}
+	if systemdRunning() && os.Getenv("OTELCOL_IIOT_PACKAGE_TEST_SYSTEMD") != "1" {
+		// With systemd running, postinst enables and starts the real service on this host; that path
+		// has not been run yet, so it is opt-in rather than a surprise in CI.
+		t.Skip("systemd is running: installing would start the service on this host; set OTELCOL_IIOT_PACKAGE_TEST_SYSTEMD=1 to run it")
+	}
 	if _, err := exec.LookPath("dpkg"); err != nil {
 		t.Skip("dpkg not found: the install test needs Debian or Ubuntu")
 	}
