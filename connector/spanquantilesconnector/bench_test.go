@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-iiot/otelcol-iiot/connector/spanquantilesconnector/internal/metadata"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/quantile"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
 // Spans through the connector: 1000 devices' poll spans (device.id dimension),
@@ -21,7 +21,7 @@ import (
 func BenchmarkConsumeSpans(b *testing.B) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Dimensions = []Dimension{{Name: "device.id"}}
-	clk := quantile.NewFakeClock(t0)
+	clk := clock.NewManual(t0)
 	c, err := newConnector(connectortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), clk)
 	if err != nil {
 		b.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcol-iiot/otelcol-iiot/connector/spanquantilesconnector/internal/metadata"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/quantile"
 )
 
@@ -32,7 +33,7 @@ type spanQuantiles struct {
 	set    connector.Settings
 	cfg    *Config
 	next   consumer.Metrics
-	clock  quantile.Clock
+	clock  clock.Clock
 	tel    *metadata.TelemetryBuilder
 	runner *quantile.Runner
 	re     *regexp.Regexp
@@ -48,7 +49,7 @@ type spanQuantiles struct {
 
 var _ connector.Traces = (*spanQuantiles)(nil)
 
-func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, clock quantile.Clock) (*spanQuantiles, error) {
+func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, clock clock.Clock) (*spanQuantiles, error) {
 	eng, err := quantile.New[seriesMeta](cfg.Settings())
 	if err != nil {
 		return nil, err

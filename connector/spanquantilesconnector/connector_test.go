@@ -20,6 +20,7 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/connector/spanquantilesconnector/internal/metadata"
 	"github.com/otelcol-iiot/otelcol-iiot/connector/spanquantilesconnector/internal/metadatatest"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/quantile"
 )
 
@@ -27,7 +28,7 @@ var t0 = time.Unix(1_700_000_000, 0).UTC()
 
 type harness struct {
 	t     *testing.T
-	clock *quantile.FakeClock
+	clock *clock.Manual
 	sink  *consumertest.MetricsSink
 	c     *spanQuantiles
 	tel   *componenttest.Telemetry
@@ -39,7 +40,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 		mod(cfg)
 	}
 	require.NoError(t, cfg.Validate())
-	h := &harness{t: t, clock: quantile.NewFakeClock(t0), sink: new(consumertest.MetricsSink), tel: componenttest.NewTelemetry()}
+	h := &harness{t: t, clock: clock.NewManual(t0), sink: new(consumertest.MetricsSink), tel: componenttest.NewTelemetry()}
 	set := connectortest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = h.tel.NewTelemetrySettings()
 	var err error
@@ -85,11 +86,11 @@ func (h *harness) consume(td ptrace.Traces) {
 // emitAt advances the clock to t0+d (a slide boundary) and returns what the
 // connector's goroutine emitted there.
 func (h *harness) emitAt(d time.Duration) []pmetric.Metrics {
-	require.Eventually(h.t, func() bool { return h.clock.Timers() == 1 }, 5*time.Second, time.Millisecond)
+	require.Eventually(h.t, func() bool { return h.clock.Waiters() == 1 }, 5*time.Second, time.Millisecond)
 	h.sink.Reset()
 	h.clock.Advance(t0.Add(d).Sub(h.clock.Now()))
 	require.Eventually(h.t, func() bool {
-		if h.clock.Timers() != 1 || !h.c.mu.TryLock() {
+		if h.clock.Waiters() != 1 || !h.c.mu.TryLock() {
 			return false
 		}
 		h.c.mu.Unlock()

@@ -8,7 +8,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 
 	"github.com/otelcol-iiot/otelcol-iiot/connector/spanquantilesconnector/internal/metadata"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/quantile"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
 // NewFactory returns the factory of the spanquantiles connector.
@@ -21,5 +21,5 @@ func NewFactory() connector.Factory {
 }
 
 func createTracesToMetrics(_ context.Context, set connector.Settings, cfg component.Config, next consumer.Metrics) (connector.Traces, error) {
-	return newConnector(set, cfg.(*Config), next, quantile.RealClock{})
+	return newConnector(set, cfg.(*Config), next, clock.Real{})
 }

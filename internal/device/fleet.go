@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
 
@@ -24,7 +25,7 @@ type Fleet struct {
 	scope    string
 	settings Settings
 	health   HealthMetrics
-	clock    poll.Clock
+	clock    clock.Clock
 	seed     uint64
 
 	mu      sync.Mutex
@@ -44,7 +45,7 @@ func NewFleet(set receiver.Settings, scope string, settings Settings, health Hea
 	return &Fleet{
 		Consumers: NewConsumers(set),
 		set:       set, scope: scope, settings: settings, health: health,
-		clock: poll.RealClock{}, seed: uint64(time.Now().UnixNano()),
+		clock: clock.Real{}, seed: uint64(time.Now().UnixNano()),
 	}
 }
 
@@ -52,7 +53,7 @@ func NewFleet(set receiver.Settings, scope string, settings Settings, health Hea
 func (f *Fleet) Logger() *zap.Logger { return f.set.Logger }
 
 // Clock is the clock the fleet's devices run on.
-func (f *Fleet) Clock() poll.Clock { return f.clock }
+func (f *Fleet) Clock() clock.Clock { return f.clock }
 
 // Start builds the receiver's devices with build, which calls Recorder, Add, AddJob and OnShutdown,
 // and starts their schedules. Building must not touch the network: connections open on the first

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
 
@@ -263,7 +264,7 @@ func (f *flakyTarget) Poll(_ context.Context, p *Poll) {
 }
 
 func TestRunnerOpensBreakerAndRecovers(t *testing.T) {
-	clock := poll.NewManualClock(t0)
+	clock := clock.NewManual(t0)
 	core, logs := observer.New(zap.InfoLevel)
 	target := &flakyTarget{}
 	var emitted []pmetric.Metrics

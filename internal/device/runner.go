@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
 
@@ -55,7 +56,7 @@ type Runner struct {
 	rec     *Recorder
 	target  Target
 	breaker *poll.Breaker
-	clock   poll.Clock
+	clock   clock.Clock
 	logger  *zap.Logger
 	emit    Emitter
 	state   deviceState
@@ -79,7 +80,7 @@ const (
 )
 
 // NewRunner returns the runner of one device.
-func NewRunner(rec *Recorder, target Target, breaker poll.BreakerConfig, clock poll.Clock, logger *zap.Logger, emit Emitter) *Runner {
+func NewRunner(rec *Recorder, target Target, breaker poll.BreakerConfig, clock clock.Clock, logger *zap.Logger, emit Emitter) *Runner {
 	return &Runner{
 		rec:     rec,
 		target:  target,

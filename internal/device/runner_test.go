@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
 
@@ -51,7 +52,7 @@ func TestRunnerLogsWhatHappened(t *testing.T) {
 		{NewError(ErrConnection, io.EOF), "Device unavailable: connection closed by the device"},
 	} {
 		core, logs := observer.New(zap.WarnLevel)
-		run := NewRunner(newTestRecorder(0), failing{tc.err}, poll.BreakerConfig{}, poll.NewManualClock(t0), zap.New(core),
+		run := NewRunner(newTestRecorder(0), failing{tc.err}, poll.BreakerConfig{}, clock.NewManual(t0), zap.New(core),
 			func(context.Context, pmetric.Metrics, ptrace.Traces) {})
 		run.RunOnce(context.Background())
 		run.RunOnce(context.Background())
@@ -102,7 +103,7 @@ func TestRunnerProbeEndsBackoffWhenTheServerIsBack(t *testing.T) {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close()) // the server is down
 
-	clock := poll.NewManualClock(t0)
+	clock := clock.NewManual(t0)
 	core, logs := observer.New(zap.InfoLevel)
 	target := &dialTarget{addr: addr}
 	var last pmetric.Metrics
@@ -165,7 +166,7 @@ func TestRunnerProbeEndsBackoffWhenTheServerIsBack(t *testing.T) {
 // A probe that succeeds from the start (the endpoint accepts, the device closes the connection) never
 // cuts the backoff short: only a probe that failed and then succeeds shows the device came back.
 func TestRunnerProbeNeedsAFailedProbeFirst(t *testing.T) {
-	clock := poll.NewManualClock(t0)
+	clock := clock.NewManual(t0)
 	target := &probeOnly{}
 	run := NewRunner(newTestRecorder(0), WithProbe(failing{NewError(ErrConnection, errors.New("reset"))}, target.probe),
 		poll.BreakerConfig{FailureThreshold: 1, InitialBackoff: time.Hour, MaxBackoff: time.Hour},
@@ -251,7 +252,7 @@ func TestResourceAttributeChangeEndsOldSeries(t *testing.T) {
 // A server whose port opens before it serves sessions: the first poll the probe lets through fails
 // to connect; the next intervals try again (up to maxShortcuts polls), without waiting out the backoff.
 func TestRunnerProbeRetriesAServerStillStarting(t *testing.T) {
-	clock := poll.NewManualClock(t0)
+	clock := clock.NewManual(t0)
 	target := &startingServer{}
 	run := NewRunner(newTestRecorder(0), target,
 		poll.BreakerConfig{FailureThreshold: 1, InitialBackoff: time.Hour, MaxBackoff: time.Hour},

@@ -4,13 +4,15 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
 // Link bounds how many polls use one connection or bus at the same time. A serial bus is a Link of
 // one with a gap between transactions, so meters on it are polled strictly one after the other.
 type Link struct {
 	slots   chan struct{}
-	clock   Clock
+	clock   clock.Clock
 	gap     time.Duration
 	mu      sync.Mutex
 	freedAt time.Time
@@ -18,7 +20,7 @@ type Link struct {
 
 // NewLink returns a link that admits maxConcurrent polls at a time and keeps at least gap between the
 // end of one and the start of the next (gap matters only for a link of one).
-func NewLink(clock Clock, maxConcurrent int, gap time.Duration) *Link {
+func NewLink(clock clock.Clock, maxConcurrent int, gap time.Duration) *Link {
 	if maxConcurrent < 1 {
 		maxConcurrent = 1
 	}

@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
 // A job that releases its link once its protocol work is done lets the next job on the link run
 // while it finishes (building and emitting its data).
 func TestReleaseLinkFreesLinkEarly(t *testing.T) {
-	link := NewLink(RealClock{}, 1, 0)
-	s := NewScheduler(RealClock{}, 1)
+	link := NewLink(clock.Real{}, 1, 0)
+	s := NewScheduler(clock.Real{}, 1)
 	finish, started := make(chan struct{}), make(chan struct{})
 	otherRan := make(chan struct{}, 1)
 	first := true

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
 // Job is one device's periodic poll.
@@ -22,7 +24,7 @@ type Job struct {
 
 // Scheduler runs jobs on their intervals, one goroutine per job.
 type Scheduler struct {
-	clock  Clock
+	clock  clock.Clock
 	rand   *rand.Rand
 	randMu sync.Mutex
 	cancel context.CancelFunc
@@ -31,7 +33,7 @@ type Scheduler struct {
 }
 
 // NewScheduler returns a scheduler on clock; seed makes jitter repeatable in tests.
-func NewScheduler(clock Clock, seed uint64) *Scheduler {
+func NewScheduler(clock clock.Clock, seed uint64) *Scheduler {
 	return &Scheduler{clock: clock, rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
 func TestNextTickSkipsMissedTicks(t *testing.T) {
@@ -20,7 +22,7 @@ func TestNextTickSkipsMissedTicks(t *testing.T) {
 }
 
 // stepClock advances a manual clock in small steps and lets the scheduler's goroutines run after each.
-func stepClock(t *testing.T, c *ManualClock, parked int, step time.Duration, steps int) {
+func stepClock(t *testing.T, c *clock.Manual, parked int, step time.Duration, steps int) {
 	t.Helper()
 	for range steps {
 		c.Advance(step)
@@ -30,7 +32,7 @@ func stepClock(t *testing.T, c *ManualClock, parked int, step time.Duration, ste
 
 func TestSchedulerIntervalAndJitterBounds(t *testing.T) {
 	start := time.Unix(1_000_000, 0)
-	clock := NewManualClock(start)
+	clock := clock.NewManual(start)
 	s := NewScheduler(clock, 42)
 	const interval = 10 * time.Second
 	const jitter = 0.2
@@ -71,7 +73,7 @@ func TestSchedulerIntervalAndJitterBounds(t *testing.T) {
 
 func TestSchedulerSpreadsFirstPolls(t *testing.T) {
 	start := time.Unix(0, 0)
-	clock := NewManualClock(start)
+	clock := clock.NewManual(start)
 	s := NewScheduler(clock, 7)
 	var mu sync.Mutex
 	first := map[int]time.Time{}
@@ -101,7 +103,7 @@ func TestSchedulerSpreadsFirstPolls(t *testing.T) {
 }
 
 func TestLinkBoundsConcurrency(t *testing.T) {
-	link := NewLink(RealClock{}, 3, 0)
+	link := NewLink(clock.Real{}, 3, 0)
 	var inFlight, maxSeen atomic.Int32
 	var wg sync.WaitGroup
 	release := make(chan struct{})
@@ -129,7 +131,7 @@ func TestLinkBoundsConcurrency(t *testing.T) {
 }
 
 func TestSerialLinkKeepsGapBetweenTransactions(t *testing.T) {
-	clock := NewManualClock(time.Unix(0, 0))
+	clock := clock.NewManual(time.Unix(0, 0))
 	link := NewLink(clock, 1, 50*time.Millisecond)
 	require.NoError(t, link.Acquire(context.Background()))
 	acquired := make(chan struct{})
@@ -161,7 +163,7 @@ func TestSerialLinkKeepsGapBetweenTransactions(t *testing.T) {
 }
 
 func TestLinkAcquireHonoursContext(t *testing.T) {
-	link := NewLink(RealClock{}, 1, 0)
+	link := NewLink(clock.Real{}, 1, 0)
 	require.NoError(t, link.Acquire(context.Background()))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -170,7 +172,7 @@ func TestLinkAcquireHonoursContext(t *testing.T) {
 }
 
 func TestSchedulerStopWithoutStartAndTwice(t *testing.T) {
-	s := NewScheduler(RealClock{}, 1)
+	s := NewScheduler(clock.Real{}, 1)
 	s.Stop()
 	s.Add(Job{Interval: time.Hour, Run: func(context.Context) {}})
 	s.Start(context.Background())
@@ -179,7 +181,7 @@ func TestSchedulerStopWithoutStartAndTwice(t *testing.T) {
 }
 
 func TestSchedulerSkipsTicksOfAnOverrunningPoll(t *testing.T) {
-	clock := NewManualClock(time.Unix(0, 0))
+	clock := clock.NewManual(time.Unix(0, 0))
 	s := NewScheduler(clock, 3)
 	var mu sync.Mutex
 	var starts []time.Time
@@ -206,7 +208,7 @@ func TestSchedulerSkipsTicksOfAnOverrunningPoll(t *testing.T) {
 }
 
 func TestSchedulerRunsJobsOfASerialLinkInDueOrderOnTheirOwnGrids(t *testing.T) {
-	clock := NewManualClock(time.Unix(0, 0))
+	clock := clock.NewManual(time.Unix(0, 0))
 	s := NewScheduler(clock, 11)
 	link := NewLink(clock, 1, 0)
 	var mu sync.Mutex

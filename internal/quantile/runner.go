@@ -4,12 +4,14 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
 // Runner calls an emit function at every slide boundary (multiples of slide
 // since the Unix epoch, so collectors emit in step) from a goroutine it owns.
 type Runner struct {
-	clock Clock
+	clock clock.Clock
 	slide time.Duration
 	emit  func(ctx context.Context, now time.Time)
 
@@ -20,11 +22,11 @@ type Runner struct {
 }
 
 // NewRunner returns a Runner; nothing runs before Start.
-func NewRunner(clock Clock, slide time.Duration, emit func(ctx context.Context, now time.Time)) *Runner {
-	if clock == nil {
-		clock = RealClock{}
+func NewRunner(clk clock.Clock, slide time.Duration, emit func(ctx context.Context, now time.Time)) *Runner {
+	if clk == nil {
+		clk = clock.Real{}
 	}
-	return &Runner{clock: clock, slide: slide, emit: emit}
+	return &Runner{clock: clk, slide: slide, emit: emit}
 }
 
 // Start launches the goroutine. Calling it again, or after Stop, does nothing.
@@ -80,12 +82,12 @@ func (r *Runner) loop(ctx context.Context, done chan struct{}) {
 	for {
 		now := r.clock.Now()
 		next := NextBoundary(now, r.slide)
-		t := r.clock.NewTimer(next.Sub(now))
+		fire, stop := r.clock.After(next.Sub(now))
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			stop()
 			return
-		case <-t.C():
+		case <-fire:
 		}
 		now = r.clock.Now()
 		if now.Before(next) {

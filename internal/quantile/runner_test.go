@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -23,7 +25,7 @@ func TestSlideIndexAndBoundary(t *testing.T) {
 }
 
 func TestRunnerEmitsAtBoundaries(t *testing.T) {
-	clk := NewFakeClock(t0.Add(time.Second))
+	clk := clock.NewManual(t0.Add(time.Second))
 	var mu sync.Mutex
 	var got []time.Time
 	r := NewRunner(clk, 10*time.Second, func(ctx context.Context, now time.Time) {
@@ -36,7 +38,7 @@ func TestRunnerEmitsAtBoundaries(t *testing.T) {
 	r.Start() // no second goroutine
 	emits := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
 	for i := 1; i <= 3; i++ {
-		require.Eventually(t, func() bool { return clk.Timers() == 1 }, 5*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return clk.Waiters() == 1 }, 5*time.Second, time.Millisecond)
 		if i == 1 {
 			clk.Advance(9 * time.Second)
 		} else {
@@ -48,14 +50,14 @@ func TestRunnerEmitsAtBoundaries(t *testing.T) {
 	assert.Equal(t, []time.Time{t0.Add(10 * time.Second), t0.Add(20 * time.Second), t0.Add(30 * time.Second)}, got)
 	mu.Unlock()
 	// a short advance does not emit
-	require.Eventually(t, func() bool { return clk.Timers() == 1 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return clk.Waiters() == 1 }, 5*time.Second, time.Millisecond)
 	clk.Advance(5 * time.Second)
 	require.NoError(t, r.Stop(context.Background()))
 	require.NoError(t, r.Stop(context.Background()))
 	assert.Equal(t, 3, emits())
-	assert.Equal(t, 0, clk.Timers(), "timer released")
+	assert.Equal(t, 0, clk.Waiters(), "timer released")
 	r.Start() // after Stop: nothing
-	assert.Equal(t, 0, clk.Timers())
+	assert.Equal(t, 0, clk.Waiters())
 }
 
 func TestRunnerStopWithoutStart(t *testing.T) {
@@ -64,7 +66,7 @@ func TestRunnerStopWithoutStart(t *testing.T) {
 }
 
 func TestRunnerStopHonoursDeadline(t *testing.T) {
-	clk := NewFakeClock(t0)
+	clk := clock.NewManual(t0)
 	block := make(chan struct{})
 	entered := make(chan struct{})
 	r := NewRunner(clk, 10*time.Second, func(context.Context, time.Time) {
@@ -72,7 +74,7 @@ func TestRunnerStopHonoursDeadline(t *testing.T) {
 		<-block // an emit that ignores its context
 	})
 	r.Start()
-	require.Eventually(t, func() bool { return clk.Timers() == 1 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return clk.Waiters() == 1 }, 5*time.Second, time.Millisecond)
 	clk.Advance(10 * time.Second)
 	<-entered
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -82,16 +84,3 @@ func TestRunnerStopHonoursDeadline(t *testing.T) {
 	require.NoError(t, r.Stop(context.Background()))
 }
 
-func TestRealClock(t *testing.T) {
-	var c Clock = RealClock{}
-	assert.WithinDuration(t, time.Now(), c.Now(), time.Second)
-	tm := c.NewTimer(time.Millisecond)
-	<-tm.C()
-	assert.False(t, tm.Stop())
-	fc := NewFakeClock(t0)
-	ft := fc.NewTimer(0)
-	<-ft.C()
-	ft = fc.NewTimer(time.Second)
-	assert.True(t, ft.Stop())
-	assert.False(t, ft.Stop())
-}

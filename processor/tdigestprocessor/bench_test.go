@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/quantile"
 	"github.com/otelcol-iiot/otelcol-iiot/processor/tdigestprocessor/internal/metadata"
 )
@@ -49,9 +50,9 @@ func pollBatch(r *rand.Rand) pmetric.Metrics {
 	return md
 }
 
-func benchProcessor(b *testing.B, groupBy []string) (processor.Metrics, *tdigestProcessor, *quantile.FakeClock) {
+func benchProcessor(b *testing.B, groupBy []string) (processor.Metrics, *tdigestProcessor, *clock.Manual) {
 	cfg := testConfig(nil, sel("iiot.device.poll.duration", func(m *MetricConfig) { m.GroupBy = groupBy; m.Outputs.Gauges = true }))
-	clk := quantile.NewFakeClock(t0)
+	clk := clock.NewManual(t0)
 	set := processortest.NewNopSettings(metadata.Type)
 	pm, p, err := newMetricsProcessor(context.Background(), set, cfg, consumertest.NewNop(), clk)
 	if err != nil {
@@ -118,7 +119,7 @@ func BenchmarkConsumeVsRawAdd(b *testing.B) {
 	type proc struct {
 		name string
 		pm   processor.Metrics
-		clk  *quantile.FakeClock
+		clk  *clock.Manual
 		cpu  time.Duration
 	}
 	var procs []*proc
@@ -210,7 +211,7 @@ func BenchmarkBytesPerSeries(b *testing.B) {
 		}
 		before := heapAfterGC()
 		cfg := testConfig(func(c *Config) { c.MaxSeries = n }, sel("iiot.device.poll.duration", func(m *MetricConfig) { m.GroupBy = []string{"device.id"} }))
-		clk := quantile.NewFakeClock(t0)
+		clk := clock.NewManual(t0)
 		p, err := newProcessor(processortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), clk)
 		if err != nil {
 			b.Fatal(err)

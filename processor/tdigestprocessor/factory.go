@@ -8,7 +8,7 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 
-	"github.com/otelcol-iiot/otelcol-iiot/internal/quantile"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/processor/tdigestprocessor/internal/metadata"
 )
 
@@ -22,12 +22,12 @@ func NewFactory() processor.Factory {
 }
 
 func createMetrics(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
-	pm, _, err := newMetricsProcessor(ctx, set, cfg.(*Config), next, quantile.RealClock{})
+	pm, _, err := newMetricsProcessor(ctx, set, cfg.(*Config), next, clock.Real{})
 	return pm, err
 }
 
 // newMetricsProcessor builds the processor with a given clock (tests pass a fake one).
-func newMetricsProcessor(ctx context.Context, set processor.Settings, cfg *Config, next consumer.Metrics, clock quantile.Clock) (processor.Metrics, *tdigestProcessor, error) {
+func newMetricsProcessor(ctx context.Context, set processor.Settings, cfg *Config, next consumer.Metrics, clock clock.Clock) (processor.Metrics, *tdigestProcessor, error) {
 	p, err := newProcessor(set, cfg, next, clock)
 	if err != nil {
 		return nil, nil, err

@@ -19,7 +19,7 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 
-	"github.com/otelcol-iiot/otelcol-iiot/internal/quantile"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/processor/tdigestprocessor/internal/metadata"
 )
 
@@ -29,7 +29,7 @@ var t0 = time.Unix(1_700_000_000, 0).UTC() // a multiple of 10 s
 // emitted quantiles alike) lands in sink.
 type harness struct {
 	t     *testing.T
-	clock *quantile.FakeClock
+	clock *clock.Manual
 	sink  *consumertest.MetricsSink
 	fail  *failSwitch
 	pm    processor.Metrics
@@ -40,7 +40,7 @@ type harness struct {
 func newHarness(t *testing.T, cfg *Config) *harness {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
-	h := &harness{t: t, clock: quantile.NewFakeClock(t0), sink: new(consumertest.MetricsSink), tel: componenttest.NewTelemetry()}
+	h := &harness{t: t, clock: clock.NewManual(t0), sink: new(consumertest.MetricsSink), tel: componenttest.NewTelemetry()}
 	h.fail = &failSwitch{next: h.sink}
 	set := processortest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = h.tel.NewTelemetrySettings()
@@ -93,13 +93,13 @@ func (h *harness) at(d time.Duration) {
 func (h *harness) emitAt(d time.Duration) []pmetric.Metrics {
 	h.t.Helper()
 	require.Zero(h.t, t0.Add(d).UnixNano()%int64(h.p.cfg.Slide), "emit at a slide boundary")
-	require.Eventually(h.t, func() bool { return h.clock.Timers() == 1 }, 5*time.Second, time.Millisecond, "emitter armed")
+	require.Eventually(h.t, func() bool { return h.clock.Waiters() == 1 }, 5*time.Second, time.Millisecond, "emitter armed")
 	h.sink.Reset()
 	// run the emit synchronously through the runner: advance fires the timer;
 	// wait until the runner re-armed (its emit has returned)
 	h.at(d)
 	require.Eventually(h.t, func() bool {
-		return h.clock.Timers() == 1 && !h.emitting()
+		return h.clock.Waiters() == 1 && !h.emitting()
 	}, 5*time.Second, time.Millisecond)
 	out := slices.Clone(h.sink.AllMetrics())
 	h.sink.Reset()

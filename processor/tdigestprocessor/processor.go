@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/quantile"
 	"github.com/otelcol-iiot/otelcol-iiot/processor/tdigestprocessor/internal/metadata"
 )
@@ -54,7 +55,7 @@ type tdigestProcessor struct {
 	set       processor.Settings
 	cfg       *Config
 	next      consumer.Metrics
-	clock     quantile.Clock
+	clock     clock.Clock
 	tel       *metadata.TelemetryBuilder
 	runner    *quantile.Runner
 	sels      []*selector
@@ -94,7 +95,7 @@ type outputKey struct {
 	name, unit string
 }
 
-func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics, clock quantile.Clock) (*tdigestProcessor, error) {
+func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics, clock clock.Clock) (*tdigestProcessor, error) {
 	eng, err := quantile.New[seriesMeta](cfg.Settings())
 	if err != nil {
 		return nil, err

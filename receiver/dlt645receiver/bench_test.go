@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
@@ -53,7 +54,7 @@ buses:
 			if err != nil {
 				b.Fatal(err)
 			}
-			bus := newBus(&buses[0], poll.RealClock{}, zap.NewNop())
+			bus := newBus(&buses[0], clock.Real{}, zap.NewNop())
 			defer bus.close()
 			type target struct {
 				m   *meterPoller
@@ -64,7 +65,7 @@ buses:
 			for i := range buses[0].meters {
 				ms := &buses[0].meters[i]
 				rec := device.NewRecorder(ms.identity, device.RecorderSettings{Health: device.AllHealthMetrics(), Traces: device.TracesConfig{SuccessSampleRatio: 1}, Start: time.Now()})
-				targets = append(targets, target{newMeterPoller(ms, bus, rec, poll.RealClock{}, zap.NewNop()), rec})
+				targets = append(targets, target{newMeterPoller(ms, bus, rec, clock.Real{}, zap.NewNop()), rec})
 				for _, r := range ms.reads {
 					req := dlt645.ReadRequest(dlt645.V2007, ms.address, r.di)
 					rep := dlt645.ReadResponse(dlt645.V2007, ms.address, r.di, make([]byte, r.parts[0].entry.Format.Size), false)

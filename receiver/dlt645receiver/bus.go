@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
@@ -18,7 +19,7 @@ import (
 // only the goroutine holding the link touches the client; close may come from Shutdown.
 type bus struct {
 	spec   *busSpec
-	clock  poll.Clock
+	clock  clock.Clock
 	logger *zap.Logger
 	link   *poll.Link
 
@@ -29,7 +30,7 @@ type bus struct {
 	failed bool // the last attempt to open failed (log state changes only)
 }
 
-func newBus(spec *busSpec, clock poll.Clock, logger *zap.Logger) *bus {
+func newBus(spec *busSpec, clock clock.Clock, logger *zap.Logger) *bus {
 	return &bus{
 		spec:   spec,
 		clock:  clock,

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
@@ -21,11 +22,11 @@ func pollOnce(t *testing.T, cfg *Config) []dataPoint {
 	t.Helper()
 	buses, err := cfg.resolve()
 	require.NoError(t, err)
-	b := newBus(&buses[0], poll.RealClock{}, zap.NewNop())
+	b := newBus(&buses[0], clock.Real{}, zap.NewNop())
 	t.Cleanup(b.close)
 	ms := &buses[0].meters[0]
 	rec := device.NewRecorder(ms.identity, device.RecorderSettings{Health: device.AllHealthMetrics(), Start: time.Now()})
-	m := newMeterPoller(ms, b, rec, poll.RealClock{}, zap.NewNop())
+	m := newMeterPoller(ms, b, rec, clock.Real{}, zap.NewNop())
 	p := rec.Begin(time.Now())
 	m.Poll(context.Background(), p)
 	md, _ := p.End(time.Now(), poll.BreakerClosed)
@@ -142,7 +143,7 @@ buses:
 `)
 	buses, err := cfg.resolve()
 	require.NoError(t, err)
-	b := newBus(&buses[0], poll.RealClock{}, zap.NewNop())
+	b := newBus(&buses[0], clock.Real{}, zap.NewNop())
 	t.Cleanup(b.close)
 	if untilClearOfMidnight(time.Now().In(loc)) > 0 {
 		t.Skip("too close to midnight in UTC+8 for a time sync")

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
@@ -38,7 +39,7 @@ buses:
 `)
 	buses, err := cfg.resolve()
 	require.NoError(t, err)
-	b := newBus(&buses[0], poll.RealClock{}, zap.NewNop())
+	b := newBus(&buses[0], clock.Real{}, zap.NewNop())
 	t.Cleanup(b.close)
 	ms := &buses[0].meters[0]
 	rec := device.NewRecorder(ms.identity, device.RecorderSettings{
@@ -46,7 +47,7 @@ buses:
 		Health: device.AllHealthMetrics(),
 		Start:  time.Now(),
 	})
-	mp := newMeterPoller(ms, b, rec, poll.RealClock{}, zap.NewNop())
+	mp := newMeterPoller(ms, b, rec, clock.Real{}, zap.NewNop())
 	p := rec.Begin(time.Now())
 	mp.Poll(context.Background(), p)
 	got, _ := p.End(time.Now(), poll.BreakerClosed)

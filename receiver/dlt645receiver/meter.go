@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
@@ -73,7 +74,7 @@ type meterPoller struct {
 	spec   *meterSpec
 	bus    *bus
 	rec    *device.Recorder
-	clock  poll.Clock
+	clock  clock.Clock
 	logger *zap.Logger
 
 	address dlt645.Address
@@ -89,7 +90,7 @@ type meterPoller struct {
 	answered bool
 }
 
-func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock poll.Clock, logger *zap.Logger) *meterPoller {
+func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock clock.Clock, logger *zap.Logger) *meterPoller {
 	m := &meterPoller{
 		spec:    spec,
 		bus:     b,

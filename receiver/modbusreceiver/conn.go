@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
@@ -27,7 +28,7 @@ import (
 type conn struct {
 	spec   *connSpec
 	link   *poll.Link
-	clock  poll.Clock
+	clock  clock.Clock
 	logger *zap.Logger
 
 	mu      sync.Mutex
@@ -37,7 +38,7 @@ type conn struct {
 	down    bool // last open failed (logged once)
 }
 
-func newConn(spec *connSpec, clock poll.Clock, logger *zap.Logger) *conn {
+func newConn(spec *connSpec, clock clock.Clock, logger *zap.Logger) *conn {
 	return &conn{
 		spec:   spec,
 		link:   poll.NewLink(clock, 1, spec.gap),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/simonvetter/modbus"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
@@ -47,7 +48,7 @@ type devicePoller struct {
 	spec  *deviceSpec
 	conn  *conn
 	rec   *device.Recorder
-	clock poll.Clock
+	clock clock.Clock
 
 	series []*device.Series // per field; nil for strings
 	limits planLimits
@@ -74,7 +75,7 @@ type devicePoller struct {
 	resource   []string
 }
 
-func newDevicePoller(spec *deviceSpec, c *conn, rec *device.Recorder, clock poll.Clock) *devicePoller {
+func newDevicePoller(spec *deviceSpec, c *conn, rec *device.Recorder, clock clock.Clock) *devicePoller {
 	n := len(spec.fields)
 	d := &devicePoller{
 		spec:  spec,

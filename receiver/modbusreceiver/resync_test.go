@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
 // After a doubt an RTU line of known speed is waited out (the longest frame) before it is reopened;
@@ -26,7 +26,7 @@ func TestResyncWaitsOutTheLine(t *testing.T) {
 		{"tcp", 0, 0},
 		{"tcp+tls", 0, 0},
 	} {
-		clock := poll.NewManualClock(time.Unix(0, 0))
+		clock := clock.NewManual(time.Unix(0, 0))
 		c := newConn(&connSpec{scheme: tc.scheme, baud: tc.baud, endpoint: tc.scheme + "://x"}, clock, zap.NewNop())
 		c.open = true // as if a request had failed on an open connection
 		assert.Equal(t, tc.want, c.quiet(), "%s %d", tc.scheme, tc.baud)
@@ -57,7 +57,7 @@ func TestResyncWaitsOutTheLine(t *testing.T) {
 
 // A cancelled poll does not wait the line out.
 func TestResyncCancelled(t *testing.T) {
-	clock := poll.NewManualClock(time.Unix(0, 0))
+	clock := clock.NewManual(time.Unix(0, 0))
 	c := newConn(&connSpec{scheme: "rtu", baud: 1200, endpoint: "rtu:///dev/x"}, clock, zap.NewNop())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

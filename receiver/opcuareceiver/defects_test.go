@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
@@ -152,7 +153,7 @@ func TestBreakerProbeReconnectsWithinAnIntervalOfTheServersReturn(t *testing.T) 
 	cfg.Nodes = plantNodes()[:1]
 	require.NoError(t, cfg.Validate())
 
-	clock := poll.NewManualClock(time.Now())
+	clock := clock.NewManual(time.Now())
 	core, logs := observer.New(zap.InfoLevel)
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)

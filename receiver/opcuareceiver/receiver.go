@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
@@ -58,7 +59,7 @@ type opcuaReceiver struct {
 	cfg    *Config
 	set    receiver.Settings
 	logger *zap.Logger
-	clock  poll.Clock
+	clock  clock.Clock
 
 	consumers *device.Consumers // the metrics and traces pipelines sharing this receiver
 
@@ -117,7 +118,7 @@ func newReceiver(cfg *Config, set receiver.Settings) (*opcuaReceiver, error) {
 		set:       set,
 		logger:    set.Logger,
 		consumers: device.NewConsumers(set),
-		clock:     poll.RealClock{},
+		clock:     clock.Real{},
 		specs:     specs,
 		trust:     newTrustStore(cfg.Security),
 		series:    map[string]*seriesEntry{},

@@ -1,52 +1,55 @@
-// Package poll schedules device polls: per-device intervals with jitter, links that bound how many
-// polls share one connection or bus at a time, and a circuit breaker per device. Time comes from a
-// Clock so tests drive it by hand.
-package poll
+// Package clock is the one time source of the project: the wall clock in production, a manual clock
+// in tests, so schedulers, breakers and sliding windows are driven by hand instead of by sleeps.
+package clock
 
 import (
 	"sync"
 	"time"
 )
 
-// Clock is the time source of the scheduler and breaker.
+// Clock tells the time and arms one-shot timers.
 type Clock interface {
 	Now() time.Time
 	// After returns a channel that receives once d has passed, and a function that stops the timer.
 	After(d time.Duration) (<-chan time.Time, func())
 }
 
-// RealClock is the wall clock.
-type RealClock struct{}
+// Real is the wall clock.
+type Real struct{}
 
-func (RealClock) Now() time.Time { return time.Now() }
+// Now returns time.Now().
+func (Real) Now() time.Time { return time.Now() }
 
-func (RealClock) After(d time.Duration) (<-chan time.Time, func()) {
+// After arms a time.Timer.
+func (Real) After(d time.Duration) (<-chan time.Time, func()) {
 	t := time.NewTimer(d)
 	return t.C, func() { t.Stop() }
 }
 
-// ManualClock is a Clock for tests: time moves only when Advance is called.
-type ManualClock struct {
+// Manual is a Clock for tests: time moves only when Advance is called.
+type Manual struct {
 	mu      sync.Mutex
 	now     time.Time
-	waiters []manualWaiter
+	waiters []waiter
 }
 
-type manualWaiter struct {
+type waiter struct {
 	at time.Time
 	ch chan time.Time
 }
 
-// NewManualClock returns a clock standing at start.
-func NewManualClock(start time.Time) *ManualClock { return &ManualClock{now: start} }
+// NewManual returns a clock standing at start.
+func NewManual(start time.Time) *Manual { return &Manual{now: start} }
 
-func (c *ManualClock) Now() time.Time {
+// Now returns the clock's time.
+func (c *Manual) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *ManualClock) After(d time.Duration) (<-chan time.Time, func()) {
+// After registers a timer that fires once the clock is advanced to or past now+d (at once if d <= 0).
+func (c *Manual) After(d time.Duration) (<-chan time.Time, func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := make(chan time.Time, 1)
@@ -54,7 +57,7 @@ func (c *ManualClock) After(d time.Duration) (<-chan time.Time, func()) {
 		ch <- c.now
 		return ch, func() {}
 	}
-	c.waiters = append(c.waiters, manualWaiter{at: c.now.Add(d), ch: ch})
+	c.waiters = append(c.waiters, waiter{at: c.now.Add(d), ch: ch})
 	return ch, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -68,7 +71,7 @@ func (c *ManualClock) After(d time.Duration) (<-chan time.Time, func()) {
 }
 
 // Advance moves the clock forward and fires every timer that is due.
-func (c *ManualClock) Advance(d time.Duration) {
+func (c *Manual) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
@@ -84,7 +87,7 @@ func (c *ManualClock) Advance(d time.Duration) {
 }
 
 // Waiters reports how many timers are pending; tests use it to know a goroutine is parked.
-func (c *ManualClock) Waiters() int {
+func (c *Manual) Waiters() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.waiters)
