@@ -93,7 +93,7 @@ func TestEncodeHandWorkedFrames(t *testing.T) {
 			assert.Equal(t, len(got), n)
 			assert.Equal(t, tt.frame.Address, back.Address)
 			assert.Equal(t, tt.frame.Control, back.Control)
-			assert.Equal(t, []byte(tt.frame.Data), back.Data)
+			assert.Equal(t, tt.frame.Data, back.Data)
 		})
 	}
 }

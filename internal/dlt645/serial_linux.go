@@ -32,7 +32,7 @@ func openSerial(c SerialConfig) (serialPort, error) {
 		return nil, err
 	}
 	if err := setTermios(fd, c); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd) // the termios error is the one to report
 		return nil, err
 	}
 	// A non-blocking descriptor gives a File that uses the poller.

@@ -1,6 +1,9 @@
 package dlt645
 
-import "bytes"
+import (
+	"bytes"
+	"errors"
+)
 
 // Splitter finds frames in a byte stream. It is driven by the length byte, so
 // a 16 inside the data does not end a frame; it skips bytes that cannot start
@@ -45,11 +48,11 @@ func (s *Splitter) Next() (Frame, bool) {
 		}
 		s.drop(i)
 		f, n, err := decodeAt(s.buf)
-		switch err {
-		case nil:
+		switch {
+		case err == nil:
 			s.consume(n)
 			return f, true
-		case ErrShort:
+		case errors.Is(err, ErrShort):
 			// Either the frame is still arriving, or this 68 was noise that
 			// promises a length the line will never deliver. A complete good
 			// frame further on settles it without waiting.
@@ -59,7 +62,7 @@ func (s *Splitter) Next() (Frame, bool) {
 				return f, true
 			}
 			return Frame{}, false
-		case ErrChecksum, ErrEnd:
+		case errors.Is(err, ErrChecksum), errors.Is(err, ErrEnd):
 			s.rejected++
 			s.drop(1)
 		default: // ErrStart: second 68 missing

@@ -83,4 +83,3 @@ func TestRunnerStopHonoursDeadline(t *testing.T) {
 	close(block)
 	require.NoError(t, r.Stop(context.Background()))
 }
-

@@ -161,8 +161,8 @@ func compile(cfg *Config) (*plan, error) {
 
 	if cfg.Registry.HasValue() {
 		r := cfg.Registry.Get()
-		switch {
-		case r.Path == "":
+		switch r.Path {
+		case "":
 			add("registry::path: required (a .yaml, .yml or .csv file)")
 		default:
 			f, ok := registryFormat(r.Path, r.Format)
@@ -338,7 +338,7 @@ func compileCondition(key string, c Condition) (condition, error) {
 		n++
 		re, err := regexp.Compile(c.Regex)
 		if err != nil {
-			return out, fmt.Errorf("regex: %v", err)
+			return out, fmt.Errorf("regex: %w", err)
 		}
 		out.kind, out.re = condRegex, re
 	}

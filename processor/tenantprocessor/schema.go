@@ -60,7 +60,7 @@ func compileSchema(c SchemaConfig) (*schema, []error) {
 		configured = true
 		re, err := regexp.Compile(c.AllowedKeyPattern)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("schema::allowed_key_pattern: %v", err))
+			errs = append(errs, fmt.Errorf("schema::allowed_key_pattern: %w", err))
 		}
 		s.pattern = re
 	}
