@@ -3,6 +3,7 @@ package tenantprocessor // import "github.com/otelcol-iiot/otelcol-iiot/processo
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -147,7 +148,25 @@ var _ confmap.Validator = (*Config)(nil)
 // Validate reports every problem at once; it compiles everything the processor will use.
 func (cfg *Config) Validate() error {
 	_, err := compile(cfg)
-	return err
+	return errors.Join(err, cfg.registryExists())
+}
+
+// registryExists reports a registry path that names no file: a misspelt path would otherwise start a
+// collector that labels nothing. A file that exists but does not load is the watcher's business (it
+// keeps the last good registry and retries), since an edit in progress can make it fail for a moment.
+func (cfg *Config) registryExists() error {
+	if !cfg.Registry.HasValue() || cfg.Registry.Get().Path == "" {
+		return nil
+	}
+	path := cfg.Registry.Get().Path
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("registry::path: %q: %w", path, errors.Unwrap(err))
+	case fi.IsDir():
+		return fmt.Errorf("registry::path: %q is a directory, want a .yaml, .yml or .csv file", path)
+	}
+	return nil
 }
 
 // compile turns the configuration into the processor's plan, collecting every error.

@@ -116,6 +116,10 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "missing_registry",
+			errs: []string{`registry::path: "testdata/registry/devcies.yaml": no such file or directory`},
+		},
+		{
 			name:      "typo",
 			unmarshal: "rulez",
 		},
