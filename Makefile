@@ -110,6 +110,11 @@ rules-check:
 	@command -v promtool >/dev/null || { echo "rules-check: promtool not found (Debian package 'prometheus'): run 'make deps'"; exit 1; }
 	promtool check rules $(RULES_DIR)/otelcol-iiot.rules.yml
 	promtool test rules $(RULES_DIR)/otelcol-iiot.rules.test.yml
+	@# every alert links its runbook, and every runbook_url names a section of docs/runbooks.md
+	@n=$$(grep -c '^      - alert:' $(RULES_DIR)/otelcol-iiot.rules.yml); r=$$(grep -c 'runbook_url:' $(RULES_DIR)/otelcol-iiot.rules.yml); \
+	  [ "$$n" = "$$r" ] || { echo "rules-check: $$n alerts but $$r runbook_url annotations"; exit 1; }
+	@for a in $$(sed -n 's/.*runbook_url: .*docs\/runbooks.md#//p' $(RULES_DIR)/otelcol-iiot.rules.yml); do \
+	  grep -qi "^## $$a\$$" docs/runbooks.md || { echo "rules-check: no section '## $$a' in docs/runbooks.md"; exit 1; }; done
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
