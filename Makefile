@@ -151,7 +151,7 @@ dist: gateway-sources
 	@ls -l dist/ | awk 'NR>1 {printf "%-40s %6.1f MB\n", $$9, $$5/1048576}'
 
 # --- demo ----------------------------------------------------------------------------------
-demo: build
+demo:
 	./distributions/otelcol-iiot/demo.sh
 
 clean:
