@@ -267,15 +267,15 @@ func head(s []string, n int) []string {
 	return s
 }
 
-// kill ends the collector with SIGKILL (no shutdown: what power loss or the OOM killer does) and
+// kill ends the process with SIGKILL (no shutdown: what power loss or the OOM killer does) and
 // waits until it is gone; start runs it again on the same config and storage.
-func (c *collector) kill(t testing.TB) {
+func (p *process) kill(t testing.TB) {
 	t.Helper()
-	c.mu.Lock()
-	cmd, done := c.cmd, c.done
-	c.cmd = nil
-	c.mu.Unlock()
-	require.NotNil(t, cmd, "collector not running")
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.cmd = nil
+	p.mu.Unlock()
+	require.NotNil(t, cmd, "%s not running", p.name)
 	require.NoError(t, syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL))
 	<-done
 }

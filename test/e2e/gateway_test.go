@@ -27,7 +27,8 @@ var gatewayBinary = &binary{env: "OTELCOL_IIOT_GATEWAY_BINARY", path: "_build/ga
 func buildGateway(t testing.TB) string { return gatewayBinary.get(t) }
 
 // gateway runs the gateway distribution with its shipped config file
-// (distributions/otelcol-iiot-gateway/config.yaml), configured through the environment only.
+// (distributions/otelcol-iiot-gateway/config.yaml, then the overlays given to startGateway, e.g. kafka.yaml),
+// configured through the environment only.
 type gateway struct {
 	*process
 	otlp      string // OTLP gRPC listen address
@@ -35,7 +36,7 @@ type gateway struct {
 	telemetry string // URL of the gateway's own metrics
 }
 
-func startGateway(t *testing.T, env map[string]string) *gateway {
+func startGateway(t *testing.T, env map[string]string, overlays ...string) *gateway {
 	t.Helper()
 	telemetryPort := strconv.Itoa(freePort(t))
 	g := &gateway{
@@ -58,6 +59,9 @@ func startGateway(t *testing.T, env map[string]string) *gateway {
 		args: []string{"--config=" + filepath.Join(repoRoot(t), "distributions", "otelcol-iiot-gateway", "config.yaml")},
 		env:  environ,
 		dir:  t.TempDir(),
+	}
+	for _, o := range overlays {
+		g.args = append(g.args, "--config="+filepath.Join(repoRoot(t), "distributions", "otelcol-iiot-gateway", o))
 	}
 	g.register(t)
 	g.Start(t)
