@@ -149,7 +149,7 @@ buses:
 		t.Skip("too close to midnight in UTC+8 for a time sync")
 	}
 	require.NoError(t, b.link.Acquire(context.Background()))
-	b.syncTime(context.Background()) // the link is released by the job
+	b.syncTime(context.Background()) // the scheduler holds the link around the job
 	b.link.Release()
 	require.Eventually(t, func() bool { return srv.Stats().Requests >= 1 }, 5*time.Second, 10*time.Millisecond)
 	for _, m := range []*sim.Meter{m1, m2} {

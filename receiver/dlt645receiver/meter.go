@@ -11,7 +11,6 @@ import (
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
 
 // Span names and attributes of the requests.
@@ -131,7 +130,6 @@ func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock clock.C
 
 // Poll reads every identifier of the meter once.
 func (m *meterPoller) Poll(ctx context.Context, p *device.Poll) {
-	defer poll.ReleaseLink(ctx)
 	m.answered = false
 	p.Attr(attrVersionSpan, int(m.spec.version))
 	if _, err := m.bus.open(ctx, m.spec.poll.Timeout); err != nil {
