@@ -108,9 +108,13 @@ func (f *Fleet) AddJob(j poll.Job) { f.sched.Add(j) }
 // AddSource adds a device that is a source rather than a periodic poll (an OPC UA subscription): its
 // loop runs on one goroutine from Start until Shutdown, owns the device's session and drives the
 // returned runner itself (Runner.Run) on its ticks and its own events. The source reports its own
-// component status (the state of its session), so the runner does not report to the fleet's.
-func (f *Fleet) AddSource(rec *Recorder, target Target, cfg PollConfig, loop func(ctx context.Context, r *Runner, t *poll.Ticker)) *Runner {
-	runner := NewRunner(rec, target, f.settings.Breaker, f.clock, f.set.Logger, f.Emit)
+// component status (the state of its session), so the runner does not report to the fleet's. emit,
+// if not nil, replaces Fleet.Emit (a source that adds its own metrics to each poll, then calls it).
+func (f *Fleet) AddSource(rec *Recorder, target Target, cfg PollConfig, emit Emitter, loop func(ctx context.Context, r *Runner, t *poll.Ticker)) *Runner {
+	if emit == nil {
+		emit = f.Emit
+	}
+	runner := NewRunner(rec, target, f.settings.Breaker, f.clock, f.set.Logger, emit)
 	f.runners = append(f.runners, runner)
 	f.sched.AddLoop(poll.Loop{Interval: cfg.Interval, Jitter: cfg.Jitter, Run: func(ctx context.Context, t *poll.Ticker) {
 		loop(ctx, runner, t)
