@@ -88,7 +88,7 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		closer.Close()
+		_ = closer.Close() // closed meanwhile by Shutdown: nothing to report
 		return nil, net.ErrClosed
 	}
 	b.conn, b.client = closer, c
@@ -100,7 +100,7 @@ func (b *bus) reset() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.conn != nil {
-		b.conn.Close()
+		_ = b.conn.Close() // the connection failed already; a close error adds nothing
 	}
 	b.conn, b.client = nil, nil
 }
@@ -111,7 +111,7 @@ func (b *bus) close() {
 	defer b.mu.Unlock()
 	b.closed = true
 	if b.conn != nil {
-		b.conn.Close()
+		_ = b.conn.Close() // shutting down: nothing to report
 	}
 	b.conn, b.client = nil, nil
 }

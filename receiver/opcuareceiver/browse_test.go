@@ -1,6 +1,7 @@
 package opcuareceiver
 
 import (
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -207,7 +208,7 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 					break
 				}
 				time.Sleep(10 * time.Millisecond) //nolint:forbidigo // a frozen link holds the bytes
-				if _, err := src.Read(nil); err != nil && err != io.EOF {
+				if _, err := src.Read(nil); err != nil && !errors.Is(err, io.EOF) {
 					return
 				}
 			}

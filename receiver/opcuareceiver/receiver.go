@@ -108,7 +108,7 @@ func newReceiver(cfg *Config, set receiver.Settings) (*opcuaReceiver, error) {
 		if err != nil {
 			return nil, err
 		}
-		bs := &browseSpec{ref: ref, maxDepth: b.MaxDepth, maxNodes: b.MaxNodes, defaults: b.NodeDefaults.over(top), group: groups + i}
+		bs := &browseSpec{ref: ref, maxDepth: b.MaxDepth, maxNodes: b.MaxNodes, defaults: b.over(top), group: groups + i}
 		if bs.maxDepth == 0 {
 			bs.maxDepth = defaultBrowseMaxDepth
 		}
