@@ -52,7 +52,6 @@ type opcuaReceiver struct {
 
 	// set by Start, before the loop runs
 	host       component.Host
-	runner     *device.Runner
 	rec        *device.Recorder
 	mb         *metadata.MetricsBuilder
 	clientCert *clientCertificate
@@ -184,7 +183,7 @@ func (r *opcuaReceiver) build(host component.Host) error {
 		trigger = "heartbeat"
 	}
 	scheduled := device.TargetFunc(func(ctx context.Context, p *device.Poll) { r.poll(ctx, p, trigger) })
-	r.runner = r.AddSource(r.rec, device.WithProbe(scheduled, r.probe), r.cfg.Poll, r.emit,
+	r.AddSource(r.rec, device.WithProbe(scheduled, r.probe), r.cfg.Poll, r.emit,
 		func(ctx context.Context, runner *device.Runner, t *poll.Ticker) { r.run(ctx, runner, t, scheduled) })
 	r.OnShutdown(func() {
 		// The loop has ended: nobody else uses the session.
