@@ -55,6 +55,9 @@ func (f *Fleet) Logger() *zap.Logger { return f.set.Logger }
 // Clock is the clock the fleet's devices run on.
 func (f *Fleet) Clock() clock.Clock { return f.clock }
 
+// SetClock sets the clock the fleet's devices run on (tests: a manual clock); call before Start.
+func (f *Fleet) SetClock(c clock.Clock) { f.clock = c }
+
 // Start builds the receiver's devices with build, which calls Recorder, Add, AddJob and OnShutdown,
 // and starts their schedules. Building must not touch the network: connections open on the first
 // poll, and unreachable devices are retried on their schedule. The component status on host follows
@@ -101,6 +104,23 @@ func (f *Fleet) Add(rec *Recorder, target Target, cfg PollConfig, link *poll.Lin
 
 // AddJob schedules work that is not a device poll (e.g. a time sync broadcast on a bus).
 func (f *Fleet) AddJob(j poll.Job) { f.sched.Add(j) }
+
+// AddSource adds a device that is a source rather than a periodic poll (an OPC UA subscription): its
+// loop runs on one goroutine from Start until Shutdown, owns the device's session and drives the
+// returned runner itself (Runner.Run) on its ticks and its own events. The source reports its own
+// component status (the state of its session), so the runner does not report to the fleet's. emit,
+// if not nil, replaces Fleet.Emit (a source that adds its own metrics to each poll, then calls it).
+func (f *Fleet) AddSource(rec *Recorder, target Target, cfg PollConfig, emit Emitter, loop func(ctx context.Context, r *Runner, t *poll.Ticker)) *Runner {
+	if emit == nil {
+		emit = f.Emit
+	}
+	runner := NewRunner(rec, target, f.settings.Breaker, f.clock, f.set.Logger, emit)
+	f.runners = append(f.runners, runner)
+	f.sched.AddLoop(poll.Loop{Interval: cfg.Interval, Jitter: cfg.Jitter, Run: func(ctx context.Context, t *poll.Ticker) {
+		loop(ctx, runner, t)
+	}})
+	return runner
+}
 
 // OnShutdown registers what closes a connection or line once the schedules have stopped.
 func (f *Fleet) OnShutdown(close func()) { f.closers = append(f.closers, close) }

@@ -16,9 +16,17 @@ import (
 )
 
 // Target is one device's protocol work: Poll performs the requests of one poll and records readings,
-// requests and errors on p. It must honour ctx and its own timeouts; it is never called concurrently.
+// requests and errors on p. It runs holding the device's link (its connection or bus). It must honour
+// ctx and its own timeouts; it is never called concurrently.
 type Target interface {
 	Poll(ctx context.Context, p *Poll)
+}
+
+// Finisher is a Target with a record phase: Finish runs after Poll once the link is released, and
+// records on p the readings of what Poll fetched (decoding, scaling, staleness), so that work does not
+// keep the bus idle. A Target that records while it reads needs none.
+type Finisher interface {
+	Finish(p *Poll)
 }
 
 // Prober is a Target that can tell cheaply whether its device can be reached (a TCP dial of the
@@ -69,6 +77,12 @@ type Runner struct {
 	shortcuts int
 	// onChange, if set, hears each change of the device between answering and not (nil err: answers).
 	onChange func(id string, err error)
+
+	// Between the I/O phase and the record phase of one poll: the poll and its target, or, when the
+	// breaker skipped it, skipped (the time it was due).
+	pending       *Poll
+	pendingTarget Target
+	skipped       time.Time
 }
 
 type deviceState int
@@ -94,28 +108,58 @@ func NewRunner(rec *Recorder, target Target, breaker poll.BreakerConfig, clock c
 // Breaker returns the device's breaker (read it only from the polling goroutine or after Stop).
 func (r *Runner) Breaker() *poll.Breaker { return r.breaker }
 
-// Job returns the scheduler job of this device.
+// Job returns the scheduler job of this device: the I/O phase runs on link, the record phase after
+// the scheduler has released it.
 func (r *Runner) Job(cfg PollConfig, link *poll.Link) poll.Job {
-	return poll.Job{Interval: cfg.Interval, Jitter: cfg.Jitter, Link: link, Run: r.RunOnce}
+	return poll.Job{Interval: cfg.Interval, Jitter: cfg.Jitter, Link: link, Run: r.io, Finish: r.finish}
 }
 
-// RunOnce performs one scheduled poll: skipped while the breaker is open, otherwise the target polls
-// and the outcome feeds the breaker. Logs only state changes. Calls must not overlap: the device's
-// link is released as soon as the target returns (poll.ReleaseLink), before the poll is emitted, so
-// a second caller of the same Runner needs its own lock.
-func (r *Runner) RunOnce(ctx context.Context) {
+// RunOnce performs one poll, both phases, with the device's target (callers that hold no link, or
+// hold it around both phases: benchmarks, tests).
+func (r *Runner) RunOnce(ctx context.Context) { r.Run(ctx, r.target) }
+
+// Run performs one poll with t in place of the device's target (a source that polls for different
+// reasons, e.g. a subscription's notification), behind the same breaker. Calls must not overlap.
+func (r *Runner) Run(ctx context.Context, t Target) {
+	r.start(ctx, t)
+	r.finish(ctx)
+}
+
+func (r *Runner) io(ctx context.Context) { r.start(ctx, r.target) }
+
+// start is the I/O phase of a scheduled poll: skipped while the breaker is open (unless a probe finds
+// the device back), otherwise the target makes its requests.
+func (r *Runner) start(ctx context.Context, t Target) {
 	now := r.clock.Now()
+	r.pending, r.pendingTarget, r.skipped = nil, nil, time.Time{}
 	if !r.breaker.Allow(now) {
 		if !r.probe(ctx) {
-			r.emit(ctx, r.rec.Skipped(now, r.breaker.State()), ptrace.NewTraces())
+			r.skipped = now
 			return
 		}
 		r.breaker.Reachable()
 		r.logger.Info("Device reachable again: polling it now instead of waiting out the breaker's backoff")
 	}
 	p := r.rec.Begin(now)
-	r.target.Poll(ctx, p)
-	poll.ReleaseLink(ctx) // the bus is free: building and emitting the data needs no link
+	t.Poll(ctx, p)
+	r.pending, r.pendingTarget = p, t
+}
+
+// finish is the record phase, with the link released: the target records its readings, the outcome
+// feeds the breaker, and the poll is emitted. Logs only state changes.
+func (r *Runner) finish(ctx context.Context) {
+	p, t := r.pending, r.pendingTarget
+	r.pending, r.pendingTarget = nil, nil
+	if p == nil {
+		if !r.skipped.IsZero() {
+			r.emit(ctx, r.rec.Skipped(r.skipped, r.breaker.State()), ptrace.NewTraces())
+			r.skipped = time.Time{}
+		}
+		return
+	}
+	if f, ok := t.(Finisher); ok {
+		f.Finish(p)
+	}
 	if ctx.Err() != nil && !p.Answered() {
 		return // shutting down: a poll cut short says nothing about the device
 	}

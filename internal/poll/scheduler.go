@@ -9,7 +9,7 @@ import (
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
-// Job is one device's periodic poll.
+// Job is one device's periodic poll, in two phases: Run holds the Link, Finish does not.
 type Job struct {
 	// Interval between polls.
 	Interval time.Duration
@@ -18,8 +18,26 @@ type Job struct {
 	Jitter float64
 	// Link the poll runs on; nil means the poll needs no shared connection.
 	Link *Link
-	// Run performs one poll. It is never called concurrently with itself.
+	// Run is the I/O phase of one poll: the requests, holding Link. It is never called concurrently
+	// with itself or with the job's Finish.
 	Run func(ctx context.Context)
+	// Finish, if set, is the record phase: it runs after each Run once Link is released (also when
+	// ctx has ended, to account for a poll cut short), so building and emitting the poll's data does
+	// not keep a bus or connection idle.
+	Finish func(ctx context.Context)
+	// Defer, if set, is asked at each due time: a positive answer postpones this run by that long,
+	// without holding Link (the link's other jobs run meanwhile); the job's grid does not move. E.g.
+	// a time sync waits out the minutes around midnight.
+	Defer func(now time.Time) time.Duration
+}
+
+// Loop is a source that waits on more than its schedule: Run is started on its own goroutine by
+// Start and returns when ctx ends (Stop waits for it). Its ticks come from t, on the grid Interval
+// and Jitter give, like a Job's.
+type Loop struct {
+	Interval time.Duration
+	Jitter   float64
+	Run      func(ctx context.Context, t *Ticker)
 }
 
 // Scheduler runs jobs on their intervals, one goroutine per job.
@@ -30,15 +48,20 @@ type Scheduler struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	jobs   []Job
+	loops  []Loop
 }
 
 // NewScheduler returns a scheduler on clock; seed makes jitter repeatable in tests.
 func NewScheduler(clock clock.Clock, seed uint64) *Scheduler {
-	return &Scheduler{clock: clock, rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	// Jitter spreads load; a seeded generator makes it repeatable, and nothing about it is secret.
+	return &Scheduler{clock: clock, rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))} //nolint:gosec // jitter, not secrets
 }
 
 // Add registers a job; call before Start.
 func (s *Scheduler) Add(j Job) { s.jobs = append(s.jobs, j) }
+
+// AddLoop registers a loop; call before Start.
+func (s *Scheduler) AddLoop(l Loop) { s.loops = append(s.loops, l) }
 
 // Start starts every job. The first poll of each job comes at a random phase within its first
 // interval, so devices configured together do not all fire at the same instant. Jobs that share a
@@ -72,6 +95,16 @@ func (s *Scheduler) Start(ctx context.Context) {
 		go func() {
 			defer s.wg.Done()
 			s.runSerial(ctx, g)
+		}()
+	}
+	for _, l := range s.loops {
+		t := &Ticker{s: s, interval: l.Interval, jitter: l.Jitter, tick: start.Add(s.randomDuration(l.Interval))}
+		t.arm()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer t.stop()
+			l.Run(ctx, t)
 		}()
 	}
 }
@@ -109,6 +142,9 @@ func (s *Scheduler) run(ctx context.Context, j Job, tick time.Time) {
 		if !s.sleep(ctx, tick.Sub(s.clock.Now())+s.jitter(j)) {
 			return
 		}
+		if !s.waitDeferred(ctx, j) {
+			return
+		}
 		if !runOnce(ctx, j) {
 			return
 		}
@@ -139,6 +175,13 @@ func (s *Scheduler) runSerial(ctx context.Context, g *serialGroup) {
 		if !s.sleep(ctx, due[k].Sub(s.clock.Now())) {
 			return
 		}
+		if j := g.jobs[k]; j.Defer != nil {
+			// The other jobs of the link go on meanwhile: the deferred one just falls due later.
+			if wait := j.Defer(s.clock.Now()); wait > 0 {
+				due[k] = s.clock.Now().Add(wait)
+				continue
+			}
+		}
 		if !runOnce(ctx, g.jobs[k]) {
 			return
 		}
@@ -151,19 +194,37 @@ func (s *Scheduler) jitter(j Job) time.Duration {
 	return s.randomDuration(time.Duration(j.Jitter * float64(j.Interval)))
 }
 
-// runOnce runs one poll of j on its link; false once ctx has ended.
+// waitDeferred waits, without the link, for as long as the job defers itself; false once ctx has ended.
+func (s *Scheduler) waitDeferred(ctx context.Context, j Job) bool {
+	if j.Defer == nil {
+		return true
+	}
+	for {
+		wait := j.Defer(s.clock.Now())
+		if wait <= 0 {
+			return true
+		}
+		if !s.sleep(ctx, wait) {
+			return false
+		}
+	}
+}
+
+// runOnce runs one poll of j: its I/O phase on its link, then its record phase with the link free;
+// false once ctx has ended.
 func runOnce(ctx context.Context, j Job) bool {
-	runCtx := ctx
-	var hold *linkHold
 	if j.Link != nil {
 		if err := j.Link.Acquire(ctx); err != nil {
 			return false
 		}
-		hold = &linkHold{link: j.Link}
-		runCtx = context.WithValue(ctx, linkHoldKey{}, hold)
 	}
-	j.Run(runCtx)
-	hold.release()
+	j.Run(ctx)
+	if j.Link != nil {
+		j.Link.Release()
+	}
+	if j.Finish != nil {
+		j.Finish(ctx)
+	}
 	return ctx.Err() == nil
 }
 
@@ -181,27 +242,36 @@ func (s *Scheduler) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-type linkHoldKey struct{}
-
-// linkHold is a poll's hold on its link, released once.
-type linkHold struct {
-	link     *Link
-	released bool
+// Ticker gives a Loop its ticks: C fires at each grid point (delayed by the jitter); after handling
+// one, the loop calls Next, which skips the ticks it missed while busy. Only the loop's goroutine uses
+// it.
+type Ticker struct {
+	s        *Scheduler
+	interval time.Duration
+	jitter   float64
+	tick     time.Time
+	ch       <-chan time.Time
+	cancel   func()
 }
 
-func (h *linkHold) release() {
-	if h != nil && !h.released {
-		h.released = true
-		h.link.Release()
-	}
+// C is the channel of the next tick.
+func (t *Ticker) C() <-chan time.Time { return t.ch }
+
+// Next arms the tick after the one that fired.
+func (t *Ticker) Next() {
+	t.stop()
+	t.tick = NextTick(t.tick, t.s.clock.Now(), t.interval)
+	t.arm()
 }
 
-// ReleaseLink lets the next poll use the link of the poll running under ctx before this one returns:
-// a job calls it once its protocol work is done, so that building and emitting the poll's data (which
-// may wait on the pipeline) does not keep a bus or connection idle. Calling it again, or under a
-// context without a link, does nothing. Call it from the job's goroutine.
-func ReleaseLink(ctx context.Context) {
-	if h, ok := ctx.Value(linkHoldKey{}).(*linkHold); ok {
-		h.release()
+func (t *Ticker) arm() {
+	d := t.tick.Sub(t.s.clock.Now()) + t.s.randomDuration(time.Duration(t.jitter*float64(t.interval)))
+	t.ch, t.cancel = t.s.clock.After(d)
+}
+
+func (t *Ticker) stop() {
+	if t.cancel != nil {
+		t.cancel()
+		t.cancel = nil
 	}
 }

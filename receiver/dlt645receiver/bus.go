@@ -88,7 +88,7 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		closer.Close()
+		_ = closer.Close() // closed meanwhile by Shutdown: nothing to report
 		return nil, net.ErrClosed
 	}
 	b.conn, b.client = closer, c
@@ -100,7 +100,7 @@ func (b *bus) reset() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.conn != nil {
-		b.conn.Close()
+		_ = b.conn.Close() // the connection failed already; a close error adds nothing
 	}
 	b.conn, b.client = nil, nil
 }
@@ -111,7 +111,7 @@ func (b *bus) close() {
 	defer b.mu.Unlock()
 	b.closed = true
 	if b.conn != nil {
-		b.conn.Close()
+		_ = b.conn.Close() // shutting down: nothing to report
 	}
 	b.conn, b.client = nil, nil
 }
@@ -120,25 +120,19 @@ func (b *bus) close() {
 // broadcast time sync around the day change.
 const midnightGuard = 5 * time.Minute
 
-// syncTime broadcasts the time to every meter of the bus (control code 08, no answer).
+// syncJob is the bus's time sync: it defers itself, without the bus, while midnight is near.
+func (b *bus) syncJob(interval time.Duration) poll.Job {
+	return poll.Job{Interval: interval, Link: b.link, Run: b.syncTime, Defer: b.untilSafe}
+}
+
+// untilSafe is how long a time sync must wait at now to be clear of the meters' midnight.
+func (b *bus) untilSafe(now time.Time) time.Duration {
+	return untilClearOfMidnight(now.In(b.spec.location))
+}
+
+// syncTime broadcasts the time to every meter of the bus (control code 08, no answer). The scheduler
+// holds the bus for it, and has waited out midnight (untilSafe) before taking it.
 func (b *bus) syncTime(ctx context.Context) {
-	defer poll.ReleaseLink(ctx)
-	if wait := untilClearOfMidnight(b.clock.Now().In(b.spec.location)); wait > 0 {
-		// Let the meters be polled meanwhile, and come back when it is safe.
-		poll.ReleaseLink(ctx)
-		ch, stop := b.clock.After(wait)
-		select {
-		case <-ch:
-			stop()
-		case <-ctx.Done():
-			stop()
-			return
-		}
-		if err := b.link.Acquire(ctx); err != nil {
-			return
-		}
-		defer b.link.Release()
-	}
 	c, err := b.open(ctx, time.Second)
 	if err != nil {
 		return

@@ -149,7 +149,7 @@ buses:
 		t.Skip("too close to midnight in UTC+8 for a time sync")
 	}
 	require.NoError(t, b.link.Acquire(context.Background()))
-	b.syncTime(context.Background()) // the link is released by the job
+	b.syncTime(context.Background()) // the scheduler holds the link around the job
 	b.link.Release()
 	require.Eventually(t, func() bool { return srv.Stats().Requests >= 1 }, 5*time.Second, 10*time.Millisecond)
 	for _, m := range []*sim.Meter{m1, m2} {
@@ -165,4 +165,65 @@ func TestUntilClearOfMidnight(t *testing.T) {
 	assert.Equal(t, 4*time.Minute+time.Second, untilClearOfMidnight(day(0, 1, 0)))
 	assert.Equal(t, 7*time.Minute+time.Second, untilClearOfMidnight(day(23, 58, 0)))
 	assert.Equal(t, time.Duration(0), untilClearOfMidnight(day(23, 54, 0)))
+}
+
+// Near midnight the time sync defers itself without the bus: the meters on it are polled on schedule
+// meanwhile, and the broadcast goes out once midnight is clear.
+func TestTimeSyncWaitsOutMidnightWithoutTheBus(t *testing.T) {
+	m1 := meter(t, "1", dlt645.V2007, nil)
+	srv, addr := startSim(t, sim.Options{}, m1)
+	cfg := loadYAML(t, `
+time_zone: Asia/Shanghai
+buses:
+  - endpoint: tcp://`+addr+`
+    time_sync: {interval: 24h}
+    meters: [{id: m, address: "1", identifiers: ["00010000"]}]
+`)
+	buses, err := cfg.resolve()
+	require.NoError(t, err)
+	loc := buses[0].location
+	start := time.Date(2026, 3, 5, 23, 58, 0, 0, loc)
+	clk := clock.NewManual(start)
+	b := newBus(&buses[0], clk, zap.NewNop())
+	t.Cleanup(b.close)
+
+	var mu sync.Mutex
+	var polls, syncs []time.Time
+	sched := poll.NewScheduler(clk, 3)
+	sched.Add(poll.Job{Interval: 30 * time.Second, Link: b.link, Run: func(context.Context) {
+		mu.Lock()
+		polls = append(polls, clk.Now())
+		mu.Unlock()
+	}})
+	job := b.syncJob(2 * time.Minute) // the first sync falls due before midnight is clear
+	run := job.Run
+	job.Run = func(ctx context.Context) {
+		mu.Lock()
+		syncs = append(syncs, clk.Now())
+		mu.Unlock()
+		run(ctx)
+	}
+	sched.Add(job)
+	sched.Start(context.Background())
+	defer sched.Stop()
+	end := time.Date(2026, 3, 6, 0, 7, 0, 0, loc)
+	for clk.Now().Before(end) {
+		require.Eventually(t, func() bool { return clk.Waiters() == 1 }, 5*time.Second, time.Millisecond)
+		clk.Advance(5 * time.Second)
+	}
+	require.Eventually(t, func() bool { return clk.Waiters() == 1 }, 5*time.Second, time.Millisecond)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, syncs)
+	for _, s := range syncs {
+		assert.Zero(t, untilClearOfMidnight(s), "no sync within %s of midnight: %s", midnightGuard, s)
+	}
+	assert.False(t, syncs[0].Before(time.Date(2026, 3, 6, 0, 5, 0, 0, loc)))
+	// The meter kept its 30 s period across the wait (9 minutes: 18 polls).
+	require.GreaterOrEqual(t, len(polls), 17)
+	for k := 1; k < len(polls); k++ {
+		assert.Equal(t, 30*time.Second, polls[k].Sub(polls[k-1]), "poll %d", k)
+	}
+	require.Eventually(t, func() bool { return srv.Stats().Requests >= 1 }, 5*time.Second, 10*time.Millisecond, "the broadcast went out")
 }

@@ -3,15 +3,12 @@ package dlt645receiver
 import (
 	"context"
 	"errors"
-	"fmt"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
 
 // Span names and attributes of the requests.
@@ -131,7 +128,6 @@ func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock clock.C
 
 // Poll reads every identifier of the meter once.
 func (m *meterPoller) Poll(ctx context.Context, p *device.Poll) {
-	defer poll.ReleaseLink(ctx)
 	m.answered = false
 	p.Attr(attrVersionSpan, int(m.spec.version))
 	if _, err := m.bus.open(ctx, m.spec.poll.Timeout); err != nil {
@@ -251,166 +247,6 @@ func (m *meterPoller) transact(ctx context.Context, q *device.Request, do func(c
 	return err
 }
 
-// readValues reads one identifier (or block) and records its values.
-func (m *meterPoller) readValues(ctx context.Context, p *device.Poll, rs *readState) error {
-	if rs.fallback {
-		return m.readSingles(ctx, p, rs, false)
-	}
-	if rs.spec.block && m.noBlocks {
-		m.fallBack(rs)
-		return m.readSingles(ctx, p, rs, true)
-	}
-	v := m.spec.version
-	q := p.StartRequestAt(spanRead, m.clock.Now()).
-		Attr(attrAddress, m.address.String()).
-		Attr(attrControlCode, controlCode(v)).
-		Attr(attrDI, rs.spec.di.Format(v))
-	var res dlt645.Result
-	err := m.transact(ctx, q, func(c *dlt645.Client) error {
-		var err error
-		res, err = c.Read(ctx, v, m.address, rs.spec.di)
-		return err
-	})
-	if res.Frames > 0 {
-		q.Attr(attrFrames, res.Frames)
-	}
-	var me *dlt645.MeterError
-	if errors.As(err, &me) {
-		q.Attr(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word)))
-		q.Attr(attrErrorText, me.Word.Describe(v))
-	}
-	if err != nil && rs.spec.block && me != nil && !m.blocksOK {
-		// The meter answers its first block read with an error word: many meters read only single
-		// identifiers. Read the members one by one, in this poll already, and ask this meter for no
-		// block again. (A meter that answered a block before just lacks this block's data.)
-		q.EndAt(err, m.clock.Now())
-		m.noBlocks = true
-		m.logger.Info("The meter refuses block reads: reading the single identifiers of its blocks instead",
-			zap.String("di", rs.spec.di.Format(v)), zap.String(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word))))
-		m.fallBack(rs)
-		return m.readSingles(ctx, p, rs, true)
-	}
-	if err == nil && rs.spec.block {
-		m.blocksOK = true
-	}
-	if err != nil {
-		m.stale(p, rs)
-		q.EndAt(err, m.clock.Now())
-		return err
-	}
-	err = m.record(p, rs, res.Value)
-	q.Attr(attrParts, rs.last)
-	q.EndAt(err, m.clock.Now())
-	return err
-}
-
-// fallBack switches a block to reading its members one by one.
-func (m *meterPoller) fallBack(rs *readState) {
-	rs.fallback = true
-	rs.singles = make([]int, len(rs.spec.parts))
-	for i := range rs.singles {
-		rs.singles[i] = i
-	}
-}
-
-// readSingles reads the members of a block the meter refuses one identifier at a time. At the first
-// round, a member the meter answers with an error word is dropped: it does not have it (as a block
-// reply holds only the tariffs the meter has), so its reading is marked stale once and not asked for
-// again. It returns the last error.
-func (m *meterPoller) readSingles(ctx context.Context, p *device.Poll, rs *readState, first bool) error {
-	v := m.spec.version
-	var last error
-	kept := rs.singles[:0]
-	for k, i := range rs.singles {
-		part := rs.spec.parts[i]
-		if ctx.Err() != nil || (last != nil && !m.answered && !device.Classify(last).Answered()) {
-			// shutting down, or the meter has not said a word this poll: the rest is stale
-			for _, j := range rs.singles[k:] {
-				p.RecordStale(rs.series[j])
-			}
-			kept = append(kept, rs.singles[k:]...)
-			break
-		}
-		q := p.StartRequestAt(spanRead, m.clock.Now()).
-			Attr(attrAddress, m.address.String()).
-			Attr(attrControlCode, controlCode(v)).
-			Attr(attrDI, part.entry.DI.Format(v))
-		var res dlt645.Result
-		err := m.transact(ctx, q, func(c *dlt645.Client) error {
-			var err error
-			res, err = c.Read(ctx, v, m.address, part.entry.DI)
-			return err
-		})
-		var me *dlt645.MeterError
-		if errors.As(err, &me) {
-			q.Attr(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word)))
-			q.Attr(attrErrorText, me.Word.Describe(v))
-		}
-		if err == nil {
-			var x float64
-			if x, err = part.entry.Format.Decode(res.Value); err != nil {
-				err = device.NewError(device.ErrDecode, fmt.Errorf("%s: % X as %s: %w", part.entry.Name, res.Value, part.entry.Format, err))
-			} else {
-				p.Record(rs.series[i], time.Time{}, x*part.scale)
-			}
-		}
-		q.EndAt(err, m.clock.Now())
-		if first && me != nil {
-			continue // the meter does not have this member: no series, nothing to mark stale
-		}
-		if err != nil {
-			p.RecordStale(rs.series[i])
-			last = err
-		}
-		kept = append(kept, i)
-	}
-	rs.singles = kept
-	return last
-}
-
-// record decodes a reply into the readings; values that do not decode are marked stale.
-func (m *meterPoller) record(p *device.Poll, rs *readState, value []byte) error {
-	parts := rs.spec.parts
-	datas := [][]byte{value}
-	if rs.spec.block {
-		entries := make([]dlt645.Entry, len(parts))
-		for i, part := range parts {
-			entries[i] = part.entry
-		}
-		split, err := dlt645.SplitBlock(entries, value)
-		if err != nil {
-			m.stale(p, rs)
-			return device.NewError(device.ErrDecode, err)
-		}
-		datas = datas[:0]
-		for _, s := range split {
-			datas = append(datas, s.Data)
-		}
-		if n := len(split); n < rs.last {
-			// The meter sends fewer values than before: the missing ones are gone.
-			for _, s := range rs.series[n:rs.last] {
-				p.RecordStale(s)
-			}
-		}
-		rs.last = len(split)
-	}
-	var errs []error
-	for i, data := range datas {
-		part := parts[i]
-		x, err := part.entry.Format.Decode(data)
-		if err != nil {
-			p.RecordStale(rs.series[i])
-			errs = append(errs, fmt.Errorf("%s: % X as %s: %w", part.entry.Name, data, part.entry.Format, err))
-			continue
-		}
-		p.Record(rs.series[i], time.Time{}, x*part.scale)
-	}
-	if len(errs) > 0 {
-		return device.NewError(device.ErrDecode, errors.Join(errs...))
-	}
-	return nil
-}
-
 func controlCode(v dlt645.Version) string {
 	if v == dlt645.V1997 {
 		return "01"
@@ -443,81 +279,4 @@ func (m *meterPoller) discover(ctx context.Context, p *device.Poll) bool {
 	m.rec.SetResourceAttribute(attrMeterAddress, a.String())
 	m.logger.Info("Meter address discovered", zap.String(attrMeterAddress, a.String()))
 	return true
-}
-
-// readClock reads the meter's date and time and records its drift from the collector's clock.
-func (m *meterPoller) readClock(ctx context.Context, p *device.Poll) {
-	v := m.spec.version
-	cs := m.spec.clock
-	read := func(di dlt645.DI) (dlt645.Clock, time.Time, error) {
-		q := p.StartRequestAt(spanRead, m.clock.Now()).
-			Attr(attrAddress, m.address.String()).
-			Attr(attrControlCode, controlCode(v)).
-			Attr(attrDI, di.Format(v))
-		var res dlt645.Result
-		var at time.Time
-		var charTime time.Duration
-		err := m.transact(ctx, q, func(c *dlt645.Client) error {
-			var err error
-			res, err = c.Read(ctx, v, m.address, di)
-			at, charTime = m.clock.Now(), c.CharTime
-			return err
-		})
-		var me *dlt645.MeterError
-		if errors.As(err, &me) {
-			q.Attr(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word)))
-			q.Attr(attrErrorText, me.Word.Describe(v))
-		}
-		if err != nil {
-			q.EndAt(err, m.clock.Now())
-			return dlt645.Clock{}, at, err
-		}
-		e, _ := dlt645.Builtin().Lookup(v, di)
-		clk, err := e.Format.DecodeClock(res.Value)
-		if err != nil {
-			err = device.NewError(device.ErrDecode, fmt.Errorf("%s: % X: %w", e.Name, res.Value, err))
-		}
-		q.EndAt(err, m.clock.Now())
-		// The meter read its clock before sending the reply.
-		reply := dlt645.ReadResponse(v, m.address, di, res.Value, false).Len(m.bus.spec.preamble)
-		return clk, at.Add(-time.Duration(reply) * charTime), err
-	}
-
-	var meter, at time.Time
-	if cs.dateTime != 0 {
-		c, t, err := read(cs.dateTime)
-		if err != nil {
-			p.RecordStale(m.drift)
-			return
-		}
-		meter, at = clockTime(c, c, m.spec.location), t
-	} else {
-		start := m.clock.Now()
-		date, _, err := read(cs.date)
-		if err != nil {
-			p.RecordStale(m.drift)
-			return
-		}
-		tod, t, err := read(cs.time)
-		if err != nil {
-			p.RecordStale(m.drift)
-			return
-		}
-		// The date may have been read just before the meter's midnight and the time just after:
-		// then read the date again.
-		sinceMidnight := time.Duration(tod.Hour)*time.Hour + time.Duration(tod.Minute)*time.Minute + time.Duration(tod.Second)*time.Second
-		if sinceMidnight <= t.Sub(start)+time.Second {
-			if date, _, err = read(cs.date); err != nil {
-				p.RecordStale(m.drift)
-				return
-			}
-		}
-		meter, at = clockTime(date, tod, m.spec.location), t
-	}
-	// The meter's clock shows whole seconds: its true time is half a second later on average.
-	p.Record(m.drift, time.Time{}, meter.Add(500*time.Millisecond).Sub(at).Seconds())
-}
-
-func clockTime(date, tod dlt645.Clock, loc *time.Location) time.Time {
-	return time.Date(date.Year, time.Month(date.Month), date.Day, tod.Hour, tod.Minute, tod.Second, 0, loc)
 }

@@ -7,7 +7,6 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
 )
 
@@ -45,7 +44,7 @@ func (r *dlt645Receiver) add(specs []busSpec) {
 			r.Add(rec, m, ms.poll, b.link)
 		}
 		if bs.timeSync > 0 {
-			r.AddJob(poll.Job{Interval: bs.timeSync, Link: b.link, Run: b.syncTime})
+			r.AddJob(b.syncJob(bs.timeSync))
 		}
 	}
 }

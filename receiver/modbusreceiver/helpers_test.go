@@ -1,6 +1,7 @@
 package modbusreceiver
 
 import (
+	"context"
 	"io"
 	"log"
 	"net"
@@ -9,12 +10,16 @@ import (
 
 	"github.com/simonvetter/modbus"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
+	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
 )
 
@@ -56,6 +61,21 @@ func startReceiver(t testing.TB, cfg *Config) sinks {
 	t.Helper()
 	s := devicetest.StartReceiver(t, NewFactory(), cfg)
 	return sinks{metrics: s.Metrics, traces: s.Traces}
+}
+
+// startReceiverOn runs a receiver with both pipelines on cfg, its devices' time on clk; it stops on
+// cleanup.
+func startReceiverOn(t testing.TB, cfg *Config, clk clock.Clock) sinks {
+	t.Helper()
+	s := sinks{metrics: new(consumertest.MetricsSink), traces: new(consumertest.TracesSink)}
+	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type))
+	require.NoError(t, err)
+	r.SetClock(clk)
+	r.SetMetrics(s.metrics)
+	r.SetTraces(s.traces)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+	return s
 }
 
 // point is one data point seen by a sink.

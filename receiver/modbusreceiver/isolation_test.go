@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
 )
@@ -82,16 +83,34 @@ poll: {interval: 200ms, timeout: 150ms, retries: 1, jitter: 0.05}
 breaker: {failure_threshold: 2, initial_backoff: 400ms, max_backoff: 800ms}
 connections:
 `+conns.String())
-	s := startReceiver(t, cfg)
+	// The devices' time is a manual clock, moved in steps once every connection's goroutine (one per
+	// connection: a link of one) waits on it: the polls' timing is the schedule's, whatever the
+	// machine's load. Only the dead device's timeouts take wall time.
+	const goroutines = 5
+	clk := clock.NewManual(time.Now())
+	s := startReceiverOn(t, cfg, clk)
+	// step moves the clock until cond holds, at most max; it tells whether cond held.
+	step := func(cond func() bool, max time.Duration) bool {
+		t.Helper()
+		for end := clk.Now().Add(max); ; clk.Advance(10 * time.Millisecond) {
+			require.Eventually(t, func() bool { return clk.Waiters() == goroutines }, 10*time.Second, 100*time.Microsecond)
+			if cond() {
+				return true
+			}
+			if !clk.Now().Before(end) {
+				return false
+			}
+		}
+	}
 
 	// Wait until the dead device's breaker is open, then observe a window of 2 s.
-	require.Eventually(t, func() bool {
+	require.True(t, step(func() bool {
 		b, ok := latest(points(s.metrics.AllMetrics()), "dead", device.MetricBreakerState, nil)
 		return ok && b.value == 2
-	}, 10*time.Second, 10*time.Millisecond)
-	from := time.Now()
-	time.Sleep(2 * time.Second)
-	to := time.Now()
+	}, 10*time.Second), "the dead device's breaker opens")
+	from := clk.Now()
+	step(func() bool { return false }, 2*time.Second)
+	to := clk.Now()
 
 	polls := map[string][]time.Time{}
 	var deadDown bool
@@ -109,7 +128,7 @@ connections:
 	assert.True(t, deadDown)
 	require.Len(t, polls, 20)
 	for dev, ts := range polls {
-		// 2 s at 200 ms: 10 polls; allow for phase and a busy machine.
+		// 2 s at 200 ms: 10 polls; allow for phase and jitter.
 		assert.GreaterOrEqual(t, len(ts), 8, "%s polled %d times in 2s", dev, len(ts))
 		for i := 1; i < len(ts); i++ {
 			assert.Less(t, ts[i].Sub(ts[i-1]), 2*interval, "%s: gap between polls", dev)
@@ -124,10 +143,10 @@ connections:
 	require.NoError(t, err)
 	require.NoError(t, srv.Start())
 	t.Cleanup(func() { _ = srv.Stop() })
-	require.Eventually(t, func() bool {
+	require.True(t, step(func() bool {
 		pts := points(s.metrics.AllMetrics())
 		v, ok := latest(pts, "dead", "v", nil)
 		b, _ := latest(pts, "dead", device.MetricBreakerState, nil)
 		return ok && !v.stale && v.value == 4242 && b.value == 0
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 10*time.Second), "the device's data resumes")
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
 
 // Span and attribute names of the requests.
@@ -139,7 +138,8 @@ func (d *devicePoller) replan(now time.Time) {
 	}
 }
 
-// Poll reads every block of the plan and records the fields.
+// Poll reads every block of the plan (the I/O phase, holding the connection); Finish records the
+// fields.
 func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 	d.replan(p.Start())
 	clear(d.states)
@@ -148,7 +148,6 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 	p.Attr(attrUnitID, int(d.spec.unitID))
 	if _, err := d.conn.ensure(d.spec.poll.Timeout); err != nil {
 		p.Fail(err)
-		d.recordAll(p)
 		return
 	}
 	dead := false
@@ -196,13 +195,13 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 	if d.spec.requests.CloseAfterPoll {
 		d.conn.close()
 	}
-	// The protocol work is done: the next device's poll may use the connection while this one's
-	// readings are recorded and built. (Yielding the processor here as well would start the next
-	// request sooner when polls queue for the connection, but costs a scheduler round trip to every
-	// poll when none does: measured, it lost more than it gained.)
-	poll.ReleaseLink(ctx)
-	d.recordAll(p)
 }
+
+// Finish is the record phase, after the runner has released the connection: the next device's poll
+// may use it while this one's readings are recorded and built. (Yielding the processor between the
+// phases as well would start the next request sooner when polls queue for the connection, but costs a
+// scheduler round trip to every poll when none does: measured, it lost more than it gained.)
+func (d *devicePoller) Finish(p *device.Poll) { d.recordAll(p) }
 
 // pause waits the device's pause between requests; false if ctx ended.
 func (d *devicePoller) pause(ctx context.Context) bool {

@@ -14,29 +14,38 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
-// pollNow runs one scheduled-kind poll outside the schedule.
-func (r *opcuaReceiver) pollNow(ctx context.Context) {
-	if err := r.link.Acquire(ctx); err != nil {
-		return
+// pollNow runs the next scheduled poll: the receiver runs on a manual clock (startBench with
+// manualClock), which is moved one interval once the device's loop waits on it; it returns once that
+// poll has been emitted.
+func (r *opcuaReceiver) pollNow(c *pointCounter, clk *clock.Manual) {
+	for clk.Waiters() == 0 {
+		runtime.Gosched()
 	}
-	r.runMu.Lock()
-	r.cur = work{kind: workPoll}
-	r.runner.RunOnce(ctx)
-	r.runMu.Unlock()
-	r.link.Release()
+	clk.Advance(r.cfg.Poll.Interval)
+	<-c.polls
 }
 
-// pointCounter counts the data points of one metric.
+// pointCounter counts the data points of one metric; polls, if set, hears each emitted poll.
 type pointCounter struct {
-	name string
-	n    atomic.Int64
+	name  string
+	n     atomic.Int64
+	polls chan struct{}
 }
 
 func (c *pointCounter) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
 
 func (c *pointCounter) ConsumeMetrics(_ context.Context, md pmetric.Metrics) error {
+	if c.polls != nil {
+		defer func() {
+			select {
+			case c.polls <- struct{}{}:
+			default: // nobody waits (shutting down)
+			}
+		}()
+	}
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		sms := rms.At(i).ScopeMetrics()
@@ -63,10 +72,13 @@ func bulkConfig(endpoint string, n int) *Config {
 	return cfg
 }
 
-func startBench(b *testing.B, cfg *Config, next consumer.Metrics) *opcuaReceiver {
+func startBench(b *testing.B, cfg *Config, next consumer.Metrics, clk *clock.Manual) *opcuaReceiver {
 	b.Helper()
 	r, err := newReceiver(cfg, receiverSettings())
 	require.NoError(b, err)
+	if clk != nil {
+		r.SetClock(clk)
+	}
 	r.setMetrics(next)
 	require.NoError(b, r.Start(context.Background(), componenttest.NewNopHost()))
 	b.Cleanup(func() { require.NoError(b, r.Shutdown(context.Background())) })
@@ -79,17 +91,17 @@ func startBench(b *testing.B, cfg *Config, next consumer.Metrics) *opcuaReceiver
 func BenchmarkPoll10000Nodes(b *testing.B) {
 	const n = 10000
 	srv := startSim(b, sim.Config{BulkNodes: n})
-	count := &pointCounter{name: "opcua.bulk"}
-	r := startBench(b, bulkConfig(srv.Endpoint(), n), count)
-	ctx := context.Background()
-	r.pollNow(ctx) // connect
+	count := &pointCounter{name: "opcua.bulk", polls: make(chan struct{}, 16)}
+	clk := clock.NewManual(time.Now())
+	r := startBench(b, bulkConfig(srv.Endpoint(), n), count, clk)
+	r.pollNow(count, clk) // connect
 	require.EqualValues(b, n, count.n.Load(), "the first poll reads every node")
 	count.n.Store(0)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpuTime()
 	for range b.N {
-		r.pollNow(ctx)
+		r.pollNow(count, clk)
 	}
 	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
@@ -118,7 +130,7 @@ func benchSubscription(b *testing.B, publishing time.Duration) {
 	cfg.Poll.Interval = 10 * time.Second // heartbeat
 	cfg.Subscription.PublishingInterval = publishing
 	cfg.Subscription.LifetimeCount = 1000
-	startBench(b, cfg, count)
+	startBench(b, cfg, count, nil)
 	require.Eventually(b, func() bool { return count.n.Load() >= n }, 30*time.Second, 10*time.Millisecond, "initial values")
 	keys := make([]string, n)
 	for i := range keys {

@@ -1,7 +1,7 @@
 package opcuareceiver
 
 import (
-	"context"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 )
 
@@ -112,7 +113,8 @@ func pad5(i int) string {
 	return s
 }
 
-// TestGroupsAreReadOnTheirOwnInterval: a group with a longer interval is read less often.
+// TestGroupsAreReadOnTheirOwnInterval: a group with a longer interval is read less often. The
+// device's clock is manual: 16 polls are 1.6 s of its time, whatever the machine's load.
 func TestGroupsAreReadOnTheirOwnInterval(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	cfg := testConfig(srv.Endpoint())
@@ -121,9 +123,12 @@ func TestGroupsAreReadOnTheirOwnInterval(t *testing.T) {
 	cfg.Nodes = []NodeConfig{{ID: nsu + "s=Temperature", Name: "fast"}}
 	cfg.Groups = []GroupConfig{{Name: "slow", Namespace: sim.DefaultNamespaceURI, NodeDefaults: NodeDefaults{Interval: 500 * time.Millisecond, Attributes: map[string]string{"group": "slow"}},
 		Nodes: []NodeConfig{{ID: "s=Pressure", Name: "slow"}}}}
-	h := startReceiver(t, cfg)
+	clk := clock.NewManual(time.Now())
+	h := startReceiverOn(t, cfg, clk)
+	for range 16 {
+		h.step(t, clk, cfg.Poll.Interval)
+	}
 	h.waitValue(t, "opcua.slow", map[string]string{"group": "slow"}, 1.25)
-	time.Sleep(1500 * time.Millisecond) //nolint:forbidigo // counting polls over a stretch of time
 	fast, slow := 0, 0
 	for _, p := range h.allPoints() {
 		switch p.name {
@@ -203,7 +208,7 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 					break
 				}
 				time.Sleep(10 * time.Millisecond) //nolint:forbidigo // a frozen link holds the bytes
-				if _, err := src.Read(nil); err != nil && err != io.EOF {
+				if _, err := src.Read(nil); err != nil && !errors.Is(err, io.EOF) {
 					return
 				}
 			}
@@ -270,9 +275,12 @@ func TestOnePollerForBothPipelines(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	cfg := testConfig(srv.Endpoint())
 	cfg.Nodes = plantNodes()[:1]
-	h := startReceiver(t, cfg)
+	clk := clock.NewManual(time.Now())
+	h := startReceiverOn(t, cfg, clk)
+	for range 5 { // several polls
+		h.step(t, clk, cfg.Poll.Interval)
+	}
 	h.waitValue(t, "opcua.temperature", nil, 21.5)
-	time.Sleep(500 * time.Millisecond) //nolint:forbidigo // let several polls happen
 	connects := 0
 	for _, s := range h.spans() {
 		if s.Name() == "opcua.connect" {
@@ -280,5 +288,4 @@ func TestOnePollerForBothPipelines(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, connects, "one session serves the metrics and the traces pipeline")
-	_ = context.Background()
 }

@@ -159,7 +159,7 @@ func TestBreakerProbeReconnectsWithinAnIntervalOfTheServersReturn(t *testing.T) 
 	set.Logger = zap.New(core)
 	r, err := newReceiver(cfg, set)
 	require.NoError(t, err)
-	r.clock = clock
+	r.SetClock(clock)
 	sink := new(consumertest.MetricsSink)
 	r.setMetrics(sink)
 	r.setTraces(new(consumertest.TracesSink))

@@ -24,7 +24,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/sharedcomponent"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
 )
 
@@ -112,6 +114,12 @@ type harness struct {
 // startReceiver validates cfg and starts a receiver with both pipelines; it is shut down at the end.
 func startReceiver(t testing.TB, cfg *Config) *harness {
 	t.Helper()
+	return startReceiverOn(t, cfg, nil)
+}
+
+// startReceiverOn is startReceiver with the device's time on clk (nil: the wall clock).
+func startReceiverOn(t testing.TB, cfg *Config, clk clock.Clock) *harness {
+	t.Helper()
 	require.NoError(t, cfg.Validate())
 	core, logs := observer.New(zap.InfoLevel)
 	set := receivertest.NewNopSettings(metadata.Type)
@@ -122,6 +130,9 @@ func startReceiver(t testing.TB, cfg *Config) *harness {
 	require.NoError(t, err)
 	tr, err := f.CreateTraces(context.Background(), set, cfg, h.traces)
 	require.NoError(t, err)
+	if clk != nil {
+		m.(*sharedcomponent.Component[*opcuaReceiver]).Value.SetClock(clk)
+	}
 	require.NoError(t, m.Start(context.Background(), h.host))
 	require.NoError(t, tr.Start(context.Background(), h.host))
 	h.rcv = m
@@ -273,4 +284,14 @@ func (h *harness) spans() []ptrace.Span {
 		}
 	}
 	return out
+}
+
+// step moves a manual clock one poll interval once the device's loop waits on it, and waits until
+// that poll's metrics have arrived.
+func (h *harness) step(t testing.TB, clk *clock.Manual, interval time.Duration) {
+	t.Helper()
+	require.Eventually(t, func() bool { return clk.Waiters() > 0 }, 10*time.Second, time.Millisecond)
+	n := len(h.metrics.AllMetrics())
+	clk.Advance(interval)
+	require.Eventually(t, func() bool { return len(h.metrics.AllMetrics()) > n }, 15*time.Second, time.Millisecond)
 }

@@ -362,7 +362,7 @@ func (r *opcuaReceiver) staleAll(p *device.Poll) {
 
 // handleNotification turns one notification message of the subscription into a poll: its values,
 // the publish as a request span, and the health metrics.
-func (r *opcuaReceiver) handleNotification(p *device.Poll, d *opcua.PublishNotificationData, received time.Time) {
+func (r *opcuaReceiver) handleNotification(ctx context.Context, p *device.Poll, d *opcua.PublishNotificationData, received time.Time) {
 	p.Attr("opcua.trigger", "publish")
 	s := r.sess
 	if d == nil || s == nil {
@@ -372,7 +372,7 @@ func (r *opcuaReceiver) handleNotification(p *device.Poll, d *opcua.PublishNotif
 		err := classify(d.Error)
 		p.Fail(err)
 		if sessionBroken(err) {
-			r.dropSession(r.ctx, "subscription: "+err.Error())
+			r.dropSession(ctx, "subscription: "+err.Error())
 			r.staleAll(p)
 			r.kickReconnect()
 		}
@@ -406,7 +406,7 @@ func (r *opcuaReceiver) handleNotification(p *device.Poll, d *opcua.PublishNotif
 		p.Attr("opcua.subscription_status", statusName(v.Status))
 		if isBad(v.Status) {
 			p.Fail(device.Errorf(device.ErrConnection, "the server ended the subscription: %s", statusName(v.Status)))
-			r.dropSession(r.ctx, "subscription ended: "+statusName(v.Status))
+			r.dropSession(ctx, "subscription ended: "+statusName(v.Status))
 			r.staleAll(p)
 			r.kickReconnect()
 		}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"regexp"
-	"sync"
 	"time"
 
 	"github.com/gopcua/opcua"
@@ -19,7 +18,6 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
 
-	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
@@ -33,61 +31,33 @@ const (
 	notifyQueueSize = 256
 )
 
-// workKind is what one RunOnce of the device's runner does.
-type workKind int
-
-const (
-	workPoll      workKind = iota // scheduled: (re)connect if needed, heartbeat, reads in mode poll
-	workReconnect                 // the session was lost: reconnect now, outside the schedule
-	workNotify                    // one notification message of the subscription
-)
-
-type work struct {
-	kind     workKind
-	data     *opcua.PublishNotificationData
-	received time.Time
-}
-
 // opcuaReceiver polls one OPC UA server (one device). It is shared by the metrics and the traces
 // pipeline of the same receiver config.
 //
-// Concurrency: everything below "owned by the link holder" is touched only by the goroutine that holds
-// link (a poll.Link of one): the scheduler's poll, the reconnect worker and the notification worker
-// each acquire it before running the device's Runner, so the Recorder and the session have one owner
-// at a time.
+// Concurrency: the device is a source on the fleet (device.Fleet.AddSource): one goroutine, run, owns
+// the session and everything below "owned by the device's loop", and selects on the poll ticks, the
+// reconnect kicks and the subscription's notifications. Only kick is touched from other goroutines
+// (the client's state callback).
 type opcuaReceiver struct {
-	cfg    *Config
+	cfg *Config
+	*device.Fleet
 	set    receiver.Settings
 	logger *zap.Logger
-	clock  clock.Clock
-
-	consumers *device.Consumers // the metrics and traces pipelines sharing this receiver
-
-	startOnce, stopOnce sync.Once
-	ctx                 context.Context
-	cancel              context.CancelFunc
-	wg                  sync.WaitGroup
-	sched               *poll.Scheduler
-	link                *poll.Link
-	// runMu is held with the link around every RunOnce: the link serialises the polls, runMu makes the
-	// hand-over of the state below explicit to the race detector, which reported the channel hand-over
-	// of a poll.Link as unordered here.
-	runMu sync.Mutex
-	kick  chan struct{}
-	host  component.Host
+	kick   chan struct{}
 
 	specs       []*readingSpec
 	browse      []*browseSpec
 	trust       *trustStore
 	repeatEvery time.Duration // subscription.repeat_interval in mode subscribe, else 0
 
-	// owned by the link holder
-	runner              *device.Runner
-	rec                 *device.Recorder
-	mb                  *metadata.MetricsBuilder
-	clientCert          *clientCertificate
+	// set by Start, before the loop runs
+	host       component.Host
+	rec        *device.Recorder
+	mb         *metadata.MetricsBuilder
+	clientCert *clientCertificate
+
+	// owned by the device's loop
 	sess                *session
-	cur                 work
 	series              map[string]*seriesEntry
 	known               []*seriesEntry // readings of the current (or last) session, marked stale when it fails
 	groupLast           []time.Time    // poll mode: when each poll group was last read
@@ -114,15 +84,14 @@ func newReceiver(cfg *Config, set receiver.Settings) (*opcuaReceiver, error) {
 		return nil, err
 	}
 	r := &opcuaReceiver{
-		cfg:       cfg,
-		set:       set,
-		logger:    set.Logger,
-		consumers: device.NewConsumers(set),
-		clock:     clock.Real{},
-		specs:     specs,
-		trust:     newTrustStore(cfg.Security),
-		series:    map[string]*seriesEntry{},
-		kick:      make(chan struct{}, 1),
+		cfg:    cfg,
+		Fleet:  device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health()),
+		set:    set,
+		logger: set.Logger,
+		specs:  specs,
+		trust:  newTrustStore(cfg.Security),
+		series: map[string]*seriesEntry{},
+		kick:   make(chan struct{}, 1),
 	}
 	if cfg.Mode == ModeSubscribe {
 		r.repeatEvery = cfg.Subscription.RepeatInterval
@@ -138,7 +107,7 @@ func newReceiver(cfg *Config, set receiver.Settings) (*opcuaReceiver, error) {
 		if err != nil {
 			return nil, err
 		}
-		bs := &browseSpec{ref: ref, maxDepth: b.MaxDepth, maxNodes: b.MaxNodes, defaults: b.NodeDefaults.over(top), group: groups + i}
+		bs := &browseSpec{ref: ref, maxDepth: b.MaxDepth, maxNodes: b.MaxNodes, defaults: b.over(top), group: groups + i}
 		if bs.maxDepth == 0 {
 			bs.maxDepth = defaultBrowseMaxDepth
 		}
@@ -156,21 +125,23 @@ func newReceiver(cfg *Config, set receiver.Settings) (*opcuaReceiver, error) {
 	return r, nil
 }
 
-func (r *opcuaReceiver) setMetrics(c consumer.Metrics) { r.consumers.SetMetrics(c) }
+func (r *opcuaReceiver) setMetrics(c consumer.Metrics) { r.SetMetrics(c) }
 
-func (r *opcuaReceiver) setTraces(c consumer.Traces) { r.consumers.SetTraces(c) }
+func (r *opcuaReceiver) setTraces(c consumer.Traces) { r.SetTraces(c) }
 
-// Start prepares the poller and returns at once: connecting happens in the first poll, so an
-// unreachable server never blocks or fails Start.
-func (r *opcuaReceiver) Start(_ context.Context, host component.Host) error {
+// Start prepares the device and starts its loop, and returns at once: connecting happens in the first
+// poll, so an unreachable server never blocks or fails Start. Start after Shutdown, or twice, does
+// nothing.
+func (r *opcuaReceiver) Start(ctx context.Context, host component.Host) error {
 	var err error
-	r.startOnce.Do(func() { err = r.start(host) })
+	r.Fleet.Start(ctx, host, func() { err = r.build(host) })
 	return err
 }
 
-func (r *opcuaReceiver) start(host component.Host) error {
+// build loads the client certificate, registers the readings and adds the device to the fleet.
+func (r *opcuaReceiver) build(host component.Host) error {
 	r.host = host
-	now := r.clock.Now()
+	now := r.Clock().Now()
 	if r.needsClientCertificate() {
 		c, generated, err := loadOrCreateClientCertificate(r.cfg.Security.CertificateFile, r.cfg.Security.PrivateKeyFile, r.cfg.Security.ApplicationURI, r.cfg.Security.CertificateValidity, now)
 		if err != nil {
@@ -192,19 +163,13 @@ func (r *opcuaReceiver) start(host component.Host) error {
 		r.logger.Warn("security.insecure_accept_any_server_certificate is on: any server certificate is accepted, so a machine in the middle can read and change the data")
 	}
 
-	r.rec = device.NewRecorder(device.Identity{
+	r.rec = r.Recorder(device.Identity{
 		ID:           r.cfg.DeviceID,
 		Protocol:     device.ProtocolOPCUA,
 		Address:      r.cfg.Endpoint,
 		Manufacturer: r.cfg.Manufacturer,
 		Model:        r.cfg.Model,
 		Attributes:   r.cfg.ResourceAttributes,
-	}, device.RecorderSettings{
-		Scope:   device.Scope{Name: metadata.ScopeName, Version: r.set.BuildInfo.Version},
-		Health:  r.cfg.health(),
-		Traces:  r.cfg.Traces,
-		Service: r.set.ID.String(),
-		Start:   now,
 	})
 	// Configured readings are registered up front, so their metrics keep the configured order.
 	for _, s := range r.specs {
@@ -213,26 +178,54 @@ func (r *opcuaReceiver) start(host component.Host) error {
 	// The builder writes only the opcua.* metrics: the recorder writes the health metrics.
 	mbc := metadata.MetricsBuilderConfig{Metrics: r.cfg.Metrics, ResourceAttributes: metadata.DefaultResourceAttributesConfig()}
 	r.mb = metadata.NewMetricsBuilder(mbc, r.set, metadata.WithStartTime(pcommon.NewTimestampFromTime(now)))
-	r.runner = device.NewRunner(r.rec, device.WithProbe(device.TargetFunc(r.poll), r.probe), r.cfg.Breaker, r.clock, r.logger, r.emit)
-	r.link = poll.NewLink(r.clock, 1, 0)
-	r.sched = poll.NewScheduler(r.clock, uint64(now.UnixNano()))
-	r.sched.Add(poll.Job{
-		Interval: r.cfg.Poll.Interval,
-		Jitter:   r.cfg.Poll.Jitter,
-		Link:     r.link,
-		Run: func(ctx context.Context) {
-			r.runMu.Lock()
-			defer r.runMu.Unlock()
-			r.cur = work{kind: workPoll}
-			r.runner.RunOnce(ctx)
-		},
+	trigger := "poll"
+	if r.cfg.Mode == ModeSubscribe {
+		trigger = "heartbeat"
+	}
+	scheduled := device.TargetFunc(func(ctx context.Context, p *device.Poll) { r.poll(ctx, p, trigger) })
+	r.AddSource(r.rec, device.WithProbe(scheduled, r.probe), r.cfg.Poll, r.emit,
+		func(ctx context.Context, runner *device.Runner, t *poll.Ticker) { r.run(ctx, runner, t, scheduled) })
+	r.OnShutdown(func() {
+		// The loop has ended: nobody else uses the session.
+		if r.sess != nil {
+			r.closeSession(context.Background(), r.sess)
+			r.sess = nil
+		}
 	})
-	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.sched.Start(r.ctx)
-	r.wg.Add(1)
-	go r.reconnectWorker()
 	componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusStarting))
 	return nil
+}
+
+// run is the device's one goroutine: it owns the session and runs a poll on each tick (the heartbeat
+// in mode subscribe), at once when the session is lost (so data resumes without waiting for the next
+// tick), and for each notification message of the subscription.
+func (r *opcuaReceiver) run(ctx context.Context, runner *device.Runner, t *poll.Ticker, scheduled device.Target) {
+	reconnect := device.TargetFunc(func(ctx context.Context, p *device.Poll) { r.poll(ctx, p, "reconnect") })
+	for {
+		var notifs <-chan *opcua.PublishNotificationData
+		if r.sess != nil {
+			notifs = r.sess.notifs // nil in mode poll: never ready
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			runner.Run(ctx, scheduled)
+			t.Next()
+		case <-r.kick:
+			if r.sess == nil || r.sess.lost.Load() {
+				runner.Run(ctx, reconnect)
+			}
+		case d := <-notifs:
+			if s := r.sess; !s.lost.Load() {
+				received := r.Clock().Now()
+				runner.Run(ctx, device.TargetFunc(func(ctx context.Context, p *device.Poll) {
+					r.pollSeq++
+					r.handleNotification(ctx, p, d, received)
+				}))
+			}
+		}
+	}
 }
 
 // probe dials the endpoint's TCP address: while the breaker is open after connection failures, a dial
@@ -257,57 +250,6 @@ func (r *opcuaReceiver) needsClientCertificate() bool {
 		(r.cfg.Auth.Type == AuthCertificate && r.cfg.Auth.CertificateFile == "")
 }
 
-// Shutdown stops polling, closes the session and waits for every goroutine. Safe without Start and
-// more than once.
-func (r *opcuaReceiver) Shutdown(ctx context.Context) error {
-	r.stopOnce.Do(func() {
-		r.startOnce.Do(func() {}) // a later Start does nothing
-		if r.cancel == nil {
-			return
-		}
-		r.cancel()
-		done := make(chan struct{})
-		go func() {
-			r.sched.Stop()
-			r.wg.Wait()
-			close(done)
-		}()
-		select {
-		case <-done:
-			// Every worker has stopped: nobody else holds the link any more.
-			if r.sess != nil {
-				r.closeSession(ctx, r.sess)
-				r.sess = nil
-			}
-		case <-ctx.Done():
-		}
-	})
-	return nil
-}
-
-// reconnectWorker runs an extra poll at once when a session is lost, so data resumes without waiting
-// for the next scheduled poll (the heartbeat interval in mode subscribe).
-func (r *opcuaReceiver) reconnectWorker() {
-	defer r.wg.Done()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-r.kick:
-			if err := r.link.Acquire(r.ctx); err != nil {
-				return
-			}
-			r.runMu.Lock()
-			if r.sess == nil || r.sess.lost.Load() {
-				r.cur = work{kind: workReconnect}
-				r.runner.RunOnce(r.ctx)
-			}
-			r.runMu.Unlock()
-			r.link.Release()
-		}
-	}
-}
-
 func (r *opcuaReceiver) kickReconnect() {
 	select {
 	case r.kick <- struct{}{}:
@@ -315,48 +257,11 @@ func (r *opcuaReceiver) kickReconnect() {
 	}
 }
 
-// notificationWorker turns the notifications of one session's subscription into polls.
-func (r *opcuaReceiver) notificationWorker(s *session) {
-	defer r.wg.Done()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-s.done:
-			return
-		case d := <-s.notifs:
-			received := r.clock.Now()
-			if err := r.link.Acquire(r.ctx); err != nil {
-				return
-			}
-			r.runMu.Lock()
-			if r.sess == s && !s.lost.Load() {
-				r.cur = work{kind: workNotify, data: d, received: received}
-				r.runner.RunOnce(r.ctx)
-				r.cur = work{}
-			}
-			r.runMu.Unlock()
-			r.link.Release()
-		}
-	}
-}
-
-// poll is the device's Target: what one RunOnce does.
-func (r *opcuaReceiver) poll(ctx context.Context, p *device.Poll) {
+// poll is one poll of the device (the trigger says why: poll, heartbeat or reconnect): reconnect if
+// needed, heartbeat, and the reads in mode poll.
+func (r *opcuaReceiver) poll(ctx context.Context, p *device.Poll, trigger string) {
 	r.pollSeq++
-	switch r.cur.kind {
-	case workNotify:
-		r.handleNotification(p, r.cur.data, r.cur.received)
-		return
-	case workReconnect:
-		p.Attr("opcua.trigger", "reconnect")
-	default:
-		if r.cfg.Mode == ModeSubscribe {
-			p.Attr("opcua.trigger", "heartbeat")
-		} else {
-			p.Attr("opcua.trigger", "poll")
-		}
-	}
+	p.Attr("opcua.trigger", trigger)
 	if r.sess != nil && r.sess.lost.Load() {
 		r.dropSession(ctx, "connection lost")
 	}
@@ -449,5 +354,5 @@ func (r *opcuaReceiver) emit(ctx context.Context, md pmetric.Metrics, td ptrace.
 			}
 		}
 	}
-	r.consumers.Emit(ctx, md, td)
+	r.Emit(ctx, md, td)
 }

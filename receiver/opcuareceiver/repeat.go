@@ -34,7 +34,7 @@ func (r *opcuaReceiver) repeatHeld(p *device.Poll, s *session) {
 	if r.repeatEvery <= 0 || (r.cfg.Heartbeat.Enabled && s.beatSeq != r.pollSeq) {
 		return
 	}
-	now := r.clock.Now()
+	now := r.Clock().Now()
 	repeated := 0
 	for _, it := range s.items {
 		e := it.entry

@@ -247,7 +247,7 @@ func (r *opcuaReceiver) openSession(ctx context.Context) (*session, error) {
 	if ep.SecurityMode != ua.MessageSecurityModeNone {
 		// The client encrypts its OpenSecureChannel request with this certificate's key, so only the
 		// holder of the trusted certificate's private key can complete the handshake.
-		if err := r.trust.verify(ep.ServerCertificate, r.clock.Now()); err != nil {
+		if err := r.trust.verify(ep.ServerCertificate, r.Clock().Now()); err != nil {
 			return nil, device.WithReason(device.NewError(device.ErrConnection, err), "server certificate not trusted")
 		}
 	}

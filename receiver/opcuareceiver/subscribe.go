@@ -86,8 +86,6 @@ func (r *opcuaReceiver) subscribe(ctx context.Context, p *device.Poll, s *sessio
 	sum.annotate(q, p)
 	q.Attr("opcua.nodes", created)
 	q.End(nil)
-	r.wg.Add(1)
-	go r.notificationWorker(s)
 	return nil
 }
 
