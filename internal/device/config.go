@@ -185,3 +185,24 @@ func (ids IDs) Check(path, id string) (prefix string, err error) {
 	}
 	return prefix, err
 }
+
+// MetricKind is how a reading is exported: the `kind` key of a modbus field, an OPC UA node and a
+// DL/T 645 identifier. Empty means not set at this level (inherited, else gauge).
+type MetricKind string
+
+const (
+	// KindGauge is an instantaneous value.
+	KindGauge MetricKind = "gauge"
+	// KindSum is a monotonic cumulative counter (energy registers, operating hours …).
+	KindSum MetricKind = "sum"
+)
+
+// Validate reports a kind other than gauge, sum or unset, naming the key under prefix. It takes a
+// prefix (so confmap.Validate does not call it a second time under a path of its own).
+func (k MetricKind) Validate(prefix string) error {
+	switch k {
+	case "", KindGauge, KindSum:
+		return nil
+	}
+	return fmt.Errorf("%skind: unknown %q (want gauge or sum)", prefix, string(k))
+}
