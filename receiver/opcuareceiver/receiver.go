@@ -193,7 +193,7 @@ func (r *opcuaReceiver) start(host component.Host) error {
 	}
 
 	r.rec = device.NewRecorder(device.Identity{
-		ID:           r.cfg.DeviceID,
+		ID:           r.cfg.deviceID(),
 		Protocol:     device.ProtocolOPCUA,
 		Address:      r.cfg.Endpoint,
 		Manufacturer: r.cfg.Manufacturer,
