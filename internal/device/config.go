@@ -166,10 +166,10 @@ func (s Settings) Validate(prefix string) error {
 // the device.id resource attribute. The map holds the config path that first used each id.
 type IDs map[string]string
 
-// Check registers the id of the device at path (e.g. `buses[0].meters[2]`) and returns the prefix
+// Validate registers the id of the device at path (e.g. `buses[0].meters[2]`) and returns the prefix
 // that names the device in its config errors (`buses[0].meters[2] "meter-3": `), with the id's own
 // error if it is missing or taken.
-func (ids IDs) Check(path, id string) (prefix string, err error) {
+func (ids IDs) Validate(path, id string) (prefix string, err error) {
 	prefix = path
 	if id != "" {
 		prefix += fmt.Sprintf(" %q", id)

@@ -144,12 +144,12 @@ func TestSettingsUnmarshal(t *testing.T) {
 
 func TestIDsRequiredAndUnique(t *testing.T) {
 	ids := IDs{}
-	prefix, err := ids.Check("devices[0]", "m1")
+	prefix, err := ids.Validate("devices[0]", "m1")
 	require.NoError(t, err)
 	assert.Equal(t, `devices[0] "m1": `, prefix)
-	_, err = ids.Check("devices[1]", "m1")
+	_, err = ids.Validate("devices[1]", "m1")
 	assert.EqualError(t, err, `devices[1] "m1": id: "m1" is already used by devices[0]`)
-	prefix, err = ids.Check("devices[2]", "")
+	prefix, err = ids.Validate("devices[2]", "")
 	assert.Equal(t, "devices[2]: ", prefix)
 	assert.EqualError(t, err, "devices[2]: id: required (it becomes the device.id resource attribute)")
 }

@@ -171,7 +171,7 @@ type meterResolver struct {
 // addresses taken on the bus.
 func (r *meterResolver) meter(m MeterConfig, bs *busSpec, onBus int, addresses map[dlt645.Address]string, path string, mi int) (meterSpec, []error) {
 	var errs []error
-	mprefix, err := r.ids.Check(path, m.ID)
+	mprefix, err := r.ids.Validate(path, m.ID)
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -131,7 +131,7 @@ func (r *resolver) devices(cs *connSpec, c ConnectionConfig, cprefix string) []e
 	units := map[int]string{}
 	for di, d := range c.Devices {
 		var derrs errList
-		dprefix, err := r.ids.Check(fmt.Sprintf("%s.devices[%d]", cprefix, di), d.ID)
+		dprefix, err := r.ids.Validate(fmt.Sprintf("%s.devices[%d]", cprefix, di), d.ID)
 		derrs.add(err)
 		unit, err := unitID(d, cs.scheme, units, di, dprefix)
 		derrs.add(err)
