@@ -132,7 +132,7 @@ func resolveBus(b BusConfig, prefix string) (busSpec, []error) {
 	// 2400 baud 8E1 is the most common meter setting.
 	line := transport.Line{BaudRate: 2400, DataBits: 8, Parity: transport.ParityEven, StopBits: 1}.Over(b.LineConfig)
 	if bs.scheme == schemeSerial || b.BaudRate != 0 {
-		if err := b.LineConfig.Validate(prefix+".", baudRates...); err != nil {
+		if err := b.Validate(prefix+".", baudRates...); err != nil {
 			errs = append(errs, err)
 		}
 		bs.charTime = line.CharTime()

@@ -88,7 +88,7 @@ func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (conn
 	if cs.scheme != schemeRTU && c.Framing() {
 		errs = append(errs, fmt.Errorf("%s: data_bits, parity and stop_bits apply only to rtu:// endpoints", prefix))
 	}
-	if err := c.LineConfig.Validate(prefix + "."); err != nil {
+	if err := c.Validate(prefix + "."); err != nil {
 		errs = append(errs, err)
 	}
 	// Defaults: 9600 baud on a serial port, else unknown (0); 8 data bits; no parity; stop bits left to

@@ -94,11 +94,11 @@ connections:
 		"the device's own keys are checked; its profile is left for creation")
 	cfg.Connections[0].Devices[1].UnitID = nil
 	require.NoError(t, confmap.Validate(cfg))
-	conns, err := cfg.resolve()
+	_, err = cfg.resolve()
 	require.Error(t, err)
 	assert.Equal(t, `connections[0].devices[1] "b": profile: unknown "other" (known: meter)`, err.Error())
 	cfg.Connections[0].Devices = cfg.Connections[0].Devices[:1]
-	conns, err = cfg.resolve()
+	conns, err := cfg.resolve()
 	require.NoError(t, err)
 	require.Len(t, conns[0].devices[0].fields, 2)
 	assert.Equal(t, 1, conns[0].devices[0].fields[1].address)

@@ -254,7 +254,7 @@ func (c *Config) readingSpecs() ([]*readingSpec, error) {
 		if g.Name != "" {
 			prefix += fmt.Sprintf(" %q", g.Name)
 		}
-		errs = append(errs, g.NodeDefaults.Validate(prefix+".", c.Mode, c.Poll.Interval))
+		errs = append(errs, g.Validate(prefix+".", c.Mode, c.Poll.Interval))
 		if g.Namespace != "" {
 			if u, err := url.Parse(g.Namespace); err != nil || u.Scheme == "" {
 				errs = append(errs, fmt.Errorf("%s.namespace: %q is not a namespace URI", prefix, g.Namespace))
@@ -263,7 +263,7 @@ func (c *Config) readingSpecs() ([]*readingSpec, error) {
 		if len(g.Nodes) == 0 {
 			errs = append(errs, fmt.Errorf("%s.nodes: a group needs at least one node", prefix))
 		}
-		eff := g.NodeDefaults.over(top)
+		eff := g.over(top)
 		for i, n := range g.Nodes {
 			s, err := n.spec(fmt.Sprintf("%s.nodes[%d]", prefix, i), g.Namespace, eff, gi+1)
 			errs = append(errs, err)
@@ -349,7 +349,7 @@ func (n NodeConfig) spec(prefix, namespace string, defaults NodeDefaults, group 
 			add("%s.attributes: %q is reserved", prefix, k)
 		}
 	}
-	errs = append(errs, n.MonitoredItemDefaults.Validate(prefix+"."))
+	errs = append(errs, n.Validate(prefix+".")) // the monitored-item keys
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -362,7 +362,7 @@ func (n NodeConfig) spec(prefix, namespace string, defaults NodeDefaults, group 
 		attrs:       mergeAttrs(defaults.Attributes, n.Attributes),
 		interval:    defaults.Interval,
 		group:       group,
-		item:        n.MonitoredItemDefaults.over(defaults.MonitoredItemDefaults),
+		item:        n.over(defaults.MonitoredItemDefaults),
 	}
 	return s, nil
 }
