@@ -95,7 +95,7 @@ func buildReads(v dlt645.Version, idents []IdentifierConfig, exclude map[dlt645.
 	for _, it := range b.items(idents, exclude) {
 		b.add(it)
 	}
-	b.checkClock()
+	b.resolveClock()
 	return b.reads, b.clock, b.errs
 }
 
@@ -254,8 +254,8 @@ func (b *readBuilder) claim(e dlt645.Entry, di dlt645.DI, p string) bool {
 	return true
 }
 
-// checkClock enables the clock drift when the clock identifiers read are complete.
-func (b *readBuilder) checkClock() {
+// resolveClock enables the clock drift when the clock identifiers read are complete.
+func (b *readBuilder) resolveClock() {
 	switch c := &b.clock; {
 	case c.dateTime != 0:
 		c.enabled = true

@@ -1,6 +1,7 @@
 package modbusreceiver
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -95,7 +96,7 @@ func (r requestSpec) clamped() requestSpec {
 
 // Validate reports every problem of the keys a level sets, named under prefix. Blocks are checked
 // against the device's fields when the device is resolved (resolveBlocks).
-func (r RequestConfig) Validate(prefix string) []error {
+func (r RequestConfig) Validate(prefix string) error {
 	var errs []error
 	if r.MaxRegisters != nil && (*r.MaxRegisters < 1 || *r.MaxRegisters > maxRegistersPerRead) {
 		errs = append(errs, fmt.Errorf("%smax_registers: must be between 1 and %d, got %d", prefix, maxRegistersPerRead, *r.MaxRegisters))
@@ -112,7 +113,7 @@ func (r RequestConfig) Validate(prefix string) []error {
 	if r.RemergeAfter != nil && *r.RemergeAfter < 0 {
 		errs = append(errs, fmt.Errorf("%sremerge_after: must be >= 0 (0: split reads stay split), got %s", prefix, *r.RemergeAfter))
 	}
-	return errs
+	return errors.Join(errs...)
 }
 
 // blockSpec is a validated explicit read.

@@ -207,7 +207,7 @@ func buildFields(fields []FieldConfig, order ByteOrder, regOffset int, req reque
 		fs.add(i, f)
 	}
 	fs.linkScaleFactors(fields)
-	fs.checkOverlaps()
+	fs.reportOverlaps()
 	return fs.specs, fs.errs
 }
 
@@ -231,7 +231,7 @@ func (fs *fieldSet) add(i int, f FieldConfig) {
 	fs.errs = append(fs.errs, s.resolveType(f, fp)...)
 	fs.errs = append(fs.errs, s.resolveString(f, fs.req, fp)...)
 	fs.errs = append(fs.errs, s.resolveValue(f, fs.order, fp)...)
-	fs.errs = append(fs.errs, fs.checkMetric(&s, fp)...)
+	fs.errs = append(fs.errs, fs.claimMetric(&s, fp)...)
 	if !s.table.bits() && s.count > fs.req.MaxRegisters {
 		fs.errs = append(fs.errs, fmt.Errorf("%stype: %d registers do not fit max_registers %d", fp, s.count, fs.req.MaxRegisters))
 	}
@@ -364,9 +364,9 @@ func (s *fieldSpec) resolveValue(f FieldConfig, order ByteOrder, fp string) []er
 	return errs
 }
 
-// checkMetric reports a metric name the receiver owns, and a series or metric shape another field
-// of the device already has.
-func (fs *fieldSet) checkMetric(s *fieldSpec, fp string) []error {
+// claimMetric registers the field's series, reporting a metric name the receiver owns, and a series
+// or metric shape another field of the device already has.
+func (fs *fieldSet) claimMetric(s *fieldSpec, fp string) []error {
 	switch {
 	case s.metric == "": // reported through name
 		return nil
@@ -415,9 +415,9 @@ func (fs *fieldSet) linkScaleFactors(fields []FieldConfig) {
 	}
 }
 
-// checkOverlaps reports fields of one table that share registers, except bit fields (different bits)
+// reportOverlaps reports fields of one table that share registers, except bit fields (different bits)
 // of one register. Fields with errors of their own are left out.
-func (fs *fieldSet) checkOverlaps() {
+func (fs *fieldSet) reportOverlaps() {
 	specs := fs.specs
 	idx := make([]int, 0, len(specs))
 	for i := range specs {

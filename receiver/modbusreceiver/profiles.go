@@ -53,7 +53,7 @@ func (cfg *Config) loadProfiles(readFiles bool, defaults requestSpec) (*profileS
 	}
 	ps.names = slices.Sorted(maps.Keys(ps.byName))
 	for _, name := range ps.names {
-		if perrs := validateProfile(ps.byName[name], ps.origin[name]+": ", defaults); len(perrs) > 0 {
+		if perrs := ps.byName[name].Validate(ps.origin[name]+": ", defaults); len(perrs) > 0 {
 			ps.bad[name] = true
 			errs = append(errs, perrs...)
 		}
@@ -82,13 +82,16 @@ func (ps *profileSet) readFiles(paths []string) []error {
 	return errs
 }
 
-// validateProfile reports every problem of one profile on its own (prefix names it).
-func validateProfile(p ProfileConfig, prefix string, defaults requestSpec) []error {
+// Validate reports every problem of the profile on its own (prefix names it), its fields resolved
+// over the receiver's request defaults.
+func (p ProfileConfig) Validate(prefix string, defaults requestSpec) []error {
 	var errs []error
 	if err := p.ByteOrder.Validate(prefix); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, p.Requests.Validate(prefix+"requests.")...)
+	if err := p.Requests.Validate(prefix + "requests."); err != nil {
+		errs = append(errs, err)
+	}
 	if len(p.Fields) == 0 {
 		errs = append(errs, fmt.Errorf("%sfields: a profile needs at least one field", prefix))
 	}

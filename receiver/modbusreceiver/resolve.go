@@ -48,7 +48,7 @@ func (cfg *Config) resolve() ([]connSpec, error) { return cfg.compile(true) }
 func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 	var errs errList
 	errs.add(cfg.Settings.Validate(""))
-	errs.add(cfg.Requests.Validate("requests.")...)
+	errs.add(cfg.Requests.Validate("requests."))
 	if cfg.Requests.Blocks != nil {
 		errs.add(errors.New("requests.blocks: explicit blocks belong to a profile or a device (the blocks a firmware answers depend on the device model)"))
 	}
@@ -135,7 +135,7 @@ func (r *resolver) devices(cs *connSpec, c ConnectionConfig, cprefix string) []e
 		derrs.add(err)
 		unit, err := unitID(d, cs.scheme, units, di, dprefix)
 		derrs.add(err)
-		derrs.add(validateDevice(d, r.poll, dprefix)...)
+		derrs.add(d.Validate(dprefix, r.poll)...)
 		spec, ok, serrs := r.device(d, dprefix)
 		derrs.add(serrs...)
 		if len(derrs) > 0 || !ok {
@@ -174,15 +174,16 @@ func unitID(d DeviceConfig, scheme string, units map[int]string, di int, dprefix
 
 var receiverResourceKeys = []string{device.AttrDeviceID, device.AttrDeviceProtocol, device.AttrDeviceAddress, device.AttrDeviceManufacturer, device.AttrDeviceModelName}
 
-// validateDevice checks the device's own keys, those that do not depend on its profile.
-func validateDevice(d DeviceConfig, poll device.PollConfig, dprefix string) []error {
+// Validate checks the device's own keys, those that do not depend on its profile, named under
+// dprefix; poll is the receiver's, which the device's poll keys override.
+func (d DeviceConfig) Validate(dprefix string, poll device.PollConfig) []error {
 	var errs errList
 	errs.add(d.ByteOrder.Validate(dprefix))
 	if d.RegisterOffset < -65535 || d.RegisterOffset > 65535 {
 		errs.add(fmt.Errorf("%sregister_offset: must be between -65535 and 65535, got %d", dprefix, d.RegisterOffset))
 	}
 	errs.add(d.Poll.Validate(dprefix+"poll.", poll))
-	errs.add(d.Requests.Validate(dprefix + "requests.")...)
+	errs.add(d.Requests.Validate(dprefix + "requests."))
 	for _, k := range slices.Sorted(maps.Keys(d.ResourceAttributes)) {
 		if slices.Contains(receiverResourceKeys, k) {
 			errs.add(fmt.Errorf("%sresource_attributes: %q is set by the receiver (use id, manufacturer or model)", dprefix, k))

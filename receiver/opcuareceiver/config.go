@@ -151,9 +151,21 @@ func (c *Config) deviceID() string { return device.LayerSet(c.DeprecatedDeviceID
 // once, when the receiver is created (there are no files to read: certificates are loaded, or
 // generated, at each connect, since a missing one may be written then).
 func (c *Config) Validate() error {
-	errs := []error{c.Settings.Validate("")}
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	return errors.Join(
+		c.Settings.Validate(""),
+		c.identityErrors(),
+		c.Security.Validate("security."),
+		c.Auth.Validate("auth.", c.Security),
+		c.sessionErrors(),
+		c.Subscription.Validate("subscription."),
+		c.nodeErrors(),
+	)
+}
 
+// identityErrors checks the server's endpoint and the keys that name the device.
+func (c *Config) identityErrors() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Endpoint == "" {
 		add("endpoint: required (opc.tcp://host:port)")
 	} else if u, err := url.Parse(c.Endpoint); err != nil || u.Scheme != "opc.tcp" || u.Hostname() == "" || u.Port() == "" {
@@ -171,8 +183,13 @@ func (c *Config) Validate() error {
 			add("resource_attributes: %q is set by the receiver (use id, endpoint, manufacturer, model)", k)
 		}
 	}
-	errs = append(errs, c.Security.Validate("security."), c.Auth.Validate("auth.", c.Security))
+	return errors.Join(errs...)
+}
 
+// sessionErrors checks how values are obtained and how the session is kept.
+func (c *Config) sessionErrors() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch c.Mode {
 	case ModePoll, ModeSubscribe:
 	default:
@@ -201,10 +218,14 @@ func (c *Config) Validate() error {
 	if c.Heartbeat.Enabled && c.Heartbeat.MaxStalled < 1 {
 		add("heartbeat.max_stalled: must be >= 1, got %d", c.Heartbeat.MaxStalled)
 	}
-	errs = append(errs, c.Subscription.Validate("subscription."))
+	return errors.Join(errs...)
+}
 
+// nodeErrors checks the nodes, groups and browses, and the series they would write.
+func (c *Config) nodeErrors() error {
+	var errs []error
 	if len(c.Nodes) == 0 && len(c.Groups) == 0 && len(c.Browse) == 0 {
-		add("nodes, groups, browse: at least one node, group or browse is required")
+		errs = append(errs, errors.New("nodes, groups, browse: at least one node, group or browse is required"))
 	}
 	specs, err := c.readingSpecs()
 	errs = append(errs, err)
