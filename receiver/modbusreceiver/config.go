@@ -115,17 +115,12 @@ func validateTLS(scheme string, t *configtls.ClientConfig, prefix string) []erro
 		return []error{fmt.Errorf("%s.tls: only tcp+tls:// endpoints use TLS (endpoint is %s://)", prefix, scheme)}
 	}
 	var errs []error
-	for _, k := range []struct {
-		key string
-		set bool
-	}{
-		{"ca_file", t.CAFile != "" || t.CAPem != ""},
-		{"cert_file", t.CertFile != "" || t.CertPem != ""},
-		{"key_file", t.KeyFile != "" || t.KeyPem != ""},
-	} {
-		if !k.set {
-			errs = append(errs, fmt.Errorf("%s.tls.%s: required (Modbus/TCP Security authenticates both ends by certificate)", prefix, k.key))
-		}
+	if t.CAFile == "" && t.CAPem == "" {
+		errs = append(errs, fmt.Errorf("%s.tls.ca_file: required (Modbus/TCP Security authenticates both ends by certificate)", prefix))
+	}
+	// One of certificate and key without the other is reported by configtls's own Validate.
+	if t.CertFile == "" && t.CertPem == "" && t.KeyFile == "" && t.KeyPem == "" {
+		errs = append(errs, fmt.Errorf("%s.tls.cert_file, %[1]s.tls.key_file: required (Modbus/TCP Security authenticates both ends by certificate)", prefix))
 	}
 	unsupported := map[string]bool{
 		"insecure":                       t.Insecure,

@@ -115,18 +115,24 @@ connections:
   - endpoint: tcp://127.0.0.1:502
     tls: {ca_file: ca.pem}
     devices: [{id: e, fields: [{name: v, address: 0}]}]
+  - endpoint: tcp+tls://127.0.0.1:803
+    tls: {ca_file: ca.pem}
+    devices: [{id: f, fields: [{name: v, address: 0}]}]
 `)
 	err := confmap.Validate(cfg)
 	require.Error(t, err)
 	for _, want := range []string{
 		`connections[0].tls.ca_file: required (Modbus/TCP Security authenticates both ends by certificate)`,
-		`connections[0].tls.key_file: required`,
 		`connections[0].tls.insecure_skip_verify: not supported by Modbus/TCP Security`,
 		`connections[0].tls.min_version: not supported by Modbus/TCP Security`,
 		`connections[1].tls: only tcp+tls:// endpoints use TLS (endpoint is tcp://)`,
-		// configtls's own Validate, called by confmap.Validate.
+		`connections[2].tls.cert_file, connections[2].tls.key_file: required`,
+		// configtls's own Validate, called by confmap.Validate: a certificate without its key is
+		// reported there, once.
 		`connections::0::tls: TLS configuration must include both certificate and key`,
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
+	assert.NotContains(t, err.Error(), "connections[0].tls.key_file")
+	assert.NotContains(t, err.Error(), "connections[0].tls.cert_file")
 }
