@@ -1,6 +1,7 @@
-// Command funclen lists the longest functions of the Go code under the given directories, without
-// tests and generated code: `go run ./internal/tools/funclen ../..` from internal/tools, or
-// `(cd internal/tools && go run ./funclen ../..)`. The config-pipeline redesign (issue 12) reports it.
+// Command funclen lists the ten longest functions (in lines) of the Go code under the given
+// directories, leaving out tests and generated code. From the repository root:
+//
+//	(cd internal/tools && go run ./funclen ../..)
 package main
 
 import (
