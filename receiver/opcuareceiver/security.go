@@ -49,7 +49,12 @@ const (
 	AuthCertificate AuthType = "certificate"
 )
 
-// SecurityConfig chooses the secure channel and how the server is trusted.
+// SecurityConfig chooses the secure channel and how the server is trusted. It is not the collector's
+// configtls: OPC UA over opc.tcp does not run TLS. Its secure channel (Part 6, UA Secure Conversation)
+// signs and encrypts with the application instance certificate under a security policy and mode;
+// that certificate carries the application URI, may be generated and written on first use, and the
+// server's is trusted by a directory or pinned fingerprints. None of that maps to configtls's keys
+// (TLS versions, cipher suites, server name, a CA pool for a TLS handshake).
 type SecurityConfig struct {
 	// Policy is None, Basic128Rsa15, Basic256, Basic256Sha256, Aes128_Sha256_RsaOaep,
 	// Aes256_Sha256_RsaPss or auto (the endpoint with the highest security level the server offers).
