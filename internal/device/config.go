@@ -166,10 +166,10 @@ func (s Settings) Validate(prefix string) error {
 // the device.id resource attribute. The map holds the config path that first used each id.
 type IDs map[string]string
 
-// Check registers the id of the device at path (e.g. `buses[0].meters[2]`) and returns the prefix
+// Validate registers the id of the device at path (e.g. `buses[0].meters[2]`) and returns the prefix
 // that names the device in its config errors (`buses[0].meters[2] "meter-3": `), with the id's own
 // error if it is missing or taken.
-func (ids IDs) Check(path, id string) (prefix string, err error) {
+func (ids IDs) Validate(path, id string) (prefix string, err error) {
 	prefix = path
 	if id != "" {
 		prefix += fmt.Sprintf(" %q", id)
@@ -184,4 +184,25 @@ func (ids IDs) Check(path, id string) (prefix string, err error) {
 		ids[id] = path
 	}
 	return prefix, err
+}
+
+// MetricKind is how a reading is exported: the `kind` key of a modbus field, an OPC UA node and a
+// DL/T 645 identifier. Empty means not set at this level (inherited, else gauge).
+type MetricKind string
+
+const (
+	// KindGauge is an instantaneous value.
+	KindGauge MetricKind = "gauge"
+	// KindSum is a monotonic cumulative counter (energy registers, operating hours …).
+	KindSum MetricKind = "sum"
+)
+
+// Validate reports a kind other than gauge, sum or unset, naming the key under prefix. It takes a
+// prefix (so confmap.Validate does not call it a second time under a path of its own).
+func (k MetricKind) Validate(prefix string) error {
+	switch k {
+	case "", KindGauge, KindSum:
+		return nil
+	}
+	return fmt.Errorf("%skind: unknown %q (want gauge or sum)", prefix, string(k))
 }

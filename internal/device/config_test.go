@@ -64,6 +64,21 @@ func TestLayer(t *testing.T) {
 	assert.False(t, Layer(true, Ptr(false)))
 }
 
+func TestLayerSet(t *testing.T) {
+	assert.Equal(t, "ABCD", LayerSet("ABCD"), "no level: the base")
+	assert.Equal(t, "ABCD", LayerSet("ABCD", "", ""), "empty is unset")
+	assert.Equal(t, "DCBA", LayerSet("ABCD", "CDAB", "DCBA"), "the most specific level wins")
+	assert.Equal(t, "CDAB", LayerSet("ABCD", "CDAB", ""), "an unset level inherits")
+	assert.Equal(t, KindSum, LayerSet(KindGauge, "", KindSum))
+}
+
+func TestMetricKindValidate(t *testing.T) {
+	for _, k := range []MetricKind{"", KindGauge, KindSum} {
+		assert.NoError(t, k.Validate("x."))
+	}
+	assert.EqualError(t, MetricKind("histogram").Validate("fields[1] \"x\": "), `fields[1] "x": kind: unknown "histogram" (want gauge or sum)`)
+}
+
 func TestPollOverride(t *testing.T) {
 	recv := PollConfig{Interval: 10 * time.Second, Jitter: 0.1, Timeout: 2 * time.Second, Retries: 1}
 	for _, tc := range []struct {
@@ -129,12 +144,12 @@ func TestSettingsUnmarshal(t *testing.T) {
 
 func TestIDsRequiredAndUnique(t *testing.T) {
 	ids := IDs{}
-	prefix, err := ids.Check("devices[0]", "m1")
+	prefix, err := ids.Validate("devices[0]", "m1")
 	require.NoError(t, err)
 	assert.Equal(t, `devices[0] "m1": `, prefix)
-	_, err = ids.Check("devices[1]", "m1")
+	_, err = ids.Validate("devices[1]", "m1")
 	assert.EqualError(t, err, `devices[1] "m1": id: "m1" is already used by devices[0]`)
-	prefix, err = ids.Check("devices[2]", "")
+	prefix, err = ids.Validate("devices[2]", "")
 	assert.Equal(t, "devices[2]: ", prefix)
 	assert.EqualError(t, err, "devices[2]: id: required (it becomes the device.id resource attribute)")
 }

@@ -42,16 +42,6 @@ type Scope struct {
 	Version string
 }
 
-// MetricKind is how a reading is exported.
-type MetricKind int
-
-const (
-	// KindGauge is an instantaneous value.
-	KindGauge MetricKind = iota
-	// KindSum is a monotonic cumulative counter (energy registers, operating hours …).
-	KindSum
-)
-
 // Series is one reading's metric and attributes, registered once so that polls do no map work.
 type Series struct {
 	metric int

@@ -27,7 +27,7 @@ func createDefaultConfig() component.Config {
 }
 
 func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
-	c, err := receivers.LoadOrStore(cfg.(*Config), func() (*dlt645Receiver, error) { return newReceiver(cfg.(*Config), set), nil })
+	c, err := receivers.LoadOrStore(cfg.(*Config), func() (*dlt645Receiver, error) { return newReceiver(cfg.(*Config), set) })
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +36,7 @@ func createMetrics(_ context.Context, set receiver.Settings, cfg component.Confi
 }
 
 func createTraces(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Traces) (receiver.Traces, error) {
-	c, err := receivers.LoadOrStore(cfg.(*Config), func() (*dlt645Receiver, error) { return newReceiver(cfg.(*Config), set), nil })
+	c, err := receivers.LoadOrStore(cfg.(*Config), func() (*dlt645Receiver, error) { return newReceiver(cfg.(*Config), set) })
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,13 @@
 package dlt645receiver
 
-import "github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+)
 
 // profile is a resolved identifier list: a user's (one edition) or a built-in one (both editions).
 type profile struct {
@@ -53,4 +60,58 @@ func builtinProfiles() map[string]profile {
 			dlt645.V1997: idents("901F", "902F", "B61F", "B62F", "B63F", "B64F", "B65F", "C010", "C011"),
 		}},
 	}
+}
+
+// profileSet is the built-in profiles and the user's, each user profile checked once on its own so
+// that a broken profile is reported even when no meter uses it.
+type profileSet struct {
+	byName map[string]profile
+	bad    map[string]bool // user profiles with errors (reported once, where defined)
+	known  []string        // sorted names, for errors
+}
+
+func resolveProfiles(user map[string]ProfileConfig) (*profileSet, []error) {
+	var errs []error
+	ps := &profileSet{byName: builtinProfiles(), bad: map[string]bool{}}
+	for _, name := range slices.Sorted(maps.Keys(user)) {
+		p := user[name]
+		prefix := fmt.Sprintf("profiles::%s: ", name)
+		var perrs []error
+		v := dlt645.V2007
+		if p.Version != "" {
+			var err error
+			if v, err = dlt645.ParseVersion(p.Version); err != nil {
+				perrs = append(perrs, fmt.Errorf("%sversion: %w", prefix, err))
+			}
+		}
+		if len(p.Identifiers) == 0 {
+			perrs = append(perrs, fmt.Errorf("%sidentifiers: a profile needs at least one identifier", prefix))
+		}
+		if len(perrs) == 0 {
+			_, _, ierrs := buildReads(v, p.Identifiers, nil, prefix)
+			perrs = append(perrs, ierrs...)
+		}
+		if len(perrs) > 0 {
+			ps.bad[name] = true
+			errs = append(errs, perrs...)
+		}
+		ps.byName[name] = profile{version: v, versionSet: p.Version != "", manufacturer: p.Manufacturer, model: p.Model, identifiers: p.Identifiers}
+	}
+	ps.known = slices.Sorted(maps.Keys(ps.byName))
+	return ps, errs
+}
+
+// lookup returns the profile a meter names (the zero profile for none), or why it cannot be used.
+func (ps *profileSet) lookup(name, mprefix string) (profile, error) {
+	if name == "" {
+		return profile{}, nil
+	}
+	p, ok := ps.byName[name]
+	switch {
+	case !ok:
+		return profile{}, fmt.Errorf("%sprofile: unknown %q (known: %s)", mprefix, name, strings.Join(ps.known, ", "))
+	case ps.bad[name]:
+		return profile{}, fmt.Errorf("%sprofile: %q has errors (reported above)", mprefix, name)
+	}
+	return p, nil
 }

@@ -12,23 +12,24 @@ import (
 
 // dlt645Receiver polls every configured meter; the metrics and traces pipelines share it.
 type dlt645Receiver struct {
-	cfg *Config
+	cfg   *Config
+	specs []busSpec // resolved once, at creation
 	*device.Fleet
 }
 
-func newReceiver(cfg *Config, set receiver.Settings) *dlt645Receiver {
-	return &dlt645Receiver{cfg: cfg, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}
+func newReceiver(cfg *Config, set receiver.Settings) (*dlt645Receiver, error) {
+	specs, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return &dlt645Receiver{cfg: cfg, specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}, nil
 }
 
 // Start builds the buses and meter pollers and starts their schedules. It never touches a line:
 // ports and connections open on the first poll, and unreachable meters are retried on their
 // schedule.
 func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
-	specs, err := r.cfg.resolve()
-	if err != nil {
-		return err
-	}
-	r.Fleet.Start(ctx, host, func() { r.add(specs) })
+	r.Fleet.Start(ctx, host, func() { r.add(r.specs) })
 	return nil
 }
 

@@ -309,7 +309,8 @@ buses:
   - endpoint: tcp://127.0.0.1:1
     meters: [{id: m, address: "1", identifiers: ["00010000"]}]
 `)
-	r := newReceiver(cfg, receivertestSettings())
+	r, err := newReceiver(cfg, receivertestSettings())
+	require.NoError(t, err)
 	require.NoError(t, r.Shutdown(context.Background()))
 	require.NoError(t, r.Shutdown(context.Background()))
 }

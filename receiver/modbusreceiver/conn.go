@@ -73,15 +73,12 @@ func (c *conn) ensure(timeout time.Duration) (*modbus.ModbusClient, error) {
 			cfg.Speed = uint(c.spec.baud)
 		}
 	case "tcp+tls":
-		cert, err := tls.LoadX509KeyPair(c.spec.tls.CertFile, c.spec.tls.KeyFile)
+		// Loaded at creation (configtls); the certificate is read again per tls.reload_interval.
+		cert, err := c.spec.tls.GetClientCertificate(&tls.CertificateRequestInfo{})
 		if err != nil {
 			return nil, device.NewError(device.ErrConnection, fmt.Errorf("loading tls.cert_file/key_file: %w", err))
 		}
-		roots, err := modbus.LoadCertPool(c.spec.tls.CAFile)
-		if err != nil {
-			return nil, device.NewError(device.ErrConnection, fmt.Errorf("loading tls.ca_file: %w", err))
-		}
-		cfg.TLSClientCert, cfg.TLSRootCAs = &cert, roots
+		cfg.TLSClientCert, cfg.TLSRootCAs = cert, c.spec.tls.RootCAs
 	}
 	client, err := modbus.NewClient(cfg)
 	if err != nil {

@@ -102,11 +102,7 @@ func newDevicePoller(spec *deviceSpec, c *conn, rec *device.Recorder, clock cloc
 		if f.typ == TypeString || f.internal {
 			continue
 		}
-		kind := device.KindGauge
-		if f.kind == KindSum {
-			kind = device.KindSum
-		}
-		d.series[i] = rec.Series(f.metric, f.unit, f.description, kind, f.attributes)
+		d.series[i] = rec.Series(f.metric, f.unit, f.description, f.kind, f.attributes)
 	}
 	return d
 }

@@ -15,22 +15,25 @@ type modbusReceiver struct {
 	cfg *Config
 	*device.Fleet
 
+	specs   []connSpec // resolved once, at creation
 	conns   []*conn
 	pollers []*devicePoller
 }
 
+// newReceiver resolves the configuration (reading profile files and TLS certificates) once: a file
+// that is missing or bad fails the creation, and so `otelcol validate`.
 func newReceiver(cfg *Config, set receiver.Settings) (*modbusReceiver, error) {
-	return &modbusReceiver{cfg: cfg, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}, nil
+	specs, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return &modbusReceiver{cfg: cfg, specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}, nil
 }
 
 // Start builds the connections and device pollers and starts their schedules. It never touches the
 // network: connections open on the first poll, and unreachable devices are retried on their schedule.
 func (r *modbusReceiver) Start(ctx context.Context, host component.Host) error {
-	conns, err := r.cfg.resolve()
-	if err != nil {
-		return err
-	}
-	r.Fleet.Start(ctx, host, func() { r.add(conns) })
+	r.Fleet.Start(ctx, host, func() { r.add(r.specs) })
 	return nil
 }
 

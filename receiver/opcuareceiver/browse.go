@@ -185,7 +185,7 @@ func (r *opcuaReceiver) browsedSpec(b *browseSpec, nid *ua.NodeID, path, name st
 	unit := b.defaults.Unit
 	kind := b.defaults.Kind
 	if kind == "" {
-		kind = KindGauge
+		kind = device.KindGauge
 	}
 	return &readingSpec{
 		ref:      ref,

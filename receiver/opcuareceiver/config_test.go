@@ -39,7 +39,7 @@ func TestLoadConfigValid(t *testing.T) {
 	require.NoError(t, confmap.Validate(cfg))
 	want := createDefaultConfig()
 	want.Endpoint = "opc.tcp://127.0.0.1:4840"
-	want.DeviceID = "press-7"
+	want.ID = "press-7"
 	want.Nodes = []NodeConfig{{ID: "ns=2;s=Temperature", Name: "temperature"}}
 	assert.Equal(t, want, cfg, "defaults round-trip")
 	assert.Equal(t, time.Minute, cfg.Subscription.RepeatInterval, "held values are repeated every minute by default")
@@ -64,7 +64,7 @@ func TestLoadConfigValid(t *testing.T) {
 	assert.Equal(t, "urn:acme:press", temp.ref.nsURI)
 	assert.Equal(t, DeadbandConfig{Type: DeadbandPercent, Value: 2}, temp.item.Deadband, "a node's deadband overrides the subscription's")
 	assert.Equal(t, device.Ptr(250*time.Millisecond), temp.item.SamplingInterval)
-	assert.Equal(t, KindSum, energy.kind)
+	assert.Equal(t, device.KindSum, energy.kind)
 	assert.Equal(t, DeadbandConfig{Type: DeadbandAbsolute, Value: 0.5}, energy.item.Deadband, "the subscription's deadband is the default")
 	assert.Equal(t, "plant.motor.current", m1.metric)
 	assert.Equal(t, "nsu=urn:acme:press;s=Motor1.Current", m1.ref.text, "the group's namespace applies to bare ids")
@@ -88,7 +88,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"misspelt", []string{"nodez"}},
 		{"unknown_metric", []string{"opcua.no.such.metric"}},
 		{"no_endpoint", []string{"endpoint: required"}},
-		{"bad_endpoint", []string{`endpoint: "http://127.0.0.1:4840" is not an opc.tcp://host:port URL`, "device_id: required"}},
+		{"bad_endpoint", []string{`endpoint: "http://127.0.0.1:4840" is not an opc.tcp://host:port URL`, "id: required"}},
 		{"reserved_resource_attribute", []string{`resource_attributes: "device.id" is set by the receiver`}},
 		{"bad_security", []string{
 			`security.policy: unknown "Basic512"`,

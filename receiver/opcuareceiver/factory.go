@@ -6,6 +6,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/sharedcomponent"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
@@ -24,9 +25,16 @@ func NewFactory() receiver.Factory {
 	)
 }
 
+// shared creates the receiver of a config once, for the metrics and the traces pipeline.
 func shared(cfg component.Config, set receiver.Settings) (*sharedcomponent.Component[*opcuaReceiver], error) {
 	c := cfg.(*Config)
-	return receivers.LoadOrStore(c, func() (*opcuaReceiver, error) { return newReceiver(c, set) })
+	return receivers.LoadOrStore(c, func() (*opcuaReceiver, error) {
+		if c.DeprecatedDeviceID != "" {
+			set.Logger.Warn("The device_id key is deprecated: rename it to id, as in the other receivers",
+				zap.String("device_id", c.DeprecatedDeviceID))
+		}
+		return newReceiver(c, set)
+	})
 }
 
 func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {

@@ -56,7 +56,7 @@ func startSim(t testing.TB, cfg sim.Config) *sim.Server {
 func testConfig(endpoint string) *Config {
 	cfg := createDefaultConfig()
 	cfg.Endpoint = endpoint
-	cfg.DeviceID = "press-7"
+	cfg.ID = "press-7"
 	cfg.Poll.Interval = 200 * time.Millisecond
 	cfg.Poll.Timeout = 200 * time.Millisecond
 	cfg.Poll.Jitter = 0

@@ -164,7 +164,7 @@ func (r *opcuaReceiver) build(host component.Host) error {
 	}
 
 	r.rec = r.Recorder(device.Identity{
-		ID:           r.cfg.DeviceID,
+		ID:           r.cfg.deviceID(),
 		Protocol:     device.ProtocolOPCUA,
 		Address:      r.cfg.Endpoint,
 		Manufacturer: r.cfg.Manufacturer,

@@ -20,7 +20,7 @@ func plantNodes() []NodeConfig {
 	return []NodeConfig{
 		{ID: nsu + "s=Temperature", Name: "temperature", Unit: "Cel", Attributes: map[string]string{"line": "1"}},
 		{ID: nsu + "s=Pressure", Name: "pressure", Unit: "bar"},
-		{ID: nsu + "s=Counter", Name: "energy", Unit: "kWh", Kind: KindSum},
+		{ID: nsu + "s=Counter", Name: "energy", Unit: "kWh", Kind: device.KindSum},
 		{ID: nsu + "s=Running", Name: "running"},
 		{ID: nsu + "s=Vector", Name: "vector"},
 		{ID: nsu + "s=Name", Name: "name"},

@@ -233,7 +233,7 @@ func TestClientCertificateIsGeneratedAndKept(t *testing.T) {
 	before, err := os.ReadFile(certFile)
 	require.NoError(t, err)
 	cfg2 := *cfg
-	cfg2.DeviceID = "press-8"
+	cfg2.ID = "press-8"
 	h2 := startReceiver(t, &cfg2)
 	h2.waitValue(t, "opcua.temperature", nil, 21.5)
 	after, err := os.ReadFile(certFile)

@@ -118,8 +118,8 @@ func (r *opcuaReceiver) indexSeries(e *seriesEntry, flat int, label string) *dev
 	return e.index[flat]
 }
 
-func deviceKind(k MetricKind) device.MetricKind {
-	if k == KindSum {
+func deviceKind(k device.MetricKind) device.MetricKind {
+	if k == device.KindSum {
 		return device.KindSum
 	}
 	return device.KindGauge
@@ -260,7 +260,7 @@ func (r *opcuaReceiver) openSession(ctx context.Context) (*session, error) {
 		opcua.SessionTimeout(r.cfg.SessionTimeout),
 		opcua.ApplicationName("otelcol-iiot opcua receiver"),
 		opcua.ProductURI("urn:otelcol-iiot"),
-		opcua.SessionName("otelcol-iiot " + r.cfg.DeviceID),
+		opcua.SessionName("otelcol-iiot " + r.cfg.deviceID()),
 		opcua.StateChangedFunc(func(st opcua.ConnState) {
 			if (st == opcua.Disconnected || st == opcua.Closed) && !s.closed.Load() && !s.lost.Swap(true) {
 				r.kickReconnect()

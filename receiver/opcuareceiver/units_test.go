@@ -223,7 +223,7 @@ func TestStartDoesNotWaitForAnUnreachableServer(t *testing.T) {
 func TestFactoryCreatesOneReceiverPerConfig(t *testing.T) {
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.Endpoint, cfg.DeviceID = "opc.tcp://127.0.0.1:1", "x"
+	cfg.Endpoint, cfg.ID = "opc.tcp://127.0.0.1:1", "x"
 	cfg.Nodes = []NodeConfig{{ID: "ns=1;s=A", Name: "a"}}
 	m, err := f.CreateMetrics(context.Background(), receiverSettings(), cfg, consumertest.NewNop())
 	require.NoError(t, err)

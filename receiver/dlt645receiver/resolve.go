@@ -1,0 +1,307 @@
+package dlt645receiver
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
+)
+
+// busSpec is one bus with its meters, resolved.
+type busSpec struct {
+	endpoint string
+	scheme   string // tcp or serial
+	address  string // host:port or device path
+	serial   dlt645.SerialConfig
+	charTime time.Duration
+	preamble int
+	gap      time.Duration
+	timeSync time.Duration
+	location *time.Location
+	meters   []meterSpec
+}
+
+// meterSpec is one meter with its profile, overrides and defaults applied.
+type meterSpec struct {
+	identity device.Identity
+	address  dlt645.Address
+	discover bool
+	version  dlt645.Version
+	poll     device.PollConfig
+	location *time.Location
+	reads    []readSpec
+	clock    clockSpec
+}
+
+// Resource attributes of a meter besides the device.* ones.
+const (
+	attrMeterAddress = "dlt645.meter.address"
+	attrVersion      = "dlt645.version"
+)
+
+var deviceKeys = []string{device.AttrDeviceID, device.AttrDeviceProtocol, device.AttrDeviceAddress, device.AttrDeviceManufacturer, device.AttrDeviceModelName}
+
+// Endpoint schemes.
+const (
+	schemeTCP    = "tcp"
+	schemeSerial = "serial"
+)
+
+var schemes = []transport.Scheme{{Name: schemeSerial, Serial: true}, {Name: schemeTCP}}
+
+// baudRates are the line speeds DL/T 645 meters use (1200 to 9600) and those of fast converters.
+var baudRates = []int{300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
+
+// resolve validates the configuration and returns the buses to poll.
+func (cfg *Config) resolve() ([]busSpec, error) {
+	var errs []error
+	add := func(e ...error) {
+		for _, x := range e {
+			if x != nil {
+				errs = append(errs, x)
+			}
+		}
+	}
+	add(cfg.Settings.Validate(""))
+	defaultLoc, err := loadLocation(cfg.TimeZone)
+	if err != nil {
+		add(fmt.Errorf("time_zone: %w", err))
+	}
+	profiles, perrs := resolveProfiles(cfg.Profiles)
+	add(perrs...)
+	if len(cfg.Buses) == 0 {
+		add(errors.New("buses: at least one bus with meters is required"))
+	}
+	r := meterResolver{poll: cfg.Poll, location: defaultLoc, profiles: profiles, ids: device.IDs{}}
+	buses := make([]busSpec, 0, len(cfg.Buses))
+	for bi, b := range cfg.Buses {
+		bprefix := fmt.Sprintf("buses[%d]", bi)
+		bs, berrs := resolveBus(b, bprefix)
+		add(berrs...)
+		bs.location = defaultLoc
+		if len(b.Meters) == 0 {
+			add(fmt.Errorf("%s.meters: at least one meter is required", bprefix))
+		}
+		addresses := map[dlt645.Address]string{}
+		for mi, m := range b.Meters {
+			spec, merrs := r.meter(m, &bs, len(b.Meters), addresses, fmt.Sprintf("%s.meters[%d]", bprefix, mi), mi)
+			if len(merrs) > 0 {
+				add(merrs...)
+				continue
+			}
+			bs.meters = append(bs.meters, spec)
+		}
+		buses = append(buses, bs)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return buses, nil
+}
+
+func loadLocation(name string) (*time.Location, error) {
+	if name == "" || name == "Local" {
+		return time.Local, nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q (want an IANA name such as Asia/Shanghai, or UTC)", name)
+	}
+	return loc, nil
+}
+
+// resolveBus checks a bus's own keys and resolves its endpoint, line and timing.
+func resolveBus(b BusConfig, prefix string) (busSpec, []error) {
+	bs := busSpec{endpoint: b.Endpoint, timeSync: b.TimeSync.Interval, preamble: device.Layer(4, b.Preamble)}
+	var errs []error
+	if b.Endpoint == "" {
+		errs = append(errs, fmt.Errorf("%s.endpoint: required (serial:///dev/ttyUSB0 or tcp://host:port)", prefix))
+	} else {
+		ep, err := transport.ParseEndpoint(b.Endpoint, schemes...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s.endpoint: %w", prefix, err))
+		}
+		bs.scheme, bs.address = ep.Scheme, ep.Address
+	}
+	// 2400 baud 8E1 is the most common meter setting.
+	line := transport.Line{BaudRate: 2400, DataBits: 8, Parity: transport.ParityEven, StopBits: 1}.Over(b.LineConfig)
+	if bs.scheme == schemeSerial || b.BaudRate != 0 {
+		if err := b.Validate(prefix+".", baudRates...); err != nil {
+			errs = append(errs, err)
+		}
+		bs.charTime = line.CharTime()
+	} else if b.Framing() {
+		errs = append(errs, fmt.Errorf("%s: data_bits, parity and stop_bits are set by the serial server on tcp://; remove them", prefix))
+	}
+	bs.serial = dlt645.SerialConfig{Device: bs.address, BaudRate: line.BaudRate, DataBits: line.DataBits, Parity: line.Parity.String(), StopBits: line.StopBits}
+	if bs.preamble < 0 || bs.preamble > 8 {
+		errs = append(errs, fmt.Errorf("%s.preamble: must be between 0 and 8 wake-up bytes, got %d", prefix, bs.preamble))
+	}
+	switch {
+	case b.InterFrameGap < 0:
+		errs = append(errs, fmt.Errorf("%s.inter_frame_gap: must be >= 0, got %s", prefix, b.InterFrameGap))
+	case b.InterFrameGap > 0:
+		bs.gap = b.InterFrameGap
+	case bs.charTime > 0: // serial, or tcp with the server's line speed given
+		bs.gap = max(4*bs.charTime, 5*time.Millisecond)
+	default:
+		bs.gap = 10 * time.Millisecond
+	}
+	if b.TimeSync.Interval < 0 || (b.TimeSync.Interval > 0 && b.TimeSync.Interval < time.Minute) {
+		errs = append(errs, fmt.Errorf("%s.time_sync.interval: must be 0 (off) or at least 1m, got %s", prefix, b.TimeSync.Interval))
+	}
+	return bs, errs
+}
+
+// meterResolver resolves the meters of every bus.
+type meterResolver struct {
+	poll     device.PollConfig
+	location *time.Location
+	profiles *profileSet
+	ids      device.IDs
+}
+
+// meter resolves meter m (the mi-th of its bus, named path) over its profile. addresses holds the
+// addresses taken on the bus.
+func (r *meterResolver) meter(m MeterConfig, bs *busSpec, onBus int, addresses map[dlt645.Address]string, path string, mi int) (meterSpec, []error) {
+	var errs []error
+	mprefix, err := r.ids.Validate(path, m.ID)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	spec := meterSpec{location: r.location}
+	errs = append(errs, spec.resolveAddress(m, onBus, addresses, mprefix, mi)...)
+	prof, err := r.profiles.lookup(m.Profile, mprefix)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, spec.resolveVersion(m, prof, mprefix)...)
+	errs = append(errs, spec.resolveOwnKeys(m, r.poll, mprefix)...)
+	reads, clock, rerrs := meterReads(m, prof, spec.version, mprefix)
+	errs = append(errs, rerrs...)
+	if len(errs) > 0 {
+		return meterSpec{}, errs
+	}
+	spec.reads, spec.clock = reads, clock
+	spec.identity = spec.identityOn(m, prof, bs.endpoint)
+	return spec, nil
+}
+
+// resolveAddress reads the meter's address, or "discover" (only for the one meter of a bus).
+func (s *meterSpec) resolveAddress(m MeterConfig, onBus int, addresses map[dlt645.Address]string, mprefix string, mi int) []error {
+	switch strings.TrimSpace(strings.ToLower(m.Address)) {
+	case "":
+		return []error{fmt.Errorf("%saddress: required (up to 12 digits as on the nameplate, or \"discover\")", mprefix)}
+	case "discover":
+		s.discover = true
+		if onBus != 1 {
+			return []error{fmt.Errorf("%saddress: \"discover\" needs the meter to be alone on its bus (this bus has %d meters)", mprefix, onBus)}
+		}
+		return nil
+	}
+	a, err := dlt645.ParseAddress(m.Address)
+	switch {
+	case err != nil:
+		return []error{fmt.Errorf("%saddress: %w", mprefix, err)}
+	case a == dlt645.BroadcastAddress || slices.Contains(a[:], 0xAA):
+		return []error{fmt.Errorf("%saddress: %s is a broadcast or wildcard address, not a meter's", mprefix, a)}
+	}
+	var errs []error
+	if prev, ok := addresses[a]; ok {
+		errs = append(errs, fmt.Errorf("%saddress: %s is already used on this bus by %s", mprefix, a, prev))
+	}
+	addresses[a] = fmt.Sprintf("meters[%d]", mi)
+	s.address = a
+	return errs
+}
+
+// resolveVersion takes the meter's edition, else its profile's, else 2007.
+func (s *meterSpec) resolveVersion(m MeterConfig, prof profile, mprefix string) []error {
+	s.version = dlt645.V2007
+	switch {
+	case m.Version != "":
+		v, err := dlt645.ParseVersion(m.Version)
+		if err != nil {
+			return []error{fmt.Errorf("%sversion: %w", mprefix, err)}
+		}
+		s.version = v
+		if prof.versionSet && v != prof.version {
+			return []error{fmt.Errorf("%sversion: %s, but profile %q is written for %s", mprefix, v, m.Profile, prof.version)}
+		}
+	case prof.versionSet:
+		s.version = prof.version
+	}
+	return nil
+}
+
+// resolveOwnKeys checks the meter's time zone, poll overrides and resource attributes.
+func (s *meterSpec) resolveOwnKeys(m MeterConfig, poll device.PollConfig, mprefix string) []error {
+	var errs []error
+	if m.TimeZone != "" {
+		loc, err := loadLocation(m.TimeZone)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%stime_zone: %w", mprefix, err))
+		} else {
+			s.location = loc
+		}
+	}
+	if err := m.Poll.Validate(mprefix+"poll.", poll); err != nil {
+		errs = append(errs, err)
+	}
+	s.poll = poll.Override(m.Poll)
+	for _, k := range slices.Sorted(maps.Keys(m.ResourceAttributes)) {
+		if slices.Contains(deviceKeys, k) {
+			errs = append(errs, fmt.Errorf("%sresource_attributes: %q is set by the receiver (use id, manufacturer or model)", mprefix, k))
+		}
+	}
+	return errs
+}
+
+// meterReads builds the meter's requests from its profile's identifiers and its own.
+func meterReads(m MeterConfig, prof profile, v dlt645.Version, mprefix string) ([]readSpec, clockSpec, []error) {
+	var errs []error
+	exclude := map[dlt645.DI]bool{}
+	for i, s := range m.ExcludeIdentifiers {
+		di, err := dlt645.ParseDI(v, s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%sexclude_identifiers[%d]: %w", mprefix, i, err))
+			continue
+		}
+		exclude[di] = true
+	}
+	all := append(slices.Clone(prof.identifiersFor(v)), m.Identifiers...)
+	reads, clock, ierrs := buildReads(v, all, exclude, mprefix)
+	errs = append(errs, ierrs...)
+	if len(reads) == 0 && !clock.enabled && len(ierrs) == 0 {
+		errs = append(errs, fmt.Errorf("%sidentifiers: the meter has nothing to read (give a profile or identifiers)", mprefix))
+	}
+	return reads, clock, errs
+}
+
+// identityOn is the meter's device identity on the bus at endpoint.
+func (s *meterSpec) identityOn(m MeterConfig, prof profile, endpoint string) device.Identity {
+	attrs := maps.Clone(m.ResourceAttributes)
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	addr := endpoint
+	if !s.discover {
+		addr = fmt.Sprintf("%s/%s", strings.TrimSuffix(endpoint, "/"), s.address)
+		attrs[attrMeterAddress] = s.address.String()
+	}
+	attrs[attrVersion] = s.version.String()
+	return device.Identity{
+		ID:           m.ID,
+		Protocol:     device.ProtocolDLT645,
+		Address:      addr,
+		Manufacturer: device.LayerSet(prof.manufacturer, m.Manufacturer),
+		Model:        device.LayerSet(prof.model, m.Model),
+		Attributes:   attrs,
+	}
+}

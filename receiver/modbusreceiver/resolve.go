@@ -1,0 +1,237 @@
+package modbusreceiver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
+)
+
+// connSpec is one connection with its devices.
+type connSpec struct {
+	endpoint string // as configured
+	scheme   string
+	address  string // host:port or serial device
+	baud     int
+	dataBits int
+	parity   uint
+	stopBits int
+	tls      *tls.Config // tcp+tls: the CA pool and the client certificate (reloaded per reload_interval)
+	gap      time.Duration
+	devices  []deviceSpec
+}
+
+// deviceSpec is one device with its profile, overrides and defaults applied.
+type deviceSpec struct {
+	identity device.Identity
+	unitID   uint8
+	poll     device.PollConfig
+	requests requestSpec
+	fields   []fieldSpec
+	blocks   []blockSpec // explicit reads; nil: planned
+}
+
+// resolve turns the configuration into the connections and devices to poll, reading the profile files
+// and loading the TLS certificates: once, when the receiver is created.
+func (cfg *Config) resolve() ([]connSpec, error) { return cfg.compile(true) }
+
+// compile checks the configuration and, when it is valid, returns what it resolves to. atCreation
+// reads files (profile_files, TLS); without it (Validate) devices using a profile that may be in a
+// profile file are checked only as far as their own keys go.
+func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
+	var errs errList
+	errs.add(cfg.Settings.Validate(""))
+	errs.add(cfg.Requests.Validate("requests."))
+	if cfg.Requests.Blocks != nil {
+		errs.add(errors.New("requests.blocks: explicit blocks belong to a profile or a device (the blocks a firmware answers depend on the device model)"))
+	}
+	defaults := newDefaultRequestSpec().over(cfg.Requests)
+	profiles, perrs := cfg.loadProfiles(atCreation, defaults)
+	errs.add(perrs...)
+	if len(cfg.Connections) == 0 {
+		errs.add(errors.New("connections: at least one connection with devices is required"))
+	}
+	r := resolver{poll: cfg.Poll, defaults: defaults, profiles: profiles, ids: device.IDs{}}
+	conns := make([]connSpec, 0, len(cfg.Connections))
+	for ci, c := range cfg.Connections {
+		cs, cerrs := resolveConnection(c, fmt.Sprintf("connections[%d]", ci), atCreation)
+		errs.add(cerrs...)
+		errs.add(r.devices(&cs, c, fmt.Sprintf("connections[%d]", ci))...)
+		conns = append(conns, cs)
+	}
+	if len(errs) > 0 {
+		return nil, errs.join()
+	}
+	return conns, nil
+}
+
+// resolveConnection checks a connection's own keys and resolves its endpoint, line and TLS.
+func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (connSpec, []error) {
+	cs := connSpec{endpoint: c.Endpoint, gap: c.PauseBetweenPolls}
+	var errs []error
+	if c.Endpoint == "" {
+		errs = append(errs, fmt.Errorf("%s.endpoint: required (tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port or rtu:///dev/ttyX)", prefix))
+	} else {
+		ep, err := transport.ParseEndpoint(c.Endpoint, schemes...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s.endpoint: %w", prefix, err))
+		}
+		cs.scheme, cs.address = ep.Scheme, ep.Address
+	}
+	if cs.scheme != schemeRTU && c.Framing() {
+		errs = append(errs, fmt.Errorf("%s: data_bits, parity and stop_bits apply only to rtu:// endpoints", prefix))
+	}
+	if err := c.Validate(prefix + "."); err != nil {
+		errs = append(errs, err)
+	}
+	// Defaults: 9600 baud on a serial port, else unknown (0); 8 data bits; no parity; stop bits left to
+	// the library (2 without parity, 1 with, as the RTU spec has it).
+	def := transport.Line{DataBits: 8, Parity: transport.ParityNone}
+	if cs.scheme == schemeRTU {
+		def.BaudRate = 9600
+	}
+	line := def.Over(c.LineConfig)
+	cs.baud, cs.dataBits, cs.parity, cs.stopBits = line.BaudRate, line.DataBits, uint(line.Parity), line.StopBits
+	if c.PauseBetweenPolls < 0 {
+		errs = append(errs, fmt.Errorf("%s.pause_between_polls: must be >= 0, got %s", prefix, c.PauseBetweenPolls))
+	}
+	terrs := validateTLS(cs.scheme, c.TLS, prefix)
+	errs = append(errs, terrs...)
+	if atCreation && c.TLS != nil && len(terrs) == 0 {
+		t, err := c.TLS.LoadTLSConfig(context.Background())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s.tls: %w", prefix, err))
+		}
+		cs.tls = t
+	}
+	return cs, errs
+}
+
+// resolver resolves the devices of every connection.
+type resolver struct {
+	poll     device.PollConfig
+	defaults requestSpec
+	profiles *profileSet
+	ids      device.IDs
+}
+
+// devices resolves the devices of connection c (named cprefix) into cs.
+func (r *resolver) devices(cs *connSpec, c ConnectionConfig, cprefix string) []error {
+	var errs errList
+	if len(c.Devices) == 0 {
+		errs.add(fmt.Errorf("%s.devices: at least one device is required", cprefix))
+	}
+	units := map[int]string{}
+	for di, d := range c.Devices {
+		var derrs errList
+		dprefix, err := r.ids.Validate(fmt.Sprintf("%s.devices[%d]", cprefix, di), d.ID)
+		derrs.add(err)
+		unit, err := unitID(d, cs.scheme, units, di, dprefix)
+		derrs.add(err)
+		derrs.add(d.Validate(dprefix, r.poll)...)
+		spec, ok, serrs := r.device(d, dprefix)
+		derrs.add(serrs...)
+		if len(derrs) > 0 || !ok {
+			errs.add(derrs...)
+			continue
+		}
+		spec.unitID = uint8(unit)
+		spec.identity.Address = fmt.Sprintf("%s/%d", strings.TrimSuffix(c.Endpoint, "/"), unit)
+		cs.devices = append(cs.devices, spec)
+	}
+	return errs
+}
+
+// unitID returns the device's unit id, checking its range on the connection's scheme and that no
+// other device of the connection set it too (units holds those seen).
+func unitID(d DeviceConfig, scheme string, units map[int]string, di int, dprefix string) (int, error) {
+	unit := device.Layer(1, d.UnitID)
+	tcpLike := scheme == schemeTCP || scheme == schemeTLS
+	var err error
+	switch {
+	case unit >= 1 && unit <= 247:
+	case tcpLike && (unit == 0 || unit == 255):
+	default:
+		allowed := "1 to 247"
+		if tcpLike {
+			allowed = "1 to 247, or 0 or 255 on tcp:// and tcp+tls://"
+		}
+		err = fmt.Errorf("%sunit_id: must be %s, got %d", dprefix, allowed, unit)
+	}
+	if prev, ok := units[unit]; ok && d.UnitID != nil {
+		err = errors.Join(err, fmt.Errorf("%sunit_id: %d is already used on this connection by %s", dprefix, unit, prev))
+	}
+	units[unit] = fmt.Sprintf("devices[%d]", di)
+	return unit, err
+}
+
+var receiverResourceKeys = []string{device.AttrDeviceID, device.AttrDeviceProtocol, device.AttrDeviceAddress, device.AttrDeviceManufacturer, device.AttrDeviceModelName}
+
+// Validate checks the device's own keys, those that do not depend on its profile, named under
+// dprefix; poll is the receiver's, which the device's poll keys override.
+func (d DeviceConfig) Validate(dprefix string, poll device.PollConfig) []error {
+	var errs errList
+	errs.add(d.ByteOrder.Validate(dprefix))
+	if d.RegisterOffset < -65535 || d.RegisterOffset > 65535 {
+		errs.add(fmt.Errorf("%sregister_offset: must be between -65535 and 65535, got %d", dprefix, d.RegisterOffset))
+	}
+	errs.add(d.Poll.Validate(dprefix+"poll.", poll))
+	errs.add(d.Requests.Validate(dprefix + "requests."))
+	for _, k := range slices.Sorted(maps.Keys(d.ResourceAttributes)) {
+		if slices.Contains(receiverResourceKeys, k) {
+			errs.add(fmt.Errorf("%sresource_attributes: %q is set by the receiver (use id, manufacturer or model)", dprefix, k))
+		}
+	}
+	return errs
+}
+
+// device resolves a device over its profile: fields, requests, blocks and identity. ok is false when
+// the profile is not known yet (in a profile file Validate does not read) or has errors.
+func (r *resolver) device(d DeviceConfig, dprefix string) (spec deviceSpec, ok bool, errs []error) {
+	prof, ok, err := r.profiles.lookup(d.Profile, dprefix)
+	if !ok {
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return deviceSpec{}, false, errs
+	}
+	fields, ferrs := mergeFields(prof.Fields, d.Fields, d.ExcludeFields, dprefix)
+	errs = append(errs, ferrs...)
+	if len(fields) == 0 && len(ferrs) == 0 && (d.Profile == "" || prof.Fields != nil) {
+		errs = append(errs, fmt.Errorf("%sfields: the device has no fields (give a profile or fields)", dprefix))
+	}
+	order := device.LayerSet(OrderABCD, prof.ByteOrder, d.ByteOrder)
+	req := r.defaults.over(prof.Requests).over(d.Requests).clamped()
+	specs, ferrs := buildFields(fields, order, d.RegisterOffset, req, dprefix)
+	errs = append(errs, ferrs...)
+	var blocks []blockSpec
+	if req.Blocks != nil {
+		key := "requests.blocks"
+		if d.Requests.Blocks == nil {
+			key = fmt.Sprintf("profile %q requests.blocks", d.Profile)
+		}
+		var berrs []error
+		blocks, berrs = resolveBlocks(req.Blocks, d.RegisterOffset, specs, dprefix, key)
+		errs = append(errs, berrs...)
+	}
+	return deviceSpec{
+		identity: device.Identity{
+			ID:           d.ID,
+			Protocol:     device.ProtocolModbus,
+			Manufacturer: device.LayerSet(prof.Manufacturer, d.Manufacturer),
+			Model:        device.LayerSet(prof.Model, d.Model),
+			Attributes:   d.ResourceAttributes,
+		},
+		poll:     r.poll.Override(d.Poll),
+		requests: req,
+		fields:   specs,
+		blocks:   blocks,
+	}, true, errs
+}
