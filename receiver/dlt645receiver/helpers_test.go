@@ -14,7 +14,7 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
 )
 

@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 // freeAddr returns a loopback address with a port that was free a moment ago (the simonvetter server
@@ -30,7 +30,7 @@ func freeAddr(t testing.TB) string {
 }
 
 // startTCPServer serves bank with modbus.NewServer on a free loopback port and returns its address.
-func startTCPServer(t testing.TB, bank *modbustest.Bank) string {
+func startTCPServer(t testing.TB, bank *modbussim.Bank) string {
 	t.Helper()
 	addr := freeAddr(t)
 	srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 64, Timeout: time.Minute, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
@@ -157,4 +157,4 @@ func spans(tds []ptrace.Traces) []spanInfo {
 	return out
 }
 
-func f32regs(v float32) []uint16 { return modbustest.Float32Regs(v) }
+func f32regs(v float32) []uint16 { return modbussim.Float32Regs(v) }

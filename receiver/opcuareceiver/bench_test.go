@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/opcua"
 )
 
 // pollNow runs one scheduled-kind poll outside the schedule.

@@ -23,8 +23,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/opcua"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
 )
 

@@ -13,15 +13,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
+	dlt645sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 )
 
 // dltMeter is a simulated three-phase DL/T 645-2007 meter with known values.
-func dltMeter(t *testing.T, address string) *sim.Meter {
+func dltMeter(t *testing.T, address string) *dlt645sim.Meter {
 	t.Helper()
 	a, err := dlt645.ParseAddress(address)
 	require.NoError(t, err)
-	m := sim.NewMeter(a, dlt645.V2007)
+	m := dlt645sim.NewMeter(a, dlt645.V2007)
 	for di, v := range map[dlt645.DI]float64{
 		0x00010000: 12345.67, 0x00020000: 12.5,
 		0x02010100: 220.1, 0x02010200: 221.3, 0x02010300: 219.8,
@@ -46,23 +46,23 @@ func TestDLT645EndToEnd(t *testing.T) {
 	tcp1, tcp2, tcp3 := dltMeter(t, "000000000001"), dltMeter(t, "000000000002"), dltMeter(t, "000000000003")
 	tcp2.SetError(0x02800002, 0x02) // "no requested data" for the frequency
 	require.NoError(t, tcp3.Set(0x02020100, -12.345))
-	tcpSrv := sim.NewServer(sim.Options{Preamble: 4, NoiseProbability: 0.3, Seed: 1}, tcp1, tcp2, tcp3)
+	tcpSrv := dlt645sim.NewServer(dlt645sim.Options{Preamble: 4, NoiseProbability: 0.3, Seed: 1}, tcp1, tcp2, tcp3)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = tcpSrv.Serve(l) }()
 	t.Cleanup(func() { tcpSrv.Close() })
 
 	// RS-485 bus on a pty pair: a 2007 and a 1997 meter, with noise.
-	pair, err := sim.NewPTYPair(context.Background(), t.TempDir())
+	pair, err := dlt645sim.NewPTYPair(context.Background(), t.TempDir())
 	require.NoError(t, err, "socat is needed (make deps)")
 	t.Cleanup(func() { pair.Close() })
 	ser2007 := dltMeter(t, "000000000011")
 	a97, _ := dlt645.ParseAddress("000000001997")
-	ser1997 := sim.NewMeter(a97, dlt645.V1997)
+	ser1997 := dlt645sim.NewMeter(a97, dlt645.V1997)
 	for di, v := range map[dlt645.DI]float64{0x9010: 2345.6, 0xB611: 231, 0xB621: 4.35, 0xB630: 1.0005, 0xB650: 0.987} {
 		require.NoError(t, ser1997.Set(di, v))
 	}
-	serSrv := sim.NewServer(sim.Options{Preamble: 2, NoiseProbability: 0.3, Seed: 2}, ser2007, ser1997)
+	serSrv := dlt645sim.NewServer(dlt645sim.Options{Preamble: 2, NoiseProbability: 0.3, Seed: 2}, ser2007, ser1997)
 	ctx, cancel := context.WithCancel(context.Background())
 	serDone := make(chan struct{})
 	go func() {

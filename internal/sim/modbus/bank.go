@@ -1,7 +1,7 @@
-// Package modbustest holds Modbus server-side helpers for tests, benchmarks and the simulator: a
+// Package modbussim holds Modbus server-side helpers for tests, benchmarks and the simulator: a
 // register bank that serves simonvetter's modbus.NewServer (tcp://, tcp+tls://), an RTU responder of
 // our own (RTU framing over TCP or over a serial line), and simulated meters and inverters.
-package modbustest
+package modbussim
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package sim
+package dlt645sim
 
 import (
 	"context"

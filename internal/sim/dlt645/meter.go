@@ -1,9 +1,9 @@
-// Package sim is a DL/T 645 meter simulator: meters with a table of
+// Package dlt645sim is a DL/T 645 meter simulator: meters with a table of
 // identifiers, served over TCP (like a transparent serial server) or over a
 // serial device (a pty from socat), with follow-up frames, error words, a
 // meter clock, and optional line noise and wire-speed pacing. Tests run it
 // in-process; cmd/dlt645sim runs it as a program.
-package sim
+package dlt645sim
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package modbustest
+package modbussim
 
 import (
 	"math"

@@ -1,4 +1,4 @@
-// Package sim is a small OPC UA server (gopcua's server package) with a plant-like address space, used
+// Package opcuasim is a small OPC UA server (gopcua's server package) with a plant-like address space, used
 // by the opcua receiver's tests and benchmarks and by the opcuasim demo program.
 //
 // Address space, in the namespace URI of Config.NamespaceURI (default urn:otelcol-iiot:opcuasim):
@@ -17,7 +17,7 @@
 //	    Temperature  s=Line2.Temperature  Double
 //	    Pressure     s=Line2.Pressure     Float
 //	  Bulk                             folder with Config.BulkNodes Double variables s=Bulk.00000 …
-package sim
+package opcuasim
 
 import (
 	"context"
