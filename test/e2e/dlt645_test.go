@@ -75,63 +75,10 @@ func TestDLT645EndToEnd(t *testing.T) {
 		<-serDone
 	})
 
-	ids := `["00010000", "0201FF00", "0202FF00", "02030000", "02060000", "02800002"]`
-	startCollector(t, fmt.Sprintf(`
-receivers:
-  dlt645:
-    poll: {interval: 1s, timeout: 300ms, retries: 1}
-    breaker: {failure_threshold: 2, initial_backoff: 1m, max_backoff: 5m}
-    traces: {success_sample_ratio: 1}
-    buses:
-      - endpoint: tcp://%s
-        meters:
-          - {id: tcp-1, address: "000000000001", identifiers: %s}
-          - {id: tcp-2, address: "000000000002", identifiers: %s}
-          - {id: tcp-3, address: "000000000003", identifiers: %s}
-      - endpoint: serial://%s
-        baud_rate: 9600
-        parity: even
-        meters:
-          - {id: ser-2007, address: "000000000011", identifiers: %s}
-          - {id: ser-1997, address: "000000001997", version: "1997", identifiers: ["9010", "B611", "B621", "B630", "B650"]}
-`+e2eExporters+`service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [dlt645]
-      exporters: [prometheus_remote_write]
-    traces:
-      receivers: [dlt645]
-      exporters: [otlp_grpc]
-`, l.Addr(), ids, ids, ids, pair.B, ids, prom.RemoteWriteURL(), sink.Endpoint()), nil)
+	data := vars{"TCPAddr": l.Addr().String(), "SerialDevice": pair.B, "RemoteWrite": prom.RemoteWriteURL(), "TraceSink": sink.Endpoint()}
+	startCollectorTestdata(t, nil, data, "common.yaml", "dlt645/config.yaml")
 
-	// Exact values, as the meters hold them, for every 2007 meter on both lines.
-	for _, dev := range []string{"tcp-1", "tcp-2", "ser-2007"} {
-		sel := func(extra string) string { return fmt.Sprintf(`{device_id=%q%s}`, dev, extra) }
-		prom.eventuallyValue(t, `dlt645_energy_active_kWh_total`+sel(`,direction="forward",tariff="total"`), 12345.67, 60*time.Second)
-		prom.eventuallyValue(t, `dlt645_voltage_volts`+sel(`,phase="A"`), 220.1, 10*time.Second)
-		prom.eventuallyValue(t, `dlt645_voltage_volts`+sel(`,phase="C"`), 219.8, 10*time.Second)
-		prom.eventuallyValue(t, `dlt645_current_amperes`+sel(`,phase="B"`), -5.25, 10*time.Second)
-		prom.eventuallyValue(t, `dlt645_power_active_kW`+sel(`,phase="total"`), -1.2345, 10*time.Second)
-		prom.eventuallyValue(t, `dlt645_power_factor_ratio`+sel(`,phase="total"`), -0.866, 10*time.Second)
-		prom.eventuallyValue(t, fmt.Sprintf(`iiot_device_up{device_id=%q}`, dev), 1, 10*time.Second)
-	}
-	prom.eventuallyValue(t, `dlt645_current_amperes{device_id="tcp-3",phase="A"}`, -12.345, 10*time.Second)
-	for _, dev := range []string{"tcp-1", "ser-2007"} {
-		prom.eventuallyValue(t, fmt.Sprintf(`dlt645_frequency_hertz{device_id=%q}`, dev), 50.01, 10*time.Second)
-	}
-	// The 1997 meter on the serial bus.
-	for q, want := range map[string]float64{
-		`dlt645_energy_active_kWh_total{device_id="ser-1997",direction="forward",tariff="total"}`: 2345.6,
-		`dlt645_voltage_volts{device_id="ser-1997",phase="A"}`:                                    231,
-		`dlt645_current_amperes{device_id="ser-1997",phase="A"}`:                                  4.35,
-		`dlt645_power_active_kW{device_id="ser-1997",phase="total"}`:                              1.0005,
-		`dlt645_power_factor_ratio{device_id="ser-1997",phase="total"}`:                           0.987,
-	} {
-		prom.eventuallyValue(t, q, want, 10*time.Second)
-	}
+	prom.expectValues(t, "dlt645/expected.yaml", data)
 	// Resource attributes become labels.
 	s := prom.Query(t, `dlt645_voltage_volts{device_id="ser-1997",phase="A"}`)
 	require.Len(t, s, 1)
