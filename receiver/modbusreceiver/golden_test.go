@@ -1,18 +1,13 @@
 package modbusreceiver
 
 import (
-	"os"
 	"path/filepath"
-	"regexp"
 	"testing"
 	"time"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/golden"
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/pdatatest/pmetrictest"
 	"github.com/simonvetter/modbus"
-	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
 	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
@@ -43,7 +38,7 @@ connections:
       - {id: inv, unit_id: 2, profile: sunspec_inverter_103, manufacturer: Sim}
       - {id: dtsu, unit_id: 3, profile: chint_dtsu666}
 `)
-	compareGolden(t, "profiles", firstPolls(t, startReceiver(t, cfg), 3))
+	devicetest.CompareGolden(t, filepath.Join("testdata", "golden", "profiles.yaml"), devicetest.FirstEmissions(t, startReceiver(t, cfg).metrics, 3))
 }
 
 func TestGoldenFields(t *testing.T) {
@@ -85,54 +80,5 @@ connections:
           - {name: door, register: 10004, metric: golden.door}
           - {name: missing, address: 20, metric: golden.missing}
 `)
-	compareGolden(t, "fields", firstPolls(t, startReceiver(t, cfg), 1))
-}
-
-// firstPolls waits until n devices have emitted and returns the first emission of each, as one
-// pmetric.Metrics.
-func firstPolls(t *testing.T, s sinks, n int) pmetric.Metrics {
-	t.Helper()
-	out := pmetric.NewMetrics()
-	require.Eventually(t, func() bool {
-		out = pmetric.NewMetrics()
-		seen := map[string]bool{}
-		for _, md := range s.metrics.AllMetrics() {
-			for i := 0; i < md.ResourceMetrics().Len(); i++ {
-				rm := md.ResourceMetrics().At(i)
-				id, _ := rm.Resource().Attributes().Get("device.id")
-				if !seen[id.AsString()] {
-					seen[id.AsString()] = true
-					rm.CopyTo(out.ResourceMetrics().AppendEmpty())
-				}
-			}
-		}
-		return len(seen) == n
-	}, 10*time.Second, 10*time.Millisecond)
-	return out
-}
-
-// endpointPort is the simulator's port in device.address, which changes from run to run.
-var endpointPort = regexp.MustCompile(`^tcp://127\.0\.0\.1:\d+/`)
-
-// compareGolden compares got with testdata/golden/<name>.yaml (UPDATE_GOLDEN=1 rewrites the file).
-// Timestamps, the poll duration and exemplars (trace and span ids) change from run to run and are
-// left out; every name, unit, kind, value and attribute counts.
-func compareGolden(t *testing.T, name string, got pmetric.Metrics) {
-	t.Helper()
-	for i := 0; i < got.ResourceMetrics().Len(); i++ {
-		attrs := got.ResourceMetrics().At(i).Resource().Attributes()
-		if v, ok := attrs.Get("device.address"); ok {
-			attrs.PutStr("device.address", endpointPort.ReplaceAllString(v.Str(), "tcp://sim/"))
-		}
-	}
-	path := filepath.Join("testdata", "golden", name+".yaml")
-	if os.Getenv("UPDATE_GOLDEN") != "" {
-		require.NoError(t, golden.WriteMetrics(t, path, got))
-	}
-	want, err := golden.ReadMetrics(path)
-	require.NoError(t, err)
-	require.NoError(t, pmetrictest.CompareMetrics(want, got,
-		pmetrictest.IgnoreTimestamp(), pmetrictest.IgnoreStartTimestamp(),
-		pmetrictest.IgnoreMetricValues("iiot.device.poll.duration"), pmetrictest.IgnoreExemplars(),
-		pmetrictest.IgnoreResourceMetricsOrder(), pmetrictest.IgnoreMetricDataPointsOrder()))
+	devicetest.CompareGolden(t, filepath.Join("testdata", "golden", "fields.yaml"), devicetest.FirstEmissions(t, startReceiver(t, cfg).metrics, 1))
 }
