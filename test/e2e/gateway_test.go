@@ -210,30 +210,8 @@ func TestGatewayEndToEnd(t *testing.T) {
 	dist := filepath.Join(repoRoot(t), "distributions", "otelcol-iiot")
 	profiles := filepath.Join(dist, "profiles")
 	confDir := t.TempDir()
-	writeFiles(t, confDir, map[string]string{
-		"devices/modbus.yaml": fmt.Sprintf(`
-poll: {interval: %s, timeout: 500ms}
-traces: {success_sample_ratio: 1}
-profile_files: [%q, %q]
-connections:
-  - endpoint: tcp://127.0.0.1:%d
-    devices:
-      - {id: gw-meter-a, unit_id: 1, profile: eastron_sdm630, resource_attributes: {device_group: meters}}
-      - {id: gw-meter-b, unit_id: 3, profile: chint_dtsu666}
-`, pollInterval, filepath.Join(profiles, "eastron-sdm630.yaml"), filepath.Join(profiles, "chint-dtsu666.yaml"), simPort),
-		"devices/dlt645.yaml": fmt.Sprintf(`
-buses:
-  - endpoint: tcp://127.0.0.1:%d
-    meters: [{id: gw-dead-meter, address: "000000000001", profile: three_phase}]
-`, freePort(t)),
-		"devices/opcua.yaml": fmt.Sprintf(`
-endpoint: opc.tcp://127.0.0.1:%d
-device_id: gw-dead-plc
-security: {policy: None, mode: None}
-nodes: [{id: "ns=2;s=X", name: x}]
-`, freePort(t)),
-		"registry.yaml": "gw-meter-a: {tenant.id: " + tenantA + "}\n",
-	})
+	renderTree(t, confDir, "gateway/confdir", vars{"PollInterval": pollInterval, "Profiles": profiles, "ModbusPort": simPort,
+		"DeadDLT645Port": freePort(t), "DeadOPCUAPort": freePort(t), "TenantA": tenantA})
 	startCollectorFiles(t, map[string]string{
 		"OTELCOL_IIOT_CONFIG_DIR":            confDir,
 		"OTELCOL_IIOT_STORAGE_DIR":           t.TempDir(),

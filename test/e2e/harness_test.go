@@ -376,15 +376,6 @@ type collector struct {
 	configPath string
 }
 
-// startCollector runs the built binary with configYAML; env adds to the environment. The collector is
-// stopped when the test ends.
-func startCollector(t testing.TB, configYAML string, env map[string]string) *collector {
-	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(configYAML), 0o600))
-	return startCollectorFiles(t, env, cfg)
-}
-
 // startCollectorFiles runs the collector on config files (merged in order, as --config flags are).
 func startCollectorFiles(t testing.TB, env map[string]string, configFiles ...string) *collector {
 	t.Helper()
@@ -441,27 +432,7 @@ func startTraceSink(t testing.TB) *traceSink {
 	t.Helper()
 	port := freePort(t)
 	file := filepath.Join(t.TempDir(), "spans.jsonl")
-	cfg := fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-exporters:
-  file:
-    path: %s
-    format: json
-    flush_interval: 100ms
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [file]
-`, port, file)
-	s := &traceSink{collector: startCollector(t, cfg, nil), port: port, file: file}
+	s := &traceSink{collector: startCollectorTestdata(t, nil, vars{"Port": port, "File": file}, "tracesink.yaml"), port: port, file: file}
 	s.name = "trace sink"
 	require.Eventually(t, func() bool {
 		conn, err := net.Dial("tcp", s.Endpoint())
@@ -528,17 +499,3 @@ func runCollectorCommand(t testing.TB, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
-
-// e2eExporters is the exporters section of most test configs: remote-write to the test's Prometheus
-// and OTLP to its trace sink (two %s, in that order).
-const e2eExporters = `
-exporters:
-  prometheus_remote_write:
-    endpoint: %s
-    resource_to_telemetry_conversion:
-      enabled: true
-  otlp_grpc:
-    endpoint: %s
-    tls:
-      insecure: true
-`

@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -297,42 +295,7 @@ func TestTenantRemoteWriteDurableSingleTenant(t *testing.T) {
 	prom := startPrometheus(t)
 	otlpPort := freePort(t)
 	storage := t.TempDir()
-	cfg := fmt.Sprintf(`
-extensions:
-  file_storage:
-    directory: %s
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-processors:
-  tenant:
-    job_instance:
-      job: "$${device.protocol}"
-      instance: "$${device.id}"
-  batch:
-    timeout: 200ms
-exporters:
-  tenantremotewrite:
-    endpoint: %s
-    sending_queue:
-      storage: file_storage
-    retry_on_failure:
-      initial_interval: 100ms
-      max_interval: 500ms
-service:
-  extensions: [file_storage]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      processors: [tenant, batch]
-      exporters: [tenantremotewrite]
-`, storage, otlpPort, prom.RemoteWriteURL())
-	col := startCollector(t, cfg, nil)
+	col := startCollectorTestdata(t, nil, vars{"StorageDir": storage, "OTLPPort": otlpPort, "RemoteWrite": prom.RemoteWriteURL()}, "tenant/single.yaml")
 	endpoint := fmt.Sprintf("127.0.0.1:%d", otlpPort)
 	waitOTLP(t, endpoint)
 
@@ -364,56 +327,9 @@ func TestTenantRemoteWriteTwoTenants(t *testing.T) {
 	router := startRWObserver(t, map[string]string{"a": promA.RemoteWriteURL(), "b": promB.RemoteWriteURL()})
 	headers := startRWObserver(t, nil)
 
-	dir := t.TempDir()
-	registry := filepath.Join(dir, "registry.csv")
-	require.NoError(t, os.WriteFile(registry, []byte("device.id,tenant.id,device_group\ninv-01,a,inverters\nmeter-7,b,meters\n"), 0o600))
 	otlpPort := freePort(t)
-	cfg := fmt.Sprintf(`
-extensions:
-  file_storage:
-    directory: %s
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-processors:
-  tenant:
-    registry:
-      path: %s
-    job_instance:
-      job: "$${device.protocol}"
-      instance: "$${device.id}"
-    required:
-      attributes: [tenant.id]
-      action: drop
-  batch:
-    timeout: 200ms
-exporters:
-  tenantremotewrite/template:
-    endpoint: %s/insert/{tenant}/api/v1/write
-    tenant:
-      header: ""
-    sending_queue:
-      storage: file_storage
-    retry_on_failure:
-      initial_interval: 100ms
-      max_interval: 500ms
-  tenantremotewrite/header:
-    endpoint: %s/api/v1/push
-    tenant: {}
-service:
-  extensions: [file_storage]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      processors: [tenant, batch]
-      exporters: [tenantremotewrite/template, tenantremotewrite/header]
-`, dir, otlpPort, registry, router.URL(), headers.URL())
-	col := startCollector(t, cfg, nil)
+	col := startCollectorTestdata(t, nil, vars{"StorageDir": t.TempDir(), "OTLPPort": otlpPort, "Registry": testdataPath(t, "tenant/registry.csv"),
+		"Router": router.URL(), "Headers": headers.URL()}, "tenant/two_tenants.yaml")
 	endpoint := fmt.Sprintf("127.0.0.1:%d", otlpPort)
 	waitOTLP(t, endpoint)
 

@@ -96,3 +96,21 @@ func (p *prometheus) expectValues(t testing.TB, rel string, data vars) {
 		p.eventuallyValue(t, e.Query, e.Value, wait)
 	}
 }
+
+// renderTree renders every file under testdata/e2e/src into dst, at the same relative paths (a config
+// directory the collector reads device lists and registries from).
+func renderTree(t testing.TB, dst, src string, data vars) {
+	t.Helper()
+	root := testdataPath(t, src)
+	require.NoError(t, filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		renderFile(t, filepath.Join(dst, filepath.Dir(rel)), filepath.ToSlash(filepath.Join(src, rel)), data)
+		return nil
+	}))
+}
