@@ -316,7 +316,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	// The queues batch when read, so they hold data from the first refused call: keep the outage going
 	// for a few polls so that readings polled inside it are held by the gateway across its restart.
 	if rest := 4*time.Second - time.Since(down); rest > 0 {
-		time.Sleep(rest)
+		time.Sleep(rest) //nolint:forbidigo // the outage must last: readings polled inside it are the subject
 	}
 	t.Logf("after %s, Prometheus down for %s: %v", since(), time.Since(down).Round(100*time.Millisecond), gw.queues())
 	gw.stop(t)
@@ -336,7 +336,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	}
 	t.Logf("after %s, gateway restarted: %v", since(), gw.queues())
 	if rest := 4*time.Second - time.Since(restarted); rest > 0 {
-		time.Sleep(rest) // readings polled after the restart, held too (asserted below)
+		time.Sleep(rest) //nolint:forbidigo // readings polled after the restart, held too (asserted below)
 	}
 	up := time.Now()
 	prom.Start(t)

@@ -61,7 +61,7 @@ func (b *binary) get(t testing.TB) string {
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("%s: %v\n%s", strings.Join(b.build, " "), err, out)
+			b.err = fmt.Errorf("%s: %w\n%s", strings.Join(b.build, " "), err, out)
 		}
 	})
 	require.NoError(t, b.err)
@@ -358,6 +358,8 @@ func abs(f float64) float64 {
 // assertEventually polls cond every 250ms until it holds or wait has passed.
 func assertEventually(wait time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		if cond() {
 			return true
@@ -365,7 +367,7 @@ func assertEventually(wait time.Duration, cond func() bool) bool {
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(250 * time.Millisecond)
+		<-tick.C
 	}
 }
 

@@ -85,8 +85,10 @@ func TestModbusEndToEnd(t *testing.T) {
 		s, err := prom.QueryE(`iiot_device_poll_errors_total{device_id="e2e-tcp",error_type="exception"}`)
 		return err == nil && len(s) == 1 && s[0].Value >= 1
 	}), "the exception is not counted")
-	// The other fields of the same read keep flowing, fresh.
-	time.Sleep(3 * time.Second)
+	// The other fields of the same read keep flowing, fresh: a sample polled after the exception was
+	// counted arrives.
+	counted := time.Now().Unix()
+	prom.eventuallyValue(t, fmt.Sprintf(`count(timestamp(modbus_e2e_after{device_id="e2e-tcp"}) > %d)`, counted+1), 1, 10*time.Second)
 	prom.eventuallyValue(t, `modbus_e2e_after{device_id="e2e-tcp"}`, 42, 10*time.Second)
 	prom.eventuallyValue(t, `modbus_e2e_float_abcd{device_id="e2e-tcp"}`, 230.5, 10*time.Second)
 	prom.eventuallyValue(t, `count(timestamp(modbus_e2e_after{device_id="e2e-tcp"}) > time() - 5)`, 1, 10*time.Second)

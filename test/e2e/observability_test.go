@@ -399,7 +399,7 @@ func metricNames(t *testing.T, expr string) []string {
 			return nil
 		}
 		for _, m := range vs.LabelMatchers {
-			if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+			if m.Name == "__name__" && m.Type == labels.MatchEqual {
 				out = append(out, m.Value)
 			}
 		}

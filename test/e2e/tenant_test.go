@@ -304,12 +304,12 @@ func TestTenantRemoteWriteDurableSingleTenant(t *testing.T) {
 	prom.eventuallyValue(t, "count_over_time("+selector+"[1h]) > bool 3", 1, 60*time.Second) // flowing
 
 	prom.Stop(t)
-	time.Sleep(2 * time.Second) // data produced while Prometheus is down
+	time.Sleep(2 * time.Second) //nolint:forbidigo // data produced while Prometheus is down
 	col.Restart(t)              // ... and the collector restarts meanwhile
 	waitOTLP(t, endpoint)
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) //nolint:forbidigo // more data produced while Prometheus is down, after the restart
 	prom.Start(t)
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) //nolint:forbidigo // and some produced after it is back
 	sender.Stop()
 
 	want := sender.values("meter-1")
@@ -369,7 +369,7 @@ func TestTenantRemoteWriteTwoTenants(t *testing.T) {
 
 	// B comes back: everything held for it arrives.
 	promB.Start(t)
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) //nolint:forbidigo // data produced after B is back
 	sender.Stop()
 
 	wantA, wantB := sender.values("inv-01"), sender.values("meter-7")

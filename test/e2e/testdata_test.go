@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,4 +114,25 @@ func renderTree(t testing.TB, dst, src string, data vars) {
 		renderFile(t, filepath.Join(dst, filepath.Dir(rel)), filepath.ToSlash(filepath.Join(src, rel)), data)
 		return nil
 	}))
+}
+
+// Every file under testdata/e2e is a template that parses, and a placeholder left unfilled fails.
+func TestTestdataTemplates(t *testing.T) {
+	root := testdataPath(t, "")
+	n := 0
+	require.NoError(t, filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, err := os.ReadFile(path)
+		require.NoError(t, err)
+		_, err = template.New(path).Option("missingkey=error").Funcs(templateFuncs).Parse(string(raw))
+		require.NoError(t, err, path)
+		n++
+		return nil
+	}))
+	require.Greater(t, n, 10)
+
+	tpl := template.Must(template.New("").Option("missingkey=error").Parse("endpoint: {{.Port}}"))
+	require.Error(t, tpl.Execute(io.Discard, vars{"Other": 1}), "an unfilled placeholder must fail")
 }

@@ -56,7 +56,7 @@ func CompareGolden(t testing.TB, path string, got pmetric.Metrics, opts ...pmetr
 		}
 	}
 	if os.Getenv("UPDATE_GOLDEN") != "" {
-		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o750))
 		require.NoError(t, golden.WriteMetrics(t, path, got))
 	}
 	want, err := golden.ReadMetrics(path)

@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg *Config, ptyDir string, out io.Writer) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	if ptyDir != "" {
-		if err := os.MkdirAll(ptyDir, 0o755); err != nil {
+		if err := os.MkdirAll(ptyDir, 0o750); err != nil {
 			return err
 		}
 		pair, err := NewPTYPair(ctx, ptyDir)
@@ -166,7 +166,7 @@ func Run(ctx context.Context, cfg *Config, ptyDir string, out io.Writer) error {
 		}
 	}
 	stop()
-	srv.Close()
+	_ = srv.Close()
 	wg.Wait()
 	st := srv.Stats()
 	fmt.Fprintf(out, "served %d requests, %d replies, %d noise bytes\n", st.Requests, st.Replies, st.NoiseBytes)

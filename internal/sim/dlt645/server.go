@@ -69,9 +69,10 @@ func NewServer(opts Options, meters ...*Meter) *Server {
 		opts.Now = time.Now
 	}
 	return &Server{
-		opts:      opts,
-		meters:    meters,
-		rng:       rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5DEECE66D)),
+		opts:   opts,
+		meters: meters,
+		rng:    rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5DEECE66D)), //nolint:gosec // G404: line noise, seeded so that tests repeat
+
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[io.Closer]struct{}{},
 	}
@@ -308,7 +309,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		if !s.track(c) {
-			c.Close()
+			_ = c.Close()
 			return nil
 		}
 		s.accepted.Add(1)
@@ -329,7 +330,7 @@ func (s *Server) ServeSerial(ctx context.Context, c dlt645.SerialConfig) error {
 		return err
 	}
 	if !s.track(l) {
-		l.Close()
+		_ = l.Close()
 		return nil
 	}
 	defer s.untrack(l)
@@ -352,7 +353,7 @@ func (s *Server) untrack(c io.Closer) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
-	c.Close()
+	_ = c.Close()
 }
 
 // DropConnections closes every open TCP connection and serial device (the
@@ -361,7 +362,7 @@ func (s *Server) DropConnections() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		c.Close()
+		_ = c.Close()
 	}
 }
 
@@ -371,10 +372,10 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	for l := range s.listeners {
-		l.Close()
+		_ = l.Close()
 	}
 	for c := range s.conns {
-		c.Close()
+		_ = c.Close()
 	}
 	s.mu.Unlock()
 	s.wg.Wait()

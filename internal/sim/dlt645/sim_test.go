@@ -246,8 +246,8 @@ func TestSerialOverPTY(t *testing.T) {
 	go func() { done <- srv.ServeSerial(ctx, dlt645.DefaultSerialConfig(pair.A)) }()
 	t.Cleanup(func() {
 		cancel()
-		srv.Close()
-		<-done
+		_ = srv.Close()
+		<-done //nolint:errcheck // the line was closed under it: its error says only that
 	})
 	link, err := dlt645.OpenSerial(dlt645.DefaultSerialConfig(pair.B))
 	require.NoError(t, err)

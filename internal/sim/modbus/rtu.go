@@ -62,7 +62,7 @@ func (b *Bank) ServeRTU(rw io.ReadWriter) error {
 		frame := buf
 		if CRC16(frame[:len(frame)-2]) != uint16(frame[len(frame)-2])|uint16(frame[len(frame)-1])<<8 {
 			// resynchronise: drop what is buffered
-			r.Discard(r.Buffered())
+			_, _ = r.Discard(r.Buffered())
 			continue
 		}
 		resp := b.handleRTU(frame[:len(frame)-2])
@@ -208,7 +208,7 @@ func (s *RTUOverTCPServer) accept() {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			c.Close()
+			_ = c.Close()
 			return
 		}
 		s.conns[c] = struct{}{}
@@ -217,7 +217,7 @@ func (s *RTUOverTCPServer) accept() {
 		go func() {
 			defer s.wg.Done()
 			_ = s.bank.ServeRTU(c)
-			c.Close()
+			_ = c.Close()
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
@@ -230,7 +230,7 @@ func (s *RTUOverTCPServer) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	for c := range s.conns {
-		c.Close()
+		_ = c.Close()
 	}
 	s.mu.Unlock()
 	err := s.ln.Close()
@@ -250,7 +250,7 @@ func (b *Bank) ServeRTUContext(ctx context.Context, rw io.ReadWriter, closeFn fu
 		return err
 	case <-ctx.Done():
 		closeFn()
-		<-done
+		<-done //nolint:errcheck // the stream was closed under it: its error says only that
 		return ctx.Err()
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,14 +111,14 @@ func Start(cfg Config) (*Server, error) {
 		cfg.Security = []string{"None"}
 	}
 	for _, s := range cfg.Security {
-		switch {
-		case s == "all":
+		switch s {
+		case "all":
 			sec = append(sec, [2]string{"None", "None"})
 			for _, p := range Policies {
 				sec = append(sec, [2]string{p, "Sign"}, [2]string{p, "SignAndEncrypt"})
 			}
 			secure = true
-		case s == "None":
+		case "None":
 			sec = append(sec, [2]string{"None", "None"})
 		default:
 			p, m, ok := strings.Cut(s, ":")
@@ -404,8 +405,8 @@ func GenerateCertificate(appURI string, hosts []string, validity time.Duration) 
 
 // LoadOrGenerate reads a PEM certificate and key, or generates them and writes them there.
 func LoadOrGenerate(certFile, keyFile string, hosts []string) ([]byte, *rsa.PrivateKey, error) {
-	cb, errC := os.ReadFile(certFile)
-	kb, errK := os.ReadFile(keyFile)
+	cb, errC := os.ReadFile(filepath.Clean(certFile))
+	kb, errK := os.ReadFile(filepath.Clean(keyFile))
 	if errC == nil && errK == nil {
 		cblk, _ := pem.Decode(cb)
 		kblk, _ := pem.Decode(kb)
