@@ -69,28 +69,6 @@ func appendPoints(out []Point, m pmetric.Metric, dev string, res map[string]any)
 	return out
 }
 
-// HasAttrs reports whether p's attributes include every one of attrs.
-func (p Point) HasAttrs(attrs map[string]string) bool {
-	for k, v := range attrs {
-		if p.Attrs[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-// Latest returns the last point of a device's metric whose attributes include attrs; dev "" matches
-// any device.
-func Latest(pts []Point, dev, metric string, attrs map[string]string) (Point, bool) {
-	for i := len(pts) - 1; i >= 0; i-- {
-		p := pts[i]
-		if (dev == "" || p.Device == dev) && p.Metric == metric && p.HasAttrs(attrs) {
-			return p, true
-		}
-	}
-	return Point{}, false
-}
-
 // Span is one span as a receiver emitted it, with its resource.
 type Span struct {
 	ptrace.Span
