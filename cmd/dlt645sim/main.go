@@ -11,87 +11,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
-	"time"
 
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
+	dlt645sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 )
-
-// demoConfig is used without -config: three 2007 meters (the second with a
-// clock 42 s fast, the third with an error word for the current of phase A and
-// follow-up frames past 8 bytes) and one 1997 meter, all animated. The
-// receiver config "dlt645/demo" in receiver/dlt645receiver/testdata reads them.
-const demoConfig = `
-preamble: 4
-meters:
-  - address: "000000000001"
-    animate: true
-    values:
-      "00000000": 12345.67
-      "00010000": 12345.67
-      "00020000": 0
-      "00010100": 4000.12
-      "00010200": 5000.55
-      "00010300": 3345
-      "00010400": 0
-      "02010100": 220.1
-      "02010200": 221.3
-      "02010300": 219.8
-      "02020100": 5.5
-      "02020200": 5.25
-      "02020300": 4.75
-      "02030000": 3.6666
-      "02030100": 1.2
-      "02030200": 1.25
-      "02030300": 1.2166
-      "02040000": -0.5123
-      "02050000": 3.7
-      "02060000": 0.991
-      "02800002": 50.01
-  - address: "000000000002"
-    animate: true
-    clock_offset: 42s
-    values:
-      "00010000": 888.8
-      "00020000": 12.5
-      "02010100": 230.2
-      "02020100": -2.5
-      "02030000": -0.575
-      "02060000": -0.95
-      "02800002": 49.98
-  - address: "000000000003"
-    animate: true
-    max_frame_data: 8
-    values:
-      "00010000": 42
-      "00010100": 10
-      "00010200": 12
-      "00010300": 20
-      "00010400": 0
-      "02010100": 229.9
-      "02800002": 50
-    errors:
-      "02020100": 2
-  - address: "000000001997"
-    version: "1997"
-    animate: true
-    values:
-      "9010": 2345.6
-      "9020": 0.5
-      "B611": 231
-      "B621": 4.35
-      "B630": 1.0005
-      "B650": 0.987
-`
 
 func main() {
 	if err := run(); err != nil {
@@ -111,15 +38,15 @@ func run() error {
 	flag.Parse()
 
 	if *dump {
-		fmt.Print(demoConfig)
+		fmt.Print(dlt645sim.DemoConfig)
 		return nil
 	}
-	var cfg *sim.Config
+	var cfg *dlt645sim.Config
 	var err error
 	if *configPath != "" {
-		cfg, err = sim.LoadConfig(*configPath)
+		cfg, err = dlt645sim.LoadConfig(*configPath)
 	} else {
-		cfg, err = sim.ParseConfig([]byte(demoConfig))
+		cfg, err = dlt645sim.ParseConfig([]byte(dlt645sim.DemoConfig))
 	}
 	if err != nil {
 		return err
@@ -134,91 +61,9 @@ func run() error {
 		cfg.Noise.Probability = *noise
 	}
 	if *device != "" {
-		cfg.Serial = &sim.SerialSettings{Device: *device}
+		cfg.Serial = &dlt645sim.SerialSettings{Device: *device}
 	}
-	meters, animated, err := cfg.BuildMeters()
-	if err != nil {
-		return err
-	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	if *ptyDir != "" {
-		if err := os.MkdirAll(*ptyDir, 0o755); err != nil {
-			return err
-		}
-		pair, err := sim.NewPTYPair(ctx, *ptyDir)
-		if err != nil {
-			return err
-		}
-		defer pair.Close()
-		cfg.Serial = &sim.SerialSettings{Device: pair.A}
-		fmt.Printf("pty pair: simulator on %s, point the collector at %s\n", pair.A, pair.B)
-	}
-	if cfg.Listen == "" && cfg.Serial == nil {
-		cfg.Listen = "127.0.0.1:8899"
-	}
-
-	srv := sim.NewServer(cfg.Options(), meters...)
-	defer srv.Close()
-	for _, m := range meters {
-		fmt.Printf("meter %s (DL/T 645-%s)\n", m.Address(), m.Version())
-	}
-
-	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	if cfg.Listen != "" {
-		l, err := net.Listen("tcp", cfg.Listen)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("serving TCP on %s\n", l.Addr())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- srv.Serve(l)
-		}()
-	}
-	if cfg.Serial != nil {
-		sc := dlt645.DefaultSerialConfig(cfg.Serial.Device)
-		if cfg.Serial.BaudRate > 0 {
-			sc.BaudRate = cfg.Serial.BaudRate
-		}
-		if cfg.Serial.Parity != "" {
-			sc.Parity = cfg.Serial.Parity
-		}
-		fmt.Printf("serving serial device %s\n", sc.Device)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// A pty whose other end is closed and reopened by the collector
-			// ends the line; serve it again.
-			for ctx.Err() == nil {
-				err := srv.ServeSerial(ctx, sc)
-				if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
-					fmt.Fprintln(os.Stderr, "serial line:", err)
-					select {
-					case <-ctx.Done():
-					case <-time.After(time.Second):
-					}
-				}
-			}
-		}()
-	}
-	go sim.Animate(ctx, time.Second, animated...)
-
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if err != nil {
-			return err
-		}
-	}
-	stop()
-	srv.Close()
-	wg.Wait()
-	st := srv.Stats()
-	fmt.Printf("served %d requests, %d replies, %d noise bytes\n", st.Requests, st.Replies, st.NoiseBytes)
-	return nil
+	return dlt645sim.Run(ctx, cfg, *ptyDir, os.Stdout)
 }

@@ -2,7 +2,7 @@
 // a CHINT DTSU666 meter and a SunSpec (model 103) PV inverter whose values move plausibly and whose
 // energy registers count up. The register layouts are those of the profiles shipped in
 // distributions/otelcol-iiot/profiles. It serves Modbus/TCP and, optionally, RTU framing over TCP
-// (a transparent serial gateway) from the same memory.
+// (a transparent serial gateway) from the same memory. The devices live in internal/sim/modbus.
 //
 //	modbussim -tcp 127.0.0.1:5020 -rtuovertcp 127.0.0.1:5021
 //
@@ -20,19 +20,20 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/simonvetter/modbus"
-
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "modbussim:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("modbussim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tcpAddr := fs.String("tcp", "127.0.0.1:5020", "Modbus/TCP listen address (empty: off)")
@@ -51,67 +52,9 @@ func run(args []string, stderr io.Writer) error {
 			return fmt.Errorf("unit ids must be 1 to 247, got %d", u)
 		}
 	}
-	bank := modbustest.NewBank()
-	var updates []func(t, dt float64)
-	if *sdmUnit != 0 {
-		bank.AddUnit(uint8(*sdmUnit))
-		m := &modbustest.SDM630{Bank: bank, Unit: uint8(*sdmUnit)}
-		m.E.ImportKWh = 12345.6
-		updates = append(updates, m.Update)
-	}
-	if *invUnit != 0 {
-		bank.AddUnit(uint8(*invUnit))
-		inv := &modbustest.Inverter{Bank: bank, Unit: uint8(*invUnit), Serial: *serial, DayLength: *day}
-		inv.Init()
-		updates = append(updates, inv.Update)
-	}
-	if *dtsuUnit != 0 {
-		bank.AddUnit(uint8(*dtsuUnit))
-		m := &modbustest.DTSU666{Bank: bank, Unit: uint8(*dtsuUnit)}
-		m.E.ImportKWh = 4321.0
-		updates = append(updates, m.Update)
-	}
-	start := time.Now()
-	tick := func(dt float64) {
-		t := time.Since(start).Seconds() + 60 // start a little into the day
-		for _, u := range updates {
-			u(t, dt)
-		}
-	}
-	tick(0)
-
-	logger := log.New(stderr, "modbussim: ", log.LstdFlags)
-	if *tcpAddr != "" {
-		srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + *tcpAddr, MaxClients: 64, Timeout: 5 * time.Minute, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
-		if err != nil {
-			return err
-		}
-		if err := srv.Start(); err != nil {
-			return fmt.Errorf("listening on %s: %w", *tcpAddr, err)
-		}
-		defer srv.Stop()
-		logger.Printf("Modbus/TCP on %s", *tcpAddr)
-	}
-	if *rtuAddr != "" {
-		srv, err := modbustest.ListenRTUOverTCP(*rtuAddr, bank)
-		if err != nil {
-			return fmt.Errorf("listening on %s: %w", *rtuAddr, err)
-		}
-		defer srv.Close()
-		logger.Printf("RTU over TCP on %s", srv.Addr())
-	}
-	logger.Printf("units: sdm630=%d inverter=%d dtsu666=%d", *sdmUnit, *invUnit, *dtsuUnit)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	t := time.NewTicker(*update)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			tick(update.Seconds())
-		}
-	}
+	return modbussim.ServeDemo(ctx, modbussim.DemoOptions{
+		TCP: *tcpAddr, RTUOverTCP: *rtuAddr,
+		SDM630Unit: uint8(*sdmUnit), InverterUnit: uint8(*invUnit), DTSU666Unit: uint8(*dtsuUnit),
+		Update: *update, DayLength: *day, Serial: *serial,
+	}, log.New(stderr, "modbussim: ", log.LstdFlags), nil)
 }

@@ -1,6 +1,6 @@
 // Command opcuasim is an OPC UA server for demos and tests: a small plant (temperatures, pressures, an
 // energy counter, a running flag, an array, a string, a Bad and an Uncertain node) whose values change
-// over time. See package sim for the address space.
+// over time. See internal/sim/opcua for the address space.
 //
 //	opcuasim -listen 127.0.0.1:4840 -security None,Basic256Sha256:SignAndEncrypt -cert server.pem -key server.key
 package main
@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/opcua"
 )
 
 func main() {

@@ -5,7 +5,7 @@
 // catalogue of data identifiers and the request/reply messages have no I/O.
 // The Client drives one request/reply transaction at a time over any byte
 // stream (a serial port or a TCP "transparent" serial server); the receiver
-// and the meter simulator (package sim) build on it.
+// and the meter simulator (internal/sim/dlt645) build on it.
 //
 // A frame on the wire is
 //

@@ -12,8 +12,8 @@ import (
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 )
 
 // BenchmarkBusPoll polls N meters x M identifiers through the receiver's own path (bus, retries,

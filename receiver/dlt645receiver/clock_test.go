@@ -13,8 +13,8 @@ import (
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 )
 
 // pollOnce builds the first meter of the first bus of cfg and polls it once, directly.

@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 )
 
 // A meter that refuses block identifiers (it answers …FF… with an error word) read with the built-in

@@ -14,8 +14,8 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/faultproxy"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 )
 
 // meterPoll is one poll of one meter as the metrics sink saw it.

@@ -15,8 +15,8 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
 )
 

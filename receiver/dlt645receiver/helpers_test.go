@@ -6,7 +6,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/receiver"
@@ -14,7 +13,7 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
 )
 
@@ -79,41 +78,9 @@ type dataPoint struct {
 
 func dataPoints(mds []pmetric.Metrics) []dataPoint {
 	var out []dataPoint
-	for _, md := range mds {
-		rms := md.ResourceMetrics()
-		for i := 0; i < rms.Len(); i++ {
-			rm := rms.At(i)
-			dev, _ := rm.Resource().Attributes().Get("device.id")
-			res := rm.Resource().Attributes().AsRaw()
-			sms := rm.ScopeMetrics()
-			for j := 0; j < sms.Len(); j++ {
-				ms := sms.At(j).Metrics()
-				for k := 0; k < ms.Len(); k++ {
-					m := ms.At(k)
-					var dps pmetric.NumberDataPointSlice
-					sum, mono := false, false
-					switch m.Type() {
-					case pmetric.MetricTypeGauge:
-						dps = m.Gauge().DataPoints()
-					case pmetric.MetricTypeSum:
-						dps, sum, mono = m.Sum().DataPoints(), true, m.Sum().IsMonotonic()
-					default:
-						continue
-					}
-					for d := 0; d < dps.Len(); d++ {
-						dp := dps.At(d)
-						attrs := map[string]string{}
-						dp.Attributes().Range(func(k string, v pcommon.Value) bool { attrs[k] = v.AsString(); return true })
-						v := dp.DoubleValue()
-						if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
-							v = float64(dp.IntValue())
-						}
-						out = append(out, dataPoint{device: dev.Str(), metric: m.Name(), unit: m.Unit(), attrs: attrs, value: v,
-							stale: dp.Flags().NoRecordedValue(), sum: sum, monotonic: mono, res: res, exemplars: dp.Exemplars().Len()})
-					}
-				}
-			}
-		}
+	for _, p := range devicetest.Points(mds...) {
+		out = append(out, dataPoint{device: p.Device, metric: p.Metric, unit: p.Unit, attrs: p.Attrs, value: p.Value,
+			stale: p.Stale, sum: p.Sum, monotonic: p.Monotonic, res: p.Resource, exemplars: p.Exemplars})
 	}
 	return out
 }
@@ -148,18 +115,9 @@ type spanInfo struct {
 
 func allSpans(tds []ptrace.Traces) []spanInfo {
 	var out []spanInfo
-	for _, td := range tds {
-		for i := 0; i < td.ResourceSpans().Len(); i++ {
-			rs := td.ResourceSpans().At(i)
-			for j := 0; j < rs.ScopeSpans().Len(); j++ {
-				ss := rs.ScopeSpans().At(j).Spans()
-				for k := 0; k < ss.Len(); k++ {
-					s := ss.At(k)
-					out = append(out, spanInfo{name: s.Name(), attrs: s.Attributes().AsRaw(), status: s.Status().Code(),
-						parent: !s.ParentSpanID().IsEmpty(), res: rs.Resource().Attributes().AsRaw()})
-				}
-			}
-		}
+	for _, s := range devicetest.Spans(tds...) {
+		out = append(out, spanInfo{name: s.Name(), attrs: s.Attributes().AsRaw(), status: s.Status().Code(),
+			parent: !s.ParentSpanID().IsEmpty(), res: s.Resource.Attributes().AsRaw()})
 	}
 	return out
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 )
 
 // startPTYSim serves the meters on one end of a socat pty pair and returns the other end.

@@ -13,8 +13,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
 )
 
 // BenchmarkProfilePoll polls each shipped profile over loopback, in the same run: as the planner reads
@@ -23,7 +23,7 @@ import (
 func BenchmarkProfilePoll(b *testing.B) {
 	files, err := filepath.Glob(profilesDir + "*.yaml")
 	require.NoError(b, err)
-	bank := modbustest.NewBank(1)
+	bank := modbussim.NewBank(1)
 	addr := startTCPServer(b, bank)
 
 	var names []string

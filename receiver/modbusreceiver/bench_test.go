@@ -17,8 +17,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
 )
 
 const (
@@ -26,12 +26,12 @@ const (
 	benchRegisters = 100
 )
 
-func benchBank() *modbustest.Bank {
-	bank := modbustest.NewBank()
+func benchBank() *modbussim.Bank {
+	bank := modbussim.NewBank()
 	for u := 1; u <= benchDevices; u++ {
 		bank.AddUnit(uint8(u))
 		for r := 0; r < benchRegisters; r += 2 {
-			bank.SetRegisters(uint8(u), modbustest.Holding, r, f32regs(float32(u*1000+r))...)
+			bank.SetRegisters(uint8(u), modbussim.Holding, r, f32regs(float32(u*1000+r))...)
 		}
 	}
 	return bank

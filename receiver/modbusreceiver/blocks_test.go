@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 // requestsPerPoll groups the request spans of each poll: "table address+count", and whether it failed.
@@ -41,14 +41,14 @@ func requestsPerPoll(all []spanInfo) [][]pollRequest {
 // not split, its fields are stale and the other blocks' fields keep coming; when it answers again
 // its fields come back.
 func TestReceiverExplicitBlocks(t *testing.T) {
-	bank := modbustest.NewBank(1)
-	bank.SetRegisters(1, modbustest.Holding, 0, f32regs(1.5)...)
-	bank.SetRegisters(1, modbustest.Holding, 6, f32regs(2.5)...)
-	bank.SetRegisters(1, modbustest.Holding, 20, f32regs(3.5)...)
-	bank.SetRegisters(1, modbustest.Holding, 26, 42)
-	bank.SetRegisters(1, modbustest.Input, 0, f32regs(4.5)...)
-	bank.ExactBlocks(1, modbustest.Holding, [2]int{0, 10}, [2]int{20, 8}, [2]int{40, 4})
-	bank.ExactBlocks(1, modbustest.Input, [2]int{0, 2})
+	bank := modbussim.NewBank(1)
+	bank.SetRegisters(1, modbussim.Holding, 0, f32regs(1.5)...)
+	bank.SetRegisters(1, modbussim.Holding, 6, f32regs(2.5)...)
+	bank.SetRegisters(1, modbussim.Holding, 20, f32regs(3.5)...)
+	bank.SetRegisters(1, modbussim.Holding, 26, 42)
+	bank.SetRegisters(1, modbussim.Input, 0, f32regs(4.5)...)
+	bank.ExactBlocks(1, modbussim.Holding, [2]int{0, 10}, [2]int{20, 8}, [2]int{40, 4})
+	bank.ExactBlocks(1, modbussim.Input, [2]int{0, 2})
 	addr := startTCPServer(t, bank)
 
 	cfg := loadConfig(t, `
@@ -102,7 +102,7 @@ connections:
 
 	// The second block raises an exception (server device failure).
 	before := len(s.traces.AllTraces())
-	bank.Fail(1, modbustest.Holding, 26, 26, modbus.ErrServerDeviceFailure)
+	bank.Fail(1, modbussim.Holding, 26, 26, modbus.ErrServerDeviceFailure)
 	require.Eventually(t, func() bool {
 		pts := points(s.metrics.AllMetrics())
 		b0, _ := latest(pts, "m", "v", map[string]string{"f": "b0"})

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 // wire lays the big-endian bytes of a value out as the device sends them in the given order, using
@@ -155,8 +155,8 @@ func FuzzDecode(f *testing.F) {
 
 // Against the library: its (endianness, word order) encodings read the same registers as our orders.
 func TestOrdersAgreeWithLibraryClient(t *testing.T) {
-	bank := modbustest.NewBank(1)
-	bank.SetRegisters(1, modbustest.Holding, 0, 0x4049, 0x0FD0, 0x1234, 0xABCD)
+	bank := modbussim.NewBank(1)
+	bank.SetRegisters(1, modbussim.Holding, 0, 0x4049, 0x0FD0, 0x1234, 0xABCD)
 	addr := startTCPServer(t, bank)
 	c, err := modbus.NewClient(&modbus.ClientConfiguration{URL: "tcp://" + addr, Logger: log.New(io.Discard, "", 0)})
 	require.NoError(t, err)

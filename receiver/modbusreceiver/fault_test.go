@@ -12,7 +12,7 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/faultproxy"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 // pollRecord is one poll of one device as the metrics sink saw it.
@@ -110,7 +110,7 @@ func (e *faultEnv) healthy(t testing.TB, from time.Time, n int) {
 // each reads two blocks (addresses 0-3 and 40-41), so a reply parsed out of step would show in the values.
 func startModbusFaultEnv(t testing.TB, scheme string, base time.Duration) *faultEnv {
 	t.Helper()
-	bank := modbustest.NewBank(1, 2, 3)
+	bank := modbussim.NewBank(1, 2, 3)
 	e := &faultEnv{expected: map[string]map[string]float64{}, interval: map[string]time.Duration{}, timeout: base, retries: 1}
 	var target string
 	framer := faultproxy.MBAPFrames
@@ -119,7 +119,7 @@ func startModbusFaultEnv(t testing.TB, scheme string, base time.Duration) *fault
 	case "tcp":
 		target = startTCPServer(t, bank)
 	case "rtuovertcp":
-		srv, err := modbustest.ListenRTUOverTCP("127.0.0.1:0", bank)
+		srv, err := modbussim.ListenRTUOverTCP("127.0.0.1:0", bank)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = srv.Close() })
 		target, framer, extra = srv.Addr(), faultproxy.RTUFrames, "    baud_rate: 115200\n"
@@ -135,8 +135,8 @@ func startModbusFaultEnv(t testing.TB, scheme string, base time.Duration) *fault
 		// Meter-like float32 values (voltage, frequency, energy): their bytes, read as an MBAP header by a
 		// client out of step, make implausible lengths, as on a real meter.
 		a, b, c := float32(230.5+float64(u)), float32(49.75), float32(1234.25*float64(u))
-		bank.SetRegisters(uint8(u), modbustest.Holding, 0, append(f32regs(a), f32regs(b)...)...)
-		bank.SetRegisters(uint8(u), modbustest.Holding, 40, f32regs(c)...)
+		bank.SetRegisters(uint8(u), modbussim.Holding, 0, append(f32regs(a), f32regs(b)...)...)
+		bank.SetRegisters(uint8(u), modbussim.Holding, 40, f32regs(c)...)
 		e.expected[dev] = map[string]float64{"a": float64(a), "b": float64(b), "c": float64(c)}
 		e.interval[dev] = base * time.Duration([]int{10, 12, 15}[u-1]) / 10
 		fmt.Fprintf(&devs, "      - {id: %s, unit_id: %d, poll: {interval: %s}, fields: [{name: a, address: 0, type: float32}, {name: b, address: 2, type: float32}, {name: c, address: 40, type: float32}]}\n",

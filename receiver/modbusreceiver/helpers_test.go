@@ -12,15 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
 )
 
 // freeAddr returns a loopback address with a port that was free a moment ago (the simonvetter server
@@ -35,7 +34,7 @@ func freeAddr(t testing.TB) string {
 }
 
 // startTCPServer serves bank with modbus.NewServer on a free loopback port and returns its address.
-func startTCPServer(t testing.TB, bank *modbustest.Bank) string {
+func startTCPServer(t testing.TB, bank *modbussim.Bank) string {
 	t.Helper()
 	addr := freeAddr(t)
 	srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 64, Timeout: time.Minute, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
@@ -92,41 +91,9 @@ type point struct {
 
 func points(md []pmetric.Metrics) []point {
 	var out []point
-	for _, m := range md {
-		rms := m.ResourceMetrics()
-		for i := 0; i < rms.Len(); i++ {
-			rm := rms.At(i)
-			dev, _ := rm.Resource().Attributes().Get("device.id")
-			res := rm.Resource().Attributes().AsRaw()
-			sms := rm.ScopeMetrics()
-			for j := 0; j < sms.Len(); j++ {
-				ms := sms.At(j).Metrics()
-				for k := 0; k < ms.Len(); k++ {
-					metric := ms.At(k)
-					var dps pmetric.NumberDataPointSlice
-					sum := false
-					switch metric.Type() {
-					case pmetric.MetricTypeGauge:
-						dps = metric.Gauge().DataPoints()
-					case pmetric.MetricTypeSum:
-						dps, sum = metric.Sum().DataPoints(), true
-					default:
-						continue
-					}
-					for d := 0; d < dps.Len(); d++ {
-						dp := dps.At(d)
-						attrs := map[string]string{}
-						dp.Attributes().Range(func(k string, v pcommon.Value) bool { attrs[k] = v.AsString(); return true })
-						v := dp.DoubleValue()
-						if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
-							v = float64(dp.IntValue())
-						}
-						out = append(out, point{device: dev.Str(), metric: metric.Name(), attrs: attrs, value: v,
-							stale: dp.Flags().NoRecordedValue(), sum: sum, ts: dp.Timestamp().AsTime(), res: res})
-					}
-				}
-			}
-		}
+	for _, p := range devicetest.Points(md...) {
+		out = append(out, point{device: p.Device, metric: p.Metric, attrs: p.Attrs, value: p.Value, stale: p.Stale,
+			sum: p.Sum, ts: p.Time.AsTime(), res: p.Resource})
 	}
 	return out
 }
@@ -162,19 +129,11 @@ type spanInfo struct {
 
 func spans(tds []ptrace.Traces) []spanInfo {
 	var out []spanInfo
-	for _, td := range tds {
-		for i := 0; i < td.ResourceSpans().Len(); i++ {
-			rs := td.ResourceSpans().At(i)
-			for j := 0; j < rs.ScopeSpans().Len(); j++ {
-				ss := rs.ScopeSpans().At(j).Spans()
-				for k := 0; k < ss.Len(); k++ {
-					s := ss.At(k)
-					out = append(out, spanInfo{name: s.Name(), attrs: s.Attributes().AsRaw(), status: s.Status().Code(), parent: !s.ParentSpanID().IsEmpty(), res: rs.Resource().Attributes().AsRaw()})
-				}
-			}
-		}
+	for _, s := range devicetest.Spans(tds...) {
+		out = append(out, spanInfo{name: s.Name(), attrs: s.Attributes().AsRaw(), status: s.Status().Code(),
+			parent: !s.ParentSpanID().IsEmpty(), res: s.Resource.Attributes().AsRaw()})
 	}
 	return out
 }
 
-func f32regs(v float32) []uint16 { return modbustest.Float32Regs(v) }
+func f32regs(v float32) []uint16 { return modbussim.Float32Regs(v) }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 // silentServer accepts connections and never answers (a device that hangs).
@@ -63,10 +63,10 @@ func TestFaultIsolation(t *testing.T) {
 	const interval = 200 * time.Millisecond
 	var conns strings.Builder
 	for g := 0; g < 4; g++ {
-		bank := modbustest.NewBank()
+		bank := modbussim.NewBank()
 		for u := 1; u <= 5; u++ {
 			bank.AddUnit(uint8(u))
-			bank.SetRegisters(uint8(u), modbustest.Holding, 0, uint16(g*10+u))
+			bank.SetRegisters(uint8(u), modbussim.Holding, 0, uint16(g*10+u))
 		}
 		addr := startTCPServer(t, bank)
 		fmt.Fprintf(&conns, "  - endpoint: tcp://%s\n    devices:\n", addr)
@@ -137,8 +137,8 @@ connections:
 
 	// The device comes back on the same address.
 	silent.Close()
-	bank := modbustest.NewBank(1)
-	bank.SetRegisters(1, modbustest.Holding, 0, 4242)
+	bank := modbussim.NewBank(1)
+	bank.SetRegisters(1, modbussim.Holding, 0, 4242)
 	srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + deadAddr, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
 	require.NoError(t, err)
 	require.NoError(t, srv.Start())

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 const profilesDir = "../../distributions/otelcol-iiot/profiles/"
@@ -18,14 +18,14 @@ const profilesDir = "../../distributions/otelcol-iiot/profiles/"
 // The shipped profiles against the simulated devices over Modbus/TCP: values, scale factors, strings,
 // counters, and one read per block of the plan.
 func TestReceiverProfilesOverTCP(t *testing.T) {
-	bank := modbustest.NewBank(1, 2, 3)
-	sdm := &modbustest.SDM630{Bank: bank, Unit: 1}
+	bank := modbussim.NewBank(1, 2, 3)
+	sdm := &modbussim.SDM630{Bank: bank, Unit: 1}
 	sdm.E.ImportKWh = 100
 	sdm.Update(10, 1)
-	inv := &modbustest.Inverter{Bank: bank, Unit: 2, Serial: "SN-42", DayLength: time.Hour}
+	inv := &modbussim.Inverter{Bank: bank, Unit: 2, Serial: "SN-42", DayLength: time.Hour}
 	inv.Init()
 	inv.Update(900, 1)
-	dtsu := &modbustest.DTSU666{Bank: bank, Unit: 3}
+	dtsu := &modbussim.DTSU666{Bank: bank, Unit: 3}
 	dtsu.Update(10, 1)
 	addr := startTCPServer(t, bank)
 
@@ -60,9 +60,9 @@ connections:
 	assert.InDelta(t, 100, e.value, 0.01)
 
 	w, _ := latest(pts, "inv", "inverter.ac.power.active", nil)
-	assert.Equal(t, float64(int16(bank.Registers(2, modbustest.Holding, 40084, 1)[0])), w.value)
+	assert.Equal(t, float64(int16(bank.Registers(2, modbussim.Holding, 40084, 1)[0])), w.value)
 	hz, _ := latest(pts, "inv", "inverter.ac.frequency", nil)
-	assert.InDelta(t, float64(bank.Registers(2, modbustest.Holding, 40086, 1)[0])/100, hz.value, 1e-9)
+	assert.InDelta(t, float64(bank.Registers(2, modbussim.Holding, 40086, 1)[0])/100, hz.value, 1e-9)
 	assert.Equal(t, "SN-42", hz.res["device.serial_number"], "serial number as resource attribute")
 	assert.Equal(t, "Sim", hz.res["device.manufacturer"])
 	fw, ok := latest(pts, "inv", "inverter.firmware", nil)
@@ -107,11 +107,11 @@ connections:
 // An exception on a merged read marks only the bad field stale; the others keep coming; later polls
 // do not pay for the split again.
 func TestReceiverIsolatesException(t *testing.T) {
-	bank := modbustest.NewBank(1)
+	bank := modbussim.NewBank(1)
 	for i := 0; i < 10; i++ {
-		bank.SetRegisters(1, modbustest.Holding, 2*i, f32regs(float32(i)+0.5)...)
+		bank.SetRegisters(1, modbussim.Holding, 2*i, f32regs(float32(i)+0.5)...)
 	}
-	bank.Fail(1, modbustest.Holding, 8, 9, modbus.ErrIllegalDataAddress) // field f4
+	bank.Fail(1, modbussim.Holding, 8, 9, modbus.ErrIllegalDataAddress) // field f4
 	addr := startTCPServer(t, bank)
 	fields := ""
 	for i := 0; i < 10; i++ {

@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 // A mis-addressed field (the device answers "illegal data address" for it alone) is found once, then
@@ -20,11 +20,11 @@ import (
 // not errors, the field stays stale and each poll counts it once as error.type "field". At
 // remerge_after it is probed again, and once the device has the register its value comes back.
 func TestReceiverRefusedFieldIsNotReadEveryPoll(t *testing.T) {
-	bank := modbustest.NewBank(1)
+	bank := modbussim.NewBank(1)
 	for i := 0; i < 4; i++ {
-		bank.SetRegisters(1, modbustest.Holding, 2*i, f32regs(float32(i)+0.5)...)
+		bank.SetRegisters(1, modbussim.Holding, 2*i, f32regs(float32(i)+0.5)...)
 	}
-	bank.Fail(1, modbustest.Holding, 4, 5, modbus.ErrIllegalDataAddress) // field f2
+	bank.Fail(1, modbussim.Holding, 4, 5, modbus.ErrIllegalDataAddress) // field f2
 	addr := startTCPServer(t, bank)
 	cfg := loadConfig(t, `
 poll: {interval: 50ms, timeout: 50ms, retries: 0, jitter: 0}
@@ -79,7 +79,7 @@ connections:
 
 	// The device gets the register: at the re-probe (remerge_after) the field comes back.
 	bank.ClearFaults(1)
-	bank.SetRegisters(1, modbustest.Holding, 4, f32regs(2.5)...)
+	bank.SetRegisters(1, modbussim.Holding, 4, f32regs(2.5)...)
 	require.Eventually(t, func() bool {
 		p, _ := latest(points(s.metrics.AllMetrics()), "m", "value", map[string]string{"n": "2"})
 		return !p.stale && p.value == 2.5
@@ -89,9 +89,9 @@ connections:
 // A text read as an info metric that changes (a replaced module's serial number) starts a new series
 // and marks the series under the old text stale once, in the same poll, instead of leaving both alive.
 func TestReceiverInfoStringChangeMarksOldSeriesStale(t *testing.T) {
-	bank := modbustest.NewBank(1)
-	bank.SetRegisters(1, modbustest.Holding, 0, 'A'<<8|'1', 'B'<<8|'2')
-	bank.SetRegisters(1, modbustest.Holding, 10, 7)
+	bank := modbussim.NewBank(1)
+	bank.SetRegisters(1, modbussim.Holding, 0, 'A'<<8|'1', 'B'<<8|'2')
+	bank.SetRegisters(1, modbussim.Holding, 10, 7)
 	addr := startTCPServer(t, bank)
 	cfg := loadConfig(t, `
 poll: {interval: 50ms, timeout: 50ms, retries: 0, jitter: 0}
@@ -109,7 +109,7 @@ connections:
 		return ok
 	}, 5*time.Second, 10*time.Millisecond)
 
-	bank.SetRegisters(1, modbustest.Holding, 0, 'C'<<8|'3', 'D'<<8|'4')
+	bank.SetRegisters(1, modbussim.Holding, 0, 'C'<<8|'3', 'D'<<8|'4')
 	require.Eventually(t, func() bool {
 		_, ok := latest(points(s.metrics.AllMetrics()), "m", "module_info", map[string]string{"serial": "C3D4"})
 		return ok
@@ -142,8 +142,8 @@ connections:
 // A Modbus TCP device that restarts while its breaker is open (backoff 1 h): each scheduled poll dials
 // its endpoint, and polling resumes within an interval or two of its return instead of after the backoff.
 func TestReceiverBreakerProbeResumesWhenTheDeviceIsBack(t *testing.T) {
-	bank := modbustest.NewBank(1)
-	bank.SetRegisters(1, modbustest.Holding, 0, 11)
+	bank := modbussim.NewBank(1)
+	bank.SetRegisters(1, modbussim.Holding, 0, 11)
 	addr := freeAddr(t)
 	start := func() *modbus.ModbusServer {
 		srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + addr, Timeout: time.Minute, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
@@ -172,7 +172,7 @@ connections:
 	n := len(s.metrics.AllMetrics())
 	require.Eventually(t, func() bool { return len(s.metrics.AllMetrics()) >= n+2 }, 5*time.Second, 10*time.Millisecond) // probes fail
 
-	bank.SetRegisters(1, modbustest.Holding, 0, 22)
+	bank.SetRegisters(1, modbussim.Holding, 0, 22)
 	srv = start()
 	t.Cleanup(func() { _ = srv.Stop() })
 	require.Eventually(t, func() bool {
@@ -184,9 +184,9 @@ connections:
 // A serial number read into a resource attribute that changes (a replaced module): the series under
 // the old serial number end with a stale marker, once.
 func TestReceiverResourceStringChangeEndsOldSeries(t *testing.T) {
-	bank := modbustest.NewBank(1)
-	bank.SetRegisters(1, modbustest.Holding, 0, 'A'<<8|'1')
-	bank.SetRegisters(1, modbustest.Holding, 10, 7)
+	bank := modbussim.NewBank(1)
+	bank.SetRegisters(1, modbussim.Holding, 0, 'A'<<8|'1')
+	bank.SetRegisters(1, modbussim.Holding, 10, 7)
 	addr := startTCPServer(t, bank)
 	cfg := loadConfig(t, `
 poll: {interval: 50ms, timeout: 50ms, retries: 0, jitter: 0}
@@ -209,7 +209,7 @@ connections:
 		return out
 	}
 	require.Eventually(t, func() bool { return len(withSerial("A1")) >= 2 }, 5*time.Second, 10*time.Millisecond)
-	bank.SetRegisters(1, modbustest.Holding, 0, 'B'<<8|'2')
+	bank.SetRegisters(1, modbussim.Holding, 0, 'B'<<8|'2')
 	require.Eventually(t, func() bool { return len(withSerial("B2")) >= 3 }, 5*time.Second, 10*time.Millisecond)
 	old := withSerial("A1")
 	stale := 0

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 // A real serial path: a socat pty pair, our RTU responder on one end, the receiver on the other.
@@ -43,9 +43,9 @@ func TestReceiverSerialOverPTY(t *testing.T) {
 
 	dev, err := os.OpenFile(ptys[1], os.O_RDWR|unix.O_NOCTTY, 0)
 	require.NoError(t, err)
-	bank := modbustest.NewBank(1, 2, 3)
+	bank := modbussim.NewBank(1, 2, 3)
 	for u := uint8(1); u <= 3; u++ {
-		bank.SetRegisters(u, modbustest.Input, 0, f32regs(float32(u)*100+0.5)...)
+		bank.SetRegisters(u, modbussim.Input, 0, f32regs(float32(u)*100+0.5)...)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = bank.ServeRTU(dev) }()

@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 type pki struct {
@@ -73,8 +73,8 @@ func newPKI(t *testing.T) pki {
 
 func TestReceiverTLS(t *testing.T) {
 	p := newPKI(t)
-	bank := modbustest.NewBank(7)
-	bank.SetRegisters(7, modbustest.Input, 10, f32regs(230.25)...)
+	bank := modbussim.NewBank(7)
+	bank.SetRegisters(7, modbussim.Input, 10, f32regs(230.25)...)
 	addr := freeAddr(t)
 	srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp+tls://" + addr, TLSServerCert: &p.serverCert, TLSClientCAs: p.clientCAs,
 		MaxClients: 4, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
@@ -104,7 +104,7 @@ connections:
 func TestReceiverTLSUntrustedClient(t *testing.T) {
 	p := newPKI(t)
 	other := newPKI(t)
-	bank := modbustest.NewBank(1)
+	bank := modbussim.NewBank(1)
 	addr := freeAddr(t)
 	srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp+tls://" + addr, TLSServerCert: &p.serverCert, TLSClientCAs: other.clientCAs,
 		MaxClients: 4, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
@@ -130,11 +130,11 @@ connections:
 
 // RTU framing over TCP, with a reply from the wrong unit that the receiver retries.
 func TestReceiverRTUOverTCP(t *testing.T) {
-	bank := modbustest.NewBank(3, 4)
-	bank.SetRegisters(3, modbustest.Holding, 0, 0xFFFE, 0x0001) // int32 CDAB → 0x0001FFFE
-	bank.SetBits(3, modbustest.Coils, 5, true)
-	bank.SetBits(4, modbustest.Discrete, 0, false, true)
-	srv, err := modbustest.ListenRTUOverTCP("127.0.0.1:0", bank)
+	bank := modbussim.NewBank(3, 4)
+	bank.SetRegisters(3, modbussim.Holding, 0, 0xFFFE, 0x0001) // int32 CDAB → 0x0001FFFE
+	bank.SetBits(3, modbussim.Coils, 5, true)
+	bank.SetBits(4, modbussim.Discrete, 0, false, true)
+	srv, err := modbussim.ListenRTUOverTCP("127.0.0.1:0", bank)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
 	bank.WrongUnit(3, 1)

@@ -13,8 +13,8 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/opcua"
 )
 
 // pollNow runs the next scheduled poll: the receiver runs on a manual clock (startBench with

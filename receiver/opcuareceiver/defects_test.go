@@ -18,10 +18,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/opcua"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
 )
 

@@ -23,10 +23,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/sharedcomponent"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/opcua"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
 )
 
@@ -160,38 +161,14 @@ func (p point) String() string {
 
 func points(md pmetric.Metrics) []point {
 	var out []point
-	for i := 0; i < md.ResourceMetrics().Len(); i++ {
-		rm := md.ResourceMetrics().At(i)
+	for _, p := range devicetest.Points(md) {
 		res := map[string]string{}
-		rm.Resource().Attributes().Range(func(k string, v pcommon.Value) bool { res[k] = v.AsString(); return true })
-		for j := 0; j < rm.ScopeMetrics().Len(); j++ {
-			ms := rm.ScopeMetrics().At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				m := ms.At(k)
-				var dps pmetric.NumberDataPointSlice
-				sum := false
-				switch m.Type() {
-				case pmetric.MetricTypeGauge:
-					dps = m.Gauge().DataPoints()
-				case pmetric.MetricTypeSum:
-					dps, sum = m.Sum().DataPoints(), true
-				default:
-					continue
-				}
-				for d := 0; d < dps.Len(); d++ {
-					dp := dps.At(d)
-					p := point{name: m.Name(), attrs: map[string]string{}, ts: dp.Timestamp().AsTime(), sum: sum, res: res,
-						stale: dp.Flags().NoRecordedValue()}
-					dp.Attributes().Range(func(k string, v pcommon.Value) bool { p.attrs[k] = v.AsString(); return true })
-					if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
-						p.value = float64(dp.IntValue())
-					} else {
-						p.value = dp.DoubleValue()
-					}
-					out = append(out, p)
-				}
-			}
+		for k, v := range p.Resource {
+			val := pcommon.NewValueEmpty()
+			_ = val.FromRaw(v)
+			res[k] = val.AsString()
 		}
+		out = append(out, point{name: p.Metric, attrs: p.Attrs, value: p.Value, stale: p.Stale, ts: p.Time.AsTime(), sum: p.Sum, res: res})
 	}
 	return out
 }
@@ -273,15 +250,8 @@ func (h *harness) summary() string {
 // spans returns every span received so far.
 func (h *harness) spans() []ptrace.Span {
 	var out []ptrace.Span
-	for _, td := range h.traces.AllTraces() {
-		for i := 0; i < td.ResourceSpans().Len(); i++ {
-			ss := td.ResourceSpans().At(i).ScopeSpans()
-			for j := 0; j < ss.Len(); j++ {
-				for k := 0; k < ss.At(j).Spans().Len(); k++ {
-					out = append(out, ss.At(j).Spans().At(k))
-				}
-			}
-		}
+	for _, s := range devicetest.Spans(h.traces.AllTraces()...) {
+		out = append(out, s.Span)
 	}
 	return out
 }

@@ -10,8 +10,8 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/opcua"
 )
 
 const nsu = "nsu=" + sim.DefaultNamespaceURI + ";"

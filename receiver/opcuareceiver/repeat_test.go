@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/opcua"
 )
 
 const testRepeat = 300 * time.Millisecond

@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/opcua"
 )
 
 // connectSpan waits for a successful opcua.connect span and returns it.

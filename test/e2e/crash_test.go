@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,18 +43,13 @@ func TestCrashSIGKILLLosesNothingAcknowledged(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		processors string
-		batchPart  string // appended to sending_queue
+		queueBatch bool // batching inside the exporter's queue
 		wantLoss   bool
 	}{
 		{
 			name:       "exporter_queue_batch",
 			processors: "[memory_limiter, tenant]",
-			batchPart: `
-      batch:
-        flush_timeout: 5s
-        sizer: items
-        min_size: 2048
-        max_size: 8192`,
+			queueBatch: true,
 		},
 		{
 			name:       "batch_processor",
@@ -65,79 +58,17 @@ func TestCrashSIGKILLLosesNothingAcknowledged(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runCrashTest(t, tc.processors, tc.batchPart, tc.wantLoss)
+			runCrashTest(t, tc.processors, tc.queueBatch, tc.wantLoss)
 		})
 	}
 }
 
-func runCrashTest(t *testing.T, processors, batchPart string, wantLoss bool) {
+func runCrashTest(t *testing.T, processors string, queueBatch, wantLoss bool) {
 	prom := startPrometheus(t)
 	otlpPort, telemetryPort := freePort(t), freePort(t)
 	storage := t.TempDir()
-	cfg := fmt.Sprintf(`
-extensions:
-  file_storage:
-    directory: %s
-    create_directory: true
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-processors:
-  memory_limiter:
-    check_interval: 1s
-    limit_mib: 256
-    spike_limit_mib: 64
-  tenant:
-    required:
-      attributes: [tenant.id]
-      action: default_tenant
-      default_tenant: site-operator
-    job_instance:
-      job: "$${device.protocol}"
-      instance: "$${device.id}"
-  batch:
-    timeout: 5s
-    send_batch_size: 2048
-exporters:
-  tenantremotewrite:
-    endpoint: %s
-    tenant:
-      attribute: tenant.id
-      default_tenant: site-operator
-    resource_to_telemetry_conversion:
-      enabled: true
-    sending_queue:
-      storage: file_storage
-      sizer: bytes
-      queue_size: 268435456
-      num_consumers: 1%s
-    retry_on_failure:
-      enabled: true
-      initial_interval: 100ms
-      max_interval: 500ms
-      max_elapsed_time: 0
-service:
-  extensions: [file_storage]
-  telemetry:
-    metrics:
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %d
-                without_scope_info: true
-                without_units: true
-                without_type_suffix: true
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      processors: %s
-      exporters: [tenantremotewrite]
-`, storage, otlpPort, prom.RemoteWriteURL(), batchPart, telemetryPort, processors)
-	col := startCollector(t, cfg, nil)
+	col := startCollectorTestdata(t, nil, vars{"StorageDir": storage, "OTLPPort": otlpPort, "RemoteWrite": prom.RemoteWriteURL(),
+		"QueueBatch": queueBatch, "TelemetryPort": telemetryPort, "Processors": processors}, "crash/config.yaml")
 	endpoint := fmt.Sprintf("127.0.0.1:%d", otlpPort)
 	waitOTLP(t, endpoint)
 
@@ -441,32 +372,8 @@ func mapKeys(m map[string]string) []string {
 // start must then fail at once and say which line to add, not leave systemd guessing in a
 // restart loop.
 func TestStorageExtensionNotEnabled(t *testing.T) {
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`
-extensions:
-  file_storage:
-    directory: %s
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-exporters:
-  tenantremotewrite:
-    endpoint: http://127.0.0.1:%d/api/v1/write
-    sending_queue:
-      storage: file_storage
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      exporters: [tenantremotewrite]
-`, dir, freePort(t), freePort(t))
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+	path := renderFile(t, t.TempDir(), "crash/storage_not_enabled.yaml",
+		vars{"StorageDir": t.TempDir(), "OTLPPort": freePort(t), "RemoteWritePort": freePort(t)})
 
 	out, err := runCollectorCommand(t, "validate", "--config="+path)
 	t.Logf("validate: err=%v %s", err, out)

@@ -13,15 +13,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
+	dlt645sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 )
 
 // dltMeter is a simulated three-phase DL/T 645-2007 meter with known values.
-func dltMeter(t *testing.T, address string) *sim.Meter {
+func dltMeter(t *testing.T, address string) *dlt645sim.Meter {
 	t.Helper()
 	a, err := dlt645.ParseAddress(address)
 	require.NoError(t, err)
-	m := sim.NewMeter(a, dlt645.V2007)
+	m := dlt645sim.NewMeter(a, dlt645.V2007)
 	for di, v := range map[dlt645.DI]float64{
 		0x00010000: 12345.67, 0x00020000: 12.5,
 		0x02010100: 220.1, 0x02010200: 221.3, 0x02010300: 219.8,
@@ -46,23 +46,23 @@ func TestDLT645EndToEnd(t *testing.T) {
 	tcp1, tcp2, tcp3 := dltMeter(t, "000000000001"), dltMeter(t, "000000000002"), dltMeter(t, "000000000003")
 	tcp2.SetError(0x02800002, 0x02) // "no requested data" for the frequency
 	require.NoError(t, tcp3.Set(0x02020100, -12.345))
-	tcpSrv := sim.NewServer(sim.Options{Preamble: 4, NoiseProbability: 0.3, Seed: 1}, tcp1, tcp2, tcp3)
+	tcpSrv := dlt645sim.NewServer(dlt645sim.Options{Preamble: 4, NoiseProbability: 0.3, Seed: 1}, tcp1, tcp2, tcp3)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = tcpSrv.Serve(l) }()
 	t.Cleanup(func() { tcpSrv.Close() })
 
 	// RS-485 bus on a pty pair: a 2007 and a 1997 meter, with noise.
-	pair, err := sim.NewPTYPair(context.Background(), t.TempDir())
+	pair, err := dlt645sim.NewPTYPair(context.Background(), t.TempDir())
 	require.NoError(t, err, "socat is needed (make deps)")
 	t.Cleanup(func() { pair.Close() })
 	ser2007 := dltMeter(t, "000000000011")
 	a97, _ := dlt645.ParseAddress("000000001997")
-	ser1997 := sim.NewMeter(a97, dlt645.V1997)
+	ser1997 := dlt645sim.NewMeter(a97, dlt645.V1997)
 	for di, v := range map[dlt645.DI]float64{0x9010: 2345.6, 0xB611: 231, 0xB621: 4.35, 0xB630: 1.0005, 0xB650: 0.987} {
 		require.NoError(t, ser1997.Set(di, v))
 	}
-	serSrv := sim.NewServer(sim.Options{Preamble: 2, NoiseProbability: 0.3, Seed: 2}, ser2007, ser1997)
+	serSrv := dlt645sim.NewServer(dlt645sim.Options{Preamble: 2, NoiseProbability: 0.3, Seed: 2}, ser2007, ser1997)
 	ctx, cancel := context.WithCancel(context.Background())
 	serDone := make(chan struct{})
 	go func() {
@@ -75,63 +75,10 @@ func TestDLT645EndToEnd(t *testing.T) {
 		<-serDone
 	})
 
-	ids := `["00010000", "0201FF00", "0202FF00", "02030000", "02060000", "02800002"]`
-	startCollector(t, fmt.Sprintf(`
-receivers:
-  dlt645:
-    poll: {interval: 1s, timeout: 300ms, retries: 1}
-    breaker: {failure_threshold: 2, initial_backoff: 1m, max_backoff: 5m}
-    traces: {success_sample_ratio: 1}
-    buses:
-      - endpoint: tcp://%s
-        meters:
-          - {id: tcp-1, address: "000000000001", identifiers: %s}
-          - {id: tcp-2, address: "000000000002", identifiers: %s}
-          - {id: tcp-3, address: "000000000003", identifiers: %s}
-      - endpoint: serial://%s
-        baud_rate: 9600
-        parity: even
-        meters:
-          - {id: ser-2007, address: "000000000011", identifiers: %s}
-          - {id: ser-1997, address: "000000001997", version: "1997", identifiers: ["9010", "B611", "B621", "B630", "B650"]}
-`+e2eExporters+`service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [dlt645]
-      exporters: [prometheus_remote_write]
-    traces:
-      receivers: [dlt645]
-      exporters: [otlp_grpc]
-`, l.Addr(), ids, ids, ids, pair.B, ids, prom.RemoteWriteURL(), sink.Endpoint()), nil)
+	data := vars{"TCPAddr": l.Addr().String(), "SerialDevice": pair.B, "RemoteWrite": prom.RemoteWriteURL(), "TraceSink": sink.Endpoint()}
+	startCollectorTestdata(t, nil, data, "common.yaml", "dlt645/config.yaml")
 
-	// Exact values, as the meters hold them, for every 2007 meter on both lines.
-	for _, dev := range []string{"tcp-1", "tcp-2", "ser-2007"} {
-		sel := func(extra string) string { return fmt.Sprintf(`{device_id=%q%s}`, dev, extra) }
-		prom.eventuallyValue(t, `dlt645_energy_active_kWh_total`+sel(`,direction="forward",tariff="total"`), 12345.67, 60*time.Second)
-		prom.eventuallyValue(t, `dlt645_voltage_volts`+sel(`,phase="A"`), 220.1, 10*time.Second)
-		prom.eventuallyValue(t, `dlt645_voltage_volts`+sel(`,phase="C"`), 219.8, 10*time.Second)
-		prom.eventuallyValue(t, `dlt645_current_amperes`+sel(`,phase="B"`), -5.25, 10*time.Second)
-		prom.eventuallyValue(t, `dlt645_power_active_kW`+sel(`,phase="total"`), -1.2345, 10*time.Second)
-		prom.eventuallyValue(t, `dlt645_power_factor_ratio`+sel(`,phase="total"`), -0.866, 10*time.Second)
-		prom.eventuallyValue(t, fmt.Sprintf(`iiot_device_up{device_id=%q}`, dev), 1, 10*time.Second)
-	}
-	prom.eventuallyValue(t, `dlt645_current_amperes{device_id="tcp-3",phase="A"}`, -12.345, 10*time.Second)
-	for _, dev := range []string{"tcp-1", "ser-2007"} {
-		prom.eventuallyValue(t, fmt.Sprintf(`dlt645_frequency_hertz{device_id=%q}`, dev), 50.01, 10*time.Second)
-	}
-	// The 1997 meter on the serial bus.
-	for q, want := range map[string]float64{
-		`dlt645_energy_active_kWh_total{device_id="ser-1997",direction="forward",tariff="total"}`: 2345.6,
-		`dlt645_voltage_volts{device_id="ser-1997",phase="A"}`:                                    231,
-		`dlt645_current_amperes{device_id="ser-1997",phase="A"}`:                                  4.35,
-		`dlt645_power_active_kW{device_id="ser-1997",phase="total"}`:                              1.0005,
-		`dlt645_power_factor_ratio{device_id="ser-1997",phase="total"}`:                           0.987,
-	} {
-		prom.eventuallyValue(t, q, want, 10*time.Second)
-	}
+	prom.expectValues(t, "dlt645/expected.yaml", data)
 	// Resource attributes become labels.
 	s := prom.Query(t, `dlt645_voltage_volts{device_id="ser-1997",phase="A"}`)
 	require.Len(t, s, 1)
@@ -165,7 +112,7 @@ receivers:
 		s, err := prom.QueryE(`dlt645_voltage_volts{device_id="tcp-3",phase="A"}`)
 		return err == nil && len(s) == 0
 	}), "the readings of the dead meter are not stale")
-	time.Sleep(11 * time.Second)
+	time.Sleep(11 * time.Second) //nolint:forbidigo // the assertion is about a 10 s window of wall time after the fault
 	for _, dev := range []string{"tcp-1", "tcp-2"} {
 		s := prom.Query(t, fmt.Sprintf(`count_over_time(dlt645_voltage_volts{device_id=%q,phase="A"}[10s])`, dev))
 		require.Len(t, s, 1, dev)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -69,32 +68,11 @@ func TestValidateEdgeConfig(t *testing.T) {
 		"--config="+filepath.Join(root, "distributions/otelcol-iiot/uplink.yaml"))
 	require.NoError(t, err, out)
 
-	dir := t.TempDir()
-	misspelt := `
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpont: 127.0.0.1:4317
-exporters:
-  debug:
-service:
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      exporters: [debug]
-`
-	cfg := filepath.Join(dir, "misspelt.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(misspelt), 0o600))
-	out, err = runCollectorCommand(t, "validate", "--config="+cfg)
+	out, err = runCollectorCommand(t, "validate", "--config="+testdataPath(t, "validate/misspelt.yaml"))
 	require.Error(t, err)
 	assert.Contains(t, out, "endpont", "the error names the misspelt key")
 
-	badValue := strings.Replace(misspelt, "endpont: 127.0.0.1:4317", "endpoint: 127.0.0.1:4317", 1) +
-		"processors:\n  batch:\n    timeout: soon\n"
-	cfg = filepath.Join(dir, "bad_value.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(badValue), 0o600))
-	out, err = runCollectorCommand(t, "validate", "--config="+cfg)
+	out, err = runCollectorCommand(t, "validate", "--config="+testdataPath(t, "validate/bad_value.yaml"))
 	require.Error(t, err)
 	assert.Contains(t, out, "timeout", "the error names the key with the bad value")
 }
@@ -105,29 +83,8 @@ func TestOTLPToPrometheusAndTraceSink(t *testing.T) {
 	prom := startPrometheus(t)
 	sink := startTraceSink(t)
 	otlpPort := freePort(t)
-	startCollector(t, fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-processors:
-  batch:
-    timeout: 200ms
-`+e2eExporters+`service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [prometheus_remote_write]
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [otlp_grpc]
-`, otlpPort, prom.RemoteWriteURL(), sink.Endpoint()), nil)
+	data := vars{"OTLPPort": otlpPort, "RemoteWrite": prom.RemoteWriteURL(), "TraceSink": sink.Endpoint()}
+	startCollectorTestdata(t, nil, data, "common.yaml", "otlp/config.yaml")
 
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", otlpPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
@@ -180,8 +137,7 @@ processors:
 		return err == nil
 	}, 60*time.Second, 250*time.Millisecond)
 
-	prom.eventuallyValue(t, `grid_voltage_volts{device_id="meter-1",phase="A",job="e2e"}`, 230.125, 60*time.Second)
-	prom.eventuallyValue(t, `energy_active_import_kWh_total{device_id="meter-1"}`, 123456, 30*time.Second)
+	prom.expectValues(t, "otlp/expected.yaml", data)
 
 	require.Eventually(t, func() bool {
 		for _, s := range sink.Spans(t) {

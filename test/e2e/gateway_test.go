@@ -214,30 +214,8 @@ func TestGatewayEndToEnd(t *testing.T) {
 	dist := filepath.Join(repoRoot(t), "distributions", "otelcol-iiot")
 	profiles := filepath.Join(dist, "profiles")
 	confDir := t.TempDir()
-	writeFiles(t, confDir, map[string]string{
-		"devices/modbus.yaml": fmt.Sprintf(`
-poll: {interval: %s, timeout: 500ms}
-traces: {success_sample_ratio: 1}
-profile_files: [%q, %q]
-connections:
-  - endpoint: tcp://127.0.0.1:%d
-    devices:
-      - {id: gw-meter-a, unit_id: 1, profile: eastron_sdm630, resource_attributes: {device_group: meters}}
-      - {id: gw-meter-b, unit_id: 3, profile: chint_dtsu666}
-`, pollInterval, filepath.Join(profiles, "eastron-sdm630.yaml"), filepath.Join(profiles, "chint-dtsu666.yaml"), simPort),
-		"devices/dlt645.yaml": fmt.Sprintf(`
-buses:
-  - endpoint: tcp://127.0.0.1:%d
-    meters: [{id: gw-dead-meter, address: "000000000001", profile: three_phase}]
-`, freePort(t)),
-		"devices/opcua.yaml": fmt.Sprintf(`
-endpoint: opc.tcp://127.0.0.1:%d
-device_id: gw-dead-plc
-security: {policy: None, mode: None}
-nodes: [{id: "ns=2;s=X", name: x}]
-`, freePort(t)),
-		"registry.yaml": "gw-meter-a: {tenant.id: " + tenantA + "}\n",
-	})
+	renderTree(t, confDir, "gateway/confdir", vars{"PollInterval": pollInterval, "Profiles": profiles, "ModbusPort": simPort,
+		"DeadDLT645Port": freePort(t), "DeadOPCUAPort": freePort(t), "TenantA": tenantA})
 	startCollectorFiles(t, map[string]string{
 		"OTELCOL_IIOT_CONFIG_DIR":            confDir,
 		"OTELCOL_IIOT_STORAGE_DIR":           t.TempDir(),
@@ -342,7 +320,7 @@ nodes: [{id: "ns=2;s=X", name: x}]
 	// The queues batch when read, so they hold data from the first refused call: keep the outage going
 	// for a few polls so that readings polled inside it are held by the gateway across its restart.
 	if rest := 4*time.Second - time.Since(down); rest > 0 {
-		time.Sleep(rest)
+		time.Sleep(rest) //nolint:forbidigo // the outage must last: readings polled inside it are the subject
 	}
 	t.Logf("after %s, Prometheus down for %s: %v", since(), time.Since(down).Round(100*time.Millisecond), gw.queues())
 	gw.stop(t)
@@ -362,7 +340,7 @@ nodes: [{id: "ns=2;s=X", name: x}]
 	}
 	t.Logf("after %s, gateway restarted: %v", since(), gw.queues())
 	if rest := 4*time.Second - time.Since(restarted); rest > 0 {
-		time.Sleep(rest) // readings polled after the restart, held too (asserted below)
+		time.Sleep(rest) //nolint:forbidigo // readings polled after the restart, held too (asserted below)
 	}
 	up := time.Now()
 	prom.Start(t)

@@ -61,7 +61,7 @@ func (b *binary) get(t testing.TB) string {
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("%s: %v\n%s", strings.Join(b.build, " "), err, out)
+			b.err = fmt.Errorf("%s: %w\n%s", strings.Join(b.build, " "), err, out)
 		}
 	})
 	require.NoError(t, b.err)
@@ -358,6 +358,8 @@ func abs(f float64) float64 {
 // assertEventually polls cond every 250ms until it holds or wait has passed.
 func assertEventually(wait time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		if cond() {
 			return true
@@ -365,7 +367,7 @@ func assertEventually(wait time.Duration, cond func() bool) bool {
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(250 * time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -374,15 +376,6 @@ func assertEventually(wait time.Duration, cond func() bool) bool {
 type collector struct {
 	*process
 	configPath string
-}
-
-// startCollector runs the built binary with configYAML; env adds to the environment. The collector is
-// stopped when the test ends.
-func startCollector(t testing.TB, configYAML string, env map[string]string) *collector {
-	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(configYAML), 0o600))
-	return startCollectorFiles(t, env, cfg)
 }
 
 // startCollectorFiles runs the collector on config files (merged in order, as --config flags are).
@@ -441,27 +434,7 @@ func startTraceSink(t testing.TB) *traceSink {
 	t.Helper()
 	port := freePort(t)
 	file := filepath.Join(t.TempDir(), "spans.jsonl")
-	cfg := fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-exporters:
-  file:
-    path: %s
-    format: json
-    flush_interval: 100ms
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [file]
-`, port, file)
-	s := &traceSink{collector: startCollector(t, cfg, nil), port: port, file: file}
+	s := &traceSink{collector: startCollectorTestdata(t, nil, vars{"Port": port, "File": file}, "tracesink.yaml"), port: port, file: file}
 	s.name = "trace sink"
 	require.Eventually(t, func() bool {
 		conn, err := net.Dial("tcp", s.Endpoint())
@@ -528,17 +501,3 @@ func runCollectorCommand(t testing.TB, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
-
-// e2eExporters is the exporters section of most test configs: remote-write to the test's Prometheus
-// and OTLP to its trace sink (two %s, in that order).
-const e2eExporters = `
-exporters:
-  prometheus_remote_write:
-    endpoint: %s
-    resource_to_telemetry_conversion:
-      enabled: true
-  otlp_grpc:
-    endpoint: %s
-    tls:
-      insecure: true
-`

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// startPymodbus runs test/e2e/testdata/modbus/server.py (Debian's python3-pymodbus) on a free port
+// startPymodbus runs test/e2e/modbus/server.py (Debian's python3-pymodbus) on a free port
 // with the given framer and returns the port and its control directory.
 func startPymodbus(t *testing.T, framer string) (int, string) {
 	t.Helper()
@@ -24,7 +24,7 @@ func startPymodbus(t *testing.T, framer string) (int, string) {
 	require.NoError(t, err, "python3-pymodbus is missing (run 'make deps'): %s", out)
 	port := freePort(t)
 	control := t.TempDir()
-	cmd := exec.Command(python, filepath.Join(repoRoot(t), "test", "e2e", "testdata", "modbus", "server.py"),
+	cmd := exec.Command(python, filepath.Join(repoRoot(t), "test", "e2e", "modbus", "server.py"),
 		"--port", fmt.Sprint(port), "--framer", framer, "--control", control)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -59,58 +59,12 @@ func TestModbusEndToEnd(t *testing.T) {
 	prom := startPrometheus(t)
 	sink := startTraceSink(t)
 
-	fields := `
-            - {name: float_abcd, address: 0, type: float32, metric: modbus_e2e.float_abcd}
-            - {name: float_cdab, address: 2, type: float32, byte_order: CDAB, metric: modbus_e2e.float_cdab}
-            - {name: int32, address: 4, type: int32, metric: modbus_e2e.int32}
-            - {name: scaled, address: 6, scale: 0.1, metric: modbus_e2e.voltage, unit: V}
-            - {name: bit2, address: 7, type: bit, bit: 2, metric: modbus_e2e.flag, attributes: {bit: "2"}}
-            - {name: bit3, address: 7, type: bit, bit: 3, metric: modbus_e2e.flag, attributes: {bit: "3"}}
-            - {name: counter, address: 8, type: uint32, kind: sum, metric: modbus_e2e.counter}
-            - {name: hole, address: 10, metric: modbus_e2e.hole}
-            - {name: after, address: 11, metric: modbus_e2e.after}
-            - {name: door, register: 10001, metric: modbus_e2e.door}`
-	cfg := fmt.Sprintf(`
-receivers:
-  modbus:
-    poll: {interval: 1s, timeout: 500ms, retries: 1}
-    traces: {success_sample_ratio: 1}
-    connections:
-      - endpoint: tcp://127.0.0.1:%d
-        devices:
-          - id: e2e-tcp
-            unit_id: 1
-            fields:%s
-      - endpoint: rtuovertcp://127.0.0.1:%d
-        devices:
-          - id: e2e-rtu
-            unit_id: 1
-            fields:%s
-`+e2eExporters+`service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [modbus]
-      exporters: [prometheus_remote_write]
-    traces:
-      receivers: [modbus]
-      exporters: [otlp_grpc]
-`, tcpPort, fields, rtuPort, fields, prom.RemoteWriteURL(), sink.Endpoint())
-	startCollector(t, cfg, nil)
+	data := vars{"TCPPort": tcpPort, "RTUPort": rtuPort, "RemoteWrite": prom.RemoteWriteURL(), "TraceSink": sink.Endpoint()}
+	startCollectorTestdata(t, nil, data, "common.yaml", "modbus/config.yaml")
 
+	prom.expectValues(t, "modbus/expected.yaml", data)
 	for _, dev := range []string{"e2e-tcp", "e2e-rtu"} {
 		sel := fmt.Sprintf(`{device_id=%q}`, dev)
-		prom.eventuallyValue(t, `modbus_e2e_float_abcd`+sel, 230.5, 60*time.Second)
-		prom.eventuallyValue(t, `modbus_e2e_float_cdab`+sel, -12.25, 10*time.Second)
-		prom.eventuallyValue(t, `modbus_e2e_int32`+sel, -123456, 10*time.Second)
-		prom.eventuallyValue(t, `modbus_e2e_voltage_volts`+sel, 234.5, 10*time.Second)
-		prom.eventuallyValue(t, fmt.Sprintf(`modbus_e2e_flag{device_id=%q,bit="2"}`, dev), 1, 10*time.Second)
-		prom.eventuallyValue(t, fmt.Sprintf(`modbus_e2e_flag{device_id=%q,bit="3"}`, dev), 0, 10*time.Second)
-		prom.eventuallyValue(t, `modbus_e2e_hole`+sel, 77, 10*time.Second)
-		prom.eventuallyValue(t, `modbus_e2e_door`+sel, 1, 10*time.Second)
-		prom.eventuallyValue(t, fmt.Sprintf(`iiot_device_up{device_id=%q}`, dev), 1, 10*time.Second)
 		// The counter is a monotonic sum that counts up (+7 every 0.5 s on the server).
 		first := prom.Query(t, `modbus_e2e_counter_total`+sel)
 		require.Len(t, first, 1)
@@ -131,8 +85,10 @@ receivers:
 		s, err := prom.QueryE(`iiot_device_poll_errors_total{device_id="e2e-tcp",error_type="exception"}`)
 		return err == nil && len(s) == 1 && s[0].Value >= 1
 	}), "the exception is not counted")
-	// The other fields of the same read keep flowing, fresh.
-	time.Sleep(3 * time.Second)
+	// The other fields of the same read keep flowing, fresh: a sample polled after the exception was
+	// counted arrives.
+	counted := time.Now().Unix()
+	prom.eventuallyValue(t, fmt.Sprintf(`count(timestamp(modbus_e2e_after{device_id="e2e-tcp"}) > %d)`, counted+1), 1, 10*time.Second)
 	prom.eventuallyValue(t, `modbus_e2e_after{device_id="e2e-tcp"}`, 42, 10*time.Second)
 	prom.eventuallyValue(t, `modbus_e2e_float_abcd{device_id="e2e-tcp"}`, 230.5, 10*time.Second)
 	prom.eventuallyValue(t, `count(timestamp(modbus_e2e_after{device_id="e2e-tcp"}) > time() - 5)`, 1, 10*time.Second)

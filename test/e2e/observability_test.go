@@ -65,58 +65,13 @@ func TestObservability(t *testing.T) {
 	prom := startPrometheusWithRules(t, time.Second, rulesFile)
 	t.Logf("simulators and Prometheus up after %s", time.Since(start).Round(time.Millisecond))
 
-	// the edge default, verbatim
-	edge, err := os.ReadFile(filepath.Join(dist, "config.yaml"))
-	require.NoError(t, err)
-	cfg := string(edge)
-
 	confDir := t.TempDir()
 	profiles := filepath.Join(dist, "profiles")
-	writeFiles(t, confDir, map[string]string{
-		"devices/modbus.yaml": fmt.Sprintf(`
-poll: {interval: 2s, timeout: 1s, retries: 1}
-profile_files: [%q, %q, %q]
-connections:
-  - endpoint: tcp://127.0.0.1:%d
-    devices:
-      - {id: incomer-meter, unit_id: 1, profile: eastron_sdm630, resource_attributes: {device_group: meters}}
-      - {id: feeder-meter, unit_id: 3, profile: chint_dtsu666, resource_attributes: {device_group: meters}}
-  # nothing listens here
-  - endpoint: tcp://127.0.0.1:%d
-    devices:
-      - {id: %s, unit_id: 1, profile: sunspec_inverter_103, resource_attributes: {device_group: inverters}}
-`, filepath.Join(profiles, "eastron-sdm630.yaml"), filepath.Join(profiles, "chint-dtsu666.yaml"),
-			filepath.Join(profiles, "sunspec-inverter-103.yaml"), modbusPort, deadPort, obsDeadDevice),
-		"devices/dlt645.yaml": fmt.Sprintf(`
-poll: {interval: 2s, timeout: 1s}
-buses:
-  - endpoint: tcp://%s
-    meters:
-      - {id: billing-meter-1, address: "000000000001", profile: three_phase, resource_attributes: {device_group: billing}}
-      - {id: %s, address: "000000000003", profile: three_phase, resource_attributes: {device_group: billing}}
-`, dltAddr, obsShowDevice),
-		"devices/opcua.yaml": fmt.Sprintf(`
-endpoint: opc.tcp://127.0.0.1:%d
-device_id: line-plc-1
-resource_attributes: {device_group: plc}
-poll: {interval: 2s, timeout: 1s}
-mode: subscribe
-subscription: {publishing_interval: 1s}
-nodes:
-  - {id: "nsu=urn:otelcol-iiot:opcuasim;s=Temperature", name: line.temperature, unit: Cel}
-  - {id: "nsu=urn:otelcol-iiot:opcuasim;s=Pressure", name: line.pressure, unit: bar}
-  - {id: "nsu=urn:otelcol-iiot:opcuasim;s=Broken", name: line.broken}
-`, opcuaPort),
-		// feeder-meter and line-plc-1 fall to the default tenant (site-operator)
-		"registry.yaml": fmt.Sprintf(`
-incomer-meter: {tenant.id: grid-operator}
-billing-meter-1: {tenant.id: grid-operator}
-%s: {tenant.id: grid-operator}
-%s: {tenant.id: pv-owner}
-`, obsShowDevice, obsDeadDevice),
-	})
+	renderTree(t, confDir, "observability/confdir", vars{"Profiles": profiles, "ModbusPort": modbusPort, "DeadPort": deadPort,
+		"DLT645Addr": dltAddr, "OPCUAPort": opcuaPort, "ShowDevice": obsShowDevice, "DeadDevice": obsDeadDevice})
 	telemetryPort := freePort(t)
-	startCollector(t, cfg, map[string]string{
+	// the edge default, verbatim
+	startCollectorFiles(t, map[string]string{
 		"OTELCOL_IIOT_CONFIG_DIR":            confDir,
 		"OTELCOL_IIOT_STORAGE_DIR":           t.TempDir(),
 		"OTELCOL_IIOT_HEALTH_CHECK_ENDPOINT": "127.0.0.1:" + strconv.Itoa(freePort(t)),
@@ -126,7 +81,7 @@ billing-meter-1: {tenant.id: grid-operator}
 		"OTELCOL_IIOT_OTLP_LISTEN":           "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		// traces are not this test's subject: their disk-backed queue retries against a closed port
 		"OTELCOL_IIOT_TRACES_ENDPOINT": "127.0.0.1:" + strconv.Itoa(freePort(t)),
-	})
+	}, filepath.Join(dist, "config.yaml"))
 
 	const wait = 60 * time.Second
 	devices := map[string]float64{ // device -> up
@@ -355,15 +310,6 @@ func startOPCUASimulator(t *testing.T) int {
 	return startToolOnFreePort(t, "opcuasim", func(addr string) []string { return []string{"-listen", addr} })
 }
 
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		path := filepath.Join(dir, name)
-		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
-	}
-}
-
 type ruleDef struct {
 	Record string `yaml:"record"`
 	Alert  string `yaml:"alert"`
@@ -453,7 +399,7 @@ func metricNames(t *testing.T, expr string) []string {
 			return nil
 		}
 		for _, m := range vs.LabelMatchers {
-			if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+			if m.Name == "__name__" && m.Type == labels.MatchEqual {
 				out = append(out, m.Value)
 			}
 		}

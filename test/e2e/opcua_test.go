@@ -149,54 +149,12 @@ func TestOPCUAPollingAnonymous(t *testing.T) {
 	srv := startNodeOPCUA(t, port, pki, false)
 	nsIndex := srv.namespaceIndex(t)
 
-	cfg := fmt.Sprintf(`
-receivers:
-  opcua/poll:
-    endpoint: opc.tcp://127.0.0.1:%d
-    device_id: e2e-poll
-    resource_attributes:
-      site: e2e
-    poll:
-      interval: 500ms
-      timeout: 500ms
-    breaker:
-      initial_backoff: 500ms
-      max_backoff: 2s
-    traces:
-      success_sample_ratio: 1
-    metric_prefix: opcua.e2e.
-    nodes:
-      - {id: "nsu=%[2]s;s=Temperature", name: temperature, unit: Cel, attributes: {zone: oven}}
-      - {id: "nsu=%[2]s;s=Counter", name: energy, unit: kWh, kind: sum}
-      - {id: "nsu=%[2]s;s=Running", name: running}
-      - {id: "nsu=%[2]s;s=Vector", name: vector}
-      - {id: "nsu=%[2]s;s=Label", name: label}
-      - {id: "nsu=%[2]s;s=Flaky", name: flaky}
-`+e2eExporters+`
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [opcua/poll]
-      exporters: [prometheus_remote_write]
-    traces:
-      receivers: [opcua/poll]
-      exporters: [otlp_grpc]
-`, port, e2eNamespace, prom.RemoteWriteURL(), sink.Endpoint())
-	startCollector(t, cfg, nil)
+	data := vars{"Port": port, "Namespace": e2eNamespace, "RemoteWrite": prom.RemoteWriteURL(), "TraceSink": sink.Endpoint()}
+	startCollectorTestdata(t, nil, data, "common.yaml", "opcua/poll.yaml")
 
 	dev := []string{"device_id", "e2e-poll", "site", "e2e"}
 	wait := 60 * time.Second
-	prom.eventuallyValue(t, metric("opcua.e2e.temperature", append(dev, "zone", "oven")...), 21.5, wait)
-	prom.eventuallyValue(t, metric("opcua.e2e.energy", dev...), 1000, wait)
-	prom.eventuallyValue(t, metric("opcua.e2e.running", dev...), 1, wait)
-	for i, want := range []float64{1.5, 2.5, 3.5} {
-		prom.eventuallyValue(t, metric("opcua.e2e.vector", append(dev, "index", strconv.Itoa(i))...), want, wait)
-	}
-	prom.eventuallyValue(t, metric("opcua.e2e.flaky", dev...), 5, wait)
-	prom.eventuallyValue(t, metric("iiot.device.up", dev...), 1, wait)
+	prom.expectValues(t, "opcua/poll_expected.yaml", data)
 	prom.eventuallyPositive(t, metric("iiot.device.poll.errors", append(dev, "error_type", "unsupported_type")...), wait)
 	assert.Empty(t, prom.Query(t, metric("opcua.e2e.label", dev...)), "a String node is not a metric")
 
@@ -242,60 +200,9 @@ func TestOPCUASecureSubscriptionWithDeadband(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(trusted, "server.der"), der, 0o600))
 	clientDir := t.TempDir()
 
-	receiver := func(name, device, password string) string {
-		return fmt.Sprintf(`
-  opcua/%s:
-    endpoint: opc.tcp://127.0.0.1:%d
-    device_id: %s
-    mode: subscribe
-    poll:
-      interval: 1s
-      timeout: 1s
-    breaker:
-      initial_backoff: 1s
-      max_backoff: 2s
-    traces:
-      success_sample_ratio: 1
-    security:
-      policy: Basic256Sha256
-      mode: SignAndEncrypt
-      certificate_file: %s/%s/client.pem
-      private_key_file: %s/%s/client.key
-      trusted_certificates_dir: %s
-    auth:
-      type: username
-      username: operator
-      password: %s
-    subscription:
-      publishing_interval: 200ms
-      repeat_interval: 2s
-    metric_prefix: opcua.sec.
-    nodes:
-      - id: "nsu=%s;s=Temperature"
-        name: temperature
-        unit: Cel
-        deadband: {type: absolute, value: 5}
-      - id: "nsu=%s;s=Level"
-        name: level
-        unit: cm
-        deadband: {type: percent, value: 10}
-`, name, port, device, clientDir, name, clientDir, name, trusted, password, e2eNamespace, e2eNamespace)
-	}
-	cfg := "receivers:" + receiver("secure", "e2e-secure", "${env:OPCUA_PASSWORD}") + receiver("wrongpw", "e2e-wrongpw", "not-the-password") +
-		fmt.Sprintf(e2eExporters, prom.RemoteWriteURL(), sink.Endpoint()) + `
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [opcua/secure, opcua/wrongpw]
-      exporters: [prometheus_remote_write]
-    traces:
-      receivers: [opcua/secure, opcua/wrongpw]
-      exporters: [otlp_grpc]
-`
-	startCollector(t, cfg, map[string]string{"OPCUA_PASSWORD": "s3cret-pw"})
+	data := vars{"Port": port, "Namespace": e2eNamespace, "ClientDir": clientDir, "TrustedDir": trusted,
+		"RemoteWrite": prom.RemoteWriteURL(), "TraceSink": sink.Endpoint()}
+	startCollectorTestdata(t, map[string]string{"OPCUA_PASSWORD": "s3cret-pw"}, data, "common.yaml", "opcua/secure.yaml")
 
 	dev := []string{"device_id", "e2e-secure"}
 	wait := 60 * time.Second

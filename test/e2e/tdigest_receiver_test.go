@@ -102,69 +102,8 @@ func TestTDigestFromReceivers(t *testing.T) {
 		window = 6 * time.Second
 		slide  = 2 * time.Second
 	)
-	ids := `["00010000", "02010100", "02800002"]`
-	startCollector(t, fmt.Sprintf(`
-receivers:
-  dlt645:
-    poll: {interval: 1s, timeout: 1s, retries: 1}
-    traces: {success_sample_ratio: 1}
-    buses:
-      - endpoint: tcp://%[1]s
-        meters:
-          - {id: dlt-1, address: "000000000001", identifiers: %[2]s, resource_attributes: {device_group: meters}}
-          - {id: dlt-2, address: "000000000002", identifiers: %[2]s, resource_attributes: {device_group: meters}}
-          - {id: dlt-3, address: "000000000003", identifiers: %[2]s, resource_attributes: {device_group: billing}}
-  modbus:
-    poll: {interval: 1s, timeout: 1s, retries: 1}
-    traces: {success_sample_ratio: 1}
-    profile_files: [%[3]s, %[4]s]
-    connections:
-      - endpoint: tcp://127.0.0.1:%[5]d
-        devices:
-          - {id: sdm630, unit_id: 1, profile: eastron_sdm630, resource_attributes: {device_group: meters}}
-          - {id: dtsu666, unit_id: 3, profile: chint_dtsu666, resource_attributes: {device_group: billing}}
-processors:
-  tdigest:
-    window: %[6]s
-    slide: %[7]s
-    metrics:
-      - name: iiot.device.poll.duration
-        group_by: [device_group]
-        outputs:
-          summary: true
-          gauges: true
-  batch:
-    timeout: 200ms
-connectors:
-  spanquantiles:
-    window: %[6]s
-    slide: %[7]s
-    span_name_regex: '\.poll$'
-    dimensions:
-      - name: device_group
-exporters:
-  prometheus_remote_write:
-    endpoint: %[8]s
-    resource_to_telemetry_conversion:
-      enabled: true
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [dlt645, modbus]
-      processors: [tdigest, batch]
-      exporters: [prometheus_remote_write]
-    traces:
-      receivers: [dlt645, modbus]
-      exporters: [spanquantiles]
-    metrics/spans:
-      receivers: [spanquantiles]
-      processors: [batch]
-      exporters: [prometheus_remote_write]
-`, dltAddr, ids, filepath.Join(profiles, "eastron-sdm630.yaml"), filepath.Join(profiles, "chint-dtsu666.yaml"),
-		modbusPort, window, slide, prom.RemoteWriteURL()), nil)
+	startCollectorTestdata(t, nil, vars{"DLT645Addr": dltAddr, "Profiles": profiles, "ModbusPort": modbusPort,
+		"Window": window, "Slide": slide, "RemoteWrite": prom.RemoteWriteURL()}, "tdigest/receivers.yaml")
 
 	const wait = 3 * time.Minute // a loaded 2-core machine: first emission after a few slides
 	quantiles := []string{"0.5", "0.9", "0.99", "0.999"}

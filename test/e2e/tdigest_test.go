@@ -25,53 +25,7 @@ import (
 func TestTDigestQuantilesInPrometheus(t *testing.T) {
 	prom := startPrometheus(t)
 	otlpPort := freePort(t)
-	startCollector(t, fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-processors:
-  tdigest:
-    window: 4s
-    slide: 2s
-    metrics:
-      - name: e2e.poll.duration
-        group_by: [service.name, device.id]
-        outputs:
-          summary: true
-          gauges: true
-  batch:
-    timeout: 200ms
-connectors:
-  spanquantiles:
-    window: 4s
-    slide: 2s
-    span_name_regex: '\.poll$'
-    dimensions:
-      - name: device.id
-exporters:
-  prometheus_remote_write:
-    endpoint: %s
-    resource_to_telemetry_conversion:
-      enabled: true
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      processors: [tdigest, batch]
-      exporters: [prometheus_remote_write]
-    traces:
-      receivers: [otlp]
-      exporters: [spanquantiles]
-    metrics/spans:
-      receivers: [spanquantiles]
-      processors: [batch]
-      exporters: [prometheus_remote_write]
-`, otlpPort, prom.RemoteWriteURL()), nil)
+	startCollectorTestdata(t, nil, vars{"OTLPPort": otlpPort, "RemoteWrite": prom.RemoteWriteURL()}, "tdigest/otlp.yaml")
 
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", otlpPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)

@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -297,42 +295,7 @@ func TestTenantRemoteWriteDurableSingleTenant(t *testing.T) {
 	prom := startPrometheus(t)
 	otlpPort := freePort(t)
 	storage := t.TempDir()
-	cfg := fmt.Sprintf(`
-extensions:
-  file_storage:
-    directory: %s
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-processors:
-  tenant:
-    job_instance:
-      job: "$${device.protocol}"
-      instance: "$${device.id}"
-  batch:
-    timeout: 200ms
-exporters:
-  tenantremotewrite:
-    endpoint: %s
-    sending_queue:
-      storage: file_storage
-    retry_on_failure:
-      initial_interval: 100ms
-      max_interval: 500ms
-service:
-  extensions: [file_storage]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      processors: [tenant, batch]
-      exporters: [tenantremotewrite]
-`, storage, otlpPort, prom.RemoteWriteURL())
-	col := startCollector(t, cfg, nil)
+	col := startCollectorTestdata(t, nil, vars{"StorageDir": storage, "OTLPPort": otlpPort, "RemoteWrite": prom.RemoteWriteURL()}, "tenant/single.yaml")
 	endpoint := fmt.Sprintf("127.0.0.1:%d", otlpPort)
 	waitOTLP(t, endpoint)
 
@@ -341,12 +304,12 @@ service:
 	prom.eventuallyValue(t, "count_over_time("+selector+"[1h]) > bool 3", 1, 60*time.Second) // flowing
 
 	prom.Stop(t)
-	time.Sleep(2 * time.Second) // data produced while Prometheus is down
+	time.Sleep(2 * time.Second) //nolint:forbidigo // data produced while Prometheus is down
 	col.Restart(t)              // ... and the collector restarts meanwhile
 	waitOTLP(t, endpoint)
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) //nolint:forbidigo // more data produced while Prometheus is down, after the restart
 	prom.Start(t)
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) //nolint:forbidigo // and some produced after it is back
 	sender.Stop()
 
 	want := sender.values("meter-1")
@@ -364,56 +327,9 @@ func TestTenantRemoteWriteTwoTenants(t *testing.T) {
 	router := startRWObserver(t, map[string]string{"a": promA.RemoteWriteURL(), "b": promB.RemoteWriteURL()})
 	headers := startRWObserver(t, nil)
 
-	dir := t.TempDir()
-	registry := filepath.Join(dir, "registry.csv")
-	require.NoError(t, os.WriteFile(registry, []byte("device.id,tenant.id,device_group\ninv-01,a,inverters\nmeter-7,b,meters\n"), 0o600))
 	otlpPort := freePort(t)
-	cfg := fmt.Sprintf(`
-extensions:
-  file_storage:
-    directory: %s
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-processors:
-  tenant:
-    registry:
-      path: %s
-    job_instance:
-      job: "$${device.protocol}"
-      instance: "$${device.id}"
-    required:
-      attributes: [tenant.id]
-      action: drop
-  batch:
-    timeout: 200ms
-exporters:
-  tenantremotewrite/template:
-    endpoint: %s/insert/{tenant}/api/v1/write
-    tenant:
-      header: ""
-    sending_queue:
-      storage: file_storage
-    retry_on_failure:
-      initial_interval: 100ms
-      max_interval: 500ms
-  tenantremotewrite/header:
-    endpoint: %s/api/v1/push
-    tenant: {}
-service:
-  extensions: [file_storage]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      processors: [tenant, batch]
-      exporters: [tenantremotewrite/template, tenantremotewrite/header]
-`, dir, otlpPort, registry, router.URL(), headers.URL())
-	col := startCollector(t, cfg, nil)
+	col := startCollectorTestdata(t, nil, vars{"StorageDir": t.TempDir(), "OTLPPort": otlpPort, "Registry": testdataPath(t, "tenant/registry.csv"),
+		"Router": router.URL(), "Headers": headers.URL()}, "tenant/two_tenants.yaml")
 	endpoint := fmt.Sprintf("127.0.0.1:%d", otlpPort)
 	waitOTLP(t, endpoint)
 
@@ -453,7 +369,7 @@ service:
 
 	// B comes back: everything held for it arrives.
 	promB.Start(t)
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) //nolint:forbidigo // data produced after B is back
 	sender.Stop()
 
 	wantA, wantB := sender.values("inv-01"), sender.values("meter-7")
