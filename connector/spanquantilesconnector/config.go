@@ -72,7 +72,7 @@ func createDefaultConfig() component.Config {
 // Validate reports every problem at once, each naming its key.
 func (c *Config) Validate() error {
 	var errs []error
-	if err := c.WindowConfig.Check(); err != nil {
+	if err := c.WindowConfig.Validate(""); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Name == "" || strings.ContainsAny(c.Name, " \t\n") {
@@ -81,7 +81,7 @@ func (c *Config) Validate() error {
 	if c.Unit != "s" && c.Unit != "ms" {
 		errs = append(errs, fmt.Errorf("unit %q: want s or ms", c.Unit))
 	}
-	if err := c.Outputs.Check(); err != nil {
+	if err := c.Outputs.Validate(""); err != nil {
 		errs = append(errs, err)
 	}
 	builtin := []string{attrServiceName, attrSpanName, attrSpanKind, attrStatusCode}

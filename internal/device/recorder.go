@@ -169,8 +169,8 @@ func (r *Recorder) Begin(now time.Time) *Poll {
 	p.readingErrs, p.lastReadingErr, p.refused = 0, "", 0
 	var id [16]byte
 	// Trace and span ids must be unique, not secret: the fast generator is enough.
-	binary.BigEndian.PutUint64(id[:8], rand.Uint64()) //nolint:gosec // unique, not secret
-	binary.BigEndian.PutUint64(id[8:], rand.Uint64()) //nolint:gosec // unique, not secret
+	binary.BigEndian.PutUint64(id[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(id[8:], rand.Uint64())
 	p.traceID = pcommon.TraceID(id)
 	p.spanID = newSpanID()
 	return p
@@ -178,7 +178,7 @@ func (r *Recorder) Begin(now time.Time) *Poll {
 
 func newSpanID() pcommon.SpanID {
 	var id [8]byte
-	binary.BigEndian.PutUint64(id[:], rand.Uint64()|1) //nolint:gosec // unique, not secret
+	binary.BigEndian.PutUint64(id[:], rand.Uint64()|1)
 	return pcommon.SpanID(id)
 }
 

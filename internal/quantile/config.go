@@ -1,7 +1,7 @@
 package quantile
 
 import (
-	"errors"
+	"fmt"
 	"time"
 )
 
@@ -41,9 +41,18 @@ func (c WindowConfig) Settings() Settings {
 	return Settings(c)
 }
 
-// Check reports every problem, each naming its key. (Not named Validate: the
-// embedding component's Validate reports it, without a key prefix.)
-func (c WindowConfig) Check() error { return c.Settings().Validate() }
+// Validate reports every problem, each naming its key after prefix. It takes a prefix, like the
+// receivers' schema validators, so confmap does not call it on its own: the embedding component's
+// Validate reports it, once.
+func (c WindowConfig) Validate(prefix string) error {
+	if err := c.Settings().Validate(); err != nil {
+		if prefix == "" {
+			return err
+		}
+		return fmt.Errorf("%s%w", prefix, err)
+	}
+	return nil
+}
 
 // OutputsConfig chooses the metrics written for each series.
 type OutputsConfig struct {
@@ -56,10 +65,10 @@ type OutputsConfig struct {
 	Gauges bool `mapstructure:"gauges"`
 }
 
-// Check requires at least one output (called by the component's Validate).
-func (o OutputsConfig) Check() error {
+// Validate requires at least one output (called by the component's Validate, with the key prefix).
+func (o OutputsConfig) Validate(prefix string) error {
 	if !o.Summary && !o.Gauges {
-		return errors.New("outputs: enable summary, gauges or both")
+		return fmt.Errorf("%soutputs: enable summary, gauges or both", prefix)
 	}
 	return nil
 }

@@ -66,8 +66,8 @@ func TestBuilderGroupsByResourceAndMetric(t *testing.T) {
 }
 
 func TestOutputsCheck(t *testing.T) {
-	assert.Error(t, OutputsConfig{}.Check())
-	assert.NoError(t, OutputsConfig{Gauges: true}.Check())
-	assert.NoError(t, NewDefaultWindowConfig().Check())
+	assert.EqualError(t, OutputsConfig{}.Validate("metrics[0]: "), "metrics[0]: outputs: enable summary, gauges or both")
+	assert.NoError(t, OutputsConfig{Gauges: true}.Validate(""))
+	assert.NoError(t, NewDefaultWindowConfig().Validate(""))
 	assert.Equal(t, Settings(NewDefaultWindowConfig()), NewDefaultWindowConfig().Settings())
 }

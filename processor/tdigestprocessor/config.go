@@ -93,7 +93,7 @@ func createDefaultConfig() component.Config {
 // Validate reports every problem at once, each naming its key.
 func (c *Config) Validate() error {
 	var errs []error
-	if err := c.WindowConfig.Check(); err != nil {
+	if err := c.WindowConfig.Validate(""); err != nil {
 		errs = append(errs, err)
 	}
 	if len(c.Metrics) == 0 {
@@ -132,7 +132,7 @@ func (m *MetricConfig) problems() []error {
 			errs = append(errs, fmt.Errorf("group_by[%d]: %q listed twice", i, k))
 		}
 	}
-	if err := m.Outputs.Check(); err != nil {
+	if err := m.Outputs.Validate(""); err != nil {
 		errs = append(errs, err)
 	}
 	switch m.Sums {

@@ -55,7 +55,7 @@ func parseNodeRef(s, defaultNSU string) (nodeRef, error) {
 	}
 	// Check the identifier now, so a bad one is a config error and not a failure at every connect.
 	if _, err := ua.ParseNodeID("ns=1;" + r.ident); err != nil {
-		return nodeRef{}, fmt.Errorf("%q: %v", s, err)
+		return nodeRef{}, fmt.Errorf("%q: %w", s, err)
 	}
 	if r.nsURI != "" {
 		r.text = "nsu=" + escapeNSU(r.nsURI) + ";" + r.ident
