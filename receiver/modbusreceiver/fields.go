@@ -352,8 +352,9 @@ func (s *fieldSpec) resolveString(f FieldConfig, req requestSpec, fp string) []e
 func (s *fieldSpec) resolveValue(f FieldConfig, order ByteOrder, fp string) []error {
 	var errs []error
 	s.order = device.LayerSet(order, f.ByteOrder)
-	if !s.order.valid() {
-		errs = append(errs, fmt.Errorf("%sbyte_order: unknown %q (want ABCD, CDAB, BADC, DCBA)", fp, f.ByteOrder))
+	// An unknown order inherited from the profile or device is reported there, once, not per field.
+	if err := f.ByteOrder.Validate(fp); err != nil {
+		errs = append(errs, err)
 	}
 	if err := f.Kind.Validate(fp); err != nil {
 		errs = append(errs, err)

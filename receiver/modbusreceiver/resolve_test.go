@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -135,4 +136,35 @@ connections:
 	}
 	assert.NotContains(t, err.Error(), "connections[0].tls.key_file")
 	assert.NotContains(t, err.Error(), "connections[0].tls.cert_file")
+}
+
+// A typo in an order that fields inherit is one mistake: it is reported where it was made, once, not
+// again for every field that inherits it (one typo used to print 40 lines).
+func TestInheritedByteOrderTypoReportedOnce(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "meter.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`profiles:
+  meter:
+    byte_order: ABDC
+    fields:
+      - {name: v1, address: 0, type: float32}
+      - {name: v2, address: 2, type: float32}
+      - {name: v3, address: 4, type: float32, byte_order: DBCA}
+`), 0o600))
+	cfg := configFromYAML(t, `
+profile_files: [`+file+`]
+connections:
+  - endpoint: tcp://127.0.0.1:502
+    devices:
+      - {id: d, profile: meter}
+      - {id: e, byte_order: BADX, fields: [{name: w, address: 0, type: uint32}]}
+`)
+	err := create(t, cfg)
+	require.Error(t, err)
+	msg := err.Error()
+	assert.Equal(t, 1, strings.Count(msg, `"ABDC"`), "the profile's typo once: %s", msg)
+	assert.Equal(t, 1, strings.Count(msg, `"DBCA"`), "a field's own typo is its own mistake: %s", msg)
+	assert.Equal(t, 1, strings.Count(msg, `"BADX"`), "the device's typo once: %s", msg)
+	assert.Equal(t, 3, strings.Count(msg, "byte_order: unknown"), msg)
+	assert.NotContains(t, msg, `unknown ""`)
 }
