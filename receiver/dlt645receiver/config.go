@@ -78,6 +78,8 @@ type TimeSyncConfig struct {
 type MeterConfig struct {
 	// ID is the device.id resource attribute; required and unique in the receiver.
 	ID string `mapstructure:"id"`
+	// Enabled false keeps the meter in the file, validated, but not polled (default true).
+	Enabled *bool `mapstructure:"enabled"`
 	// Address is the meter's address as on its nameplate (up to 12 digits), or "discover" to ask the
 	// only meter of the bus for it.
 	Address string `mapstructure:"address"`

@@ -237,3 +237,15 @@ func TestConfigRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// enabled: false keeps a meter validated but not polled; a bus whose meters are all disabled is not
+// opened at all (no time sync broadcast either).
+func TestConfigMeterDisabled(t *testing.T) {
+	cfg, err := loadConfig(t, "disabled")
+	require.NoError(t, err)
+	buses, err := cfg.resolve()
+	require.NoError(t, err)
+	require.Len(t, buses, 1)
+	require.Len(t, buses[0].meters, 1)
+	assert.Equal(t, "on", buses[0].meters[0].identity.ID)
+}

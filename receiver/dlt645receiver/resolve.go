@@ -95,9 +95,13 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 				add(merrs...)
 				continue
 			}
-			bs.meters = append(bs.meters, spec)
+			if device.Layer(true, m.Enabled) {
+				bs.meters = append(bs.meters, spec)
+			}
 		}
-		buses = append(buses, bs)
+		if len(bs.meters) > 0 { // a bus whose meters are all disabled is not opened (no time sync either)
+			buses = append(buses, bs)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -63,6 +63,8 @@ type ConnectionConfig struct {
 type DeviceConfig struct {
 	// ID is the device.id resource attribute; required and unique in the receiver.
 	ID string `mapstructure:"id"`
+	// Enabled false keeps the device in the file, validated, but not polled (default true).
+	Enabled *bool `mapstructure:"enabled"`
 	// UnitID is the Modbus unit (slave) id: 1–247 (0 and 255 are accepted on TCP). Default 1.
 	UnitID *int `mapstructure:"unit_id"`
 	// Profile is the name of the register map to use; Fields add to it or patch it.

@@ -142,6 +142,9 @@ func (r *resolver) devices(cs *connSpec, c ConnectionConfig, cprefix string) []e
 			errs.add(derrs...)
 			continue
 		}
+		if !device.Layer(true, d.Enabled) {
+			continue // validated, unit id reserved, not polled
+		}
 		spec.unitID = uint8(unit)
 		spec.identity.Address = fmt.Sprintf("%s/%d", strings.TrimSuffix(c.Endpoint, "/"), unit)
 		cs.devices = append(cs.devices, spec)

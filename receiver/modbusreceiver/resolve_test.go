@@ -168,3 +168,35 @@ connections:
 	assert.Equal(t, 3, strings.Count(msg, "byte_order: unknown"), msg)
 	assert.NotContains(t, msg, `unknown ""`)
 }
+
+// enabled: false keeps a device validated (its mistakes and its unit id count) but not polled.
+func TestDeviceDisabled(t *testing.T) {
+	cfg := configFromYAML(t, `
+connections:
+  - endpoint: tcp://127.0.0.1:502
+    devices:
+      - {id: on, unit_id: 1, fields: [{name: v, address: 0, type: uint16}]}
+      - {id: off, unit_id: 2, enabled: false, fields: [{name: v, address: 0, type: uint16}]}
+  - endpoint: tcp://127.0.0.1:503
+    devices:
+      - {id: all-off, enabled: false, fields: [{name: v, address: 0, type: uint16}]}
+`)
+	conns, err := cfg.resolve()
+	require.NoError(t, err)
+	require.Len(t, conns, 2)
+	require.Len(t, conns[0].devices, 1)
+	assert.Equal(t, "on", conns[0].devices[0].identity.ID)
+	assert.Empty(t, conns[1].devices, "a connection whose devices are all disabled polls nothing (and so never opens)")
+
+	bad := configFromYAML(t, `
+connections:
+  - endpoint: tcp://127.0.0.1:502
+    devices:
+      - {id: on, unit_id: 1, fields: [{name: v, address: 0, type: uint16}]}
+      - {id: off, unit_id: 1, enabled: false, fields: [{name: v, address: 0, type: float128}]}
+`)
+	_, err = bad.resolve()
+	require.Error(t, err, "a disabled device is still validated")
+	assert.ErrorContains(t, err, `type: unknown "float128"`)
+	assert.ErrorContains(t, err, "unit_id: 1 is already used")
+}

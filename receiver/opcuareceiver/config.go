@@ -49,6 +49,9 @@ type Config struct {
 	ID string `mapstructure:"id"`
 	// DeprecatedDeviceID is the former name of ID, still read; a warning says to rename it.
 	DeprecatedDeviceID string `mapstructure:"device_id"`
+	// Enabled false keeps the server in the configuration, validated, but not connected (default true):
+	// a site without OPC UA keeps the edge default's pipelines as they are.
+	Enabled *bool `mapstructure:"enabled"`
 	// Manufacturer and Model fill device.manufacturer and device.model.name.
 	Manufacturer string `mapstructure:"manufacturer"`
 	Model        string `mapstructure:"model"`

@@ -2,10 +2,13 @@ package opcuareceiver
 
 import (
 	"context"
+	"net"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
@@ -84,4 +87,45 @@ func TestDeviceIDKeys(t *testing.T) {
 			assert.Equal(t, tc.wantErr, err.Error())
 		})
 	}
+}
+
+// enabled: false keeps the server in the configuration (validated) but never connects: a site without
+// OPC UA keeps the edge default's pipelines unchanged.
+func TestReceiverDisabled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	var accepts atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepts.Add(1)
+			c.Close()
+		}
+	}()
+	cfg := unmarshalYAML(t, `
+endpoint: opc.tcp://`+ln.Addr().String()+`
+id: spare-plc
+enabled: false
+poll: {interval: 10ms, timeout: 5ms}
+nodes: [{id: "ns=2;s=T", name: t}]
+`)
+	require.NoError(t, confmap.Validate(cfg))
+	bad := unmarshalYAML(t, "endpoint: opc.tcp://127.0.0.1:4840\nid: x\nenabled: false\n")
+	require.Error(t, confmap.Validate(bad), "a disabled server is still validated (no nodes)")
+
+	core, logs := observer.New(zap.InfoLevel)
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.Logger = zap.New(core)
+	sink := new(consumertest.MetricsSink)
+	r, err := NewFactory().CreateMetrics(context.Background(), set, cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, r.Shutdown(context.Background()))
+	assert.Len(t, logs.FilterMessageSnippet("disabled (enabled: false)").All(), 1)
+	assert.Zero(t, accepts.Load(), "no connection to a disabled server")
+	assert.Zero(t, sink.DataPointCount(), "no health series for a disabled server")
 }

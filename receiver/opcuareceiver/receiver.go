@@ -133,6 +133,10 @@ func (r *opcuaReceiver) setTraces(c consumer.Traces) { r.SetTraces(c) }
 // poll, so an unreachable server never blocks or fails Start. Start after Shutdown, or twice, does
 // nothing.
 func (r *opcuaReceiver) Start(ctx context.Context, host component.Host) error {
+	if !device.Layer(true, r.cfg.Enabled) {
+		r.logger.Info("OPC UA server disabled (enabled: false): not connected")
+		return nil
+	}
 	var err error
 	r.Fleet.Start(ctx, host, func() { err = r.build(host) })
 	return err
