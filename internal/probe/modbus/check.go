@@ -264,6 +264,11 @@ func WriteCheck(w io.Writer, cfg CheckConfig, r *CheckResult) {
 		}
 		probe.Comment(w, "  %-*s %s  %s", width, f.Field.Name, loc, what)
 	}
+	if len(exclude) == len(r.Fields) {
+		// Excluding every field would leave a device the receiver refuses; this is the wrong profile or unit.
+		probe.Comment(w, "Every field raised an exception: wrong unit id or profile for this device? Nothing excluded.")
+		exclude = nil
+	}
 	if bad > 0 {
 		probe.Comment(w, "Implausible values usually mean the wrong byte_order or scale for this device: try")
 		probe.Comment(w, "`otelcol-iiot-probe modbus find` with a value from the display, and set byte_order on the device.")

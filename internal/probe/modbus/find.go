@@ -249,6 +249,14 @@ func WriteFind(w io.Writer, cfg FindConfig, r *FindResult) {
 	if len(r.Candidates) > 10 && cfg.Value == math.Trunc(cfg.Value) && math.Abs(cfg.Value) < 10 {
 		probe.Comment(w, "a small whole number matches many registers: search for a value with more digits")
 	}
+	if len(r.Candidates) > 1 {
+		a, b := r.Candidates[0], r.Candidates[1]
+		if a.Table == b.Table && a.Value == b.Value && a.Address < b.Address+registers(b.Type, 0) && b.Address < a.Address+registers(a.Type, 0) {
+			probe.Comment(w, "the first candidates are ambiguous: the same registers read %s as %s at %d and as %s at %d (a neighbouring register",
+				probe.Num(roundSig(a.Value, 7)), a.Type, a.Address, b.Type, b.Address)
+			probe.Comment(w, "is 0 or 0xFFFF). Check the device's manual, or search again when the value is larger or of the other sign.")
+		}
+	}
 	name := cfg.Name
 	if name == "" {
 		name = "value"

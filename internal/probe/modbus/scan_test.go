@@ -39,7 +39,7 @@ func TestScanFaults(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })
 	proxy.Inject(
-		faultproxy.When(mbapUnit(5), faultproxy.Truncate(0)),                                        // unit 5 never answers
+		faultproxy.When(mbapUnit(5), faultproxy.Truncate(0)),                                         // unit 5 never answers
 		faultproxy.When(mbapUnit(7), faultproxy.Garbage(0, []byte{0xde, 0xad, 0xbe, 0xef, 0, 9, 9})), // unit 7: garbage first
 	)
 	cfg := ScanConfig{Endpoint: endpoint(t, "tcp://"+proxy.Addr()), Units: []int{1, 2, 3, 4, 5, 6, 7, 8, 9}, Timeout: 200 * time.Millisecond, MaxTime: time.Minute}
