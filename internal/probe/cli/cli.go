@@ -2,6 +2,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/probe"
+	probedlt645 "github.com/otelcol-iiot/otelcol-iiot/internal/probe/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/probe/modbus"
 )
 
@@ -268,7 +271,65 @@ func modbusFind(args []string, stdout, stderr io.Writer) error {
 }
 
 func dlt645Scan(args []string, stdout, stderr io.Writer) error {
-	return errors.New("not yet")
+	fs := newFlags("dlt645 scan", stderr)
+	endpoint := fs.String("endpoint", "", "tcp://host:port (a transparent serial server) or serial:///dev/ttyUSB0")
+	timeout := fs.Duration("timeout", 500*time.Millisecond, "how long a meter has to start answering (the time frames take on the line is added)")
+	baud := fs.Int("baud-rate", 0, "line speed (serial: default 2400; tcp: the server's line speed, stretches timeouts)")
+	parity := fs.String("parity", "even", "serial parity: even, odd or none")
+	stopBits := fs.Int("stop-bits", 1, "serial stop bits")
+	addresses := fs.String("address", "", "comma-separated meter addresses to read instead of discovering them (as on the nameplate)")
+	version := fs.String("version", "2007,1997", "editions to discover, in order")
+	all := fs.Bool("all", false, "read every catalogue identifier (default: energies only for the total and tariffs 1-4)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ep, err := probe.ParseEndpoint(*endpoint, "tcp", "serial")
+	if err != nil {
+		return usageError{err}
+	}
+	var errs []error
+	if *timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--timeout: must be > 0, got %s", *timeout))
+	}
+	sc := dlt645.DefaultSerialConfig(ep.Address)
+	sc.BaudRate, sc.Parity, sc.StopBits = *baud, *parity, *stopBits
+	if ep.Scheme == "serial" && sc.BaudRate == 0 {
+		sc.BaudRate = 2400
+	}
+	if sc.BaudRate != 0 || ep.Scheme == "serial" {
+		if err := sc.Validate("--"); err != nil {
+			errs = append(errs, errors.New(strings.NewReplacer("baud_rate", "baud-rate", "stop_bits", "stop-bits", "data_bits", "data-bits").Replace(err.Error())))
+		}
+	}
+	cfg := probedlt645.ScanConfig{Endpoint: ep, Serial: sc, Timeout: *timeout, All: *all}
+	for _, a := range strings.Split(*addresses, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		addr, err := dlt645.ParseAddress(a)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--address: %w", err))
+			continue
+		}
+		cfg.Addresses = append(cfg.Addresses, addr)
+	}
+	for _, v := range strings.Split(*version, ",") {
+		ver, err := dlt645.ParseVersion(strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--version: %w", err))
+			continue
+		}
+		cfg.Versions = append(cfg.Versions, ver)
+	}
+	if len(errs) > 0 {
+		return usageError{errors.Join(errs...)}
+	}
+	res, err := probedlt645.Scan(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	probedlt645.WriteScan(stdout, cfg, res)
+	return nil
 }
 
 func opcuaBrowse(args []string, stdout, stderr io.Writer) error {

@@ -85,7 +85,9 @@ func stripAll(cs []Candidate) []Candidate {
 	return out
 }
 
-func strip(c Candidate) Candidate { return Candidate{Table: c.Table, Address: c.Address, Type: c.Type, Order: c.Order, Scale: c.Scale} }
+func strip(c Candidate) Candidate {
+	return Candidate{Table: c.Table, Address: c.Address, Type: c.Type, Order: c.Order, Scale: c.Scale}
+}
 
 // TestFindPymodbus finds values in Debian's pymodbus, whose sparse map refuses every register it does
 // not hold.
