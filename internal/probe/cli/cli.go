@@ -11,10 +11,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gopcua/opcua/ua"
+
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/probe"
 	probedlt645 "github.com/otelcol-iiot/otelcol-iiot/internal/probe/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/probe/modbus"
+	probeopcua "github.com/otelcol-iiot/otelcol-iiot/internal/probe/opcua"
 )
 
 const usage = `otelcol-iiot-probe: commissioning help for otelcol-iiot. Each command prints YAML for the
@@ -333,5 +336,36 @@ func dlt645Scan(args []string, stdout, stderr io.Writer) error {
 }
 
 func opcuaBrowse(args []string, stdout, stderr io.Writer) error {
-	return errors.New("not yet")
+	fs := newFlags("opcua browse", stderr)
+	endpoint := fs.String("endpoint", "", "opc.tcp://host:port")
+	root := fs.String("root", "ns=0;i=85", "node id to browse from (default the Objects folder)")
+	depth := fs.Int("depth", 5, "levels of objects below the root")
+	maxNodes := fs.Int("max-nodes", 2000, "most variables listed")
+	timeout := fs.Duration("timeout", 5*time.Second, "timeout of one request")
+	id := fs.String("id", "opcua-server", "device_id of the entry printed")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var errs []error
+	if _, err := probe.ParseEndpoint(*endpoint, "opc.tcp"); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := ua.ParseNodeID(*root); err != nil {
+		errs = append(errs, fmt.Errorf("--root: %q is not a node id (e.g. ns=0;i=85 or ns=2;s=Plant): %w", *root, err))
+	}
+	if *depth < 0 || *depth > 50 {
+		errs = append(errs, fmt.Errorf("--depth: must be 0 to 50, got %d", *depth))
+	}
+	if *timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--timeout: must be > 0, got %s", *timeout))
+	}
+	if len(errs) > 0 {
+		return usageError{errors.Join(errs...)}
+	}
+	cfg := probeopcua.BrowseConfig{Endpoint: *endpoint, Root: *root, Depth: *depth, MaxNodes: *maxNodes, Timeout: *timeout, DeviceID: *id}
+	res, err := probeopcua.Browse(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	return probeopcua.WriteBrowse(stdout, cfg, res)
 }
