@@ -101,9 +101,20 @@ func (c *Conn) Close() {
 // longest frame, 256 bytes at the line's speed) is over.
 func (c *Conn) resync() {
 	c.Close()
-	if baud := c.line.BaudRate; baud > 0 && c.ep.Scheme != "tcp" {
-		time.Sleep(time.Duration(256*11) * time.Second / time.Duration(baud))
+	if c.ep.Scheme != "tcp" {
+		waitOutLine(c.line.BaudRate)
 	}
+}
+
+// waitOutLine waits the time of the longest RTU frame (256 bytes of 11 bits) at baud: a late answer
+// still on the wire is over before the next request (0: unknown speed, no wait).
+func waitOutLine(baud int) {
+	if baud <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(256*11) * time.Second / time.Duration(baud))
+	defer t.Stop()
+	<-t.C
 }
 
 // ReadRegisters reads count registers of table (holding or input) at addr from unit, as raw bytes in

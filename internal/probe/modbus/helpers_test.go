@@ -9,7 +9,6 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +118,3 @@ func loadModbusYAML(t *testing.T, out string) *modbusreceiver.Config {
 }
 
 func f32(v float32) []uint16 { return modbustest.Float32Regs(v) }
-
-func itoa(i int) string { return strconv.Itoa(i) }

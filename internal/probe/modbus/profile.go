@@ -57,7 +57,7 @@ func ProfileDirs() []string {
 
 // LoadProfiles reads a profile file.
 func LoadProfiles(path string) ([]*Profile, error) {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) //nolint:gosec // G304: reading the profile file the user names is the point
 	if err != nil {
 		return nil, err
 	}

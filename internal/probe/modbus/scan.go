@@ -106,7 +106,7 @@ func WriteScan(w io.Writer, cfg ScanConfig, r *ScanResult) {
 	present := r.Present()
 	probe.Comment(w, "otelcol-iiot-probe modbus scan %s units %s, timeout %s per unit: %d answered, %d requests in %s",
 		cfg.Endpoint.Raw, probe.CompactRange(cfg.Units), cfg.Timeout, len(present), r.Requests, r.Elapsed.Round(time.Millisecond))
-	var silent, gateway, garbled []int
+	var silent, gateway []int
 	for _, u := range r.Units {
 		switch {
 		case u.Present && u.Kind == KindOK:
@@ -116,7 +116,6 @@ func WriteScan(w io.Writer, cfg ScanConfig, r *ScanResult) {
 		case u.Kind == KindGateway:
 			gateway = append(gateway, u.Unit)
 		case u.Kind == KindGarbled:
-			garbled = append(garbled, u.Unit)
 			probe.Comment(w, "unit %d: garbled reply (%s): something answered, but not a Modbus reply to the request (wrong framing: tcp:// vs rtuovertcp://, or line settings?)", u.Unit, u.Detail)
 		default:
 			silent = append(silent, u.Unit)
@@ -171,9 +170,10 @@ func (cfg ScanConfig) asker() (func(unit int) (uint16, error), func(), func() in
 			}
 			n++
 			v, err := l.readHolding0(uint8(unit))
-			if o, ok := err.(*Outcome); ok && o.Kind != KindException && o.Kind != KindGateway && cfg.Line.BaudRate > 0 && l.scheme == "rtuovertcp" {
-				// wait out a late answer on the gateway's serial line before the next unit
-				time.Sleep(time.Duration(256*11) * time.Second / time.Duration(cfg.Line.BaudRate))
+			var o *Outcome
+			if errors.As(err, &o) && o.Kind != KindException && o.Kind != KindGateway && l.scheme == "rtuovertcp" {
+				// a late answer on the gateway's serial line must be over before the next unit is asked
+				waitOutLine(cfg.Line.BaudRate)
 			}
 			return v, err
 		}, l.close, func() int { return n }
@@ -193,7 +193,7 @@ func (cfg ScanConfig) asker() (func(unit int) (uint16, error), func(), func() in
 
 // writeLine writes the serial keys of a connection entry.
 func writeLine(w io.Writer, ep probe.Endpoint, l Line) {
-	if ep.Scheme != "rtu" && !(ep.Scheme == "rtuovertcp" && l.BaudRate > 0) {
+	if ep.Scheme != "rtu" && (ep.Scheme != "rtuovertcp" || l.BaudRate <= 0) {
 		return
 	}
 	fmt.Fprintf(w, "    baud_rate: %d\n", l.BaudRate)

@@ -123,7 +123,7 @@ func TestBrowseEngineeringUnits(t *testing.T) {
 	code := func(s string) int32 {
 		var c int32
 		for _, r := range s {
-			c = c<<8 | int32(r)
+			c = c<<8 | r
 		}
 		return c
 	}
