@@ -75,9 +75,10 @@ func dial(cfg ScanConfig) (dlt645.Link, io.Closer, time.Duration, error) {
 	return c, c, ct, nil
 }
 
-// collided tells whether a failed exchange saw bytes that made no frame: several meters answering at once.
+// collided tells whether a failed exchange received bytes that made no answer: several meters
+// answering at once (their frames overlay on the bus). Silence is no meter.
 func collided(err error, before, after dlt645.Counts) bool {
-	return errors.Is(err, dlt645.ErrChecksum) || after.Noise > before.Noise || after.Rejected > before.Rejected
+	return errors.Is(err, dlt645.ErrChecksum) || after.BytesIn > before.BytesIn || after.Noise > before.Noise || after.Rejected > before.Rejected
 }
 
 // Scan finds the meters (unless given) and reads the catalogue from each.
@@ -101,18 +102,7 @@ func Scan(ctx context.Context, cfg ScanConfig) (*ScanResult, error) {
 	res := &ScanResult{}
 	if len(cfg.Addresses) > 0 {
 		for _, a := range cfg.Addresses {
-			m := &Meter{Address: a, Found: "given"}
-			// The edition: whichever answers the forward active energy.
-			m.Version = dlt645.V2007
-			if _, err := c.Read(ctx, dlt645.V2007, a, 0x00010000); err != nil && !isMeterError(err) {
-				if _, err97 := c.Read(ctx, dlt645.V1997, a, dlt645.DIForwardActive1997); err97 == nil || isMeterError(err97) {
-					m.Version = dlt645.V1997
-				} else {
-					res.Notes = append(res.Notes, fmt.Sprintf("meter %s does not answer (2007: %v; 1997: %v)", a, err, err97))
-					continue
-				}
-			}
-			res.Meters = append(res.Meters, m)
+			res.Meters = append(res.Meters, &Meter{Address: a, Found: "given"})
 		}
 	} else {
 		for _, v := range cfg.Versions {
@@ -129,6 +119,22 @@ func Scan(ctx context.Context, cfg ScanConfig) (*ScanResult, error) {
 			}
 		}
 	}
+	// The edition of each meter: the one in which it reads its forward active energy (a meter may
+	// answer the other edition's frames with an error word, which is how it was found).
+	var meters []*Meter
+	for _, m := range res.Meters {
+		v, err := edition(ctx, c, m.Address)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			res.Notes = append(res.Notes, fmt.Sprintf("meter %s does not answer: %v", m.Address, err))
+			continue
+		}
+		m.Version = v
+		meters = append(meters, m)
+	}
+	res.Meters = meters
 	for _, m := range res.Meters {
 		if err := readCatalogue(ctx, c, m, cfg.All); err != nil {
 			return nil, err
@@ -136,6 +142,28 @@ func Scan(ctx context.Context, cfg ScanConfig) (*ScanResult, error) {
 	}
 	res.Requests, res.Elapsed = c.Counts().Requests, time.Since(start)
 	return res, nil
+}
+
+// edition finds the edition a meter speaks: the first in which it reads forward active energy, else
+// the first it answers at all (with an error word).
+func edition(ctx context.Context, c *dlt645.Client, a dlt645.Address) (dlt645.Version, error) {
+	var answered []dlt645.Version
+	var errs []error
+	for _, v := range []dlt645.Version{dlt645.V2007, dlt645.V1997} {
+		_, err := c.Read(ctx, v, a, forwardActive(v))
+		switch {
+		case err == nil:
+			return v, nil
+		case isMeterError(err):
+			answered = append(answered, v)
+		default:
+			errs = append(errs, fmt.Errorf("%s: %w", v, err))
+		}
+	}
+	if len(answered) > 0 {
+		return answered[0], nil
+	}
+	return 0, errors.Join(errs...)
 }
 
 func isMeterError(err error) bool {
@@ -150,9 +178,17 @@ func isMeterError(err error) bool {
 // digits match answer.
 func discover(ctx context.Context, c *dlt645.Client, v dlt645.Version) ([]*Meter, string, error) {
 	before := c.Counts()
-	a, err := c.ReadAddress(ctx, v)
+	req := dlt645.ReadRequest(v, dlt645.WildcardAddress, forwardActive(v))
+	if v == dlt645.V2007 {
+		req = dlt645.ReadAddressRequest()
+	}
+	// Any whole frame names its sender, an error reply too (a meter of the other edition may answer so).
+	f, err := c.Exchange(ctx, req)
 	if err == nil {
-		return []*Meter{{Address: a, Version: v, Found: "read address"}}, "", nil
+		if a, perr := dlt645.ParseAddressReply(f); v == dlt645.V2007 && perr == nil {
+			return []*Meter{{Address: a, Version: v, Found: "read address"}}, "", nil
+		}
+		return []*Meter{{Address: f.Address, Version: v, Found: "read address"}}, "", nil
 	}
 	if ctx.Err() != nil {
 		return nil, "", ctx.Err()
@@ -169,8 +205,7 @@ func discover(ctx context.Context, c *dlt645.Client, v dlt645.Version) ([]*Meter
 			copy(pat[:], prefix)
 			pat[len(prefix)] = b
 			before := c.Counts()
-			req := dlt645.ReadRequest(v, pat, forwardActive(v))
-			f, err := c.Exchange(ctx, req)
+			f, err := c.Exchange(ctx, dlt645.ReadRequest(v, pat, forwardActive(v)))
 			switch {
 			case err == nil:
 				out = append(out, &Meter{Address: f.Address, Version: v, Found: "address search"})
