@@ -152,6 +152,8 @@ func modbusScan(args []string, stdout, stderr io.Writer) error {
 	mf := addModbusFlags(fs, 300*time.Millisecond)
 	units := fs.String("units", "1-247", "unit ids to ask, e.g. 1-247 or 1,3,10-20")
 	maxTime := fs.Duration("max-time", 2*time.Minute, "bound on the whole scan; units not asked by then are listed as not tried")
+	profiles := fs.String("profiles", "", "identify the devices found: comma-separated profile names or files, or all (every profile in --profile-dir)")
+	dirs := fs.String("profile-dir", strings.Join(modbus.ProfileDirs(), ","), "comma-separated directories of profile files")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -163,8 +165,32 @@ func modbusScan(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	var candidates []*modbus.Profile
+	switch *profiles {
+	case "":
+	case "all":
+		if candidates, err = modbus.AllProfiles(strings.Split(*dirs, ",")); err != nil {
+			return usageError{fmt.Errorf("--profiles: %w", err)}
+		}
+	default:
+		var errs []error
+		for _, name := range strings.Split(*profiles, ",") {
+			p, err := modbus.FindProfile(strings.TrimSpace(name), strings.Split(*dirs, ","))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			candidates = append(candidates, p)
+		}
+		if len(errs) > 0 {
+			return usageError{errors.Join(errs...)}
+		}
+	}
 	cfg := modbus.ScanConfig{Endpoint: ep, Line: line, Units: list, Timeout: *mf.timeout, MaxTime: *maxTime}
 	res, err := modbus.Scan(cfg)
+	if err == nil && len(candidates) > 0 {
+		err = modbus.Identify(cfg, res, candidates)
+	}
 	if res != nil {
 		modbus.WriteScan(stdout, cfg, res)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -240,16 +241,15 @@ func WriteCheck(w io.Writer, cfg CheckConfig, r *CheckResult) {
 	for _, f := range r.Fields {
 		width = max(width, len(f.Field.Name))
 	}
-	var exclude []string
+	exclude := excluded(r)
 	for _, f := range r.Fields {
 		loc := fmt.Sprintf("%-8s %5d %-7s", f.Table, f.Address, f.Type)
 		var what string
 		switch {
 		case f.Kind == KindException:
 			what = fmt.Sprintf("EXCEPTION %d (%s)", f.Code, f.Why)
-			if f.Code >= 1 && f.Code <= 3 {
+			if slices.Contains(exclude, f.Field.Name) {
 				what += ": excluded below"
-				exclude = append(exclude, f.Field.Name)
 			}
 		case f.Kind != KindOK:
 			what = fmt.Sprintf("FAILED %s", f.Why)
@@ -264,10 +264,8 @@ func WriteCheck(w io.Writer, cfg CheckConfig, r *CheckResult) {
 		}
 		probe.Comment(w, "  %-*s %s  %s", width, f.Field.Name, loc, what)
 	}
-	if len(exclude) == len(r.Fields) {
-		// Excluding every field would leave a device the receiver refuses; this is the wrong profile or unit.
+	if len(exclude) == 0 && exc == len(r.Fields) && exc > 0 {
 		probe.Comment(w, "Every field raised an exception: wrong unit id or profile for this device? Nothing excluded.")
-		exclude = nil
 	}
 	if bad > 0 {
 		probe.Comment(w, "Implausible values usually mean the wrong byte_order or scale for this device: try")
@@ -289,6 +287,21 @@ func WriteCheck(w io.Writer, cfg CheckConfig, r *CheckResult) {
 	if len(exclude) > 0 {
 		fmt.Fprintf(w, "        exclude_fields: %s\n", probe.List(exclude))
 	}
+}
+
+// excluded lists the fields the device refused with exception 1, 2 or 3 (it does not have them): the
+// device entry excludes them. Not all of them: a device without fields does not load.
+func excluded(r *CheckResult) []string {
+	var out []string
+	for _, f := range r.Fields {
+		if f.Kind == KindException && f.Code >= 1 && f.Code <= 3 {
+			out = append(out, f.Field.Name)
+		}
+	}
+	if len(out) == len(r.Fields) {
+		return nil
+	}
+	return out
 }
 
 func roundSig(v float64, digits int) float64 {

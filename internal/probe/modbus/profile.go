@@ -140,6 +140,36 @@ func FindProfile(spec string, dirs []string) (*Profile, error) {
 		spec, strings.Join(dirs, ", "), strings.Join(known, ", "))}, errs...)...)
 }
 
+// AllProfiles loads every profile of the *.yaml files in dirs (a name defined twice: the first wins).
+func AllProfiles(dirs []string) ([]*Profile, error) {
+	var out []*Profile
+	seen := map[string]bool{}
+	var errs []error
+	for _, dir := range dirs {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		for _, f := range files {
+			profiles, err := LoadProfiles(f)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, p := range profiles {
+				if !seen[p.Name] {
+					seen[p.Name] = true
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		errs = append(errs, fmt.Errorf("no profiles in %s", strings.Join(dirs, ", ")))
+	}
+	if len(errs) > 0 {
+		return out, errors.Join(errs...)
+	}
+	return out, nil
+}
+
 // modicon converts a Modicon reference to a table and 0-based address (as the receiver does).
 func modicon(ref int) (Table, int, error) {
 	switch {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,54 @@ type ScanResult struct {
 	NotTried []int
 	Elapsed  time.Duration
 	Requests int
+	// Identified holds, per unit, the profile its registers matched (Identify).
+	Identified map[int]*Identification
+	// Tried holds, per unit, the score of every profile tried.
+	Tried map[int][]Identification
+}
+
+// Identification is how well a profile fits a unit: the share of its fields that read a plausible,
+// non-zero value. Zero does not count (except for internal scale factors): a register map read at the
+// wrong place reads zeros, which are plausible, while a live meter's voltages, currents and energies
+// are not zero.
+type Identification struct {
+	Profile *Profile
+	Check   *CheckResult
+	Score   float64
+}
+
+// MinScore is the least score that identifies a device.
+const MinScore = 0.5
+
+// Identify checks every profile against every unit that answered and keeps, per unit, the best profile
+// whose score reaches MinScore.
+func Identify(cfg ScanConfig, r *ScanResult, profiles []*Profile) error {
+	r.Identified, r.Tried = map[int]*Identification{}, map[int][]Identification{}
+	for _, u := range r.Present() {
+		var best *Identification
+		for _, p := range profiles {
+			res, err := Check(CheckConfig{Endpoint: cfg.Endpoint, Line: cfg.Line, Unit: u.Unit, Timeout: cfg.Timeout, Profile: p})
+			if err != nil {
+				return err
+			}
+			live := 0
+			for _, f := range res.Fields {
+				internal := f.Field.Internal != nil && *f.Field.Internal // scale factors: 0 is a value
+				if f.Kind == KindOK && f.Plausible && f.Text == "" && !f.Invalid && (f.Value != 0 || internal) {
+					live++
+				}
+			}
+			id := Identification{Profile: p, Check: res, Score: float64(live) / float64(max(1, len(res.Fields)))}
+			r.Tried[u.Unit] = append(r.Tried[u.Unit], id)
+			if id.Score >= MinScore && (best == nil || id.Score > best.Score) {
+				best = &id
+			}
+		}
+		if best != nil {
+			r.Identified[u.Unit] = best
+		}
+	}
+	return nil
 }
 
 // Present lists the units that answered.
@@ -143,6 +192,25 @@ func WriteScan(w io.Writer, cfg ScanConfig, r *ScanResult) {
 	if len(present) > 1 && len(present) == len(r.Units) && len(r.NotTried) == 0 {
 		probe.Comment(w, "every unit answered: this device probably ignores the unit id (a native Modbus/TCP device); use unit_id 1 (or 255)")
 	}
+	var files []string
+	for _, u := range present {
+		var scores []string
+		for _, t := range r.Tried[u.Unit] {
+			scores = append(scores, fmt.Sprintf("%s %.0f%%", t.Profile.Name, 100*t.Score))
+		}
+		if len(scores) > 0 {
+			probe.Comment(w, "unit %d: share of each profile's fields that read live values: %s", u.Unit, strings.Join(scores, ", "))
+		}
+		if id := r.Identified[u.Unit]; id != nil && !slices.Contains(files, id.Profile.File) {
+			files = append(files, id.Profile.File)
+		}
+	}
+	if len(files) > 0 {
+		fmt.Fprintln(w, "profile_files:")
+		for _, f := range files {
+			fmt.Fprintf(w, "  - %s\n", probe.Q(f))
+		}
+	}
 	fmt.Fprintln(w, "connections:")
 	fmt.Fprintf(w, "  - endpoint: %s\n", probe.Q(cfg.Endpoint.Raw))
 	writeLine(w, cfg.Endpoint, cfg.Line)
@@ -151,10 +219,19 @@ func WriteScan(w io.Writer, cfg ScanConfig, r *ScanResult) {
 		return
 	}
 	fmt.Fprintln(w, "    devices:")
-	fmt.Fprintln(w, "      # give each device a profile (check it: otelcol-iiot-probe modbus check --unit N --profile NAME)")
-	fmt.Fprintln(w, "      # or fields (find them: otelcol-iiot-probe modbus find --unit N --value V), then uncomment it")
+	if len(r.Identified) < len(present) {
+		fmt.Fprintln(w, "      # give each commented device a profile (check it: otelcol-iiot-probe modbus check --unit N --profile NAME)")
+		fmt.Fprintln(w, "      # or fields (find them: otelcol-iiot-probe modbus find --unit N --value V), then uncomment it")
+	}
 	for _, u := range present {
-		fmt.Fprintf(w, "      # - {id: unit-%d, unit_id: %d, profile: PROFILE}\n", u.Unit, u.Unit)
+		id := r.Identified[u.Unit]
+		if id == nil {
+			fmt.Fprintf(w, "      # - {id: unit-%d, unit_id: %d, profile: PROFILE}\n", u.Unit, u.Unit)
+			continue
+		}
+		exclude := excluded(id.Check)
+		fmt.Fprintf(w, "      - %s  # %.0f%% of its fields read live values\n", probe.Map("id", probe.Q(fmt.Sprintf("%s-%d", probe.ID(id.Profile.Name), u.Unit)),
+			"unit_id", fmt.Sprint(u.Unit), "profile", probe.Q(id.Profile.Name), "exclude_fields", probe.List(exclude)), 100*id.Score)
 	}
 }
 

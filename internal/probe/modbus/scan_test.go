@@ -159,3 +159,40 @@ func TestScanWrongFraming(t *testing.T) {
 	assert.Contains(t, res.Units[0].Detail, "an RTU frame; the endpoint is probably rtuovertcp://")
 	assert.Equal(t, KindOK, res.Units[1].Kind, "the next request goes out on a fresh connection and reads")
 }
+
+// TestScanIdentify scans the simulated SDM630, inverter and DTSU666 and identifies each by the shipped
+// profiles (a register map read at the wrong place reads zeros: they do not count); an unknown device
+// stays commented. The output loads in the receiver.
+func TestScanIdentify(t *testing.T) {
+	bank := modbustest.NewBank(1, 2, 3, 9)
+	sdm := &modbustest.SDM630{Bank: bank, Unit: 1}
+	sdm.E.ImportKWh = 100
+	inv := &modbustest.Inverter{Bank: bank, Unit: 2, Serial: "SIM1", DayLength: time.Hour}
+	inv.Init()
+	dtsu := &modbustest.DTSU666{Bank: bank, Unit: 3}
+	dtsu.E.ImportKWh = 200
+	for _, u := range []func(t, dt float64){sdm.Update, inv.Update, dtsu.Update} {
+		u(1200, 1) // a third into the simulated day: the inverter produces
+	}
+	bank.SetRegisters(9, modbustest.Holding, 0, 1, 2, 3)
+	cfg := ScanConfig{Endpoint: endpoint(t, "tcp://"+startServer(t, bank)), Units: []int{1, 2, 3, 4, 9}, Timeout: time.Second}
+	res, err := Scan(cfg)
+	require.NoError(t, err)
+	profiles, err := AllProfiles([]string{profilesDir})
+	require.NoError(t, err)
+	require.Len(t, profiles, 3)
+	require.NoError(t, Identify(cfg, res, profiles))
+	got := map[int]string{}
+	for u, id := range res.Identified {
+		got[u] = id.Profile.Name
+	}
+	assert.Equal(t, map[int]string{1: "eastron_sdm630", 2: "sunspec_inverter_103", 3: "chint_dtsu666"}, got)
+
+	var out bytes.Buffer
+	WriteScan(&out, cfg, res)
+	s := out.String()
+	assert.Contains(t, s, "# - {id: unit-9, unit_id: 9, profile: PROFILE}")
+	c := loadModbusYAML(t, s)
+	require.Len(t, c.Connections[0].Devices, 3)
+	assert.Len(t, c.ProfileFiles, 3)
+}
