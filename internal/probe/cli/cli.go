@@ -364,7 +364,7 @@ func dlt645Scan(args []string, stdout, stderr io.Writer) error {
 func opcuaBrowse(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("opcua browse", stderr)
 	endpoint := fs.String("endpoint", "", "opc.tcp://host:port")
-	root := fs.String("root", "ns=0;i=85", "node id to browse from (default the Objects folder)")
+	root := fs.String("root", "ns=0;i=85", "node id to browse from, ns=… or nsu=<namespace URI>;… (default the Objects folder)")
 	depth := fs.Int("depth", 5, "levels of objects below the root")
 	maxNodes := fs.Int("max-nodes", 2000, "most variables listed")
 	timeout := fs.Duration("timeout", 5*time.Second, "timeout of one request")
@@ -376,7 +376,7 @@ func opcuaBrowse(args []string, stdout, stderr io.Writer) error {
 	if _, err := probe.ParseEndpoint(*endpoint, "opc.tcp"); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := ua.ParseNodeID(*root); err != nil {
+	if _, err := ua.ParseNodeID(*root); err != nil && !strings.HasPrefix(*root, "nsu=") {
 		errs = append(errs, fmt.Errorf("--root: %q is not a node id (e.g. ns=0;i=85 or ns=2;s=Plant): %w", *root, err))
 	}
 	if *depth < 0 || *depth > 50 {

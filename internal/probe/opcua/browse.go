@@ -84,7 +84,7 @@ func Browse(ctx context.Context, cfg BrowseConfig) (*BrowseResult, error) {
 		return nil, fmt.Errorf("cannot connect to %s: %w", cfg.Endpoint, err)
 	}
 	defer c.Close(context.Background())
-	root, err := ua.ParseNodeID(cfg.Root)
+	root, err := parseNodeID(cfg.Root, c.Namespaces())
 	if err != nil {
 		return nil, fmt.Errorf("--root: %w", err)
 	}
@@ -100,6 +100,23 @@ func Browse(ctx context.Context, cfg BrowseConfig) (*BrowseResult, error) {
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// parseNodeID reads a node id, also in the nsu=<namespace URI>;… form the receiver accepts.
+func parseNodeID(s string, namespaces []string) (*ua.NodeID, error) {
+	if rest, ok := strings.CutPrefix(s, "nsu="); ok {
+		uri, ident, ok := strings.Cut(rest, ";")
+		if !ok {
+			return nil, fmt.Errorf("%q: want nsu=<uri>;<s=…|i=…>", s)
+		}
+		for i, ns := range namespaces {
+			if ns == uri {
+				return ua.ParseNodeID(fmt.Sprintf("ns=%d;%s", i, ident))
+			}
+		}
+		return nil, fmt.Errorf("%q: the server has no namespace %q (it has %s)", s, uri, strings.Join(namespaces, ", "))
+	}
+	return ua.ParseNodeID(s)
 }
 
 type node struct {
@@ -141,6 +158,9 @@ func (b *browser) walk(ctx context.Context, root *ua.NodeID, depth int) error {
 				return fmt.Errorf("browse: %w", err)
 			}
 			for i, r := range resp.Results {
+				if d == 0 && r != nil && r.StatusCode != ua.StatusOK {
+					return fmt.Errorf("--root %s: %s", root, statusName(r.StatusCode))
+				}
 				if i >= len(chunk) || r == nil || r.StatusCode != ua.StatusOK {
 					continue
 				}

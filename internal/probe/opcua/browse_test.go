@@ -91,6 +91,19 @@ func TestBrowseDepthAndLimit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, res.Variables, 20)
 	assert.True(t, res.Truncated)
+
+	// A root by namespace URI; a root the server does not have.
+	cfg.Root, cfg.MaxNodes = "nsu=urn:otelcol-iiot:opcuasim;s=Folder.Line2", 0
+	res, err = Browse(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Len(t, res.Variables, 2)
+	assert.Equal(t, []string{"Temperature"}, res.Variables[0].Path)
+	cfg.Root = "nsu=urn:otelcol-iiot:opcuasim;s=Nope"
+	_, err = Browse(context.Background(), cfg)
+	require.ErrorContains(t, err, "StatusBadNodeIDUnknown")
+	cfg.Root = "nsu=urn:nope;s=X"
+	_, err = Browse(context.Background(), cfg)
+	require.ErrorContains(t, err, `the server has no namespace "urn:nope"`)
 }
 
 // TestBrowseEngineeringUnits serves variables with an EngineeringUnits property (a UNECE code, and a
