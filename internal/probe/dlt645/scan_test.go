@@ -114,11 +114,14 @@ func TestScanOneMeter(t *testing.T) {
 // arrive as bytes that are neither noise nor a frame with a bad checksum to the splitter, and must
 // still count as a collision.
 func TestScanCollision(t *testing.T) {
+	t.Parallel() // about 200 requests, most of them a timeout of silence
 	old := sim.NewMeter(addr(t, "000000001997"), dlt645.V1997)
 	require.NoError(t, old.Set(0x9010, 345.67))
 	ep := serve(t, sim.Options{Preamble: 4},
 		threePhase(t, "000000000101"), threePhase(t, "000000000201"), threePhase(t, "000000000307"), old)
-	cfg := ScanConfig{Endpoint: ep, Gap: time.Millisecond, Timeout: 30 * time.Millisecond, Versions: []dlt645.Version{dlt645.V2007}}
+	// The timeout is short for a loopback simulator but long enough for a loaded machine: a late answer
+	// would read as silence and lose a meter.
+	cfg := ScanConfig{Endpoint: ep, Gap: time.Millisecond, Timeout: 60 * time.Millisecond, Versions: []dlt645.Version{dlt645.V2007}}
 	res, err := Scan(context.Background(), cfg)
 	require.NoError(t, err)
 	found := map[string]dlt645.Version{}
