@@ -164,6 +164,8 @@ func WriteScan(w io.Writer, cfg ScanConfig, r *ScanResult) {
 			probe.Comment(w, "unit %d: answered with exception %d (%s): a device is there", u.Unit, u.Code, u.Detail)
 		case u.Kind == KindGateway:
 			gateway = append(gateway, u.Unit)
+		case u.Kind == KindConnection:
+			probe.Comment(w, "unit %d: the connection broke while asking it (%s); reopened for the next unit: ask it again", u.Unit, u.Detail)
 		case u.Kind == KindGarbled:
 			probe.Comment(w, "unit %d: garbled reply (%s): something answered, but not a Modbus reply to the request (wrong framing: tcp:// vs rtuovertcp://, or line settings?)", u.Unit, u.Detail)
 		default:

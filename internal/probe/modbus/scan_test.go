@@ -28,8 +28,9 @@ func kinds(r *ScanResult) map[int]Kind {
 }
 
 // TestScanFaults scans a link with devices, an exception, a gateway's "no device" answer, a unit that
-// never answers and a garbled reply: only the devices are reported, the silent unit costs one timeout,
-// and the units after the faults still read (the link is reopened after each doubt).
+// never answers, a reset connection and a garbled reply: only the devices are reported, the silent
+// unit costs one timeout, and the units after the faults still read (the link is reopened after each
+// doubt).
 func TestScanFaults(t *testing.T) {
 	bank := modbustest.NewBank(1, 3, 4, 5, 7, 8)
 	bank.SetRegisters(1, modbustest.Holding, 0, 1234)
@@ -40,13 +41,14 @@ func TestScanFaults(t *testing.T) {
 	t.Cleanup(func() { _ = proxy.Close() })
 	proxy.Inject(
 		faultproxy.When(mbapUnit(5), faultproxy.Truncate(0)),                                         // unit 5 never answers
+		faultproxy.When(mbapUnit(6), faultproxy.Reset()),                                             // the gateway resets the socket on unit 6
 		faultproxy.When(mbapUnit(7), faultproxy.Garbage(0, []byte{0xde, 0xad, 0xbe, 0xef, 0, 9, 9})), // unit 7: garbage first
 	)
 	cfg := ScanConfig{Endpoint: endpoint(t, "tcp://"+proxy.Addr()), Units: []int{1, 2, 3, 4, 5, 6, 7, 8, 9}, Timeout: 200 * time.Millisecond, MaxTime: time.Minute}
 	res, err := Scan(cfg)
 	require.NoError(t, err)
 	k := kinds(res)
-	assert.Equal(t, map[int]Kind{1: KindOK, 2: KindGateway, 3: KindOK, 4: KindException, 5: KindTimeout, 6: KindGateway, 7: KindGarbled, 8: KindOK, 9: KindGateway}, k)
+	assert.Equal(t, map[int]Kind{1: KindOK, 2: KindGateway, 3: KindOK, 4: KindException, 5: KindTimeout, 6: KindConnection, 7: KindGarbled, 8: KindOK, 9: KindGateway}, k)
 	var present []int
 	for _, u := range res.Present() {
 		present = append(present, u.Unit)
@@ -61,7 +63,8 @@ func TestScanFaults(t *testing.T) {
 	assert.Contains(t, s, "unit 4: answered with exception 2")
 	assert.Contains(t, s, "unit 7: garbled reply")
 	assert.Contains(t, s, "no answer: 5")
-	assert.Contains(t, s, "no device behind it): 2,6,9")
+	assert.Contains(t, s, "no device behind it): 2,9")
+	assert.Contains(t, s, "unit 6: the connection broke while asking it")
 	assert.Contains(t, s, "# - {id: unit-8, unit_id: 8, profile: PROFILE}")
 }
 
@@ -116,6 +119,23 @@ func TestScanPymodbus(t *testing.T) {
 		"unit 1 has no holding 0, unit 3 no holding registers at all: both answer exception 2")
 	require.Len(t, res.Present(), 2)
 	assert.Equal(t, 2, res.Present()[0].Code)
+}
+
+// TestScanPymodbusRTU scans pymodbus serving RTU frames over TCP: our RTU parser against another
+// implementation's frames and CRCs, exceptions included; and the same server scanned as tcp://.
+func TestScanPymodbusRTU(t *testing.T) {
+	addr := pymodbus(t, "--ignore-missing", "--framer", "rtu")
+	res, err := Scan(ScanConfig{Endpoint: endpoint(t, "rtuovertcp://"+addr), Units: []int{1, 2, 3}, Timeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+	assert.Equal(t, map[int]Kind{1: KindException, 2: KindTimeout, 3: KindException}, kinds(res))
+	assert.Equal(t, 2, res.Units[0].Code)
+
+	c := CheckConfig{Endpoint: endpoint(t, "rtuovertcp://"+addr), Unit: 1, Timeout: time.Second}
+	c.Profile, err = FindProfile("testdata/pymodbus-meter.yaml", nil)
+	require.NoError(t, err)
+	cr, err := Check(c)
+	require.NoError(t, err)
+	assert.InDelta(t, 49.98, results(cr)["frequency"].Value, 1e-4)
 }
 
 // TestScanRTUOverTCP scans an RTU-over-TCP gateway with a dead meter, and the same gateway with the

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """A Modbus/TCP server on Debian's python3-pymodbus for the probe's tests.
 
-  pymodbus_server.py --port 5020 [--ignore-missing]
+  pymodbus_server.py --port 5020 [--ignore-missing] [--framer socket|rtu]
+
+--framer rtu serves RTU frames over TCP (a serial gateway in transparent mode: rtuovertcp://).
 
 Unit 1 (a meter with its values in several encodings), holding registers (0-based):
   100-101 float32 ABCD  230.4   (voltage)
@@ -23,6 +25,8 @@ import sys
 
 from pymodbus.datastore import (ModbusServerContext, ModbusSlaveContext,
                                 ModbusSparseDataBlock)
+from pymodbus.framer.rtu_framer import ModbusRtuFramer
+from pymodbus.framer.socket_framer import ModbusSocketFramer
 from pymodbus.server import StartAsyncTcpServer
 
 
@@ -40,6 +44,7 @@ async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--ignore-missing", action="store_true")
+    ap.add_argument("--framer", choices=["socket", "rtu"], default="socket")
     args = ap.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
 
@@ -48,7 +53,8 @@ async def main():
     meter = ModbusSlaveContext(hr=ModbusSparseDataBlock(regs), ir=ModbusSparseDataBlock({0: [1]}), zero_mode=True)
     bare = ModbusSlaveContext(hr=ModbusSparseDataBlock({60000: [0]}), ir=ModbusSparseDataBlock({0: [7]}), zero_mode=True)
     context = ModbusServerContext(slaves={1: meter, 3: bare}, single=False)
-    server = await StartAsyncTcpServer(context=context, address=("127.0.0.1", args.port), defer_start=True,
+    framer = ModbusRtuFramer if args.framer == "rtu" else ModbusSocketFramer
+    server = await StartAsyncTcpServer(context=context, address=("127.0.0.1", args.port), defer_start=True, framer=framer,
                                        allow_reuse_address=True, ignore_missing_slaves=args.ignore_missing)
     print("ready", flush=True)
     await server.serve_forever()
