@@ -56,6 +56,7 @@ type FindResult struct {
 	Candidates []Candidate
 	Read       map[Table]int // registers read per table
 	Refused    map[Table]int // registers the device refused (exceptions)
+	Unanswered []string      // blocks that timed out or came back garbled
 	Requests   int
 	Elapsed    time.Duration
 }
@@ -98,6 +99,11 @@ func Find(cfg FindConfig) (*FindResult, error) {
 					return err
 				}
 				return read(addr+h, count-h)
+			case KindTimeout, KindGarbled:
+				// Some devices do not answer reads of registers they lack at all. Splitting would cost a
+				// timeout per register: the block is reported unread and the search goes on.
+				res.Unanswered = append(res.Unanswered, fmt.Sprintf("%s %d-%d (%s)", table, addr, addr+count-1, o.Kind))
+				return nil
 			case KindConnection:
 				if err := conn.Open(); err != nil {
 					return err
@@ -111,6 +117,9 @@ func Find(cfg FindConfig) (*FindResult, error) {
 			}
 		}
 		res.Read[table] = len(regs)
+		if len(regs) == 0 && len(res.Unanswered) > 0 && res.Refused[table] == 0 {
+			return nil, fmt.Errorf("unit %d does not answer reads of %s %d-%d (%s)", cfg.Unit, table, cfg.From, cfg.To, res.Unanswered[0])
+		}
 		res.Candidates = append(res.Candidates, match(table, regs, cfg.Value, tol)...)
 	}
 	slices.SortStableFunc(res.Candidates, func(a, b Candidate) int {
@@ -242,6 +251,9 @@ func WriteFind(w io.Writer, cfg FindConfig, r *FindResult) {
 	probe.Comment(w, "otelcol-iiot-probe modbus find %s unit %d: value %s ± %s in %s", cfg.Endpoint.Raw, cfg.Unit,
 		probe.Num(cfg.Value), probe.Num(roundSig(cfg.Tolerance, 3)), strings.Join(tables, ", "))
 	probe.Comment(w, "%d candidates, best first (%d requests in %s)", len(r.Candidates), r.Requests, r.Elapsed.Round(time.Millisecond))
+	if len(r.Unanswered) > 0 {
+		probe.Comment(w, "not read (no answer): %s", strings.Join(r.Unanswered, ", "))
+	}
 	if len(r.Candidates) == 0 {
 		probe.Comment(w, "no register produces the value: widen --range, add --table, raise --tolerance, or read the display again")
 		return

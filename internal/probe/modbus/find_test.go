@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/faultproxy"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
 )
 
@@ -115,4 +116,26 @@ func TestFindPymodbus(t *testing.T) {
 func TestDefaultTolerance(t *testing.T) {
 	assert.InDelta(t, 0.05+0.005*230.4, DefaultTolerance("230.4", 230.4), 1e-12)
 	assert.InDelta(t, 0.5+0.005*50, DefaultTolerance("50", 50), 1e-12)
+}
+
+// TestFindSilentBlock: a device that does not answer reads of one block (a gap it lacks) is searched
+// around it; a device that answers nothing is an error, not an empty search.
+func TestFindSilentBlock(t *testing.T) {
+	bank := modbustest.NewBank(1)
+	bank.SetRegisters(1, modbustest.Holding, 130, f32(49.95)...)
+	proxy, err := faultproxy.New(startServer(t, bank), faultproxy.WithFramer(faultproxy.MBAPFrames))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
+	proxy.Inject(faultproxy.Truncate(0)) // the first read (holding 0-124) goes unanswered
+	cfg := FindConfig{Endpoint: endpoint(t, "tcp://"+proxy.Addr()), Unit: 1, Timeout: 200 * time.Millisecond, Value: 49.95, Tolerance: 0.001,
+		Tables: []Table{Holding}, From: 0, To: 200}
+	r, err := Find(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"holding 0-124 (timeout)"}, r.Unanswered)
+	assert.Equal(t, Candidate{Table: Holding, Address: 130, Type: "float32", Order: "ABCD", Scale: 1}, strip(best(t, r)))
+
+	proxy.SetPolicy(func() faultproxy.Fault { return faultproxy.Truncate(0) })
+	cfg.To = 100
+	_, err = Find(cfg)
+	require.ErrorContains(t, err, "unit 1 does not answer reads of holding 0-100")
 }
