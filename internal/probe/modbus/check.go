@@ -115,6 +115,7 @@ func Check(cfg CheckConfig) (*CheckResult, error) {
 	res := &CheckResult{}
 	byName := map[string]int{}
 	var raws [][]byte
+	answered, silent := 0, 0
 	for i := range p.Fields {
 		f := &p.Fields[i]
 		byName[f.Name] = i
@@ -139,6 +140,15 @@ func Check(cfg CheckConfig) (*CheckResult, error) {
 					return nil, err
 				}
 			}
+		}
+		if fr.Kind == KindTimeout {
+			silent++
+		} else {
+			answered++
+		}
+		// A unit that answers nothing would cost a timeout per field: give up after three.
+		if answered == 0 && silent == 3 {
+			return nil, fmt.Errorf("unit %d does not answer (3 reads timed out): check the unit id (modbus scan) and the line", cfg.Unit)
 		}
 		res.Fields, raws = append(res.Fields, fr), append(raws, raw)
 	}

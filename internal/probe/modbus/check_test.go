@@ -136,3 +136,15 @@ func TestFindProfileErrors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "b", p.Name)
 }
+
+// TestCheckSilentUnit: a unit that never answers fails after three reads, not after a timeout per field.
+func TestCheckSilentUnit(t *testing.T) {
+	bank := modbustest.NewBank(1)
+	srv, err := modbustest.ListenRTUOverTCP("127.0.0.1:0", bank)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	p, err := FindProfile("chint_dtsu666", []string{profilesDir})
+	require.NoError(t, err)
+	_, err = Check(CheckConfig{Endpoint: endpoint(t, "rtuovertcp://"+srv.Addr()), Unit: 5, Timeout: 100 * time.Millisecond, Profile: p})
+	require.ErrorContains(t, err, "unit 5 does not answer (3 reads timed out)")
+}
