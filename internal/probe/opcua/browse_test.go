@@ -174,3 +174,18 @@ func TestUCUM(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestBrowseRefused: a server with secured endpoints only is refused with what it offers; a server
+// that is not there is an error, not a hang.
+func TestBrowseRefused(t *testing.T) {
+	srv, err := sim.Start(sim.Config{Port: freePort(t), Security: []string{"Basic256Sha256:SignAndEncrypt"}})
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	cfg := BrowseConfig{Endpoint: srv.Endpoint(), Root: "ns=0;i=85", Depth: 5, Timeout: 2 * time.Second, DeviceID: "d"}
+	_, err = Browse(context.Background(), cfg)
+	require.ErrorContains(t, err, "offers no endpoint without security (it offers Basic256Sha256/SignAndEncrypt)")
+
+	cfg.Endpoint = "opc.tcp://127.0.0.1:" + strconv.Itoa(freePort(t))
+	_, err = Browse(context.Background(), cfg)
+	require.ErrorContains(t, err, "cannot get the endpoints")
+}
