@@ -27,7 +27,7 @@ device files of the edge configuration (devices/*.yaml), with what it measured a
   modbus check  --endpoint … --unit N --profile NAME|FILE[:NAME] [--id ID]
   modbus find   --endpoint … --unit N --value 230.4 [--range 0-2000] [--table holding,input] [--tolerance T]
   dlt645 scan   --endpoint tcp://host:port|serial:///dev/ttyUSB0 [--baud-rate 2400] [--address A,…]
-  opcua browse  --endpoint opc.tcp://host:port [--root ns=0;i=85] [--depth 5]
+  opcua browse  --endpoint opc.tcp://host:port [--root ns=0;i=85] [--depth 5] [--security none|auto]
 
 Run a command with -h for its flags. Exit code 0: done; 1: the device could not be reached or the
 command failed; 2: bad usage.
@@ -369,6 +369,7 @@ func opcuaBrowse(args []string, stdout, stderr io.Writer) error {
 	maxNodes := fs.Int("max-nodes", 2000, "most variables listed")
 	timeout := fs.Duration("timeout", 5*time.Second, "timeout of one request")
 	id := fs.String("id", "opcua-server", "device_id of the entry printed")
+	security := fs.String("security", "none", "none: browse over an endpoint without security; auto: over the most secure one, with a throw-away client certificate")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -385,10 +386,13 @@ func opcuaBrowse(args []string, stdout, stderr io.Writer) error {
 	if *timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--timeout: must be > 0, got %s", *timeout))
 	}
+	if *security != "none" && *security != "auto" {
+		errs = append(errs, fmt.Errorf("--security: unknown %q (want none or auto)", *security))
+	}
 	if len(errs) > 0 {
 		return usageError{errors.Join(errs...)}
 	}
-	cfg := probeopcua.BrowseConfig{Endpoint: *endpoint, Root: *root, Depth: *depth, MaxNodes: *maxNodes, Timeout: *timeout, DeviceID: *id}
+	cfg := probeopcua.BrowseConfig{Endpoint: *endpoint, Root: *root, Depth: *depth, MaxNodes: *maxNodes, Timeout: *timeout, DeviceID: *id, Secure: *security == "auto"}
 	res, err := probeopcua.Browse(context.Background(), cfg)
 	if err != nil {
 		return err

@@ -4,9 +4,16 @@ package opcua
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
+	"net/url"
 	"strings"
 	"time"
 
@@ -25,6 +32,9 @@ type BrowseConfig struct {
 	MaxNodes int    // most variables listed
 	Timeout  time.Duration
 	DeviceID string
+	// Secure browses over the server's most secure endpoint with a throw-away client certificate
+	// instead of an endpoint without security (for servers that offer none).
+	Secure bool
 }
 
 // Variable is one variable found.
@@ -42,6 +52,10 @@ type Variable struct {
 type BrowseResult struct {
 	Variables []*Variable
 	Security  []string // policies and modes the server offers
+	// Fingerprint is the SHA-256 of the server's certificate (hex, colons), when it offers secured endpoints.
+	Fingerprint string
+	// Over is the policy/mode the probe browsed over.
+	Over      string
 	Truncated bool
 	Elapsed   time.Duration
 }
@@ -59,8 +73,7 @@ func Browse(ctx context.Context, cfg BrowseConfig) (*BrowseResult, error) {
 	var none *ua.EndpointDescription
 	seen := map[string]bool{}
 	for _, ep := range eps {
-		pol := strings.TrimPrefix(ep.SecurityPolicyURI, "http://opcfoundation.org/UA/SecurityPolicy#")
-		s := pol + "/" + strings.TrimPrefix(ep.SecurityMode.String(), "MessageSecurityMode")
+		s := endpointName(ep)
 		if !seen[s] {
 			seen[s] = true
 			res.Security = append(res.Security, s)
@@ -68,15 +81,32 @@ func Browse(ctx context.Context, cfg BrowseConfig) (*BrowseResult, error) {
 		if ep.SecurityMode == ua.MessageSecurityModeNone && none == nil {
 			none = ep
 		}
+		if ep.SecurityMode != ua.MessageSecurityModeNone && len(ep.ServerCertificate) > 0 && res.Fingerprint == "" {
+			res.Fingerprint = fingerprint(ep.ServerCertificate)
+		}
 	}
-	if none == nil {
-		return nil, fmt.Errorf("%s offers no endpoint without security (it offers %s); the probe browses over security None: enable a None endpoint for commissioning",
+	opts := []opcua.Option{opcua.AuthAnonymous(), opcua.AutoReconnect(false), opcua.RequestTimeout(cfg.Timeout), opcua.DialTimeout(cfg.Timeout),
+		opcua.ApplicationName("otelcol-iiot-probe"), opcua.ApplicationURI(appURI)}
+	switch {
+	case cfg.Secure:
+		best, err := opcua.SelectEndpoint(eps, "", ua.MessageSecurityModeInvalid)
+		if err != nil {
+			return nil, err
+		}
+		der, key, err := throwAwayCertificate()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, opcua.SecurityFromEndpoint(best, ua.UserTokenTypeAnonymous), opcua.Certificate(der), opcua.PrivateKey(key))
+		res.Over = endpointName(best)
+	case none == nil:
+		return nil, fmt.Errorf("%s offers no endpoint without security (it offers %s): browse with --security auto",
 			cfg.Endpoint, strings.Join(res.Security, ", "))
+	default:
+		opts = append(opts, opcua.SecurityFromEndpoint(none, ua.UserTokenTypeAnonymous))
+		res.Over = endpointName(none)
 	}
-	c, err := opcua.NewClient(cfg.Endpoint,
-		opcua.SecurityFromEndpoint(none, ua.UserTokenTypeAnonymous), opcua.AuthAnonymous(),
-		opcua.AutoReconnect(false), opcua.RequestTimeout(cfg.Timeout), opcua.DialTimeout(cfg.Timeout),
-		opcua.ApplicationName("otelcol-iiot-probe"), opcua.ApplicationURI("urn:otelcol-iiot:probe"))
+	c, err := opcua.NewClient(cfg.Endpoint, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +147,46 @@ func parseNodeID(s string, namespaces []string) (*ua.NodeID, error) {
 		return nil, fmt.Errorf("%q: the server has no namespace %q (it has %s)", s, uri, strings.Join(namespaces, ", "))
 	}
 	return ua.ParseNodeID(s)
+}
+
+const appURI = "urn:otelcol-iiot:probe"
+
+func endpointName(ep *ua.EndpointDescription) string {
+	pol := strings.TrimPrefix(ep.SecurityPolicyURI, "http://opcfoundation.org/UA/SecurityPolicy#")
+	return pol + "/" + strings.TrimPrefix(ep.SecurityMode.String(), "MessageSecurityMode")
+}
+
+// fingerprint is the SHA-256 of a DER certificate, hex with colons (as the receiver logs and accepts it).
+func fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	parts := make([]string, len(sum))
+	for i, b := range sum {
+		parts[i] = fmt.Sprintf("%02X", b)
+	}
+	return strings.Join(parts, ":")
+}
+
+// throwAwayCertificate makes the self-signed client certificate of one browse: it lives in memory
+// only. A server that checks client certificates must be told to trust it (or to accept any).
+func throwAwayCertificate() ([]byte, *rsa.PrivateKey, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, err
+	}
+	uri, _ := url.Parse(appURI)
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: "otelcol-iiot-probe", Organization: []string{"otelcol-iiot"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment | x509.KeyUsageContentCommitment,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		URIs:                  []*url.URL{uri},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	return der, key, err
 }
 
 type node struct {
@@ -389,7 +459,7 @@ func WriteBrowse(w io.Writer, cfg BrowseConfig, r *BrowseResult) error {
 	}
 	probe.Comment(w, "otelcol-iiot-probe opcua browse %s from %s, %d levels: %d variables, %d numeric or Boolean (%s)",
 		cfg.Endpoint, cfg.Root, cfg.Depth, len(r.Variables), usable, r.Elapsed.Round(time.Millisecond))
-	probe.Comment(w, "the server offers: %s (browsed over None; for production prefer policy: auto, see the receiver's README)", strings.Join(r.Security, ", "))
+	probe.Comment(w, "the server offers: %s; browsed over %s", strings.Join(r.Security, ", "), r.Over)
 	if r.Truncated {
 		probe.Comment(w, "stopped at --max-nodes %d variables: narrow --root or raise --max-nodes", cfg.MaxNodes)
 	}
@@ -399,6 +469,16 @@ func WriteBrowse(w io.Writer, cfg BrowseConfig, r *BrowseResult) error {
 	}
 	fmt.Fprintf(w, "endpoint: %s\n", probe.Q(cfg.Endpoint))
 	fmt.Fprintf(w, "device_id: %s\n", probe.Q(cfg.DeviceID))
+	if r.Fingerprint != "" {
+		// The server has secured endpoints: use them, trusting the certificate it showed the probe.
+		fmt.Fprintln(w, "security:")
+		fmt.Fprintln(w, "  policy: auto")
+		fmt.Fprintln(w, "  mode: auto")
+		fmt.Fprintln(w, "  # the certificate the server presented to the probe: compare it with the one the server shows")
+		fmt.Fprintln(w, "  # before trusting it. The server must trust the collector's client certificate in turn (the")
+		fmt.Fprintln(w, "  # receiver logs its fingerprint when it generates it; see the receiver's README).")
+		fmt.Fprintf(w, "  server_certificate_fingerprints: [%q]\n", r.Fingerprint)
+	}
 	fmt.Fprintln(w, "nodes:")
 	names := map[string]bool{}
 	for _, v := range r.Variables {

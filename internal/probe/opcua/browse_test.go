@@ -73,6 +73,10 @@ func TestBrowseSimulator(t *testing.T) {
 		"plant.line1.vector", "plant.line1.doubtful", "plant.line2.temperature", "plant.line2.pressure"}, names)
 	assert.Equal(t, "nsu=urn:otelcol-iiot:opcuasim;s=Temperature", c.Nodes[0].ID)
 	assert.Equal(t, "line-plc", c.DeviceID)
+	// The server has secured endpoints: the entry uses them, pinning the certificate the probe saw.
+	assert.Equal(t, opcuareceiver.PolicyAuto, c.Security.Policy)
+	assert.Equal(t, []string{fingerprint(srv.CertificateDER())}, c.Security.ServerCertificateFingerprints)
+	assert.Equal(t, "None/None", res.Over)
 }
 
 // TestBrowseDepthAndLimit: a shallow browse does not reach the variables; a small limit stops and says so.
@@ -175,15 +179,26 @@ func TestUCUM(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// TestBrowseRefused: a server with secured endpoints only is refused with what it offers; a server
-// that is not there is an error, not a hang.
+// TestBrowseRefused: a server with secured endpoints only is refused with what it offers, unless the
+// probe is told to browse securely; a server that is not there is an error, not a hang.
 func TestBrowseRefused(t *testing.T) {
 	srv, err := sim.Start(sim.Config{Port: freePort(t), Security: []string{"Basic256Sha256:SignAndEncrypt"}})
 	require.NoError(t, err)
 	t.Cleanup(srv.Close)
 	cfg := BrowseConfig{Endpoint: srv.Endpoint(), Root: "ns=0;i=85", Depth: 5, Timeout: 2 * time.Second, DeviceID: "d"}
 	_, err = Browse(context.Background(), cfg)
-	require.ErrorContains(t, err, "offers no endpoint without security (it offers Basic256Sha256/SignAndEncrypt)")
+	require.ErrorContains(t, err, "offers no endpoint without security (it offers Basic256Sha256/SignAndEncrypt): browse with --security auto")
+
+	// With --security auto the probe browses over the secured endpoint with a throw-away certificate.
+	cfg.Secure = true
+	res, err := Browse(context.Background(), cfg)
+	require.NoError(t, err)
+	assert.Equal(t, "Basic256Sha256/SignAndEncrypt", res.Over)
+	assert.NotEmpty(t, res.Variables)
+	var out bytes.Buffer
+	require.NoError(t, WriteBrowse(&out, cfg, res))
+	loadOPCUA(t, out.String())
+	cfg.Secure = false
 
 	cfg.Endpoint = "opc.tcp://127.0.0.1:" + strconv.Itoa(freePort(t))
 	_, err = Browse(context.Background(), cfg)
