@@ -109,16 +109,14 @@ func Check(cfg CheckConfig) (*CheckResult, error) {
 	conn := NewConn(cfg.Endpoint, cfg.Line, cfg.Timeout)
 	defer conn.Close()
 	if err := conn.Open(); err != nil {
-		return nil, err
+		return nil, &Outcome{Kind: KindConnection, Err: err}
 	}
 	p := cfg.Profile
 	res := &CheckResult{}
-	byName := map[string]int{}
 	var raws [][]byte
 	answered, silent := 0, 0
 	for i := range p.Fields {
 		f := &p.Fields[i]
-		byName[f.Name] = i
 		fr := FieldResult{Field: f, Kind: KindOK}
 		table, addr, err := f.Location()
 		if err != nil {
@@ -137,7 +135,7 @@ func Check(cfg CheckConfig) (*CheckResult, error) {
 			fr.Kind, fr.Code, fr.Why = o.Kind, o.Code, o.Err.Error()
 			if o.Kind == KindConnection {
 				if err := conn.Open(); err != nil {
-					return nil, err
+					return nil, &Outcome{Kind: KindConnection, Err: err}
 				}
 			}
 		}

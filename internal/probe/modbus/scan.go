@@ -67,7 +67,13 @@ func Identify(cfg ScanConfig, r *ScanResult, profiles []*Profile) error {
 		for _, p := range profiles {
 			res, err := Check(CheckConfig{Endpoint: cfg.Endpoint, Line: cfg.Line, Unit: u.Unit, Timeout: cfg.Timeout, Profile: p})
 			if err != nil {
-				return err
+				var o *Outcome
+				if errors.As(err, &o) && o.Kind == KindConnection {
+					return err // the link is gone
+				}
+				// This profile cannot be read from this unit (it stopped answering): it does not fit.
+				r.Tried[u.Unit] = append(r.Tried[u.Unit], Identification{Profile: p})
+				continue
 			}
 			live := 0
 			for _, f := range res.Fields {
