@@ -13,6 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	opcuasim "github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
 )
 
@@ -80,4 +83,59 @@ func TestModbusScanCommand(t *testing.T) {
 	assert.Equal(t, 1, rc)
 	assert.Empty(t, out)
 	assert.Contains(t, errOut, "connection refused")
+}
+
+// TestCommands runs each command through the command line against the simulators: the flags reach
+// the probes, the YAML is on stdout and nothing else is.
+func TestCommands(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	bank := modbustest.NewBank(3)
+	m := &modbustest.DTSU666{Bank: bank, Unit: 3}
+	m.Update(100, 1)
+	srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 4, Timeout: time.Minute, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
+	require.NoError(t, err)
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() { _ = srv.Stop() })
+	profiles := "../../../distributions/otelcol-iiot/profiles"
+
+	rc, out, errOut := run("modbus", "check", "--endpoint", "tcp://"+addr, "--unit", "3", "--profile", "chint_dtsu666", "--profile-dir", profiles, "--id", "feeder")
+	require.Equal(t, 0, rc, errOut)
+	assert.Contains(t, out, "      - id: feeder\n        unit_id: 3\n        profile: chint_dtsu666\n")
+
+	rc, out, errOut = run("modbus", "scan", "--endpoint", "tcp://"+addr, "--units", "1-3", "--profiles", "all", "--profile-dir", profiles)
+	require.Equal(t, 0, rc, errOut)
+	assert.Contains(t, out, "- {id: chint_dtsu666-3, unit_id: 3, profile: chint_dtsu666}")
+
+	rc, out, errOut = run("modbus", "find", "--endpoint", "tcp://"+addr, "--unit", "3", "--value", "50", "--tolerance", "1",
+		"--range", "8250-8270", "--table", "holding", "--name", "frequency", "--unit-name", "Hz")
+	require.Equal(t, 0, rc, errOut)
+	assert.Contains(t, out, "- {name: frequency, address: 8260, type: float32, scale: 0.01, unit: Hz}")
+
+	dsrv := sim.NewServer(sim.Options{}, func() *sim.Meter {
+		mt := sim.NewMeter(dlt645.Address{0x01}, dlt645.V2007)
+		require.NoError(t, mt.Set(0x00010000, 12.5))
+		return mt
+	}())
+	dln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = dsrv.Serve(dln) }()
+	t.Cleanup(func() { _ = dsrv.Close(); <-done })
+	rc, out, errOut = run("dlt645", "scan", "--endpoint", "tcp://"+dln.Addr().String(), "--timeout", "200ms")
+	require.Equal(t, 0, rc, errOut)
+	assert.Contains(t, out, `address: "000000000001"`)
+
+	ol, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ol.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ol.Close())
+	osrv, err := opcuasim.Start(opcuasim.Config{Port: port})
+	require.NoError(t, err)
+	t.Cleanup(osrv.Close)
+	rc, out, errOut = run("opcua", "browse", "--endpoint", osrv.Endpoint(), "--root", "nsu=urn:otelcol-iiot:opcuasim;s=Folder.Line2", "--id", "plc")
+	require.Equal(t, 0, rc, errOut)
+	assert.Contains(t, out, `- {id: "nsu=urn:otelcol-iiot:opcuasim;s=Line2.Temperature", name: temperature}`)
 }
