@@ -16,7 +16,7 @@ APT_PKGS    := prometheus socat python3-pymodbus python3-serial-asyncio lintian 
 E2E_TIMEOUT ?= 50m
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all tools generate generate-dist check-generated build build-gateway gateway-sources test deps preflight unit e2e fmt-check vet staticcheck rules-check lint bench dist demo clean
+.PHONY: all tools generate generate-dist check-generated build build-probe build-gateway gateway-sources test deps preflight unit e2e fmt-check vet staticcheck rules-check lint bench dist demo clean
 
 all: build
 
@@ -47,10 +47,17 @@ check-generated: generate
 
 # --- build ---------------------------------------------------------------------------------
 # Always asks go build: its cache makes an unchanged rebuild take seconds.
-build:
+build: build-probe
 	@mkdir -p $(BUILD)
 	$(GOBUILD) -o $(BINARY) ./cmd/otelcol-iiot
 	@echo "built $(BINARY)"
+
+# The commissioning tool: a small binary of its own (no collector inside), cheap enough for every build.
+PROBE := $(BUILD)/otelcol-iiot-probe
+build-probe:
+	@mkdir -p $(BUILD)
+	$(GOBUILD) -o $(PROBE) ./cmd/otelcol-iiot-probe
+	@echo "built $(PROBE)"
 
 # The gateway tier has its own manifest (kafka, loadbalancing, spanmetrics, prometheus receiver: heavy
 # dependencies the edge binary must not carry); ocb generates a module in _build/gateway that uses this
