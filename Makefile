@@ -152,6 +152,7 @@ dist: gateway-sources
 	  if [ "$$arch" = arm ]; then arm=$${rest#*/}; suffix=$${suffix}v$$arm; fi; \
 	  echo "building dist/otelcol-iiot_$$suffix"; \
 	  GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GOBUILD) -ldflags='-s -w' -o dist/otelcol-iiot_$$suffix ./cmd/otelcol-iiot; \
+	  GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GOBUILD) -ldflags='-s -w' -o dist/otelcol-iiot-probe_$$suffix ./cmd/otelcol-iiot-probe; \
 	  echo "building dist/otelcol-iiot-gateway_$$suffix"; \
 	  (cd $(BUILD)/gateway && GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GOBUILD) -ldflags='-s -w' -o $(CURDIR)/dist/otelcol-iiot-gateway_$$suffix .); \
 	done
@@ -187,11 +188,12 @@ package-files:
 	  printf '%s (%s-1) stable; urgency=medium\n\n  * Package of %s %s (commit %s); the changes are in\n    /usr/share/doc/%s/changelog.gz.\n\n -- otelcol-iiot maintainers <maintainers@otelcol-iiot.dev>  %s\n' \
 	    $$d $(PKG_VERSION) $$d $(PKG_VERSION) $$rev $$d "$$date" | gzip -9n > $(PKG_GEN)/$$d/changelog.Debian.gz; \
 	  gzip -9nc distributions/$$d/packaging/$$d.1 > $(PKG_GEN)/$$d/$$d.1.gz; done
+	@gzip -9nc cmd/otelcol-iiot-probe/otelcol-iiot-probe.1 > $(PKG_GEN)/otelcol-iiot/otelcol-iiot-probe.1.gz
 
 # pkg DIST ARCH(dist suffix) FORMAT: one package into dist/ (nfpm's arch names: amd64, arm64, arm7).
 define nfpm-pkg
 PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$$(a=$(2); [ $$a = armv7 ] && a=arm7; echo $$a) \
-  PKG_BINARY=dist/$(1)_linux_$(2) PKG_GENERATED=$(PKG_GEN)/$(1) \
+  PKG_BINARY=dist/$(1)_linux_$(2) PKG_PROBE_BINARY=dist/otelcol-iiot-probe_linux_$(2) PKG_GENERATED=$(PKG_GEN)/$(1) \
   $(NFPM) package --config distributions/$(1)/packaging/nfpm.yaml --packager $(3) --target dist/
 endef
 
@@ -205,6 +207,7 @@ package: dist package-files $(NFPM)
 package-test: deps package-files $(NFPM)
 	@mkdir -p dist
 	$(GOBUILD) -ldflags='-s -w' -o dist/otelcol-iiot_linux_amd64 ./cmd/otelcol-iiot
+	$(GOBUILD) -ldflags='-s -w' -o dist/otelcol-iiot-probe_linux_amd64 ./cmd/otelcol-iiot-probe
 	rm -f dist/otelcol-iiot_*_amd64.deb dist/otelcol-iiot-[0-9]*.x86_64.rpm
 	$(call nfpm-pkg,otelcol-iiot,amd64,deb)
 	$(call nfpm-pkg,otelcol-iiot,amd64,rpm)

@@ -55,6 +55,7 @@ func expectedEntries(t *testing.T) []entry {
 	d := filepath.Join(repoRoot, "distributions", pkgName)
 	es := []entry{
 		{path: "/usr/bin/otelcol-iiot", mode: 0o755, owner: "root", group: "root"},
+		{path: "/usr/bin/otelcol-iiot-probe", mode: 0o755, owner: "root", group: "root"},
 		{path: "/lib/systemd/system/otelcol-iiot.service", mode: 0o644, owner: "root", group: "root", src: filepath.Join(d, "otelcol-iiot.service"), debOnly: true},
 		{path: "/usr/lib/systemd/system/otelcol-iiot.service", mode: 0o644, owner: "root", group: "root", src: filepath.Join(d, "otelcol-iiot.service"), rpmOnly: true},
 		{path: confDir, mode: os.ModeDir | 0o755, owner: "root", group: "root"},
@@ -69,6 +70,7 @@ func expectedEntries(t *testing.T) []entry {
 		{path: "/usr/share/doc/otelcol-iiot/changelog.gz", mode: 0o644, owner: "root", group: "root"},
 		{path: "/usr/share/doc/otelcol-iiot/changelog.Debian.gz", mode: 0o644, owner: "root", group: "root", debOnly: true},
 		{path: "/usr/share/man/man1/otelcol-iiot.1.gz", mode: 0o644, owner: "root", group: "root"},
+		{path: "/usr/share/man/man1/otelcol-iiot-probe.1.gz", mode: 0o644, owner: "root", group: "root"},
 		{path: "/usr/share/lintian/overrides/otelcol-iiot", mode: 0o644, owner: "root", group: "root", src: filepath.Join(d, "packaging", "lintian-overrides"), debOnly: true},
 		{path: "/usr/share/otelcol-iiot/prometheus/otelcol-iiot.rules.yml", mode: 0o644, owner: "root", group: "root", src: filepath.Join(d, "prometheus", "otelcol-iiot.rules.yml")},
 	}

@@ -368,7 +368,7 @@ func opcuaBrowse(args []string, stdout, stderr io.Writer) error {
 	depth := fs.Int("depth", 5, "levels of objects below the root")
 	maxNodes := fs.Int("max-nodes", 2000, "most variables listed")
 	timeout := fs.Duration("timeout", 5*time.Second, "timeout of one request")
-	id := fs.String("id", "opcua-server", "device_id of the entry printed")
+	id := fs.String("id", "opcua-server", "id of the entry printed")
 	security := fs.String("security", "none", "none: browse over an endpoint without security; auto: over the most secure one, with a throw-away client certificate")
 	if err := parse(fs, args); err != nil {
 		return err

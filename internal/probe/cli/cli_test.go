@@ -13,10 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	opcuasim "github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
+	opcuasim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/opcua"
 )
 
 func TestMain(m *testing.M) {
@@ -67,7 +67,7 @@ func TestModbusScanCommand(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	bank := modbustest.NewBank(1, 3)
+	bank := modbussim.NewBank(1, 3)
 	srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 4, Timeout: time.Minute, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
 	require.NoError(t, err)
 	require.NoError(t, srv.Start())
@@ -92,8 +92,8 @@ func TestCommands(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	bank := modbustest.NewBank(3)
-	m := &modbustest.DTSU666{Bank: bank, Unit: 3}
+	bank := modbussim.NewBank(3)
+	m := &modbussim.DTSU666{Bank: bank, Unit: 3}
 	m.Update(100, 1)
 	srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 4, Timeout: time.Minute, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
 	require.NoError(t, err)

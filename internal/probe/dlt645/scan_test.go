@@ -13,8 +13,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645/sim"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/probe"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver"
 )
 

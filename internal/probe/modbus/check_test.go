@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 const profilesDir = "../../../distributions/otelcol-iiot/profiles"
@@ -30,11 +30,11 @@ func results(r *CheckResult) map[string]FieldResult {
 // with one register the device refuses: every other field reads plausibly, the refused one is
 // excluded from the device entry, and the entry loads in the receiver.
 func TestCheckShippedProfile(t *testing.T) {
-	bank := modbustest.NewBank(3)
-	m := &modbustest.DTSU666{Bank: bank, Unit: 3}
+	bank := modbussim.NewBank(3)
+	m := &modbussim.DTSU666{Bank: bank, Unit: 3}
 	m.E.ImportKWh = 4321
 	m.Update(100, 1)
-	bank.Fail(3, modbustest.Holding, 0x2044, 0x2045, modbus.ErrIllegalDataAddress) // frequency
+	bank.Fail(3, modbussim.Holding, 0x2044, 0x2045, modbus.ErrIllegalDataAddress) // frequency
 	addr := startServer(t, bank)
 
 	p, err := FindProfile("chint_dtsu666", []string{"/nonexistent", profilesDir})
@@ -64,8 +64,8 @@ func TestCheckShippedProfile(t *testing.T) {
 // TestCheckWrongByteOrder: the same meter read with a profile whose byte order is wrong: the values
 // are flagged implausible, not passed as readings.
 func TestCheckWrongByteOrder(t *testing.T) {
-	bank := modbustest.NewBank(3)
-	m := &modbustest.DTSU666{Bank: bank, Unit: 3}
+	bank := modbussim.NewBank(3)
+	m := &modbussim.DTSU666{Bank: bank, Unit: 3}
 	m.E.ImportKWh = 4321
 	m.Update(100, 1)
 	addr := startServer(t, bank)
@@ -139,8 +139,8 @@ func TestFindProfileErrors(t *testing.T) {
 
 // TestCheckSilentUnit: a unit that never answers fails after three reads, not after a timeout per field.
 func TestCheckSilentUnit(t *testing.T) {
-	bank := modbustest.NewBank(1)
-	srv, err := modbustest.ListenRTUOverTCP("127.0.0.1:0", bank)
+	bank := modbussim.NewBank(1)
+	srv, err := modbussim.ListenRTUOverTCP("127.0.0.1:0", bank)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
 	p, err := FindProfile("chint_dtsu666", []string{profilesDir})

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/faultproxy"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 func best(t *testing.T, r *FindResult) Candidate {
@@ -22,13 +22,13 @@ func best(t *testing.T, r *FindResult) Candidate {
 // TestFind plants one value in several encodings on a simulated device with a refused gap and finds
 // each encoding as the best candidate of its table.
 func TestFind(t *testing.T) {
-	bank := modbustest.NewBank(1)
-	bank.SetRegisters(1, modbustest.Holding, 100, f32(230.4)...)                           // float32 ABCD
-	bank.SetRegisters(1, modbustest.Input, 10, 2304)                                       // uint16, 0.1 V
-	bank.SetRegisters(1, modbustest.Holding, 300, 0x5678, 0x1234)                          // uint32 CDAB = 0x12345678
-	bank.SetRegisters(1, modbustest.Holding, 400, 0x9a99, 0x6643)                          // float32 DCBA 230.6 (0x4366999a)
-	bank.Fail(1, modbustest.Holding, 150, 160, modbus.ErrIllegalDataAddress)               // a gap the device refuses
-	bank.SetRegisters(1, modbustest.Holding, 161, modbustest.Uint32Regs(uint32(50000))...) // after the gap: 50.000 Hz in 0.001
+	bank := modbussim.NewBank(1)
+	bank.SetRegisters(1, modbussim.Holding, 100, f32(230.4)...)                          // float32 ABCD
+	bank.SetRegisters(1, modbussim.Input, 10, 2304)                                      // uint16, 0.1 V
+	bank.SetRegisters(1, modbussim.Holding, 300, 0x5678, 0x1234)                         // uint32 CDAB = 0x12345678
+	bank.SetRegisters(1, modbussim.Holding, 400, 0x9a99, 0x6643)                         // float32 DCBA 230.6 (0x4366999a)
+	bank.Fail(1, modbussim.Holding, 150, 160, modbus.ErrIllegalDataAddress)              // a gap the device refuses
+	bank.SetRegisters(1, modbussim.Holding, 161, modbussim.Uint32Regs(uint32(50000))...) // after the gap: 50.000 Hz in 0.001
 	addr := startServer(t, bank)
 	cfg := FindConfig{Endpoint: endpoint(t, "tcp://"+addr), Unit: 1, Timeout: time.Second, From: 0, To: 500}
 
@@ -121,8 +121,8 @@ func TestDefaultTolerance(t *testing.T) {
 // TestFindSilentBlock: a device that does not answer reads of one block (a gap it lacks) is searched
 // around it; a device that answers nothing is an error, not an empty search.
 func TestFindSilentBlock(t *testing.T) {
-	bank := modbustest.NewBank(1)
-	bank.SetRegisters(1, modbustest.Holding, 130, f32(49.95)...)
+	bank := modbussim.NewBank(1)
+	bank.SetRegisters(1, modbussim.Holding, 130, f32(49.95)...)
 	proxy, err := faultproxy.New(startServer(t, bank), faultproxy.WithFramer(faultproxy.MBAPFrames))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })

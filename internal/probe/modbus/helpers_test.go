@@ -19,8 +19,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/probe"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
 )
 
 func TestMain(m *testing.M) {
@@ -39,7 +39,7 @@ func freeAddr(t testing.TB) string {
 }
 
 // startServer serves bank with the simonvetter Modbus/TCP server on loopback.
-func startServer(t testing.TB, bank *modbustest.Bank) string {
+func startServer(t testing.TB, bank *modbussim.Bank) string {
 	t.Helper()
 	addr := freeAddr(t)
 	srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 16, Timeout: time.Minute, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
@@ -117,4 +117,4 @@ func loadModbusYAML(t *testing.T, out string) *modbusreceiver.Config {
 	return cfg
 }
 
-func f32(v float32) []uint16 { return modbustest.Float32Regs(v) }
+func f32(v float32) []uint16 { return modbussim.Float32Regs(v) }

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/faultproxy"
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 // mbapUnit matches Modbus/TCP replies of one unit (the unit id is byte 6 of the MBAP header).
@@ -32,9 +32,9 @@ func kinds(r *ScanResult) map[int]Kind {
 // unit costs one timeout, and the units after the faults still read (the link is reopened after each
 // doubt).
 func TestScanFaults(t *testing.T) {
-	bank := modbustest.NewBank(1, 3, 4, 5, 7, 8)
-	bank.SetRegisters(1, modbustest.Holding, 0, 1234)
-	bank.Fail(4, modbustest.Holding, 0, 0, modbus.ErrIllegalDataAddress) // a device without holding 0
+	bank := modbussim.NewBank(1, 3, 4, 5, 7, 8)
+	bank.SetRegisters(1, modbussim.Holding, 0, 1234)
+	bank.Fail(4, modbussim.Holding, 0, 0, modbus.ErrIllegalDataAddress) // a device without holding 0
 	target := startServer(t, bank)
 	proxy, err := faultproxy.New(target, faultproxy.WithFramer(faultproxy.MBAPFrames))
 	require.NoError(t, err)
@@ -70,7 +70,7 @@ func TestScanFaults(t *testing.T) {
 
 // TestScanBounded: a link where nothing answers stops after --max-time, listing the units it did not try.
 func TestScanBounded(t *testing.T) {
-	bank := modbustest.NewBank(1)
+	bank := modbussim.NewBank(1)
 	target := startServer(t, bank)
 	proxy, err := faultproxy.New(target, faultproxy.WithFramer(faultproxy.MBAPFrames))
 	require.NoError(t, err)
@@ -141,9 +141,9 @@ func TestScanPymodbusRTU(t *testing.T) {
 // TestScanRTUOverTCP scans an RTU-over-TCP gateway with a dead meter, and the same gateway with the
 // wrong scheme: the RTU answers are reported as garbled with the framing named, not as silence.
 func TestScanRTUOverTCP(t *testing.T) {
-	bank := modbustest.NewBank(1, 2, 3)
+	bank := modbussim.NewBank(1, 2, 3)
 	bank.SetSilent(2, true)
-	srv, err := modbustest.ListenRTUOverTCP("127.0.0.1:0", bank)
+	srv, err := modbussim.ListenRTUOverTCP("127.0.0.1:0", bank)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
 
@@ -165,7 +165,7 @@ func TestScanRTUOverTCP(t *testing.T) {
 // TestScanWrongFraming: an RTU frame arriving on a tcp:// scan is reported as garbled, naming the
 // framing it is in.
 func TestScanWrongFraming(t *testing.T) {
-	bank := modbustest.NewBank(1)
+	bank := modbussim.NewBank(1)
 	proxy, err := faultproxy.New(startServer(t, bank), faultproxy.WithFramer(faultproxy.MBAPFrames))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })
@@ -184,17 +184,17 @@ func TestScanWrongFraming(t *testing.T) {
 // profiles (a register map read at the wrong place reads zeros: they do not count); an unknown device
 // stays commented. The output loads in the receiver.
 func TestScanIdentify(t *testing.T) {
-	bank := modbustest.NewBank(1, 2, 3, 9)
-	sdm := &modbustest.SDM630{Bank: bank, Unit: 1}
+	bank := modbussim.NewBank(1, 2, 3, 9)
+	sdm := &modbussim.SDM630{Bank: bank, Unit: 1}
 	sdm.E.ImportKWh = 100
-	inv := &modbustest.Inverter{Bank: bank, Unit: 2, Serial: "SIM1", DayLength: time.Hour}
+	inv := &modbussim.Inverter{Bank: bank, Unit: 2, Serial: "SIM1", DayLength: time.Hour}
 	inv.Init()
-	dtsu := &modbustest.DTSU666{Bank: bank, Unit: 3}
+	dtsu := &modbussim.DTSU666{Bank: bank, Unit: 3}
 	dtsu.E.ImportKWh = 200
 	for _, u := range []func(t, dt float64){sdm.Update, inv.Update, dtsu.Update} {
 		u(1200, 1) // a third into the simulated day: the inverter produces
 	}
-	bank.SetRegisters(9, modbustest.Holding, 0, 1, 2, 3)
+	bank.SetRegisters(9, modbussim.Holding, 0, 1, 2, 3)
 	cfg := ScanConfig{Endpoint: endpoint(t, "tcp://"+startServer(t, bank)), Units: []int{1, 2, 3, 4, 9}, Timeout: time.Second}
 	res, err := Scan(cfg)
 	require.NoError(t, err)

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/modbustest"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
 // ptyPair starts socat with two raw ptys and returns their paths.
@@ -52,17 +52,18 @@ func TestSerialRTU(t *testing.T) {
 	a, b := ptyPair(t)
 	dev, err := os.OpenFile(b, os.O_RDWR|unix.O_NOCTTY, 0)
 	require.NoError(t, err)
-	bank := modbustest.NewBank(1, 2, 3)
+	bank := modbussim.NewBank(1, 2, 3)
 	bank.SetSilent(2, true) // a dead meter on the bus
-	bank.SetRegisters(1, modbustest.Holding, 10, f32(230.4)...)
-	bank.SetRegisters(3, modbustest.Holding, 0, 7)
+	bank.SetRegisters(1, modbussim.Holding, 10, f32(230.4)...)
+	bank.SetRegisters(3, modbussim.Holding, 0, 7)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = bank.ServeRTU(dev) }()
 	t.Cleanup(func() { _ = dev.Close(); <-done })
 
 	line := Line{BaudRate: 38400, DataBits: 8, Parity: "even", StopBits: 1}
+	// Timeouts generous for a loaded machine: a pty and a simulator goroutine stand between the requests.
 	ep := endpoint(t, "rtu://"+a)
-	cfg := ScanConfig{Endpoint: ep, Line: line, Units: []int{1, 2, 3, 4}, Timeout: 200 * time.Millisecond}
+	cfg := ScanConfig{Endpoint: ep, Line: line, Units: []int{1, 2, 3, 4}, Timeout: time.Second}
 	res, err := Scan(cfg)
 	require.NoError(t, err)
 	assert.Equal(t, map[int]Kind{1: KindOK, 2: KindTimeout, 3: KindOK, 4: KindTimeout}, kinds(res))
@@ -70,7 +71,7 @@ func TestSerialRTU(t *testing.T) {
 	WriteScan(&out, cfg, res)
 	assert.Contains(t, out.String(), "    baud_rate: 38400\n    parity: even\n    stop_bits: 1\n")
 
-	fc := FindConfig{Endpoint: ep, Line: line, Unit: 1, Timeout: 200 * time.Millisecond, Value: 230.4, Tolerance: 0.01, Tables: []Table{Holding}, From: 0, To: 40, Name: "voltage"}
+	fc := FindConfig{Endpoint: ep, Line: line, Unit: 1, Timeout: 2 * time.Second, Value: 230.4, Tolerance: 0.01, Tables: []Table{Holding}, From: 0, To: 40, Name: "voltage"}
 	r, err := Find(fc)
 	require.NoError(t, err)
 	assert.Equal(t, Candidate{Table: Holding, Address: 10, Type: "float32", Order: "ABCD", Scale: 1}, strip(best(t, r)))

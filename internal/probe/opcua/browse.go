@@ -468,7 +468,7 @@ func WriteBrowse(w io.Writer, cfg BrowseConfig, r *BrowseResult) error {
 		return errors.New("no variables to list")
 	}
 	fmt.Fprintf(w, "endpoint: %s\n", probe.Q(cfg.Endpoint))
-	fmt.Fprintf(w, "device_id: %s\n", probe.Q(cfg.DeviceID))
+	fmt.Fprintf(w, "id: %s\n", probe.Q(cfg.DeviceID))
 	if r.Fingerprint != "" {
 		// The server has secured endpoints: use them, trusting the certificate it showed the probe.
 		fmt.Fprintln(w, "security:")

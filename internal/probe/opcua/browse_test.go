@@ -17,7 +17,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.uber.org/goleak"
 
-	"github.com/otelcol-iiot/otelcol-iiot/cmd/opcuasim/sim"
+	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/opcua"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver"
 )
 
@@ -72,7 +72,7 @@ func TestBrowseSimulator(t *testing.T) {
 	assert.Equal(t, []string{"plant.line1.temperature", "plant.line1.pressure", "plant.line1.counter", "plant.line1.running",
 		"plant.line1.vector", "plant.line1.doubtful", "plant.line2.temperature", "plant.line2.pressure"}, names)
 	assert.Equal(t, "nsu=urn:otelcol-iiot:opcuasim;s=Temperature", c.Nodes[0].ID)
-	assert.Equal(t, "line-plc", c.DeviceID)
+	assert.Equal(t, "line-plc", c.ID)
 	// The server has secured endpoints: the entry uses them, pinning the certificate the probe saw.
 	assert.Equal(t, opcuareceiver.PolicyAuto, c.Security.Policy)
 	assert.Equal(t, []string{fingerprint(srv.CertificateDER())}, c.Security.ServerCertificateFingerprints)
