@@ -318,6 +318,10 @@ func measure(o options, w workload, dir string, progress io.Writer) (res result,
 	}
 	fmt.Fprintf(progress, "  %d device-polls (nominal %d), %.2f s CPU, %d samples in %d requests, %d spans\n",
 		res.devicePolls, w.devices*o.polls, res.cpu, res.samples, res.requests, res.spans)
+	// a run whose collector logged errors (a refused export, a failing device) measured something else
+	if n := countErrors(logPath); n > 0 {
+		fmt.Fprintf(progress, "  WARNING: the collector logged %d errors; log %s ends:\n%s\n", n, logPath, tail(logPath, 5))
+	}
 	return res, nil
 }
 
@@ -423,6 +427,15 @@ func tail(path string, lines int) string {
 	}
 	l := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(l[max(0, len(l)-lines):], "\n")
+}
+
+// countErrors counts the error-level lines of a collector log (console encoding: tab-separated level).
+func countErrors(path string) int {
+	b, err := os.ReadFile(path) //nolint:gosec // our own log file
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), "\terror\t")
 }
 
 var errNoDevice = errors.New("n/a")

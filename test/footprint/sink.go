@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/encoding/gzip" // the otlp exporter compresses with gzip by default
 )
 
 // rwRequest is one remote-write request as it reached the sink.
