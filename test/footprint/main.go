@@ -108,7 +108,7 @@ func run(args []string, out, progress io.Writer) error {
 		if w.opcua && o.opcuasim == "" {
 			o.opcuasim = filepath.Join(work, "opcuasim")
 			fmt.Fprintln(progress, "building cmd/opcuasim")
-			if b, err := exec.Command("go", "build", "-o", o.opcuasim, "./cmd/opcuasim").CombinedOutput(); err != nil {
+			if b, err := exec.Command("go", "build", "-o", o.opcuasim, "./cmd/opcuasim").CombinedOutput(); err != nil { //nolint:gosec // our work directory
 				return fmt.Errorf("go build ./cmd/opcuasim: %w\n%s", err, b)
 			}
 		}
@@ -143,7 +143,7 @@ func binarySizes(binary, work string) (size, stripped int64, err error) {
 		return st.Size(), -1, nil
 	}
 	dst := filepath.Join(work, "otelcol-iiot.stripped")
-	if b, err := exec.Command(strip, "-o", dst, binary).CombinedOutput(); err != nil {
+	if b, err := exec.Command(strip, "-o", dst, binary).CombinedOutput(); err != nil { //nolint:gosec // binutils' strip on the binary under test
 		return 0, 0, fmt.Errorf("strip: %w: %s", err, b)
 	}
 	sst, err := os.Stat(dst)
@@ -339,9 +339,12 @@ func startModbus(o options, args []string, dir string) (*process, []int, error) 
 		return nil, nil, err
 	}
 	line, err := readLine(stdout, 30*time.Second)
-	if err != nil || !strings.HasPrefix(line, "ready ") {
+	if err == nil && !strings.HasPrefix(line, "ready ") {
+		err = fmt.Errorf("first line %q", line)
+	}
+	if err != nil {
 		p.stop(5 * time.Second)
-		return nil, nil, fmt.Errorf("pymodbus server (%s %s) did not report ready (%q, %v): %s", o.python, o.server, line, err, stderr.String())
+		return nil, nil, fmt.Errorf("pymodbus server (%s %s) did not report ready: %w: %s", o.python, o.server, err, stderr.String())
 	}
 	var ports []int
 	for _, f := range strings.Fields(strings.TrimPrefix(line, "ready ")) {
@@ -373,9 +376,12 @@ func startOPCUA(o options, dir string) (*process, int, error) {
 		return nil, 0, err
 	}
 	line, err := readLine(stdout, 30*time.Second)
-	if err != nil || !strings.Contains(line, "serving") {
+	if err == nil && !strings.Contains(line, "serving") {
+		err = fmt.Errorf("first line %q", line)
+	}
+	if err != nil {
 		p.stop(5 * time.Second)
-		return nil, 0, fmt.Errorf("opcuasim did not report serving (%q, %v): %s", line, err, stderr.String())
+		return nil, 0, fmt.Errorf("opcuasim did not report serving: %w: %s", err, stderr.String())
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }() // its "stopping" line must not block it
 	return p, ports[0], nil
