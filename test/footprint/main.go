@@ -25,8 +25,9 @@ import (
 )
 
 type options struct {
-	binary, config, python, server, opcuasim, upMetric string
-	polls                                              int
+	binary, config, python, server, opcuasim string
+	upMetric, requestsMetric                 string
+	polls                                    int
 	interval                                           time.Duration
 	only                                               map[string]bool
 	keep                                               bool
@@ -48,6 +49,7 @@ func run(args []string, out, progress io.Writer) error {
 	fs.StringVar(&o.server, "modbus-server", "test/footprint/server.py", "the pymodbus server script")
 	fs.StringVar(&o.opcuasim, "opcuasim", "", "the cmd/opcuasim binary (default: go build ./cmd/opcuasim into the work directory)")
 	fs.StringVar(&o.upMetric, "up-metric", "iiot_device_up", "the health series written once per device poll (counts device-polls)")
+	fs.StringVar(&o.requestsMetric, "requests-metric", "iiot_device_requests_total", "the health series counting a device's requests")
 	fs.IntVar(&o.polls, "polls", 60, "polls measured per workload (after the first sample reaches the sink)")
 	fs.DurationVar(&o.interval, "interval", time.Second, "poll interval")
 	names := fs.String("workloads", "", "comma-separated workloads to run (default all: "+workloadNames()+")")
@@ -165,6 +167,7 @@ type result struct {
 	bytes       int
 	samples     int // in the requests counted for bytes
 	winSamples  int // stamped in the window
+	reqPerPoll  float64
 	series      int
 	spans       int
 }
@@ -211,7 +214,7 @@ func measure(o options, w workload, dir string, progress io.Writer) (res result,
 		}
 	}
 
-	sink := newRWSink(o.upMetric)
+	sink := newRWSink(o.upMetric, o.requestsMetric)
 	if err := sink.start(); err != nil {
 		return res, err
 	}
@@ -309,7 +312,11 @@ func measure(o options, w workload, dir string, progress io.Writer) (res result,
 			}
 		}
 	}
-	res.winSamples, res.devicePolls = sink.window(t0, t1)
+	wc := sink.window(t0, t1)
+	res.winSamples, res.devicePolls = wc.samples, wc.polls
+	if wc.requestPolls > 0 {
+		res.reqPerPoll = wc.requests / wc.requestPolls
+	}
 	res.requests, res.bytes, res.samples = sink.traffic(t0)
 	res.series = sink.seriesCount()
 	res.spans = traces.spanCount()
@@ -460,8 +467,8 @@ func printTable(out io.Writer, o options, size, stripped int64, results []result
 		fmt.Fprintf(out, ", stripped (strip) %.1f MB", float64(stripped)/1e6)
 	}
 	fmt.Fprintf(out, ". %d polls at %s per workload, edge default configuration.\n\n", o.polls, o.interval)
-	fmt.Fprintln(out, "| workload | device-polls | CPU s | CPU s / 1,000 device-polls | CPU % of a core | peak RSS MiB | steady RSS MiB (anon) | RW bytes / sample | RW bytes / device-poll | samples / device-poll | RW requests | series |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(out, "| workload | device-polls | CPU s | CPU s / 1,000 device-polls | CPU % of a core | requests / device-poll | peak RSS MiB | steady RSS MiB (anon) | RW bytes / sample | RW bytes / device-poll | samples / device-poll | RW requests | series |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
 		na := func(v float64, err error, format string) string {
 			if err != nil {
@@ -475,8 +482,12 @@ func printTable(out io.Writer, o options, size, stripped int64, results []result
 		}
 		cpuPer, err1 := perDevicePoll(1000*r.cpu, r.devicePolls)
 		spp, err2 := perDevicePoll(float64(r.winSamples), r.devicePolls)
-		fmt.Fprintf(out, "| %s | %d | %.2f | %s | %.1f | %s | %s (%s) | %.1f | %s | %s | %d | %d |\n",
-			r.w.title, r.devicePolls, r.cpu, na(cpuPer, err1, "%.2f"), 100*r.cpu/r.window.Seconds(),
+		reqs := "–"
+		if r.reqPerPoll > 0 {
+			reqs = fmt.Sprintf("%.2f", r.reqPerPoll)
+		}
+		fmt.Fprintf(out, "| %s | %d | %.2f | %s | %.1f | %s | %s | %s (%s) | %.1f | %s | %s | %d | %d |\n",
+			r.w.title, r.devicePolls, r.cpu, na(cpuPer, err1, "%.2f"), 100*r.cpu/r.window.Seconds(), reqs,
 			mib(r.peakRSS), mib(r.steadyRSS), mib(r.steadyAnon), bps,
 			na(bps*spp, err2, "%.0f"), na(spp, err2, "%.1f"), r.requests, r.series)
 	}

@@ -31,7 +31,8 @@ type rwRequest struct {
 // that the samples of a time window can be counted after the fact (batches arrive up to the exporter's
 // flush timeout late).
 type rwSink struct {
-	upMetric string // the health metric written once per device poll
+	upMetric       string // the health metric written once per device poll
+	requestsMetric string // the cumulative count of a device's requests, also written once per poll
 
 	mu       sync.Mutex
 	requests []rwRequest
@@ -39,14 +40,23 @@ type rwSink struct {
 	stamps   []int64 // every sample's timestamp, ms
 	upStamps []int64 // timestamps of upMetric's samples, ms
 	maxUp    int64
+	counters map[string][]point // requestsMetric's samples by series
 	first    chan struct{} // closed by the first request that carries samples
 
 	ln  net.Listener
 	srv *http.Server
 }
 
-func newRWSink(upMetric string) *rwSink {
-	return &rwSink{upMetric: upMetric, series: map[string]struct{}{}, first: make(chan struct{})}
+type point struct {
+	ts int64
+	v  float64
+}
+
+func newRWSink(upMetric, requestsMetric string) *rwSink {
+	return &rwSink{
+		upMetric: upMetric, requestsMetric: requestsMetric,
+		series: map[string]struct{}{}, counters: map[string][]point{}, first: make(chan struct{}),
+	}
 }
 
 // start serves on a free loopback port; URL is then the remote-write endpoint.
@@ -110,6 +120,12 @@ func (s *rwSink) record(at time.Time, bytes int, wr *prompb.WriteRequest) {
 		}
 		s.series[key.String()] = struct{}{}
 		up := name == s.upMetric
+		if name == s.requestsMetric {
+			k := key.String()
+			for _, smp := range ts.Samples {
+				s.counters[k] = append(s.counters[k], point{smp.Timestamp, smp.Value})
+			}
+		}
 		for _, smp := range ts.Samples {
 			s.stamps = append(s.stamps, smp.Timestamp)
 			if up {
@@ -149,23 +165,53 @@ func (s *rwSink) firstSample() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// window counts the samples, and the upMetric samples (device polls), stamped in [from, to).
-func (s *rwSink) window(from, to time.Time) (samples, polls int) {
+// windowCounts is what the sink received stamped in a time window.
+type windowCounts struct {
+	samples int // every sample
+	polls   int // upMetric samples: device polls
+	// requestsMetric increments between each series' first and last sample in the window, and the
+	// polls between them (one sample per poll): requests / polls is the requests a device-poll costs
+	requests, requestPolls float64
+}
+
+// window counts what was stamped in [from, to).
+func (s *rwSink) window(from, to time.Time) windowCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lo, hi := from.UnixMilli(), to.UnixMilli()
 	in := func(ts int64) bool { return ts >= lo && ts < hi }
+	var c windowCounts
 	for _, ts := range s.stamps {
 		if in(ts) {
-			samples++
+			c.samples++
 		}
 	}
 	for _, ts := range s.upStamps {
 		if in(ts) {
-			polls++
+			c.polls++
 		}
 	}
-	return samples, polls
+	for _, pts := range s.counters {
+		var first, last *point
+		n := 0
+		for i := range pts {
+			if p := &pts[i]; in(p.ts) {
+				if first == nil || p.ts < first.ts {
+					first = p
+				}
+				if last == nil || p.ts > last.ts {
+					last = p
+				}
+				n++
+			}
+		}
+		// a counter that went down (a restart) would count negative requests: leave the series out
+		if n >= 2 && last.v >= first.v {
+			c.requests += last.v - first.v
+			c.requestPolls += float64(n - 1)
+		}
+	}
+	return c
 }
 
 // traffic sums the requests that arrived from the given time on.

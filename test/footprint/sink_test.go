@@ -51,7 +51,7 @@ func encode(t *testing.T, wr *prompb.WriteRequest) []byte {
 
 func startSink(t *testing.T) *rwSink {
 	t.Helper()
-	s := newRWSink("iiot_device_up")
+	s := newRWSink("iiot_device_up", "iiot_device_requests_total")
 	require.NoError(t, s.start())
 	t.Cleanup(func() {
 		s.close()
@@ -103,12 +103,12 @@ func TestSinkCounts(t *testing.T) {
 	assert.Equal(t, 8, samples)
 
 	// the window is by sample timestamp, half-open
-	samples, polls := s.window(base.Add(time.Second), base.Add(3*time.Second))
-	assert.Equal(t, 3, samples) // up a@+1s, up a@+2s, voltage a@+1s
-	assert.Equal(t, 2, polls)
-	samples, polls = s.window(base, base.Add(time.Hour))
-	assert.Equal(t, 8, samples)
-	assert.Equal(t, 5, polls)
+	c := s.window(base.Add(time.Second), base.Add(3*time.Second))
+	assert.Equal(t, 3, c.samples) // up a@+1s, up a@+2s, voltage a@+1s
+	assert.Equal(t, 2, c.polls)
+	c = s.window(base, base.Add(time.Hour))
+	assert.Equal(t, 8, c.samples)
+	assert.Equal(t, 5, c.polls)
 
 	assert.True(t, s.upThrough(base.Add(3*time.Second)))
 	assert.False(t, s.upThrough(base.Add(3*time.Second+time.Millisecond)))
@@ -172,4 +172,31 @@ func TestProcReadings(t *testing.T) {
 	assert.Error(t, err)
 	assert.Equal(t, int64(3), median([]int64{5, 1, 3}))
 	assert.Zero(t, median(nil))
+}
+
+func counter(device string, points ...[2]float64) prompb.TimeSeries {
+	ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "iiot_device_requests_total"}, {Name: "device_id", Value: device}}}
+	for _, p := range points {
+		ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: int64(p[0]), Value: p[1]})
+	}
+	return ts
+}
+
+func TestSinkRequestsPerPoll(t *testing.T) {
+	s := startSink(t)
+	// device a: 5 requests per poll; device b: 1, and its counter restarts in the window (left out);
+	// device c: one sample in the window only (no increment to measure). Samples arrive out of order.
+	require.Equal(t, http.StatusNoContent, post(t, s, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		counter("a", [2]float64{2000, 15}, [2]float64{1000, 10}, [2]float64{3000, 20}),
+		counter("b", [2]float64{1000, 100}, [2]float64{2000, 1}),
+		counter("c", [2]float64{1000, 7}),
+	}})))
+	require.Equal(t, http.StatusNoContent, post(t, s, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		counter("a", [2]float64{4000, 25}, [2]float64{9000, 50}), // 9000 is after the window
+	}})))
+	c := s.window(time.UnixMilli(1000), time.UnixMilli(5000))
+	assert.InDelta(t, 15.0, c.requests, 1e-9) // 25 - 10
+	assert.InDelta(t, 3.0, c.requestPolls, 1e-9)
+	assert.Zero(t, c.polls, "no up samples")
+	assert.Equal(t, 7, c.samples) // a: 4, b: 2, c: 1
 }
