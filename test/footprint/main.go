@@ -28,9 +28,9 @@ type options struct {
 	binary, config, python, server, opcuasim string
 	upMetric, requestsMetric                 string
 	polls                                    int
-	interval                                           time.Duration
-	only                                               map[string]bool
-	keep                                               bool
+	interval                                 time.Duration
+	only                                     map[string]bool
+	keep                                     bool
 }
 
 func main() {

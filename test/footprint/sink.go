@@ -41,7 +41,7 @@ type rwSink struct {
 	upStamps []int64 // timestamps of upMetric's samples, ms
 	maxUp    int64
 	counters map[string][]point // requestsMetric's samples by series
-	first    chan struct{} // closed by the first request that carries samples
+	first    chan struct{}      // closed by the first request that carries samples
 
 	ln  net.Listener
 	srv *http.Server
