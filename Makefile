@@ -142,6 +142,15 @@ golangci-lint: $(GOLANGCI)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 
+# Footprint of the built edge binary on the edge default configuration (test/footprint, issue 17): CPU
+# per 1,000 device-polls, peak and steady RSS, remote-write bytes per sample, binary size, for Modbus
+# 2 units / 50 devices (pymodbus), OPC UA 8 nodes (opcuasim) and idle. About 6 minutes; not part of
+# `make test`. FOOTPRINT_FLAGS='-polls 120 -workloads modbus-50dev' narrows or lengthens it.
+FOOTPRINT_FLAGS ?=
+.PHONY: bench-footprint
+bench-footprint: deps build
+	$(GO) run ./test/footprint -binary $(BINARY) $(FOOTPRINT_FLAGS)
+
 # --- release -------------------------------------------------------------------------------
 PLATFORMS := linux/amd64 linux/arm64 linux/arm/7
 # dist cross-compiles both distributions for every platform (stripped) and prints their sizes.
