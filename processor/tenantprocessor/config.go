@@ -171,79 +171,107 @@ func (cfg *Config) registryExists() error {
 
 // compile turns the configuration into the processor's plan, collecting every error.
 func compile(cfg *Config) (*plan, error) {
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	p := &plan{tenantKey: cfg.TenantAttribute}
+	c := &compiler{p: &plan{tenantKey: cfg.TenantAttribute}}
 	if cfg.TenantAttribute == "" {
-		add("tenant_attribute: must not be empty (default tenant.id)")
+		c.add("tenant_attribute: must not be empty (default tenant.id)")
 	}
+	c.registry(cfg)
+	c.rules(cfg.Rules)
+	c.defaultsAndJobInstance(cfg)
+	c.required(cfg.Required)
+	s, schemaErrs := compileSchema(cfg.Schema)
+	c.errs = append(c.errs, schemaErrs...)
+	c.p.schema = s
+	c.budget(cfg)
+	c.selfCheck(cfg.TenantAttribute)
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	c.p.finish()
+	return c.p, nil
+}
 
-	if cfg.Registry.HasValue() {
-		r := cfg.Registry.Get()
-		switch r.Path {
-		case "":
-			add("registry::path: required (a .yaml, .yml or .csv file)")
-		default:
-			f, ok := registryFormat(r.Path, r.Format)
-			if !ok {
-				add("registry::format: %q (path %q): want yaml or csv (or a .yaml/.yml/.csv path)", r.Format, r.Path)
-			}
-			p.registry = &registrySpec{
-				path: r.Path, format: f, key: r.Key, interval: r.ReloadInterval,
-				tenantKey: cfg.TenantAttribute, allowEmpty: r.AllowEmpty, maxShrink: r.MaxShrink,
-			}
+// compiler builds the plan one concern at a time, collecting every error.
+type compiler struct {
+	p    *plan
+	errs []error
+}
+
+func (c *compiler) add(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf(format, args...))
+}
+
+func (c *compiler) registry(cfg *Config) {
+	if !cfg.Registry.HasValue() {
+		return
+	}
+	r := cfg.Registry.Get()
+	switch r.Path {
+	case "":
+		c.add("registry::path: required (a .yaml, .yml or .csv file)")
+	default:
+		f, ok := registryFormat(r.Path, r.Format)
+		if !ok {
+			c.add("registry::format: %q (path %q): want yaml or csv (or a .yaml/.yml/.csv path)", r.Format, r.Path)
 		}
-		if r.Key == "" {
-			add("registry::key: must not be empty (default device.id)")
-		}
-		if r.ReloadInterval < 0 {
-			add("registry::reload_interval: %s, must not be negative (0 disables reloading)", r.ReloadInterval)
-		}
-		if !(r.MaxShrink >= 0 && r.MaxShrink <= 1) { // also NaN
-			add("registry::max_shrink: %v, want a fraction from 0 to 1 (0: refuse any reload that removes an entry or its tenant; 1: no limit)", r.MaxShrink)
+		c.p.registry = &registrySpec{
+			path: r.Path, format: f, key: r.Key, interval: r.ReloadInterval,
+			tenantKey: cfg.TenantAttribute, allowEmpty: r.AllowEmpty, maxShrink: r.MaxShrink,
 		}
 	}
+	if r.Key == "" {
+		c.add("registry::key: must not be empty (default device.id)")
+	}
+	if r.ReloadInterval < 0 {
+		c.add("registry::reload_interval: %s, must not be negative (0 disables reloading)", r.ReloadInterval)
+	}
+	if !(r.MaxShrink >= 0 && r.MaxShrink <= 1) { // also NaN
+		c.add("registry::max_shrink: %v, want a fraction from 0 to 1 (0: refuse any reload that removes an entry or its tenant; 1: no limit)", r.MaxShrink)
+	}
+}
 
-	for i, rc := range cfg.Rules {
+func (c *compiler) rules(rules []RuleConfig) {
+	for i, rc := range rules {
 		where := fmt.Sprintf("rules[%d]", i)
 		if rc.Name != "" {
 			where += fmt.Sprintf(" %q", rc.Name)
 		}
 		r := rule{stop: rc.Stop}
 		for _, key := range sortedKeys(rc.Match) {
-			c, err := compileCondition(key, rc.Match[key])
+			cond, err := compileCondition(key, rc.Match[key])
 			if err != nil {
-				add("%s: match %q: %v", where, key, err)
+				c.add("%s: match %q: %v", where, key, err)
 				continue
 			}
-			r.conds = append(r.conds, c)
+			r.conds = append(r.conds, cond)
 		}
 		if len(rc.Set) == 0 {
-			add("%s: set: at least one attribute to set is required", where)
+			c.add("%s: set: at least one attribute to set is required", where)
 		}
 		for _, key := range sortedKeys(rc.Set) {
 			if key == "" {
-				add("%s: set: empty attribute name", where)
+				c.add("%s: set: empty attribute name", where)
 				continue
 			}
 			t, err := parseTemplate(rc.Set[key])
 			if err != nil {
-				add("%s: set %q: %v", where, key, err)
+				c.add("%s: set %q: %v", where, key, err)
 				continue
 			}
 			r.set = append(r.set, setOp{key: key, tmpl: t})
 		}
-		p.rules = append(p.rules, r)
+		c.p.rules = append(c.p.rules, r)
 	}
+}
 
+func (c *compiler) defaultsAndJobInstance(cfg *Config) {
 	for _, key := range sortedKeys(cfg.Defaults) {
 		if key == "" {
-			add("defaults: empty attribute name")
+			c.add("defaults: empty attribute name")
 			continue
 		}
-		p.defaults = append(p.defaults, kv{key, cfg.Defaults[key]})
+		c.p.defaults = append(c.p.defaults, kv{key, cfg.Defaults[key]})
 	}
-
 	for _, ji := range []struct {
 		key, name, value string
 	}{{attrServiceName, "job", cfg.JobInstance.Job}, {attrServiceInstance, "instance", cfg.JobInstance.Instance}} {
@@ -252,94 +280,93 @@ func compile(cfg *Config) (*plan, error) {
 		}
 		t, err := parseTemplate(ji.value)
 		if err != nil {
-			add("job_instance::%s: %v", ji.name, err)
+			c.add("job_instance::%s: %v", ji.name, err)
 			continue
 		}
-		p.jobInstance = append(p.jobInstance, setOp{key: ji.key, tmpl: t})
+		c.p.jobInstance = append(c.p.jobInstance, setOp{key: ji.key, tmpl: t})
 	}
+}
 
-	req := cfg.Required
+func (c *compiler) required(req RequiredConfig) {
 	for i, a := range req.Attributes {
 		if a == "" {
-			add("required::attributes[%d]: empty attribute name", i)
+			c.add("required::attributes[%d]: empty attribute name", i)
 		}
 	}
-	p.required = slices.Clone(req.Attributes)
-	p.requiredAction = req.Action
-	p.defaultTenant = req.DefaultTenant
+	c.p.required = slices.Clone(req.Attributes)
+	c.p.requiredAction = req.Action
+	c.p.defaultTenant = req.DefaultTenant
 	switch req.Action {
 	case RequiredPass, RequiredDrop:
 	case RequiredDefaultTenant:
 		if req.DefaultTenant == "" {
-			add("required::default_tenant: required with action default_tenant")
+			c.add("required::default_tenant: required with action default_tenant")
 		}
 	default:
-		add("required::action: %q, want default_tenant, drop or pass", req.Action)
+		c.add("required::action: %q, want default_tenant, drop or pass", req.Action)
 	}
+}
 
-	s, schemaErrs := compileSchema(cfg.Schema)
-	errs = append(errs, schemaErrs...)
-	p.schema = s
-
-	if cfg.Budget.HasValue() {
-		b := cfg.Budget.Get()
-		if b.MaxSeries < 1 {
-			add("budget::max_series: %d, must be at least 1", b.MaxSeries)
-		}
-		for _, t := range sortedKeys(b.PerTenant) {
-			if b.PerTenant[t] < 1 {
-				add("budget::per_tenant::%s: %d, must be at least 1", t, b.PerTenant[t])
-			}
-		}
-		if b.IdleTimeout < time.Second {
-			add("budget::idle_timeout: %s, must be at least 1s", b.IdleTimeout)
-		}
-		if b.Action != BudgetOverflow && b.Action != BudgetDrop {
-			add("budget::action: %q, want overflow or drop", b.Action)
-		}
-		if b.MaxTenants < 1 {
-			add("budget::max_tenants: %d, must be at least 1", b.MaxTenants)
-		}
-		p.budget = b
+func (c *compiler) budget(cfg *Config) {
+	if !cfg.Budget.HasValue() {
+		return
 	}
+	b := cfg.Budget.Get()
+	if b.MaxSeries < 1 {
+		c.add("budget::max_series: %d, must be at least 1", b.MaxSeries)
+	}
+	for _, t := range sortedKeys(b.PerTenant) {
+		if b.PerTenant[t] < 1 {
+			c.add("budget::per_tenant::%s: %d, must be at least 1", t, b.PerTenant[t])
+		}
+	}
+	if b.IdleTimeout < time.Second {
+		c.add("budget::idle_timeout: %s, must be at least 1s", b.IdleTimeout)
+	}
+	if b.Action != BudgetOverflow && b.Action != BudgetDrop {
+		c.add("budget::action: %q, want overflow or drop", b.Action)
+	}
+	if b.MaxTenants < 1 {
+		c.add("budget::max_tenants: %d, must be at least 1", b.MaxTenants)
+	}
+	c.p.budget = b
+}
 
-	// Attributes this processor writes must pass its own schema.
-	if p.schema != nil {
-		written := []string{cfg.TenantAttribute}
-		for _, r := range p.rules {
-			for _, op := range r.set {
-				written = append(written, op.key)
-			}
-		}
-		for _, d := range p.defaults {
-			written = append(written, d.key)
-		}
-		for _, op := range p.jobInstance {
+// selfCheck: attributes this processor writes must pass its own schema.
+func (c *compiler) selfCheck(tenantKey string) {
+	p := c.p
+	if p.schema == nil {
+		return
+	}
+	written := []string{tenantKey}
+	for _, r := range p.rules {
+		for _, op := range r.set {
 			written = append(written, op.key)
 		}
-		seen := map[string]bool{}
-		for _, k := range written {
-			if k == "" || seen[k] {
-				continue
-			}
-			seen[k] = true
-			if reason := p.schema.keyVerdict(k); reason != reasonNone {
-				add("schema: attribute %q written by this processor violates the schema (%s)", k, reason)
-			}
+	}
+	for _, d := range p.defaults {
+		written = append(written, d.key)
+	}
+	for _, op := range p.jobInstance {
+		written = append(written, op.key)
+	}
+	seen := map[string]bool{}
+	for _, k := range written {
+		if k == "" || seen[k] {
+			continue
 		}
-		if p.schema.maxLen > 0 {
-			for _, d := range p.defaults {
-				if len(d.value) > p.schema.maxLen {
-					add("defaults::%s: value longer than schema::max_value_length (%d)", d.key, p.schema.maxLen)
-				}
+		seen[k] = true
+		if reason := p.schema.keyVerdict(k); reason != reasonNone {
+			c.add("schema: attribute %q written by this processor violates the schema (%s)", k, reason)
+		}
+	}
+	if p.schema.maxLen > 0 {
+		for _, d := range p.defaults {
+			if len(d.value) > p.schema.maxLen {
+				c.add("defaults::%s: value longer than schema::max_value_length (%d)", d.key, p.schema.maxLen)
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	p.finish()
-	return p, nil
 }
 
 func compileCondition(key string, c Condition) (condition, error) {
