@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -34,6 +35,11 @@ type Config struct {
 
 	// Tenant enables the split by tenant. Absent: one queue, one endpoint, no tenant header.
 	Tenant configoptional.Optional[TenantConfig] `mapstructure:"tenant"`
+
+	// MaxSampleAge drops data points older than this when a request is sent (each attempt),
+	// instead of sending what the backend refuses: a stock Prometheus refuses samples more than
+	// 1 h older than its newest one, and refuses the whole request with them. 0 disables.
+	MaxSampleAge time.Duration `mapstructure:"max_sample_age"`
 }
 
 // TenantConfig selects the tenant of each resource and how it is sent.
@@ -58,7 +64,7 @@ var (
 )
 
 // ourKeys are the keys of this exporter; all others belong to the embedded remote-write config.
-var ourKeys = []string{"sending_queue", "tenant"}
+var ourKeys = []string{"sending_queue", "tenant", "max_sample_age"}
 
 // Unmarshal splits the configuration between our keys and the embedded remote-write config,
 // whose own Unmarshal (top-level vs `http:` client settings) must see only its keys.
@@ -79,13 +85,14 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 	}
 	cfg.Config = inner.PRW
 	own := struct {
-		QueueConfig configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
-		Tenant      configoptional.Optional[TenantConfig]                    `mapstructure:"tenant"`
-	}{QueueConfig: cfg.QueueConfig, Tenant: cfg.Tenant}
+		QueueConfig  configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
+		Tenant       configoptional.Optional[TenantConfig]                    `mapstructure:"tenant"`
+		MaxSampleAge time.Duration                                            `mapstructure:"max_sample_age"`
+	}{QueueConfig: cfg.QueueConfig, Tenant: cfg.Tenant, MaxSampleAge: cfg.MaxSampleAge}
 	if err := confmap.NewFromStringMap(ours).Unmarshal(&own); err != nil {
 		return err
 	}
-	cfg.QueueConfig, cfg.Tenant = own.QueueConfig, own.Tenant
+	cfg.QueueConfig, cfg.Tenant, cfg.MaxSampleAge = own.QueueConfig, own.Tenant, own.MaxSampleAge
 	return nil
 }
 
@@ -109,6 +116,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.WAL.HasValue() {
 		errs = append(errs, errors.New("wal: not supported; use sending_queue with storage: file_storage for durability"))
+	}
+	if cfg.MaxSampleAge < 0 {
+		errs = append(errs, fmt.Errorf("max_sample_age: %s, must be 0 (keep every sample) or positive (e.g. 55m for a stock Prometheus)", cfg.MaxSampleAge))
 	}
 	if cfg.QueueConfig.HasValue() {
 		q := cfg.QueueConfig.Get()

@@ -51,6 +51,7 @@ func TestLoadConfig(t *testing.T) {
 				assert.Equal(t, TenantConfig{Attribute: "tenant.id", Header: "X-Scope-OrgID", DefaultTenant: "site-operator", MaxTenants: 8}, *cfg.Tenant.Get())
 				assert.True(t, cfg.ResourceToTelemetrySettings.Enabled)
 				assert.Equal(t, &storageID, cfg.QueueConfig.Get().StorageID)
+				assert.Equal(t, 2*time.Hour, cfg.MaxSampleAge)
 			},
 		},
 		{
@@ -84,6 +85,7 @@ func TestLoadConfig(t *testing.T) {
 				`tenant::header: "Bad Header" is not a valid HTTP header name`,
 				"tenant::max_tenants: 0, must be at least 1",
 				`tenant::default_tenant: "a b" is not a valid tenant id`,
+				"max_sample_age: -1m0s, must be 0 (keep every sample) or positive",
 			},
 		},
 		{
@@ -163,6 +165,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Zero(t, cfg.BackOffConfig.MaxElapsedTime, "retry until the queue delivers")
 	require.NotNil(t, cfg.MaxBatchRequestParallelism)
 	assert.Equal(t, 1, *cfg.MaxBatchRequestParallelism)
+	assert.Equal(t, 55*time.Minute, cfg.MaxSampleAge, "under a stock Prometheus' 1 h")
 
 	// An empty tenant section enables the split with defaults.
 	conf := confmap.NewFromStringMap(map[string]any{"endpoint": "http://h/w", "tenant": nil})

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"go.opentelemetry.io/collector/component"
@@ -27,6 +28,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter/internal/metadata"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
 var (
@@ -62,6 +64,9 @@ type tenantExporter struct {
 	index     storage.Client // tenant index; nil without persistent queue or split
 	limitHit  bool           // max_tenants reached was logged
 	single    exporter.Metrics
+	expiries  []*expiry // of the pipelines, flushed at shutdown
+
+	clock clock.Clock // a variable so that tests can age samples by hand
 }
 
 func newTenantExporter(ctx context.Context, set exporter.Settings, cfg *Config) (*tenantExporter, error) {
@@ -75,6 +80,7 @@ func newTenantExporter(ctx context.Context, set exporter.Settings, cfg *Config) 
 		prwFactory: prw.NewFactory(),
 		telemetry:  tb,
 		pipelines:  map[string]exporter.Metrics{},
+		clock:      clock.Real{},
 	}
 	if cfg.Tenant.HasValue() {
 		e.tenant = cfg.Tenant.Get()
@@ -138,7 +144,40 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	if e.persistent() {
 		outerSet.Logger = logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return keptCore{Core: c} }))
 	}
-	return exporterhelper.NewMetrics(ctx, outerSet, e.cfg, sender.ConsumeMetrics,
+	push := sender.ConsumeMetrics
+	if e.cfg.MaxSampleAge > 0 {
+		attrs := []attribute.KeyValue{attribute.String("reason", "max_sample_age")}
+		if e.tenant != nil {
+			attrs = append(attrs, attribute.String("tenant", tenant))
+		}
+		counted := metric.WithAttributeSet(attribute.NewSet(attrs...))
+		x := &expiry{
+			maxAge: e.cfg.MaxSampleAge,
+			now:    func() time.Time { return e.clock.Now() },
+			logger: logger,
+			count: func(ctx context.Context, n int64) {
+				e.telemetry.ExporterTenantremotewriteDroppedDataPoints.Add(ctx, n, counted)
+			},
+		}
+		e.expiries = append(e.expiries, x)
+		push = func(ctx context.Context, md pmetric.Metrics) error {
+			if md.IsReadOnly() {
+				// Not expected (Capabilities says we mutate, so the pipeline gives us our own copy).
+				c := pmetric.NewMetrics()
+				md.CopyTo(c)
+				md = c
+			}
+			if x.drop(ctx, md) > 0 && md.ResourceMetrics().Len() == 0 {
+				return nil // everything expired: done, nothing to send
+			}
+			if err := sender.ConsumeMetrics(ctx, md); err != nil {
+				return err
+			}
+			x.delivered()
+			return nil
+		}
+	}
+	return exporterhelper.NewMetrics(ctx, outerSet, e.cfg, push,
 		exporterhelper.WithQueue(e.cfg.QueueConfig),
 		exporterhelper.WithRetry(e.cfg.BackOffConfig),
 		exporterhelper.WithTimeout(e.cfg.TimeoutSettings),
@@ -324,8 +363,9 @@ func (e *tenantExporter) pipelineFor(ctx context.Context, tenant string) (export
 }
 
 func (e *tenantExporter) Capabilities() consumer.Capabilities {
-	// Splitting moves resources into per-tenant batches.
-	return consumer.Capabilities{MutatesData: e.tenant != nil}
+	// Splitting moves resources into per-tenant batches; max_sample_age removes expired points
+	// from the queued request itself, so that a retry does not count them again.
+	return consumer.Capabilities{MutatesData: e.tenant != nil || e.cfg.MaxSampleAge > 0}
 }
 
 func (e *tenantExporter) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
@@ -459,7 +499,7 @@ func (e *tenantExporter) Shutdown(ctx context.Context) error {
 		pipes = append(pipes, e.single)
 		tenants = append(tenants, "")
 	}
-	index, ext := e.index, e.storage
+	index, ext, expiries := e.index, e.storage, e.expiries
 	e.mu.Unlock()
 
 	errs := make([]error, len(pipes))
@@ -468,6 +508,9 @@ func (e *tenantExporter) Shutdown(ctx context.Context) error {
 		wg.Go(func() { errs[i] = p.Shutdown(ctx) })
 	}
 	wg.Wait()
+	for _, x := range expiries {
+		x.flush()
+	}
 	if ext != nil {
 		e.logKept(ctx, ext, tenants)
 	}

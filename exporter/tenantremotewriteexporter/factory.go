@@ -3,6 +3,7 @@ package tenantremotewriteexporter // import "github.com/otelcol-iiot/otelcol-iio
 import (
 	"context"
 	"fmt"
+	"time"
 
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"go.opentelemetry.io/collector/component"
@@ -19,6 +20,10 @@ const (
 	defaultTenantAttribute = "tenant.id"
 	defaultTenantHeader    = "X-Scope-OrgID"
 	defaultMaxTenants      = 32
+	// defaultMaxSampleAge stays under the 1 h a stock Prometheus accepts behind its newest
+	// sample (head chunk range 2 h / 2), with 5 min for clock skew and for the request's own
+	// way: a request holding one sample past the limit is refused whole.
+	defaultMaxSampleAge = 55 * time.Minute
 )
 
 // NewFactory creates the factory of the tenantremotewrite exporter.
@@ -50,8 +55,9 @@ func createDefaultConfig() component.Config {
 	queue.NumConsumers = 1
 
 	return &Config{
-		Config:      base,
-		QueueConfig: configoptional.Some(queue),
+		Config:       base,
+		QueueConfig:  configoptional.Some(queue),
+		MaxSampleAge: defaultMaxSampleAge,
 		Tenant: configoptional.Default(TenantConfig{
 			Attribute:  defaultTenantAttribute,
 			Header:     defaultTenantHeader,

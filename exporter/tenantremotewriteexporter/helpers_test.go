@@ -56,6 +56,10 @@ type rwServer struct {
 	dups     int                 // samples identical to the newest one (ignored, like Prometheus)
 	status   func(r *http.Request) int
 	tenantOf func(r *http.Request) string
+	// maxAge > 0: like a stock Prometheus, refuse a whole request holding a sample older than
+	// now() - maxAge (out of bounds).
+	maxAge time.Duration
+	now    func() time.Time
 }
 
 func newRWServer(t *testing.T) *rwServer {
@@ -113,6 +117,8 @@ func (s *rwServer) handle(w http.ResponseWriter, r *http.Request) {
 					continue
 				case ok && smp.Timestamp <= last.TS:
 					status = http.StatusBadRequest // out of order, or another value for the same time
+				case s.maxAge > 0 && smp.Timestamp < s.now().Add(-s.maxAge).UnixMilli():
+					status = http.StatusBadRequest // out of bounds
 				}
 				add = append(add, sample{Series: key, TS: smp.Timestamp, Value: smp.Value})
 			}
@@ -232,6 +238,7 @@ func testConfig(endpoint string) *Config {
 	cfg.BackOffConfig.InitialInterval = 10 * time.Millisecond
 	cfg.BackOffConfig.MaxInterval = 50 * time.Millisecond
 	cfg.BackOffConfig.RandomizationFactor = 0
+	cfg.MaxSampleAge = 0 // the tests' timestamps are from 1970; expire_test.go sets its own
 	return cfg
 }
 
