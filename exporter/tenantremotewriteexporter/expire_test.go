@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -19,7 +18,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter/internal/metadata"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
@@ -44,19 +42,7 @@ func droppedPoints(t *testing.T, tel *componenttest.Telemetry) map[string]int64 
 // startAged starts the exporter with a manual clock that both it and the backend read.
 func startAged(t *testing.T, cfg *Config, clk *clock.Manual, tel *componenttest.Telemetry, host component.Host) (*tenantExporter, *observer.ObservedLogs) {
 	t.Helper()
-	core, logs := observer.New(zapcore.InfoLevel)
-	set := exportertest.NewNopSettings(metadata.Type)
-	set.ID = component.NewIDWithName(metadata.Type, "test")
-	set.Logger = zap.New(core)
-	set.TelemetrySettings = tel.NewTelemetrySettings()
-	set.Logger = zap.New(core)
-	exp, err := NewFactory().CreateMetrics(context.Background(), set, cfg)
-	require.NoError(t, err)
-	te := exp.(*tenantExporter)
-	te.clock = clk
-	require.NoError(t, exp.Start(context.Background(), host))
-	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
-	return te, logs
+	return startObservedWith(t, cfg, tel, host, func(e *tenantExporter) { e.clock = clk })
 }
 
 // An outage longer than the backend's window: what aged past max_sample_age while queued is

@@ -228,8 +228,13 @@ func (e *tenantExporter) Start(ctx context.Context, host component.Host) error {
 		return err
 	}
 	pipeHost := host
-	if ext != nil && orderedRestart {
-		pipeHost = newQueueHost(host, storageID, ext)
+	if ext != nil {
+		qs := newQueueStorage(ext, e)
+		if qs.dir == "" {
+			e.set.Logger.Warn("sending_queue::storage is not file_storage: queue files are not checked for corruption at start", zap.String("storage", storageID.String()))
+		}
+		ext = qs
+		pipeHost = newQueueHost(host, storageID, qs)
 	}
 
 	e.mu.Lock()
@@ -314,6 +319,16 @@ func (e *tenantExporter) createLocked(ctx context.Context, tenant string) (expor
 	e.telemetry.ExporterTenantremotewriteTenants.Add(ctx, 1)
 	e.set.Logger.Info("Tenant pipeline started", zap.String("tenant", tenant), zap.Int("tenants", len(e.pipelines)))
 	return p, nil
+}
+
+// tenantOfID returns the tenant of a pipeline id (see pipelineID); false for the exporter's own.
+func (e *tenantExporter) tenantOfID(id component.ID) (string, bool) {
+	prefix := e.set.ID.Name() + "["
+	name := id.Name()
+	if e.tenant == nil || id.Type() != e.set.ID.Type() || !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, "]") {
+		return "", false
+	}
+	return name[len(prefix) : len(name)-1], true
 }
 
 // errMaxTenants marks data refused because tenant::max_tenants was reached.

@@ -24,7 +24,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter/internal/metadata"
 )
@@ -268,4 +270,29 @@ func startExporter(t *testing.T, cfg *Config, tel *componenttest.Telemetry, host
 	require.NoError(t, exp.Start(context.Background(), host))
 	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
 	return exp
+}
+
+// startObserved starts the exporter (id tenantremotewrite/test) with observed logs at Info and the
+// given telemetry; it is shut down at cleanup (idempotent).
+func startObserved(t *testing.T, cfg *Config, tel *componenttest.Telemetry, host component.Host) (*tenantExporter, *observer.ObservedLogs) {
+	t.Helper()
+	return startObservedWith(t, cfg, tel, host, nil)
+}
+
+func startObservedWith(t *testing.T, cfg *Config, tel *componenttest.Telemetry, host component.Host, before func(*tenantExporter)) (*tenantExporter, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zapcore.InfoLevel)
+	set := exportertest.NewNopSettings(metadata.Type)
+	set.ID = component.NewIDWithName(metadata.Type, "test")
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	set.Logger = zap.New(core)
+	exp, err := NewFactory().CreateMetrics(context.Background(), set, cfg)
+	require.NoError(t, err)
+	te := exp.(*tenantExporter)
+	if before != nil {
+		before(te)
+	}
+	require.NoError(t, exp.Start(context.Background(), host))
+	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
+	return te, logs
 }
