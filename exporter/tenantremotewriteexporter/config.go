@@ -40,6 +40,11 @@ type Config struct {
 	// instead of sending what the backend refuses: a stock Prometheus refuses samples more than
 	// 1 h older than its newest one, and refuses the whole request with them. 0 disables.
 	MaxSampleAge time.Duration `mapstructure:"max_sample_age"`
+
+	// MaxQueueBytes bounds each tenant's persistent queue: above it the oldest queued requests
+	// are dropped (counted) until it fits, so a long outage cannot fill the disk and the newest
+	// data is kept. 0 disables (sending_queue::queue_size then refuses the newest data).
+	MaxQueueBytes int64 `mapstructure:"max_queue_bytes"`
 }
 
 // TenantConfig selects the tenant of each resource and how it is sent.
@@ -64,7 +69,7 @@ var (
 )
 
 // ourKeys are the keys of this exporter; all others belong to the embedded remote-write config.
-var ourKeys = []string{"sending_queue", "tenant", "max_sample_age"}
+var ourKeys = []string{"sending_queue", "tenant", "max_sample_age", "max_queue_bytes"}
 
 // Unmarshal splits the configuration between our keys and the embedded remote-write config,
 // whose own Unmarshal (top-level vs `http:` client settings) must see only its keys.
@@ -85,14 +90,15 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 	}
 	cfg.Config = inner.PRW
 	own := struct {
-		QueueConfig  configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
-		Tenant       configoptional.Optional[TenantConfig]                    `mapstructure:"tenant"`
-		MaxSampleAge time.Duration                                            `mapstructure:"max_sample_age"`
-	}{QueueConfig: cfg.QueueConfig, Tenant: cfg.Tenant, MaxSampleAge: cfg.MaxSampleAge}
+		QueueConfig   configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
+		Tenant        configoptional.Optional[TenantConfig]                    `mapstructure:"tenant"`
+		MaxSampleAge  time.Duration                                            `mapstructure:"max_sample_age"`
+		MaxQueueBytes int64                                                    `mapstructure:"max_queue_bytes"`
+	}{QueueConfig: cfg.QueueConfig, Tenant: cfg.Tenant, MaxSampleAge: cfg.MaxSampleAge, MaxQueueBytes: cfg.MaxQueueBytes}
 	if err := confmap.NewFromStringMap(ours).Unmarshal(&own); err != nil {
 		return err
 	}
-	cfg.QueueConfig, cfg.Tenant, cfg.MaxSampleAge = own.QueueConfig, own.Tenant, own.MaxSampleAge
+	cfg.QueueConfig, cfg.Tenant, cfg.MaxSampleAge, cfg.MaxQueueBytes = own.QueueConfig, own.Tenant, own.MaxSampleAge, own.MaxQueueBytes
 	return nil
 }
 
@@ -125,6 +131,15 @@ func (cfg *Config) Validate() error {
 		if q.WaitForResult && q.StorageID != nil {
 			errs = append(errs, errors.New("sending_queue: wait_for_result cannot be used with storage"))
 		}
+	}
+	switch q := cfg.QueueConfig.Get(); {
+	case cfg.MaxQueueBytes < 0:
+		errs = append(errs, fmt.Errorf("max_queue_bytes: %d, must be 0 (no budget) or positive", cfg.MaxQueueBytes))
+	case cfg.MaxQueueBytes == 0:
+	case !cfg.QueueConfig.HasValue() || q.StorageID == nil:
+		errs = append(errs, errors.New("max_queue_bytes: needs a persistent queue (sending_queue::storage); an in-memory queue is bounded by sending_queue::queue_size"))
+	case q.Sizer == exporterhelper.RequestSizerTypeBytes && int64(q.QueueSize) <= cfg.MaxQueueBytes:
+		errs = append(errs, fmt.Errorf("max_queue_bytes: %d, must be below sending_queue::queue_size (%d bytes), which refuses the newest data; leave room for what arrives during one retry interval", cfg.MaxQueueBytes, q.QueueSize))
 	}
 
 	if !cfg.Tenant.HasValue() {

@@ -86,6 +86,21 @@ func TestLoadConfig(t *testing.T) {
 				"tenant::max_tenants: 0, must be at least 1",
 				`tenant::default_tenant: "a b" is not a valid tenant id`,
 				"max_sample_age: -1m0s, must be 0 (keep every sample) or positive",
+				"max_queue_bytes: -1, must be 0 (no budget) or positive",
+			},
+		},
+		{
+			name: "budget_in_memory",
+			errs: []string{"max_queue_bytes: needs a persistent queue (sending_queue::storage)"},
+		},
+		{
+			name: "budget_above_queue_size",
+			errs: []string{"max_queue_bytes: 2000000, must be below sending_queue::queue_size (2000000 bytes)"},
+		},
+		{
+			name: "budget",
+			check: func(t *testing.T, cfg *Config) {
+				assert.Equal(t, int64(200000000), cfg.MaxQueueBytes)
 			},
 		},
 		{

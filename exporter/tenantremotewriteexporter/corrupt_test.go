@@ -33,7 +33,7 @@ func TestStorageDirectory(t *testing.T) {
 	id := pipelineID(component.NewIDWithName(storageID.Type(), "edge"), "acme/1 ü")
 	se, ok := ext.(storage.Extension)
 	require.True(t, ok)
-	qs := &queueStorage{Extension: se, checked: map[string]bool{}}
+	qs := &queueStorage{Extension: se, checked: map[string]bool{}, e: &tenantExporter{cfg: testConfig("http://127.0.0.1:9/w")}}
 	client, gerr := qs.GetClient(context.Background(), component.KindExporter, id, pipeline.SignalMetrics.String())
 	require.NoError(t, gerr)
 	require.NoError(t, client.Close(context.Background()))

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
@@ -67,6 +68,9 @@ type tenantExporter struct {
 	expiries  []*expiry // of the pipelines, flushed at shutdown
 
 	clock clock.Clock // a variable so that tests can age samples by hand
+
+	gaugesMu sync.Mutex
+	gauges   map[component.ID]*atomic.Int64 // queue bytes by pipeline id (see diskBudget)
 }
 
 func newTenantExporter(ctx context.Context, set exporter.Settings, cfg *Config) (*tenantExporter, error) {
@@ -81,6 +85,7 @@ func newTenantExporter(ctx context.Context, set exporter.Settings, cfg *Config) 
 		telemetry:  tb,
 		pipelines:  map[string]exporter.Metrics{},
 		clock:      clock.Real{},
+		gauges:     map[component.ID]*atomic.Int64{},
 	}
 	if cfg.Tenant.HasValue() {
 		e.tenant = cfg.Tenant.Get()
@@ -144,36 +149,51 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	if e.persistent() {
 		outerSet.Logger = logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return keptCore{Core: c} }))
 	}
-	push := sender.ConsumeMetrics
+	var x *expiry
 	if e.cfg.MaxSampleAge > 0 {
-		attrs := []attribute.KeyValue{attribute.String("reason", "max_sample_age")}
-		if e.tenant != nil {
-			attrs = append(attrs, attribute.String("tenant", tenant))
-		}
-		counted := metric.WithAttributeSet(attribute.NewSet(attrs...))
-		x := &expiry{
+		x = &expiry{
 			maxAge: e.cfg.MaxSampleAge,
 			now:    func() time.Time { return e.clock.Now() },
 			logger: logger,
-			count: func(ctx context.Context, n int64) {
-				e.telemetry.ExporterTenantremotewriteDroppedDataPoints.Add(ctx, n, counted)
-			},
+			count:  e.dropCounter("max_sample_age", tenant),
 		}
 		e.expiries = append(e.expiries, x)
+	}
+	var budget *diskBudget
+	if e.cfg.MaxQueueBytes > 0 {
+		budget = &diskBudget{
+			limit:  e.cfg.MaxQueueBytes,
+			queued: e.queueBytes(id),
+			logger: logger,
+			count:  e.dropCounter("disk_budget", tenant),
+		}
+	}
+	push := sender.ConsumeMetrics
+	if x != nil || budget != nil {
 		push = func(ctx context.Context, md pmetric.Metrics) error {
-			if md.IsReadOnly() {
-				// Not expected (Capabilities says we mutate, so the pipeline gives us our own copy).
-				c := pmetric.NewMetrics()
-				md.CopyTo(c)
-				md = c
+			if budget != nil && budget.over(ctx, md) {
+				return nil // the oldest request goes, unsent
 			}
-			if x.drop(ctx, md) > 0 && md.ResourceMetrics().Len() == 0 {
-				return nil // everything expired: done, nothing to send
+			if x != nil {
+				if md.IsReadOnly() {
+					// Not expected (Capabilities says we mutate, so the pipeline gives us our own copy).
+					c := pmetric.NewMetrics()
+					md.CopyTo(c)
+					md = c
+				}
+				if x.drop(ctx, md) > 0 && md.ResourceMetrics().Len() == 0 {
+					return nil // everything expired: done, nothing to send
+				}
 			}
 			if err := sender.ConsumeMetrics(ctx, md); err != nil {
 				return err
 			}
-			x.delivered()
+			if x != nil {
+				x.delivered()
+			}
+			if budget != nil {
+				budget.delivered()
+			}
 			return nil
 		}
 	}
@@ -185,6 +205,18 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 		exporterhelper.WithStart(sender.Start),
 		exporterhelper.WithShutdown(sender.Shutdown),
 	)
+}
+
+// dropCounter counts data points dropped on purpose, by reason and tenant.
+func (e *tenantExporter) dropCounter(reason, tenant string) func(context.Context, int64) {
+	attrs := []attribute.KeyValue{attribute.String("reason", reason)}
+	if e.tenant != nil {
+		attrs = append(attrs, attribute.String("tenant", tenant))
+	}
+	set := metric.WithAttributeSet(attribute.NewSet(attrs...))
+	return func(ctx context.Context, n int64) {
+		e.telemetry.ExporterTenantremotewriteDroppedDataPoints.Add(ctx, n, set)
+	}
 }
 
 // persistent tells whether the sending queues are on disk.

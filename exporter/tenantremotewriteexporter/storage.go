@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -177,8 +178,12 @@ func (s *queueStorage) GetClient(ctx context.Context, kind component.Kind, id co
 	if err != nil {
 		return nil, err
 	}
-	if s.ordered && name == pipeline.SignalMetrics.String() {
-		return &orderedClient{Client: c, s: s, id: id}, nil
+	if name == pipeline.SignalMetrics.String() {
+		oc := &orderedClient{Client: c, s: s, id: id}
+		if s.e.cfg.MaxQueueBytes > 0 {
+			oc.queued = s.e.queueBytes(id)
+		}
+		return oc, nil
 	}
 	return c, nil
 }
@@ -237,12 +242,14 @@ func (s *queueStorage) unrecognised(ctx context.Context, id component.ID, what s
 	s.e.telemetry.ExporterTenantremotewriteQueueRecordUnrecognised.Add(ctx, 1)
 }
 
-// orderedClient rewrites the queue metadata the first time the queue reads it (at start), and
-// checks that the queue reads and writes the record it knows.
+// orderedClient rewrites the queue metadata the first time the queue reads it (at start),
+// checks that the queue reads and writes the record it knows, and (with max_queue_bytes) tells
+// the disk budget the queue's size from every record written.
 type orderedClient struct {
 	storage.Client
-	s  *queueStorage
-	id component.ID
+	s      *queueStorage
+	id     component.ID
+	queued *atomic.Int64 // nil without max_queue_bytes
 	// The queue calls its client under its own lock: no further locking needed.
 	loaded, wrote bool
 }
@@ -260,8 +267,15 @@ func (c *orderedClient) Get(ctx context.Context, key string) ([]byte, error) {
 	if len(v) == 0 {
 		return v, nil // a new queue
 	}
-	if m, ok := parseQueueMeta(v); !ok || m.unknown {
+	m, ok := parseQueueMeta(v)
+	if !ok || m.unknown {
 		c.s.unrecognised(ctx, c.id, fmt.Sprintf("%q holds fields or types the fix does not know (%d bytes)", key, len(v)))
+		return v, nil
+	}
+	if c.queued != nil {
+		c.queued.Store(m.bytesSize)
+	}
+	if !c.s.ordered {
 		return v, nil
 	}
 	return rewindDispatched(v), nil
@@ -270,6 +284,15 @@ func (c *orderedClient) Get(ctx context.Context, key string) ([]byte, error) {
 func (c *orderedClient) Batch(ctx context.Context, ops ...*storage.Operation) error {
 	if !c.wrote {
 		c.checkWrite(ctx, ops)
+	}
+	if c.queued != nil {
+		for _, op := range ops {
+			if op.Type == storage.Set && op.Key == queueMetadataKey {
+				if m, ok := parseQueueMeta(op.Value); ok {
+					c.queued.Store(m.bytesSize)
+				}
+			}
+		}
 	}
 	return c.Client.Batch(ctx, ops...)
 }
