@@ -45,6 +45,21 @@ type Config struct {
 	// are dropped (counted) until it fits, so a long outage cannot fill the disk and the newest
 	// data is kept. 0 disables (sending_queue::queue_size then refuses the newest data).
 	MaxQueueBytes int64 `mapstructure:"max_queue_bytes"`
+
+	// Delivery chooses the order in which queued data reaches the backend.
+	Delivery DeliveryConfig `mapstructure:"delivery"`
+}
+
+// DeliveryConfig chooses between in-order delivery and fresh data first.
+type DeliveryConfig struct {
+	// Mode is in_order (every backend) or fresh_first (backends that accept out-of-order
+	// samples: new data is sent at once, the backlog behind it).
+	Mode string `mapstructure:"mode"`
+	// BacklogShare is the share of the time the backlog may use in fresh_first (0 < share <= 1).
+	BacklogShare float64 `mapstructure:"backlog_share"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
 }
 
 // TenantConfig selects the tenant of each resource and how it is sent.
@@ -69,7 +84,7 @@ var (
 )
 
 // ourKeys are the keys of this exporter; all others belong to the embedded remote-write config.
-var ourKeys = []string{"sending_queue", "tenant", "max_sample_age", "max_queue_bytes"}
+var ourKeys = []string{"sending_queue", "tenant", "max_sample_age", "max_queue_bytes", "delivery"}
 
 // Unmarshal splits the configuration between our keys and the embedded remote-write config,
 // whose own Unmarshal (top-level vs `http:` client settings) must see only its keys.
@@ -94,11 +109,13 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 		Tenant        configoptional.Optional[TenantConfig]                    `mapstructure:"tenant"`
 		MaxSampleAge  time.Duration                                            `mapstructure:"max_sample_age"`
 		MaxQueueBytes int64                                                    `mapstructure:"max_queue_bytes"`
-	}{QueueConfig: cfg.QueueConfig, Tenant: cfg.Tenant, MaxSampleAge: cfg.MaxSampleAge, MaxQueueBytes: cfg.MaxQueueBytes}
+		Delivery      DeliveryConfig                                           `mapstructure:"delivery"`
+	}{QueueConfig: cfg.QueueConfig, Tenant: cfg.Tenant, MaxSampleAge: cfg.MaxSampleAge, MaxQueueBytes: cfg.MaxQueueBytes, Delivery: cfg.Delivery}
 	if err := confmap.NewFromStringMap(ours).Unmarshal(&own); err != nil {
 		return err
 	}
 	cfg.QueueConfig, cfg.Tenant, cfg.MaxSampleAge, cfg.MaxQueueBytes = own.QueueConfig, own.Tenant, own.MaxSampleAge, own.MaxQueueBytes
+	cfg.Delivery = own.Delivery
 	return nil
 }
 
@@ -131,6 +148,18 @@ func (cfg *Config) Validate() error {
 		if q.WaitForResult && q.StorageID != nil {
 			errs = append(errs, errors.New("sending_queue: wait_for_result cannot be used with storage"))
 		}
+	}
+	switch cfg.Delivery.Mode {
+	case DeliveryInOrder:
+	case DeliveryFreshFirst:
+		if !cfg.QueueConfig.HasValue() {
+			errs = append(errs, errors.New("delivery::mode: fresh_first needs sending_queue (its backlog is a second queue of the same kind)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("delivery::mode: %q, must be in_order (any backend) or fresh_first (backends accepting out-of-order samples)", cfg.Delivery.Mode))
+	}
+	if cfg.Delivery.BacklogShare <= 0 || cfg.Delivery.BacklogShare > 1 {
+		errs = append(errs, fmt.Errorf("delivery::backlog_share: %g, must be in (0, 1] (share of the time the backlog may send in fresh_first)", cfg.Delivery.BacklogShare))
 	}
 	switch q := cfg.QueueConfig.Get(); {
 	case cfg.MaxQueueBytes < 0:

@@ -74,6 +74,8 @@ func TestLoadConfig(t *testing.T) {
 				assert.Equal(t, "grid.owner", cfg.Tenant.Get().Attribute)
 				assert.Equal(t, "iiot", cfg.Namespace)
 				assert.Equal(t, map[string]string{"gateway": "gw-17"}, cfg.ExternalLabels)
+				assert.Equal(t, DeliveryFreshFirst, cfg.Delivery.Mode)
+				assert.Equal(t, 0.25, cfg.Delivery.BacklogShare)
 			},
 		},
 		{
@@ -87,6 +89,8 @@ func TestLoadConfig(t *testing.T) {
 				`tenant::default_tenant: "a b" is not a valid tenant id`,
 				"max_sample_age: -1m0s, must be 0 (keep every sample) or positive",
 				"max_queue_bytes: -1, must be 0 (no budget) or positive",
+				`delivery::mode: "newest", must be in_order (any backend) or fresh_first`,
+				"delivery::backlog_share: 1.5, must be in (0, 1]",
 			},
 		},
 		{
@@ -181,6 +185,8 @@ func TestDefaultConfig(t *testing.T) {
 	require.NotNil(t, cfg.MaxBatchRequestParallelism)
 	assert.Equal(t, 1, *cfg.MaxBatchRequestParallelism)
 	assert.Equal(t, 55*time.Minute, cfg.MaxSampleAge, "under a stock Prometheus' 1 h")
+	assert.Equal(t, DeliveryInOrder, cfg.Delivery.Mode, "in order suits every backend")
+	assert.Zero(t, cfg.MaxQueueBytes)
 
 	// An empty tenant section enables the split with defaults.
 	conf := confmap.NewFromStringMap(map[string]any{"endpoint": "http://h/w", "tenant": nil})

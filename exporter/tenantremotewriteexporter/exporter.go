@@ -149,6 +149,22 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	if e.persistent() {
 		outerSet.Logger = logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return keptCore{Core: c} }))
 	}
+	if e.cfg.Delivery.Mode == DeliveryFreshFirst {
+		return e.newFreshFirst(ctx, outerSet, tenant, sender)
+	}
+	return exporterhelper.NewMetrics(ctx, outerSet, e.cfg, e.guarded(id, tenant, logger, sender.ConsumeMetrics),
+		exporterhelper.WithQueue(e.cfg.QueueConfig),
+		exporterhelper.WithRetry(e.cfg.BackOffConfig),
+		exporterhelper.WithTimeout(e.cfg.TimeoutSettings),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+		exporterhelper.WithStart(sender.Start),
+		exporterhelper.WithShutdown(sender.Shutdown),
+	)
+}
+
+// guarded wraps the send of a queue (id) with the disk budget and max_sample_age: what the
+// queue's consumer calls for every attempt.
+func (e *tenantExporter) guarded(id component.ID, tenant string, logger *zap.Logger, send consumer.ConsumeMetricsFunc) consumer.ConsumeMetricsFunc {
 	var x *expiry
 	if e.cfg.MaxSampleAge > 0 {
 		x = &expiry{
@@ -168,43 +184,35 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 			count:  e.dropCounter("disk_budget", tenant),
 		}
 	}
-	push := sender.ConsumeMetrics
-	if x != nil || budget != nil {
-		push = func(ctx context.Context, md pmetric.Metrics) error {
-			if budget != nil && budget.over(ctx, md) {
-				return nil // the oldest request goes, unsent
-			}
-			if x != nil {
-				if md.IsReadOnly() {
-					// Not expected (Capabilities says we mutate, so the pipeline gives us our own copy).
-					c := pmetric.NewMetrics()
-					md.CopyTo(c)
-					md = c
-				}
-				if x.drop(ctx, md) > 0 && md.ResourceMetrics().Len() == 0 {
-					return nil // everything expired: done, nothing to send
-				}
-			}
-			if err := sender.ConsumeMetrics(ctx, md); err != nil {
-				return err
-			}
-			if x != nil {
-				x.delivered()
-			}
-			if budget != nil {
-				budget.delivered()
-			}
-			return nil
-		}
+	if x == nil && budget == nil {
+		return send
 	}
-	return exporterhelper.NewMetrics(ctx, outerSet, e.cfg, push,
-		exporterhelper.WithQueue(e.cfg.QueueConfig),
-		exporterhelper.WithRetry(e.cfg.BackOffConfig),
-		exporterhelper.WithTimeout(e.cfg.TimeoutSettings),
-		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
-		exporterhelper.WithStart(sender.Start),
-		exporterhelper.WithShutdown(sender.Shutdown),
-	)
+	return func(ctx context.Context, md pmetric.Metrics) error {
+		if budget != nil && budget.over(ctx, md) {
+			return nil // the oldest request goes, unsent
+		}
+		if x != nil {
+			if md.IsReadOnly() {
+				// Not expected (Capabilities says we mutate, so the pipeline gives us our own copy).
+				c := pmetric.NewMetrics()
+				md.CopyTo(c)
+				md = c
+			}
+			if x.drop(ctx, md) > 0 && md.ResourceMetrics().Len() == 0 {
+				return nil // everything expired: done, nothing to send
+			}
+		}
+		if err := send(ctx, md); err != nil {
+			return err
+		}
+		if x != nil {
+			x.delivered()
+		}
+		if budget != nil {
+			budget.delivered()
+		}
+		return nil
+	}
 }
 
 // dropCounter counts data points dropped on purpose, by reason and tenant.
@@ -294,7 +302,7 @@ func (e *tenantExporter) Start(ctx context.Context, host component.Host) error {
 		e.set.Logger.Warn("Tenant index unreadable; queues of earlier tenants are drained when their data arrives again", zap.Error(err))
 	}
 	for _, t := range known {
-		pending, err := queuePending(ctx, ext, pipelineID(e.set.ID, t))
+		pending, err := e.pending(ctx, ext, pipelineID(e.set.ID, t))
 		if err != nil {
 			e.set.Logger.Warn("Cannot inspect the queue of a known tenant", zap.String("tenant", t), zap.Error(err))
 		}
@@ -316,6 +324,17 @@ func (e *tenantExporter) Start(ctx context.Context, host component.Host) error {
 		e.set.Logger.Warn("Cannot write tenant index", zap.Error(err))
 	}
 	return nil
+}
+
+// pending reads how many requests a pipeline's persistent queues hold (with fresh_first, its
+// live queue and its backlog).
+func (e *tenantExporter) pending(ctx context.Context, ext storage.Extension, id component.ID) (uint64, error) {
+	n, err := queuePending(ctx, ext, id)
+	if e.cfg.Delivery.Mode == DeliveryFreshFirst {
+		b, berr := queuePending(ctx, ext, backlogID(id))
+		n, err = n+b, errors.Join(err, berr)
+	}
+	return n, err
 }
 
 // queuePending reads how many requests a tenant's persistent queue holds.
@@ -356,7 +375,7 @@ func (e *tenantExporter) createLocked(ctx context.Context, tenant string) (expor
 // tenantOfID returns the tenant of a pipeline id (see pipelineID); false for the exporter's own.
 func (e *tenantExporter) tenantOfID(id component.ID) (string, bool) {
 	prefix := e.set.ID.Name() + "["
-	name := id.Name()
+	name := strings.TrimSuffix(id.Name(), backlogSuffix)
 	if e.tenant == nil || id.Type() != e.set.ID.Type() || !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, "]") {
 		return "", false
 	}
@@ -579,7 +598,7 @@ func (e *tenantExporter) logKept(ctx context.Context, ext storage.Extension, ten
 		if e.tenant != nil {
 			id = pipelineID(e.set.ID, t)
 		}
-		n, err := queuePending(ctx, ext, id)
+		n, err := e.pending(ctx, ext, id)
 		switch {
 		case err != nil:
 			e.set.Logger.Warn("Cannot read what the persistent queue keeps", zap.String("tenant", t), zap.Error(err))

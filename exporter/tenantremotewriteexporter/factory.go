@@ -24,6 +24,8 @@ const (
 	// sample (head chunk range 2 h / 2), with 5 min for clock skew and for the request's own
 	// way: a request holding one sample past the limit is refused whole.
 	defaultMaxSampleAge = 55 * time.Minute
+	// defaultBacklogShare leaves half of the time to live data after an outage (fresh_first).
+	defaultBacklogShare = 0.5
 )
 
 // NewFactory creates the factory of the tenantremotewrite exporter.
@@ -58,6 +60,7 @@ func createDefaultConfig() component.Config {
 		Config:       base,
 		QueueConfig:  configoptional.Some(queue),
 		MaxSampleAge: defaultMaxSampleAge,
+		Delivery:     DeliveryConfig{Mode: DeliveryInOrder, BacklogShare: defaultBacklogShare},
 		Tenant: configoptional.Default(TenantConfig{
 			Attribute:  defaultTenantAttribute,
 			Header:     defaultTenantHeader,

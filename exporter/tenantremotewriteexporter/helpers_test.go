@@ -2,6 +2,7 @@ package tenantremotewriteexporter
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -62,6 +63,11 @@ type rwServer struct {
 	// now() - maxAge (out of bounds).
 	maxAge time.Duration
 	now    func() time.Time
+	// outOfOrder: accept samples older than the newest of their series (VictoriaMetrics).
+	outOfOrder bool
+	seen       map[string]bool // with outOfOrder: tenant|series|ts of every accepted sample
+	// link > 0: each request takes at least this long to answer (a slow uplink).
+	link time.Duration
 }
 
 func newRWServer(t *testing.T) *rwServer {
@@ -82,6 +88,9 @@ func (s *rwServer) setStatus(f func(r *http.Request) int) {
 }
 
 func (s *rwServer) handle(w http.ResponseWriter, r *http.Request) {
+	if s.link > 0 {
+		<-time.After(s.link) // the link's time, not a synchronisation
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -114,6 +123,10 @@ func (s *rwServer) handle(w http.ResponseWriter, r *http.Request) {
 			for _, smp := range ts.Samples {
 				last, ok := s.newest[tenant+"|"+key]
 				switch {
+				case s.outOfOrder && s.seen[fmt.Sprintf("%s|%s|%d", tenant, key, smp.Timestamp)]:
+					dups++
+					continue
+				case s.outOfOrder:
 				case ok && smp.Timestamp == last.TS && smp.Value == last.Value:
 					dups++
 					continue
@@ -128,7 +141,15 @@ func (s *rwServer) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	if status == http.StatusNoContent {
 		for _, a := range add {
-			s.newest[tenant+"|"+a.Series] = a
+			if last, ok := s.newest[tenant+"|"+a.Series]; !ok || a.TS > last.TS {
+				s.newest[tenant+"|"+a.Series] = a
+			}
+			if s.outOfOrder {
+				if s.seen == nil {
+					s.seen = map[string]bool{}
+				}
+				s.seen[fmt.Sprintf("%s|%s|%d", tenant, a.Series, a.TS)] = true
+			}
 		}
 		s.accepted[tenant] = append(s.accepted[tenant], add...)
 		s.dups += dups
