@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -336,4 +337,85 @@ func assertEventuallyEvery(wait, tick time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(tick)
 	}
+}
+
+// A queue file torn by a power cut (here: truncated to half while the collector is down) never
+// makes the collector crash-loop: the built binary starts, moves the file aside, logs it once and
+// delivers new data. Before, bbolt panicked while opening the file at every start.
+func TestDurabilityTornQueueFile(t *testing.T) {
+	prom := startPrometheus(t)
+	prom.Stop(t) // the outage fills the queue
+	otlpPort := freePort(t)
+	storage := t.TempDir()
+	cfg := fmt.Sprintf(`
+extensions:
+  file_storage:
+    directory: %s
+    fsync: true
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+processors:
+  tenant:
+    job_instance:
+      job: "$${device.protocol}"
+      instance: "$${device.id}"
+exporters:
+  tenantremotewrite:
+    endpoint: %s
+    resource_to_telemetry_conversion:
+      enabled: true
+    sending_queue:
+      storage: file_storage
+      sizer: bytes
+      queue_size: 268435456
+    retry_on_failure:
+      initial_interval: 100ms
+      max_interval: 500ms
+service:
+  extensions: [file_storage]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      processors: [tenant]
+      exporters: [tenantremotewrite]
+`, storage, otlpPort, prom.RemoteWriteURL())
+	col := startCollector(t, cfg, nil)
+	endpoint := fmt.Sprintf("127.0.0.1:%d", otlpPort)
+	waitOTLP(t, endpoint)
+	devices := []crashDevice{{id: "meter-1", protocol: "dlt645"}}
+	sender := startCrashSender(t, endpoint, 20*time.Millisecond, devices)
+	sender.waitAcked(t, 300)
+	sender.Stop()
+	col.kill(t)
+
+	queue := filepath.Join(storage, "exporter_tenantremotewrite__metrics")
+	b, err := os.ReadFile(queue)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(queue, b[:len(b)/2], 0o600))
+	t.Logf("queue file truncated from %d to %d bytes", len(b), len(b)/2)
+
+	prom.Start(t)
+	startedAt := len(col.output())
+	col.start(t)
+	waitOTLP(t, endpoint)
+	after := startCrashSender(t, endpoint, 50*time.Millisecond, devices)
+	after.waitAcked(t, 20)
+	after.Stop()
+	require.True(t, col.running(), "the collector exited:\n%s", col.output()[startedAt:])
+	out := col.output()[startedAt:]
+	assert.Equal(t, 1, strings.Count(out, "Persistent queue file is corrupt"), "logged once:\n%s", out)
+	aside, _ := filepath.Glob(queue + ".corrupt-*")
+	assert.Len(t, aside, 1, "the torn file is kept aside")
+	acked, _ := after.results()
+	last := acked[len(acked)-1]
+	require.True(t, assertEventually(30*time.Second, func() bool {
+		got, err := queryRawSamples(prom, `e2e_crash_seq[10m]`)
+		return err == nil && got["meter-1"][last.ms] == last.value
+	}), "new data did not arrive:\n%s", out)
 }
