@@ -125,8 +125,8 @@ func (cfg *Config) Validate() error {
 	var errs []error
 	endpoint := cfg.HTTP.Endpoint
 	templated := strings.Contains(endpoint, tenantPlaceholder)
-	switch {
-	case endpoint == "":
+	switch endpoint {
+	case "":
 		errs = append(errs, errors.New("endpoint: required (the remote-write URL, e.g. http://prometheus:9090/api/v1/write; may contain {tenant})"))
 	default:
 		probe := strings.ReplaceAll(endpoint, tenantPlaceholder, "tenant")
@@ -167,7 +167,7 @@ func (cfg *Config) Validate() error {
 	case cfg.MaxQueueBytes == 0:
 	case !cfg.QueueConfig.HasValue() || q.StorageID == nil:
 		errs = append(errs, errors.New("max_queue_bytes: needs a persistent queue (sending_queue::storage); an in-memory queue is bounded by sending_queue::queue_size"))
-	case q.Sizer == exporterhelper.RequestSizerTypeBytes && int64(q.QueueSize) <= cfg.MaxQueueBytes:
+	case q.Sizer == exporterhelper.RequestSizerTypeBytes && q.QueueSize <= cfg.MaxQueueBytes:
 		errs = append(errs, fmt.Errorf("max_queue_bytes: %d, must be below sending_queue::queue_size (%d bytes), which refuses the newest data; leave room for what arrives during one retry interval", cfg.MaxQueueBytes, q.QueueSize))
 	}
 

@@ -138,7 +138,7 @@ func TestLoadConfig(t *testing.T) {
 		},
 		{
 			name:      "typo",
-			unmarshal: "atribute",
+			unmarshal: "atribute", //nolint:misspell // the typo is the test
 		},
 	}
 	for _, tt := range tests {

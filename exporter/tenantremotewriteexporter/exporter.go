@@ -674,7 +674,7 @@ func (c keptCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 		}
 		fields = out
 	}
-	if !c.Core.Enabled(ent.Level) {
+	if !c.Enabled(ent.Level) {
 		return nil
 	}
 	return c.Core.Write(ent, fields)
@@ -720,7 +720,7 @@ func (c quietCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	if ent.Message == msgSendFailed {
 		for _, f := range fields {
 			if f.Key == "status_code" && (f.Integer >= 500 || f.Integer == 429) {
-				if !c.Core.Enabled(zapcore.DebugLevel) {
+				if !c.Enabled(zapcore.DebugLevel) {
 					return nil
 				}
 				ent.Level = zapcore.DebugLevel
@@ -729,7 +729,7 @@ func (c quietCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 			}
 		}
 	}
-	if !c.Core.Enabled(ent.Level) {
+	if !c.Enabled(ent.Level) {
 		return nil
 	}
 	return c.Core.Write(ent, fields)

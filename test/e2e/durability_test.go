@@ -328,6 +328,8 @@ service:
 // assertEventuallyEvery polls cond every tick until it holds or wait has passed.
 func assertEventuallyEvery(wait, tick time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(wait)
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
 	for {
 		if cond() {
 			return true
@@ -335,7 +337,7 @@ func assertEventuallyEvery(wait, tick time.Duration, cond func() bool) bool {
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(tick)
+		<-ticker.C
 	}
 }
 
