@@ -167,8 +167,6 @@ func (cfg *Config) Validate() error {
 	case cfg.MaxQueueBytes == 0:
 	case !cfg.QueueConfig.HasValue() || q.StorageID == nil:
 		errs = append(errs, errors.New("max_queue_bytes: needs a persistent queue (sending_queue::storage); an in-memory queue is bounded by sending_queue::queue_size"))
-	case q.Sizer == exporterhelper.RequestSizerTypeBytes && q.QueueSize <= cfg.MaxQueueBytes:
-		errs = append(errs, fmt.Errorf("max_queue_bytes: %d, must be below sending_queue::queue_size (%d bytes), which refuses the newest data; leave room for what arrives during one retry interval", cfg.MaxQueueBytes, q.QueueSize))
 	}
 
 	if !cfg.Tenant.HasValue() {
@@ -194,6 +192,14 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("tenant::default_tenant: %q is not a valid tenant id (1-%d printable ASCII characters, no space or '/', not . or ..)", t.DefaultTenant, maxTenantLength))
 	}
 	return errors.Join(errs...)
+}
+
+// budgetShadowed tells whether sending_queue::queue_size (in bytes) stops the queue before
+// max_queue_bytes does: the newest data is then refused before the budget drops the oldest. Not an
+// error, so that lowering the queue size alone (one environment variable) never stops the collector.
+func (cfg *Config) budgetShadowed() bool {
+	q := cfg.QueueConfig.Get()
+	return cfg.MaxQueueBytes > 0 && cfg.QueueConfig.HasValue() && q.Sizer == exporterhelper.RequestSizerTypeBytes && q.QueueSize <= cfg.MaxQueueBytes
 }
 
 // validTenant accepts ids that are safe both as a header value and as a URL path segment.

@@ -94,6 +94,10 @@ func newTenantExporter(ctx context.Context, set exporter.Settings, cfg *Config) 
 		set.Logger.Warn("sending_queue::num_consumers > 1 sends a tenant's requests in parallel; backends that reject out-of-order samples (Prometheus) may refuse some after an outage",
 			zap.Int("num_consumers", q.NumConsumers))
 	}
+	if cfg.budgetShadowed() {
+		set.Logger.Warn("max_queue_bytes is not below sending_queue::queue_size: a full queue refuses the newest data before the budget drops the oldest; keep queue_size above the budget by what arrives during one retry interval",
+			zap.Int64("max_queue_bytes", cfg.MaxQueueBytes), zap.Int64("queue_size", cfg.QueueConfig.Get().QueueSize))
+	}
 	if e.tenant == nil {
 		// Build the single pipeline now so that configuration problems surface at creation.
 		e.single, err = e.newPipeline(ctx, "")
