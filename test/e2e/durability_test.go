@@ -306,9 +306,9 @@ service:
 	t.Logf("%s: %d exports acknowledged (%d devices each); missing %d, older than max_sample_age %d, duplicated %d, never sent %d",
 		mode, len(all), len(devices), len(missing), len(tooOld), len(dups), len(extra))
 	assert.True(t, ok, "acknowledged samples missing (%d): %v", len(missing), head(missing, 20))
-	assert.Empty(t, tooOld, "samples older than max_sample_age at the backend's return were sent")
-	assert.Empty(t, dups, "duplicated samples")
-	assert.Empty(t, extra, "samples never sent")
+	assert.Empty(t, len(tooOld), "samples older than max_sample_age at the backend's return were sent: %v", head(tooOld, 20))
+	assert.Empty(t, len(dups), "duplicated samples: %v", head(dups, 20))
+	assert.Empty(t, len(extra), "samples never sent: %v", head(extra, 20))
 
 	dropped, err := scrapeSum(telemetry, "otelcol_exporter_tenantremotewrite_dropped_data_points", `reason="max_sample_age"`)
 	require.NoError(t, err)
