@@ -176,7 +176,7 @@ exporters:
         max_size: 400
     retry_on_failure:
       initial_interval: 200ms
-      max_interval: 1s
+      max_interval: 5s   # the edge default's is 30s: an in-order queue waits it out after the outage
       max_elapsed_time: 0
 service:
   extensions: [file_storage]
