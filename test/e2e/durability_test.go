@@ -162,7 +162,7 @@ exporters:
     max_sample_age: %s
     delivery:
       mode: %s
-      backlog_share: 0.1
+      backlog_share: 0.05
     resource_to_telemetry_conversion:
       enabled: true
     sending_queue:
