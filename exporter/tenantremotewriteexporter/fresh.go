@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Fresh data first (delivery::mode: fresh_first).
@@ -63,15 +65,21 @@ func (e *tenantExporter) newFreshFirst(ctx context.Context, set exporter.Setting
 	if err != nil {
 		return nil, err
 	}
+	var moved []metric.AddOption
+	if e.tenant != nil {
+		moved = append(moved, metric.WithAttributeSet(attribute.NewSet(attribute.String("tenant", tenant))))
+	}
 	livePush := func(ctx context.Context, md pmetric.Metrics) error {
 		err := sender.ConsumeMetrics(ctx, md)
 		if err == nil || consumererror.IsPermanent(err) {
 			return err
 		}
 		// Not taken now: behind the backlog, on disk, before the live queue forgets it.
+		n := md.DataPointCount() // before the backlog's queue owns md
 		if berr := backlog.ConsumeMetrics(context.WithoutCancel(ctx), md); berr != nil {
 			return consumererror.NewPermanent(errors.Join(err, berr))
 		}
+		e.telemetry.ExporterTenantremotewriteBacklogDataPoints.Add(ctx, int64(n), moved...)
 		return nil
 	}
 	noRetry := configretry.NewDefaultBackOffConfig()

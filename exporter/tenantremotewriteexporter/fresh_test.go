@@ -74,8 +74,10 @@ func TestFreshFirstAfterOutage(t *testing.T) {
 			assert.Zero(t, srv.duplicates())
 			if mode == DeliveryInOrder {
 				assert.Equal(t, backlog, pos, "in order: the fresh sample comes last")
+				assert.Zero(t, counterSum(t, tel, "otelcol_exporter_tenantremotewrite_backlog_data_points"))
 				return
 			}
+			assert.Equal(t, int64(backlog), counterSum(t, tel, "otelcol_exporter_tenantremotewrite_backlog_data_points"), "every outage request moved once")
 			assert.Less(t, pos, backlog/2, "fresh first: the fresh sample does not wait for the backlog")
 		})
 	}

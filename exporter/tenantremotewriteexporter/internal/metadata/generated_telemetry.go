@@ -26,6 +26,7 @@ type TelemetryBuilder struct {
 	meter                                            metric.Meter
 	mu                                               sync.Mutex
 	registrations                                    []metric.Registration
+	ExporterTenantremotewriteBacklogDataPoints       metric.Int64Counter
 	ExporterTenantremotewriteCorruptQueueFiles       metric.Int64Counter
 	ExporterTenantremotewriteDroppedDataPoints       metric.Int64Counter
 	ExporterTenantremotewriteQueueRecordUnrecognised metric.Int64Counter
@@ -63,6 +64,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ExporterTenantremotewriteBacklogDataPoints, err = builder.meter.Int64Counter(
+		"otelcol_exporter_tenantremotewrite_backlog_data_points",
+		metric.WithDescription("Data points the live queue handed to the backlog queue because the backend did not take them (delivery::mode fresh_first; attribute tenant). The live pipeline's sent_metric_points include them; the backlog pipeline sends them. [Development]"),
+		metric.WithUnit("{datapoint}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ExporterTenantremotewriteCorruptQueueFiles, err = builder.meter.Int64Counter(
 		"otelcol_exporter_tenantremotewrite_corrupt_queue_files",
 		metric.WithDescription("Persistent queue files found corrupt (torn or damaged) at start and moved aside; the queue starts empty. [Development]"),
