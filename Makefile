@@ -12,7 +12,7 @@ BUILD       := $(CURDIR)/_build
 BINARY      := $(BUILD)/otelcol-iiot
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath
 # python3-serial-asyncio is only a Recommends of python3-pymodbus, but pymodbus.server imports it.
-APT_PKGS    := prometheus socat python3-pymodbus python3-serial-asyncio lintian rpm
+APT_PKGS    := prometheus socat python3-pymodbus python3-serial-asyncio lintian rpm victoria-metrics
 E2E_TIMEOUT ?= 50m
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -91,8 +91,9 @@ preflight:
 	promtool --version >/dev/null 2>&1 || { echo "preflight: promtool not found (Debian package prometheus)"; fail=1; }; \
 	prometheus --version >/dev/null 2>&1 || { echo "preflight: prometheus not found (Debian package prometheus)"; fail=1; }; \
 	socat -V >/dev/null 2>&1 || { echo "preflight: socat not found (Debian package socat)"; fail=1; }; \
+	command -v victoria-metrics >/dev/null 2>&1 || { echo "preflight: victoria-metrics not found (Debian package victoria-metrics)"; fail=1; }; \
 	rm -f /tmp/otelcol-iiot-preflight.err; \
-	[ $$fail = 0 ] && echo "preflight: pymodbus server, node-opcua, prometheus, promtool, socat OK"; exit $$fail
+	[ $$fail = 0 ] && echo "preflight: pymodbus server, node-opcua, prometheus, promtool, socat, victoria-metrics OK"; exit $$fail
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^_build/')); \

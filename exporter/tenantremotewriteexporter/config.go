@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -34,6 +35,31 @@ type Config struct {
 
 	// Tenant enables the split by tenant. Absent: one queue, one endpoint, no tenant header.
 	Tenant configoptional.Optional[TenantConfig] `mapstructure:"tenant"`
+
+	// MaxSampleAge drops data points older than this when a request is sent (each attempt),
+	// instead of sending what the backend refuses: a stock Prometheus refuses samples more than
+	// 1 h older than its newest one, and refuses the whole request with them. 0 disables.
+	MaxSampleAge time.Duration `mapstructure:"max_sample_age"`
+
+	// MaxQueueBytes bounds each tenant's persistent queue: above it the oldest queued requests
+	// are dropped (counted) until it fits, so a long outage cannot fill the disk and the newest
+	// data is kept. 0 disables (sending_queue::queue_size then refuses the newest data).
+	MaxQueueBytes int64 `mapstructure:"max_queue_bytes"`
+
+	// Delivery chooses the order in which queued data reaches the backend.
+	Delivery DeliveryConfig `mapstructure:"delivery"`
+}
+
+// DeliveryConfig chooses between in-order delivery and fresh data first.
+type DeliveryConfig struct {
+	// Mode is in_order (every backend) or fresh_first (backends that accept out-of-order
+	// samples: new data is sent at once, the backlog behind it).
+	Mode string `mapstructure:"mode"`
+	// BacklogShare is the share of the time the backlog may use in fresh_first (0 < share <= 1).
+	BacklogShare float64 `mapstructure:"backlog_share"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
 }
 
 // TenantConfig selects the tenant of each resource and how it is sent.
@@ -58,7 +84,7 @@ var (
 )
 
 // ourKeys are the keys of this exporter; all others belong to the embedded remote-write config.
-var ourKeys = []string{"sending_queue", "tenant"}
+var ourKeys = []string{"sending_queue", "tenant", "max_sample_age", "max_queue_bytes", "delivery"}
 
 // Unmarshal splits the configuration between our keys and the embedded remote-write config,
 // whose own Unmarshal (top-level vs `http:` client settings) must see only its keys.
@@ -79,13 +105,17 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 	}
 	cfg.Config = inner.PRW
 	own := struct {
-		QueueConfig configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
-		Tenant      configoptional.Optional[TenantConfig]                    `mapstructure:"tenant"`
-	}{QueueConfig: cfg.QueueConfig, Tenant: cfg.Tenant}
+		QueueConfig   configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
+		Tenant        configoptional.Optional[TenantConfig]                    `mapstructure:"tenant"`
+		MaxSampleAge  time.Duration                                            `mapstructure:"max_sample_age"`
+		MaxQueueBytes int64                                                    `mapstructure:"max_queue_bytes"`
+		Delivery      DeliveryConfig                                           `mapstructure:"delivery"`
+	}{QueueConfig: cfg.QueueConfig, Tenant: cfg.Tenant, MaxSampleAge: cfg.MaxSampleAge, MaxQueueBytes: cfg.MaxQueueBytes, Delivery: cfg.Delivery}
 	if err := confmap.NewFromStringMap(ours).Unmarshal(&own); err != nil {
 		return err
 	}
-	cfg.QueueConfig, cfg.Tenant = own.QueueConfig, own.Tenant
+	cfg.QueueConfig, cfg.Tenant, cfg.MaxSampleAge, cfg.MaxQueueBytes = own.QueueConfig, own.Tenant, own.MaxSampleAge, own.MaxQueueBytes
+	cfg.Delivery = own.Delivery
 	return nil
 }
 
@@ -95,8 +125,8 @@ func (cfg *Config) Validate() error {
 	var errs []error
 	endpoint := cfg.HTTP.Endpoint
 	templated := strings.Contains(endpoint, tenantPlaceholder)
-	switch {
-	case endpoint == "":
+	switch endpoint {
+	case "":
 		errs = append(errs, errors.New("endpoint: required (the remote-write URL, e.g. http://prometheus:9090/api/v1/write; may contain {tenant})"))
 	default:
 		probe := strings.ReplaceAll(endpoint, tenantPlaceholder, "tenant")
@@ -110,11 +140,33 @@ func (cfg *Config) Validate() error {
 	if cfg.WAL.HasValue() {
 		errs = append(errs, errors.New("wal: not supported; use sending_queue with storage: file_storage for durability"))
 	}
+	if cfg.MaxSampleAge < 0 {
+		errs = append(errs, fmt.Errorf("max_sample_age: %s, must be 0 (keep every sample) or positive (e.g. 55m for a stock Prometheus)", cfg.MaxSampleAge))
+	}
 	if cfg.QueueConfig.HasValue() {
 		q := cfg.QueueConfig.Get()
 		if q.WaitForResult && q.StorageID != nil {
 			errs = append(errs, errors.New("sending_queue: wait_for_result cannot be used with storage"))
 		}
+	}
+	switch cfg.Delivery.Mode {
+	case DeliveryInOrder:
+	case DeliveryFreshFirst:
+		if !cfg.QueueConfig.HasValue() {
+			errs = append(errs, errors.New("delivery::mode: fresh_first needs sending_queue (its backlog is a second queue of the same kind)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("delivery::mode: %q, must be in_order (any backend) or fresh_first (backends accepting out-of-order samples)", cfg.Delivery.Mode))
+	}
+	if cfg.Delivery.BacklogShare <= 0 || cfg.Delivery.BacklogShare > 1 {
+		errs = append(errs, fmt.Errorf("delivery::backlog_share: %g, must be in (0, 1] (share of the time the backlog may send in fresh_first)", cfg.Delivery.BacklogShare))
+	}
+	switch q := cfg.QueueConfig.Get(); {
+	case cfg.MaxQueueBytes < 0:
+		errs = append(errs, fmt.Errorf("max_queue_bytes: %d, must be 0 (no budget) or positive", cfg.MaxQueueBytes))
+	case cfg.MaxQueueBytes == 0:
+	case !cfg.QueueConfig.HasValue() || q.StorageID == nil:
+		errs = append(errs, errors.New("max_queue_bytes: needs a persistent queue (sending_queue::storage); an in-memory queue is bounded by sending_queue::queue_size"))
 	}
 
 	if !cfg.Tenant.HasValue() {
@@ -140,6 +192,14 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("tenant::default_tenant: %q is not a valid tenant id (1-%d printable ASCII characters, no space or '/', not . or ..)", t.DefaultTenant, maxTenantLength))
 	}
 	return errors.Join(errs...)
+}
+
+// budgetShadowed tells whether sending_queue::queue_size (in bytes) stops the queue before
+// max_queue_bytes does: the newest data is then refused before the budget drops the oldest. Not an
+// error, so that lowering the queue size alone (one environment variable) never stops the collector.
+func (cfg *Config) budgetShadowed() bool {
+	q := cfg.QueueConfig.Get()
+	return cfg.MaxQueueBytes > 0 && cfg.QueueConfig.HasValue() && q.Sizer == exporterhelper.RequestSizerTypeBytes && q.QueueSize <= cfg.MaxQueueBytes
 }
 
 // validTenant accepts ids that are safe both as a header value and as a URL path segment.

@@ -51,6 +51,7 @@ func TestLoadConfig(t *testing.T) {
 				assert.Equal(t, TenantConfig{Attribute: "tenant.id", Header: "X-Scope-OrgID", DefaultTenant: "site-operator", MaxTenants: 8}, *cfg.Tenant.Get())
 				assert.True(t, cfg.ResourceToTelemetrySettings.Enabled)
 				assert.Equal(t, &storageID, cfg.QueueConfig.Get().StorageID)
+				assert.Equal(t, 2*time.Hour, cfg.MaxSampleAge)
 			},
 		},
 		{
@@ -73,6 +74,8 @@ func TestLoadConfig(t *testing.T) {
 				assert.Equal(t, "grid.owner", cfg.Tenant.Get().Attribute)
 				assert.Equal(t, "iiot", cfg.Namespace)
 				assert.Equal(t, map[string]string{"gateway": "gw-17"}, cfg.ExternalLabels)
+				assert.Equal(t, DeliveryFreshFirst, cfg.Delivery.Mode)
+				assert.Equal(t, 0.25, cfg.Delivery.BacklogShare)
 			},
 		},
 		{
@@ -84,6 +87,27 @@ func TestLoadConfig(t *testing.T) {
 				`tenant::header: "Bad Header" is not a valid HTTP header name`,
 				"tenant::max_tenants: 0, must be at least 1",
 				`tenant::default_tenant: "a b" is not a valid tenant id`,
+				"max_sample_age: -1m0s, must be 0 (keep every sample) or positive",
+				"max_queue_bytes: -1, must be 0 (no budget) or positive",
+				`delivery::mode: "newest", must be in_order (any backend) or fresh_first`,
+				"delivery::backlog_share: 1.5, must be in (0, 1]",
+			},
+		},
+		{
+			name: "budget_in_memory",
+			errs: []string{"max_queue_bytes: needs a persistent queue (sending_queue::storage)"},
+		},
+		{
+			name: "budget_above_queue_size",
+			check: func(t *testing.T, cfg *Config) {
+				assert.True(t, cfg.budgetShadowed(), "valid, with a warning at start")
+			},
+		},
+		{
+			name: "budget",
+			check: func(t *testing.T, cfg *Config) {
+				assert.Equal(t, int64(200000000), cfg.MaxQueueBytes)
+				assert.False(t, cfg.budgetShadowed())
 			},
 		},
 		{
@@ -117,7 +141,7 @@ func TestLoadConfig(t *testing.T) {
 		},
 		{
 			name:      "typo",
-			unmarshal: "atribute",
+			unmarshal: "atribute", //nolint:misspell // the typo is the test
 		},
 	}
 	for _, tt := range tests {
@@ -163,6 +187,9 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Zero(t, cfg.BackOffConfig.MaxElapsedTime, "retry until the queue delivers")
 	require.NotNil(t, cfg.MaxBatchRequestParallelism)
 	assert.Equal(t, 1, *cfg.MaxBatchRequestParallelism)
+	assert.Equal(t, 55*time.Minute, cfg.MaxSampleAge, "under a stock Prometheus' 1 h")
+	assert.Equal(t, DeliveryInOrder, cfg.Delivery.Mode, "in order suits every backend")
+	assert.Zero(t, cfg.MaxQueueBytes)
 
 	// An empty tenant section enables the split with defaults.
 	conf := confmap.NewFromStringMap(map[string]any{"endpoint": "http://h/w", "tenant": nil})

@@ -24,7 +24,7 @@ import (
 )
 
 // exporterPoints sums an int64 sum metric of the exporterhelper by its "exporter" attribute.
-func exporterPoints(t *testing.T, tel *componenttest.Telemetry, name string) map[string]int64 {
+func exporterPoints(t testing.TB, tel *componenttest.Telemetry, name string) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
 	m, err := tel.GetMetric(name)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"go.opentelemetry.io/collector/component"
@@ -27,6 +29,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter/internal/metadata"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 )
 
 var (
@@ -62,6 +65,12 @@ type tenantExporter struct {
 	index     storage.Client // tenant index; nil without persistent queue or split
 	limitHit  bool           // max_tenants reached was logged
 	single    exporter.Metrics
+	expiries  []*expiry // of the pipelines, flushed at shutdown
+
+	clock clock.Clock // a variable so that tests can age samples by hand
+
+	gaugesMu sync.Mutex
+	gauges   map[component.ID]*atomic.Int64 // queue bytes by pipeline id (see diskBudget)
 }
 
 func newTenantExporter(ctx context.Context, set exporter.Settings, cfg *Config) (*tenantExporter, error) {
@@ -75,6 +84,8 @@ func newTenantExporter(ctx context.Context, set exporter.Settings, cfg *Config) 
 		prwFactory: prw.NewFactory(),
 		telemetry:  tb,
 		pipelines:  map[string]exporter.Metrics{},
+		clock:      clock.Real{},
+		gauges:     map[component.ID]*atomic.Int64{},
 	}
 	if cfg.Tenant.HasValue() {
 		e.tenant = cfg.Tenant.Get()
@@ -82,6 +93,10 @@ func newTenantExporter(ctx context.Context, set exporter.Settings, cfg *Config) 
 	if q := cfg.QueueConfig.Get(); cfg.QueueConfig.HasValue() && q.StorageID != nil && q.NumConsumers > 1 {
 		set.Logger.Warn("sending_queue::num_consumers > 1 sends a tenant's requests in parallel; backends that reject out-of-order samples (Prometheus) may refuse some after an outage",
 			zap.Int("num_consumers", q.NumConsumers))
+	}
+	if cfg.budgetShadowed() {
+		set.Logger.Warn("max_queue_bytes is not below sending_queue::queue_size: a full queue refuses the newest data before the budget drops the oldest; keep queue_size above the budget by what arrives during one retry interval",
+			zap.Int64("max_queue_bytes", cfg.MaxQueueBytes), zap.Int64("queue_size", cfg.QueueConfig.Get().QueueSize))
 	}
 	if e.tenant == nil {
 		// Build the single pipeline now so that configuration problems surface at creation.
@@ -138,7 +153,10 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	if e.persistent() {
 		outerSet.Logger = logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return keptCore{Core: c} }))
 	}
-	return exporterhelper.NewMetrics(ctx, outerSet, e.cfg, sender.ConsumeMetrics,
+	if e.cfg.Delivery.Mode == DeliveryFreshFirst {
+		return e.newFreshFirst(ctx, outerSet, tenant, sender)
+	}
+	return exporterhelper.NewMetrics(ctx, outerSet, e.cfg, e.guarded(id, tenant, logger, sender.ConsumeMetrics),
 		exporterhelper.WithQueue(e.cfg.QueueConfig),
 		exporterhelper.WithRetry(e.cfg.BackOffConfig),
 		exporterhelper.WithTimeout(e.cfg.TimeoutSettings),
@@ -146,6 +164,71 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 		exporterhelper.WithStart(sender.Start),
 		exporterhelper.WithShutdown(sender.Shutdown),
 	)
+}
+
+// guarded wraps the send of a queue (id) with the disk budget and max_sample_age: what the
+// queue's consumer calls for every attempt.
+func (e *tenantExporter) guarded(id component.ID, tenant string, logger *zap.Logger, send consumer.ConsumeMetricsFunc) consumer.ConsumeMetricsFunc {
+	var x *expiry
+	if e.cfg.MaxSampleAge > 0 {
+		x = &expiry{
+			maxAge: e.cfg.MaxSampleAge,
+			now:    func() time.Time { return e.clock.Now() },
+			logger: logger,
+			count:  e.dropCounter("max_sample_age", tenant),
+		}
+		e.expiries = append(e.expiries, x)
+	}
+	var budget *diskBudget
+	if e.cfg.MaxQueueBytes > 0 {
+		budget = &diskBudget{
+			limit:  e.cfg.MaxQueueBytes,
+			queued: e.queueBytes(id),
+			logger: logger,
+			count:  e.dropCounter("disk_budget", tenant),
+		}
+	}
+	if x == nil && budget == nil {
+		return send
+	}
+	return func(ctx context.Context, md pmetric.Metrics) error {
+		if budget != nil && budget.over(ctx, md) {
+			return nil // the oldest request goes, unsent
+		}
+		if x != nil {
+			if md.IsReadOnly() {
+				// Not expected (Capabilities says we mutate, so the pipeline gives us our own copy).
+				c := pmetric.NewMetrics()
+				md.CopyTo(c)
+				md = c
+			}
+			if x.drop(ctx, md) > 0 && md.ResourceMetrics().Len() == 0 {
+				return nil // everything expired: done, nothing to send
+			}
+		}
+		if err := send(ctx, md); err != nil {
+			return err
+		}
+		if x != nil {
+			x.delivered()
+		}
+		if budget != nil {
+			budget.delivered()
+		}
+		return nil
+	}
+}
+
+// dropCounter counts data points dropped on purpose, by reason and tenant.
+func (e *tenantExporter) dropCounter(reason, tenant string) func(context.Context, int64) {
+	attrs := []attribute.KeyValue{attribute.String("reason", reason)}
+	if e.tenant != nil {
+		attrs = append(attrs, attribute.String("tenant", tenant))
+	}
+	set := metric.WithAttributeSet(attribute.NewSet(attrs...))
+	return func(ctx context.Context, n int64) {
+		e.telemetry.ExporterTenantremotewriteDroppedDataPoints.Add(ctx, n, set)
+	}
 }
 
 // persistent tells whether the sending queues are on disk.
@@ -189,8 +272,13 @@ func (e *tenantExporter) Start(ctx context.Context, host component.Host) error {
 		return err
 	}
 	pipeHost := host
-	if ext != nil && orderedRestart {
-		pipeHost = newQueueHost(host, storageID, ext)
+	if ext != nil {
+		qs := newQueueStorage(ext, e)
+		if qs.dir == "" {
+			e.set.Logger.Warn("sending_queue::storage is not file_storage: queue files are not checked for corruption at start", zap.String("storage", storageID.String()))
+		}
+		ext = qs
+		pipeHost = newQueueHost(host, storageID, qs)
 	}
 
 	e.mu.Lock()
@@ -218,7 +306,7 @@ func (e *tenantExporter) Start(ctx context.Context, host component.Host) error {
 		e.set.Logger.Warn("Tenant index unreadable; queues of earlier tenants are drained when their data arrives again", zap.Error(err))
 	}
 	for _, t := range known {
-		pending, err := queuePending(ctx, ext, pipelineID(e.set.ID, t))
+		pending, err := e.pending(ctx, ext, pipelineID(e.set.ID, t))
 		if err != nil {
 			e.set.Logger.Warn("Cannot inspect the queue of a known tenant", zap.String("tenant", t), zap.Error(err))
 		}
@@ -240,6 +328,17 @@ func (e *tenantExporter) Start(ctx context.Context, host component.Host) error {
 		e.set.Logger.Warn("Cannot write tenant index", zap.Error(err))
 	}
 	return nil
+}
+
+// pending reads how many requests a pipeline's persistent queues hold (with fresh_first, its
+// live queue and its backlog).
+func (e *tenantExporter) pending(ctx context.Context, ext storage.Extension, id component.ID) (uint64, error) {
+	n, err := queuePending(ctx, ext, id)
+	if e.cfg.Delivery.Mode == DeliveryFreshFirst {
+		b, berr := queuePending(ctx, ext, backlogID(id))
+		n, err = n+b, errors.Join(err, berr)
+	}
+	return n, err
 }
 
 // queuePending reads how many requests a tenant's persistent queue holds.
@@ -275,6 +374,16 @@ func (e *tenantExporter) createLocked(ctx context.Context, tenant string) (expor
 	e.telemetry.ExporterTenantremotewriteTenants.Add(ctx, 1)
 	e.set.Logger.Info("Tenant pipeline started", zap.String("tenant", tenant), zap.Int("tenants", len(e.pipelines)))
 	return p, nil
+}
+
+// tenantOfID returns the tenant of a pipeline id (see pipelineID); false for the exporter's own.
+func (e *tenantExporter) tenantOfID(id component.ID) (string, bool) {
+	prefix := e.set.ID.Name() + "["
+	name := strings.TrimSuffix(id.Name(), backlogSuffix)
+	if e.tenant == nil || id.Type() != e.set.ID.Type() || !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, "]") {
+		return "", false
+	}
+	return name[len(prefix) : len(name)-1], true
 }
 
 // errMaxTenants marks data refused because tenant::max_tenants was reached.
@@ -324,8 +433,9 @@ func (e *tenantExporter) pipelineFor(ctx context.Context, tenant string) (export
 }
 
 func (e *tenantExporter) Capabilities() consumer.Capabilities {
-	// Splitting moves resources into per-tenant batches.
-	return consumer.Capabilities{MutatesData: e.tenant != nil}
+	// Splitting moves resources into per-tenant batches; max_sample_age removes expired points
+	// from the queued request itself, so that a retry does not count them again.
+	return consumer.Capabilities{MutatesData: e.tenant != nil || e.cfg.MaxSampleAge > 0}
 }
 
 func (e *tenantExporter) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
@@ -459,7 +569,7 @@ func (e *tenantExporter) Shutdown(ctx context.Context) error {
 		pipes = append(pipes, e.single)
 		tenants = append(tenants, "")
 	}
-	index, ext := e.index, e.storage
+	index, ext, expiries := e.index, e.storage, e.expiries
 	e.mu.Unlock()
 
 	errs := make([]error, len(pipes))
@@ -468,6 +578,9 @@ func (e *tenantExporter) Shutdown(ctx context.Context) error {
 		wg.Go(func() { errs[i] = p.Shutdown(ctx) })
 	}
 	wg.Wait()
+	for _, x := range expiries {
+		x.flush()
+	}
 	if ext != nil {
 		e.logKept(ctx, ext, tenants)
 	}
@@ -489,7 +602,7 @@ func (e *tenantExporter) logKept(ctx context.Context, ext storage.Extension, ten
 		if e.tenant != nil {
 			id = pipelineID(e.set.ID, t)
 		}
-		n, err := queuePending(ctx, ext, id)
+		n, err := e.pending(ctx, ext, id)
 		switch {
 		case err != nil:
 			e.set.Logger.Warn("Cannot read what the persistent queue keeps", zap.String("tenant", t), zap.Error(err))
@@ -565,7 +678,7 @@ func (c keptCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 		}
 		fields = out
 	}
-	if !c.Core.Enabled(ent.Level) {
+	if !c.Enabled(ent.Level) {
 		return nil
 	}
 	return c.Core.Write(ent, fields)
@@ -611,7 +724,7 @@ func (c quietCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	if ent.Message == msgSendFailed {
 		for _, f := range fields {
 			if f.Key == "status_code" && (f.Integer >= 500 || f.Integer == 429) {
-				if !c.Core.Enabled(zapcore.DebugLevel) {
+				if !c.Enabled(zapcore.DebugLevel) {
 					return nil
 				}
 				ent.Level = zapcore.DebugLevel
@@ -620,7 +733,7 @@ func (c quietCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 			}
 		}
 	}
-	if !c.Core.Enabled(ent.Level) {
+	if !c.Enabled(ent.Level) {
 		return nil
 	}
 	return c.Core.Write(ent, fields)

@@ -3,15 +3,16 @@ package tenantremotewriteexporter // import "github.com/otelcol-iiot/otelcol-iio
 import (
 	"context"
 	"fmt"
+	"time"
 
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter/internal/metadata"
-	"go.opentelemetry.io/collector/exporter/exporterhelper"
 )
 
 // Defaults of the tenant section.
@@ -19,6 +20,12 @@ const (
 	defaultTenantAttribute = "tenant.id"
 	defaultTenantHeader    = "X-Scope-OrgID"
 	defaultMaxTenants      = 32
+	// defaultMaxSampleAge stays under the 1 h a stock Prometheus accepts behind its newest
+	// sample (head chunk range 2 h / 2), with 5 min for clock skew and for the request's own
+	// way: a request holding one sample past the limit is refused whole.
+	defaultMaxSampleAge = 55 * time.Minute
+	// defaultBacklogShare leaves half of the time to live data after an outage (fresh_first).
+	defaultBacklogShare = 0.5
 )
 
 // NewFactory creates the factory of the tenantremotewrite exporter.
@@ -50,8 +57,10 @@ func createDefaultConfig() component.Config {
 	queue.NumConsumers = 1
 
 	return &Config{
-		Config:      base,
-		QueueConfig: configoptional.Some(queue),
+		Config:       base,
+		QueueConfig:  configoptional.Some(queue),
+		MaxSampleAge: defaultMaxSampleAge,
+		Delivery:     DeliveryConfig{Mode: DeliveryInOrder, BacklogShare: defaultBacklogShare},
 		Tenant: configoptional.Default(TenantConfig{
 			Attribute:  defaultTenantAttribute,
 			Header:     defaultTenantHeader,

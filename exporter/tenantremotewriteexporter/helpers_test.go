@@ -2,6 +2,7 @@ package tenantremotewriteexporter
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,7 +25,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter/internal/metadata"
 )
@@ -56,6 +59,15 @@ type rwServer struct {
 	dups     int                 // samples identical to the newest one (ignored, like Prometheus)
 	status   func(r *http.Request) int
 	tenantOf func(r *http.Request) string
+	// maxAge > 0: like a stock Prometheus, refuse a whole request holding a sample older than
+	// now() - maxAge (out of bounds).
+	maxAge time.Duration
+	now    func() time.Time
+	// outOfOrder: accept samples older than the newest of their series (VictoriaMetrics).
+	outOfOrder bool
+	seen       map[string]bool // with outOfOrder: tenant|series|ts of every accepted sample
+	// link > 0: each request takes at least this long to answer (a slow uplink).
+	link time.Duration
 }
 
 func newRWServer(t *testing.T) *rwServer {
@@ -76,6 +88,9 @@ func (s *rwServer) setStatus(f func(r *http.Request) int) {
 }
 
 func (s *rwServer) handle(w http.ResponseWriter, r *http.Request) {
+	if s.link > 0 {
+		<-time.After(s.link) // the link's time, not a synchronisation
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -108,11 +123,17 @@ func (s *rwServer) handle(w http.ResponseWriter, r *http.Request) {
 			for _, smp := range ts.Samples {
 				last, ok := s.newest[tenant+"|"+key]
 				switch {
+				case s.outOfOrder && s.seen[fmt.Sprintf("%s|%s|%d", tenant, key, smp.Timestamp)]:
+					dups++
+					continue
+				case s.outOfOrder:
 				case ok && smp.Timestamp == last.TS && smp.Value == last.Value:
 					dups++
 					continue
 				case ok && smp.Timestamp <= last.TS:
 					status = http.StatusBadRequest // out of order, or another value for the same time
+				case s.maxAge > 0 && smp.Timestamp < s.now().Add(-s.maxAge).UnixMilli():
+					status = http.StatusBadRequest // out of bounds
 				}
 				add = append(add, sample{Series: key, TS: smp.Timestamp, Value: smp.Value})
 			}
@@ -120,7 +141,15 @@ func (s *rwServer) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	if status == http.StatusNoContent {
 		for _, a := range add {
-			s.newest[tenant+"|"+a.Series] = a
+			if last, ok := s.newest[tenant+"|"+a.Series]; !ok || a.TS > last.TS {
+				s.newest[tenant+"|"+a.Series] = a
+			}
+			if s.outOfOrder {
+				if s.seen == nil {
+					s.seen = map[string]bool{}
+				}
+				s.seen[fmt.Sprintf("%s|%s|%d", tenant, a.Series, a.TS)] = true
+			}
 		}
 		s.accepted[tenant] = append(s.accepted[tenant], add...)
 		s.dups += dups
@@ -232,6 +261,7 @@ func testConfig(endpoint string) *Config {
 	cfg.BackOffConfig.InitialInterval = 10 * time.Millisecond
 	cfg.BackOffConfig.MaxInterval = 50 * time.Millisecond
 	cfg.BackOffConfig.RandomizationFactor = 0
+	cfg.MaxSampleAge = 0 // the tests' timestamps are from 1970; expire_test.go sets its own
 	return cfg
 }
 
@@ -261,4 +291,29 @@ func startExporter(t *testing.T, cfg *Config, tel *componenttest.Telemetry, host
 	require.NoError(t, exp.Start(context.Background(), host))
 	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
 	return exp
+}
+
+// startObserved starts the exporter (id tenantremotewrite/test) with observed logs at Info and the
+// given telemetry; it is shut down at cleanup (idempotent).
+func startObserved(t *testing.T, cfg *Config, tel *componenttest.Telemetry, host component.Host) (*tenantExporter, *observer.ObservedLogs) {
+	t.Helper()
+	return startObservedWith(t, cfg, tel, host, nil)
+}
+
+func startObservedWith(t *testing.T, cfg *Config, tel *componenttest.Telemetry, host component.Host, before func(*tenantExporter)) (*tenantExporter, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zapcore.InfoLevel)
+	set := exportertest.NewNopSettings(metadata.Type)
+	set.ID = component.NewIDWithName(metadata.Type, "test")
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	set.Logger = zap.New(core)
+	exp, err := NewFactory().CreateMetrics(context.Background(), set, cfg)
+	require.NoError(t, err)
+	te := exp.(*tenantExporter)
+	if before != nil {
+		before(te)
+	}
+	require.NoError(t, exp.Start(context.Background(), host))
+	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
+	return te, logs
 }

@@ -3,10 +3,18 @@ package tenantremotewriteexporter // import "github.com/otelcol-iiot/otelcol-iio
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pipeline"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -29,15 +37,20 @@ var orderedRestart = true
 
 const (
 	queueMetadataKey       = "qmv0"
+	fieldItemsSize         = 1
+	fieldBytesSize         = 2
 	fieldReadIndex         = 3
 	fieldWriteIndex        = 4
 	fieldDispatchedIndexes = 5
 )
 
-// queueMeta is the part of the queue metadata we need.
+// queueMeta is the queue metadata.
 type queueMeta struct {
+	itemsSize, bytesSize  int64
 	readIndex, writeIndex uint64
 	dispatched            []uint64
+	// unknown: the record has fields this layout does not know (a collector upgrade changed it).
+	unknown bool
 }
 
 // pending is the number of requests the queue still holds.
@@ -55,14 +68,19 @@ func parseQueueMeta(buf []byte) (queueMeta, bool) {
 		}
 		buf = buf[n:]
 		switch {
-		case (num == fieldReadIndex || num == fieldWriteIndex) && typ == protowire.Fixed64Type:
+		case num >= fieldItemsSize && num <= fieldWriteIndex && typ == protowire.Fixed64Type:
 			v, n := protowire.ConsumeFixed64(buf)
 			if n < 0 {
 				return m, false
 			}
-			if num == fieldReadIndex {
+			switch num {
+			case fieldItemsSize:
+				m.itemsSize = int64(v) // sfixed64
+			case fieldBytesSize:
+				m.bytesSize = int64(v) // sfixed64
+			case fieldReadIndex:
 				m.readIndex = v
-			} else {
+			default:
 				m.writeIndex = v
 			}
 			buf = buf[n:]
@@ -92,6 +110,7 @@ func parseQueueMeta(buf []byte) (queueMeta, bool) {
 			if n < 0 {
 				return m, false
 			}
+			m.unknown = true
 			buf = buf[n:]
 		}
 	}
@@ -104,7 +123,7 @@ func parseQueueMeta(buf []byte) (queueMeta, bool) {
 // index (always the case with one consumer), so no request is skipped or repeated.
 func rewindDispatched(buf []byte) []byte {
 	m, ok := parseQueueMeta(buf)
-	if !ok || len(m.dispatched) == 0 {
+	if !ok || m.unknown || len(m.dispatched) == 0 {
 		return buf
 	}
 	d := slices.Clone(m.dispatched)
@@ -134,36 +153,177 @@ func rewindDispatched(buf []byte) []byte {
 	return out
 }
 
-// orderedStorage hands the sending queues clients that restart in order.
-type orderedStorage struct {
+// queueStorage is the storage extension as the exporter's queues and tenant index see it: it
+// checks each file before the extension opens it (a corrupt one is moved aside, see corrupt.go)
+// and hands the sending queues clients that restart in order.
+type queueStorage struct {
 	storage.Extension
+	dir     string // of file_storage; "" for another extension (no file checks)
+	ordered bool
+	e       *tenantExporter
+
+	mu      sync.Mutex
+	checked map[string]bool // files checked in this run
 }
 
-func (s *orderedStorage) GetClient(ctx context.Context, kind component.Kind, id component.ID, name string) (storage.Client, error) {
+func newQueueStorage(ext storage.Extension, e *tenantExporter) *queueStorage {
+	return &queueStorage{Extension: ext, dir: storageDirectory(ext), ordered: orderedRestart, e: e, checked: map[string]bool{}}
+}
+
+func (s *queueStorage) GetClient(ctx context.Context, kind component.Kind, id component.ID, name string) (storage.Client, error) {
+	if err := s.check(ctx, kind, id, name); err != nil {
+		return nil, err
+	}
 	c, err := s.Extension.GetClient(ctx, kind, id, name)
 	if err != nil {
 		return nil, err
 	}
-	return &orderedClient{Client: c}, nil
+	if name == pipeline.SignalMetrics.String() {
+		oc := &orderedClient{Client: c, s: s, id: id}
+		if s.e.cfg.MaxQueueBytes > 0 {
+			oc.queued = s.e.queueBytes(id)
+		}
+		return oc, nil
+	}
+	return c, nil
 }
 
-// orderedClient rewrites the queue metadata the first time the queue reads it (at start).
+// check verifies a file once per run and moves it aside when it is corrupt, so that the
+// extension creates a new one: the collector runs on with an empty queue instead of crashing at
+// every start. It fails only when a corrupt file cannot be moved.
+func (s *queueStorage) check(ctx context.Context, kind component.Kind, id component.ID, name string) error {
+	if s.dir == "" {
+		return nil
+	}
+	path := queueFilePath(s.dir, kind, id, name)
+	s.mu.Lock()
+	done := s.checked[path]
+	s.checked[path] = true
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
+	lost, err := verifyQueueFile(path)
+	if err == nil {
+		return nil
+	}
+	aside, mvErr := moveAside(path, time.Now())
+	if mvErr != nil {
+		return fmt.Errorf("tenantremotewrite: %s is corrupt (%w) and cannot be moved aside: %w; move or delete it", path, err, mvErr)
+	}
+	tenant, tenanted := s.e.tenantOfID(id)
+	fields := []zap.Field{zap.String("file", path), zap.String("moved_to", aside), zap.Error(err)}
+	if tenanted {
+		fields = append(fields, zap.String("tenant", tenant))
+	}
+	if lost >= 0 {
+		fields = append(fields, zap.Int64("lost_data_points", lost))
+	} else {
+		fields = append(fields, zap.String("lost_data_points", "unknown (the queue's record is unreadable)"))
+	}
+	s.e.set.Logger.Error("Persistent queue file is corrupt (torn by a power cut or damaged): moved aside, the queue starts empty", fields...)
+	s.e.telemetry.ExporterTenantremotewriteCorruptQueueFiles.Add(ctx, 1)
+	if lost > 0 {
+		attrs := []attribute.KeyValue{attribute.String("reason", "corrupt_queue")}
+		if tenanted {
+			attrs = append(attrs, attribute.String("tenant", tenant))
+		}
+		s.e.telemetry.ExporterTenantremotewriteDroppedDataPoints.Add(ctx, lost, metric.WithAttributeSet(attribute.NewSet(attrs...)))
+	}
+	return nil
+}
+
+// unrecognised reports a queue state record the restart-order fix does not know: loudly, since
+// the fix is then off for that queue.
+func (s *queueStorage) unrecognised(ctx context.Context, id component.ID, what string) {
+	s.e.set.Logger.Warn("The persistent queue's state record is not the layout the restart-order fix knows (collector upgraded?): "+
+		"this queue restarts in the collector's own order, and after a restart during an outage a backend without an out-of-order window may refuse the re-sent request",
+		zap.String("queue", id.String()), zap.String("record", what))
+	s.e.telemetry.ExporterTenantremotewriteQueueRecordUnrecognised.Add(ctx, 1)
+}
+
+// orderedClient rewrites the queue metadata the first time the queue reads it (at start),
+// checks that the queue reads and writes the record it knows, and (with max_queue_bytes) tells
+// the disk budget the queue's size from every record written.
 type orderedClient struct {
 	storage.Client
-	loaded bool
+	s      *queueStorage
+	id     component.ID
+	queued *atomic.Int64 // nil without max_queue_bytes
+	// The queue calls its client under its own lock: no further locking needed.
+	loaded, wrote bool
 }
 
 func (c *orderedClient) Get(ctx context.Context, key string) ([]byte, error) {
 	v, err := c.Client.Get(ctx, key)
-	if err != nil || key != queueMetadataKey || c.loaded {
+	if err != nil || c.loaded {
 		return v, err
 	}
 	c.loaded = true
+	if key != queueMetadataKey {
+		c.s.unrecognised(ctx, c.id, fmt.Sprintf("first read is key %q, not %q", key, queueMetadataKey))
+		return v, nil
+	}
+	if len(v) == 0 {
+		return v, nil // a new queue
+	}
+	m, ok := parseQueueMeta(v)
+	if !ok || m.unknown {
+		c.s.unrecognised(ctx, c.id, fmt.Sprintf("%q holds fields or types the fix does not know (%d bytes)", key, len(v)))
+		return v, nil
+	}
+	if c.queued != nil {
+		c.queued.Store(m.bytesSize)
+	}
+	if !c.s.ordered {
+		return v, nil
+	}
 	return rewindDispatched(v), nil
 }
 
+func (c *orderedClient) Batch(ctx context.Context, ops ...*storage.Operation) error {
+	if !c.wrote {
+		c.checkWrite(ctx, ops)
+	}
+	if c.queued != nil {
+		for _, op := range ops {
+			if op.Type == storage.Set && op.Key == queueMetadataKey {
+				if m, ok := parseQueueMeta(op.Value); ok {
+					c.queued.Store(m.bytesSize)
+				}
+			}
+		}
+	}
+	return c.Client.Batch(ctx, ops...)
+}
+
+// checkWrite checks the first batch that writes anything: it must write the known record.
+func (c *orderedClient) checkWrite(ctx context.Context, ops []*storage.Operation) {
+	var meta *storage.Operation
+	writes := false
+	for _, op := range ops {
+		if op.Type == storage.Set {
+			writes = true
+			if op.Key == queueMetadataKey {
+				meta = op
+			}
+		}
+	}
+	if !writes {
+		return
+	}
+	c.wrote = true
+	if meta == nil {
+		c.s.unrecognised(ctx, c.id, fmt.Sprintf("the queue writes without updating %q", queueMetadataKey))
+		return
+	}
+	if m, ok := parseQueueMeta(meta.Value); !ok || m.unknown {
+		c.s.unrecognised(ctx, c.id, fmt.Sprintf("the queue writes %q with fields or types the fix does not know", queueMetadataKey))
+	}
+}
+
 // queueHost is the host given to the tenants' sending queues: the collector's host with the
-// storage extension wrapped by orderedStorage.
+// storage extension wrapped by queueStorage.
 type queueHost struct {
 	component.Host
 	exts map[component.ID]component.Component
@@ -171,12 +331,12 @@ type queueHost struct {
 
 func (h *queueHost) GetExtensions() map[component.ID]component.Component { return h.exts }
 
-func newQueueHost(host component.Host, storageID component.ID, ext storage.Extension) *queueHost {
+func newQueueHost(host component.Host, storageID component.ID, qs *queueStorage) *queueHost {
 	exts := make(map[component.ID]component.Component, len(host.GetExtensions()))
 	for id, e := range host.GetExtensions() {
 		exts[id] = e
 	}
-	exts[storageID] = &orderedStorage{Extension: ext}
+	exts[storageID] = qs
 	return &queueHost{Host: host, exts: exts}
 }
 

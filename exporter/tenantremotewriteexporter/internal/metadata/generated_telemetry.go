@@ -23,12 +23,16 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                                         metric.Meter
-	mu                                            sync.Mutex
-	registrations                                 []metric.Registration
-	ExporterTenantremotewriteRefusedDataPoints    metric.Int64Counter
-	ExporterTenantremotewriteTenants              metric.Int64UpDownCounter
-	ExporterTenantremotewriteUntenantedDataPoints metric.Int64Counter
+	meter                                            metric.Meter
+	mu                                               sync.Mutex
+	registrations                                    []metric.Registration
+	ExporterTenantremotewriteBacklogDataPoints       metric.Int64Counter
+	ExporterTenantremotewriteCorruptQueueFiles       metric.Int64Counter
+	ExporterTenantremotewriteDroppedDataPoints       metric.Int64Counter
+	ExporterTenantremotewriteQueueRecordUnrecognised metric.Int64Counter
+	ExporterTenantremotewriteRefusedDataPoints       metric.Int64Counter
+	ExporterTenantremotewriteTenants                 metric.Int64UpDownCounter
+	ExporterTenantremotewriteUntenantedDataPoints    metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -60,6 +64,30 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ExporterTenantremotewriteBacklogDataPoints, err = builder.meter.Int64Counter(
+		"otelcol_exporter_tenantremotewrite_backlog_data_points",
+		metric.WithDescription("Data points the live queue handed to the backlog queue because the backend did not take them (delivery::mode fresh_first; attribute tenant). The live pipeline's sent_metric_points include them; the backlog pipeline sends them. [Development]"),
+		metric.WithUnit("{datapoint}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ExporterTenantremotewriteCorruptQueueFiles, err = builder.meter.Int64Counter(
+		"otelcol_exporter_tenantremotewrite_corrupt_queue_files",
+		metric.WithDescription("Persistent queue files found corrupt (torn or damaged) at start and moved aside; the queue starts empty. [Development]"),
+		metric.WithUnit("{file}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ExporterTenantremotewriteDroppedDataPoints, err = builder.meter.Int64Counter(
+		"otelcol_exporter_tenantremotewrite_dropped_data_points",
+		metric.WithDescription("Data points dropped on purpose so that they are never sent to be refused or fill the disk (attribute tenant; reason = max_sample_age when older than max_sample_age at sending, corrupt_queue when in a corrupt queue file moved aside at start). [Development]"),
+		metric.WithUnit("{datapoint}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ExporterTenantremotewriteQueueRecordUnrecognised, err = builder.meter.Int64Counter(
+		"otelcol_exporter_tenantremotewrite_queue_record_unrecognised",
+		metric.WithDescription("Persistent queue state records the restart-order fix did not recognise (a collector upgrade changed them); that queue restarts in the collector's own order. [Development]"),
+		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ExporterTenantremotewriteRefusedDataPoints, err = builder.meter.Int64Counter(
 		"otelcol_exporter_tenantremotewrite_refused_data_points",
 		metric.WithDescription("Data points refused because the tenant could not get a sending pipeline (attribute reason = max_tenants or shutdown). [Development]"),

@@ -19,9 +19,25 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
+	tb.ExporterTenantremotewriteBacklogDataPoints.Add(context.Background(), 1)
+	tb.ExporterTenantremotewriteCorruptQueueFiles.Add(context.Background(), 1)
+	tb.ExporterTenantremotewriteDroppedDataPoints.Add(context.Background(), 1)
+	tb.ExporterTenantremotewriteQueueRecordUnrecognised.Add(context.Background(), 1)
 	tb.ExporterTenantremotewriteRefusedDataPoints.Add(context.Background(), 1)
 	tb.ExporterTenantremotewriteTenants.Add(context.Background(), 1)
 	tb.ExporterTenantremotewriteUntenantedDataPoints.Add(context.Background(), 1)
+	AssertEqualExporterTenantremotewriteBacklogDataPoints(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualExporterTenantremotewriteCorruptQueueFiles(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualExporterTenantremotewriteDroppedDataPoints(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualExporterTenantremotewriteQueueRecordUnrecognised(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualExporterTenantremotewriteRefusedDataPoints(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
