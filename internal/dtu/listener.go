@@ -172,10 +172,13 @@ func (l *Listener) Start() error {
 		ln = tls.NewListener(ln, l.tls)
 	}
 	l.mu.Lock()
-	if l.closed {
+	if l.closed || l.ln != nil {
 		l.mu.Unlock()
-		_ = ln.Close() // closed before it started
-		return net.ErrClosed
+		_ = ln.Close() // closed before it started, or started already
+		if l.closed {
+			return net.ErrClosed
+		}
+		return nil
 	}
 	l.ln = ln
 	l.wg.Add(1)
@@ -520,6 +523,16 @@ type Conn struct {
 }
 
 var _ net.Conn = (*Conn)(nil)
+
+// Alive tells whether the DTU session behind this view is still open.
+func (c *Conn) Alive() bool {
+	select {
+	case <-c.s.done:
+		return false
+	default:
+		return true
+	}
+}
 
 // ID is the DTU's id.
 func (c *Conn) ID() string { return c.s.id }
