@@ -41,6 +41,8 @@ type Settings struct {
 	MeterProvider metric.MeterProvider
 	// Scope is the instrumentation scope name of the metrics.
 	Scope string
+	// OnRegister, if set, is called (on the socket's goroutine) once a known DTU's session is in place.
+	OnRegister func(id string)
 }
 
 // Stats are running totals of a listener.
@@ -58,6 +60,7 @@ type Stats struct {
 // Listener accepts DTUs on one port and keeps the current session of each known DTU id.
 type Listener struct {
 	cfg     Config
+	onReg   func(id string)
 	known   map[string]bool
 	match   matcher
 	beat    []byte
@@ -87,7 +90,7 @@ func New(ctx context.Context, cfg Config, ids []string, set Settings) (*Listener
 	m, _ := cfg.matcher("")
 	beat, _ := cfg.Heartbeat.bytes()
 	l := &Listener{
-		cfg: cfg, match: m, beat: beat, known: map[string]bool{}, logger: set.Logger,
+		cfg: cfg, match: m, beat: beat, known: map[string]bool{}, logger: set.Logger, onReg: set.OnRegister,
 		conns: map[net.Conn]struct{}{}, sessions: map[string]*session{}, registered: map[string]time.Time{}, unknown: map[string]bool{},
 		stop: make(chan struct{}),
 	}
@@ -369,6 +372,9 @@ func (l *Listener) serve(c net.Conn) {
 		l.logger.Info("DTU registered", zap.String("dtu.id", id), zap.Stringer("remote", c.RemoteAddr()))
 	}
 	s.push(rest)
+	if l.onReg != nil {
+		l.onReg(id)
+	}
 	reason := s.run()
 	l.mu.Lock()
 	if l.sessions[id] == s {
