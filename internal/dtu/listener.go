@@ -54,7 +54,7 @@ type Stats struct {
 	OverCap       uint64 // sockets closed for max_connections
 	Unregistered  uint64 // sockets closed for not registering in time
 	IdleClosed    uint64 // sessions closed by idle_timeout
-	Heartbeats    uint64 // heartbeat (and repeated registration) packets removed from the streams
+	Heartbeats    uint64 // heartbeat (and repeated registration) packets removed from the streams of current and ended sessions
 }
 
 // Listener accepts DTUs on one port and keeps the current session of each known DTU id.
@@ -228,7 +228,11 @@ func (l *Listener) Close() {
 func (l *Listener) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.stats
+	st := l.stats
+	for _, s := range l.sessions {
+		st.Heartbeats += s.st.stripped.Load()
+	}
+	return st
 }
 
 // Connected tells whether the DTU has a registered socket.
@@ -380,7 +384,7 @@ func (l *Listener) serve(c net.Conn) {
 	if l.sessions[id] == s {
 		delete(l.sessions, id)
 	}
-	l.stats.Heartbeats += st.stripped
+	l.stats.Heartbeats += st.stripped.Load()
 	if errors.Is(reason, errIdle) {
 		l.stats.IdleClosed++
 	}

@@ -243,6 +243,7 @@ func TestIdleTimeout(t *testing.T) {
 	assert.False(t, beating.IsClosed())
 	assert.True(t, f.l.Connected("beating"))
 	assert.Equal(t, uint64(1), f.l.Stats().IdleClosed)
+	assert.GreaterOrEqual(t, f.l.Stats().Heartbeats, uint64(20), "heartbeats counted while the session runs")
 }
 
 // A socket that does not register in time is closed.

@@ -1,6 +1,9 @@
 package dtu
 
-import "bytes"
+import (
+	"bytes"
+	"sync/atomic"
+)
 
 // stripper removes heartbeat packets (and repeated registration packets) from a DTU's byte stream. A
 // DTU may send its heartbeat between two TCP segments of a device's reply, so patterns are removed
@@ -10,7 +13,7 @@ type stripper struct {
 	patterns [][]byte
 	pending  []byte
 	out      []byte
-	stripped uint64 // patterns removed
+	stripped atomic.Uint64 // patterns removed (read by Stats while the session runs)
 }
 
 // feed takes the bytes of one read and returns those that belong to the protocol stream. The result
@@ -25,7 +28,7 @@ scan:
 		for _, p := range s.patterns {
 			if bytes.HasPrefix(rest, p) {
 				i += len(p)
-				s.stripped++
+				s.stripped.Add(1)
 				continue scan
 			}
 		}
