@@ -18,6 +18,7 @@ type ErrorType string
 const (
 	ErrTimeout         ErrorType = "timeout"          // no answer in time
 	ErrConnection      ErrorType = "connection"       // could not connect, or the connection broke
+	ErrNotConnected    ErrorType = "not_connected"    // the device's DTU has not dialled in (nothing to connect to)
 	ErrException       ErrorType = "exception"        // the device answered with a protocol error (Modbus exception, DL/T 645 error word)
 	ErrBadStatus       ErrorType = "bad_status"       // OPC UA Bad status code
 	ErrUncertain       ErrorType = "uncertain"        // OPC UA Uncertain: value kept, counted
@@ -34,7 +35,7 @@ const (
 )
 
 // ErrorTypes lists every error type, in the order they are emitted.
-var ErrorTypes = []ErrorType{ErrTimeout, ErrConnection, ErrException, ErrBadStatus, ErrUncertain, ErrDecode, ErrChecksum, ErrProtocol, ErrUnsupportedType, ErrField}
+var ErrorTypes = []ErrorType{ErrTimeout, ErrConnection, ErrNotConnected, ErrException, ErrBadStatus, ErrUncertain, ErrDecode, ErrChecksum, ErrProtocol, ErrUnsupportedType, ErrField}
 
 // Answered tells whether an error of this type still shows that the device is alive and talking.
 func (t ErrorType) Answered() bool {

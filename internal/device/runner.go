@@ -198,20 +198,22 @@ func (r *Runner) finish(ctx context.Context) {
 const maxShortcuts = 3
 
 // probe tells whether an open breaker may let a poll through before its backoff has passed: the
-// target can probe, the device was failing to connect, a probe since the breaker opened failed (the
-// device was really gone) — or a poll let through this way failed, up to maxShortcuts — and this
-// probe succeeds. A device that accepts connections but does not answer polls keeps the normal
+// target can probe, the device was failing to connect (or its DTU had not dialled in), a probe since
+// the breaker opened failed (the device was really gone) — or a poll let through this way failed, up
+// to maxShortcuts — and this probe succeeds. A device that accepts connections but does not answer polls keeps the normal
 // backoff, since its probes never fail.
 func (r *Runner) probe(ctx context.Context) bool {
 	pr, ok := r.target.(Prober)
-	if !ok || r.lastErr != ErrConnection || ctx.Err() != nil {
+	if !ok || (r.lastErr != ErrConnection && r.lastErr != ErrNotConnected) || ctx.Err() != nil {
 		return false
 	}
 	if err := pr.Probe(ctx); err != nil {
 		r.probeFailed = r.probeFailed || !errors.Is(err, ErrNoProbe)
 		return false
 	}
-	if !r.probeFailed && (r.shortcuts == 0 || r.shortcuts >= maxShortcuts) {
+	// A poll that failed with not_connected saw the device gone already (its DTU had not dialled in):
+	// a probe that finds it connected is news enough.
+	if !r.probeFailed && r.lastErr != ErrNotConnected && (r.shortcuts == 0 || r.shortcuts >= maxShortcuts) {
 		return false
 	}
 	r.probeFailed = false

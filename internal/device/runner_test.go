@@ -189,6 +189,28 @@ func TestRunnerProbeNeedsAFailedProbeFirst(t *testing.T) {
 	assert.Equal(t, poll.BreakerOpen, run.Breaker().State())
 }
 
+// A device whose DTU had not dialled in: the failed poll already showed it gone, so the first probe
+// that finds the DTU connected lets a poll through, without waiting out the backoff.
+func TestRunnerProbeAfterNotConnected(t *testing.T) {
+	clock := clock.NewManual(t0)
+	target := &probeOnly{}
+	polls := 0
+	poller := TargetFunc(func(_ context.Context, p *Poll) {
+		polls++
+		p.StartRequest("x").End(NewError(ErrNotConnected, errors.New("DTU x not connected")))
+	})
+	run := NewRunner(newTestRecorder(0), WithProbe(poller, target.probe),
+		poll.BreakerConfig{FailureThreshold: 1, InitialBackoff: time.Hour, MaxBackoff: time.Hour},
+		clock, zap.NewNop(), func(context.Context, pmetric.Metrics, ptrace.Traces) {})
+	ctx := context.Background()
+	run.RunOnce(ctx)
+	require.Equal(t, poll.BreakerOpen, run.Breaker().State())
+	clock.Advance(10 * time.Second)
+	run.RunOnce(ctx) // the DTU registered meanwhile: the probe succeeds at once
+	assert.Equal(t, 1, target.n)
+	assert.Equal(t, 2, polls, "polled without waiting the hour")
+}
+
 type probeOnly struct {
 	n   int
 	err error

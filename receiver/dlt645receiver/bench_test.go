@@ -54,7 +54,7 @@ buses:
 			if err != nil {
 				b.Fatal(err)
 			}
-			bus := newBus(&buses[0], clock.Real{}, zap.NewNop())
+			bus := newBus(&buses[0], nil, clock.Real{}, zap.NewNop())
 			defer bus.close()
 			type target struct {
 				m   *meterPoller

@@ -2,6 +2,7 @@ package dlt645receiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +12,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
 
@@ -22,6 +25,7 @@ type bus struct {
 	clock  clock.Clock
 	logger *zap.Logger
 	link   *poll.Link
+	dtus   *dtu.Listener // the listener of dtu:// buses
 
 	mu     sync.Mutex
 	conn   io.Closer
@@ -30,9 +34,10 @@ type bus struct {
 	failed bool // the last attempt to open failed (log state changes only)
 }
 
-func newBus(spec *busSpec, clock clock.Clock, logger *zap.Logger) *bus {
+func newBus(spec *busSpec, dtus *dtu.Listener, clock clock.Clock, logger *zap.Logger) *bus {
 	return &bus{
 		spec:   spec,
+		dtus:   dtus,
 		clock:  clock,
 		logger: logger.With(zap.String("endpoint", spec.endpoint)),
 		// One transaction at a time; the gap also separates the polls of two meters.
@@ -47,7 +52,7 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 		b.mu.Unlock()
 		return nil, net.ErrClosed
 	}
-	if b.client != nil {
+	if b.client != nil && !b.dtuGone() {
 		c := b.client
 		b.mu.Unlock()
 		return c, nil
@@ -58,7 +63,18 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 	var closer io.Closer
 	var err error
 	switch b.spec.scheme {
-	case "tcp":
+	case schemeDTU:
+		var c net.Conn
+		if c, err = b.dtus.Dial(b.spec.address); err == nil {
+			link, closer = c, c
+		} else if errors.Is(err, dtu.ErrNotConnected) {
+			if !b.failed {
+				b.logger.Warn("DTU not connected; its meters are down (not_connected) until it dials in")
+			}
+			b.failed = true
+			return nil, device.NewError(device.ErrNotConnected, err)
+		}
+	case schemeTCP:
 		d := net.Dialer{Timeout: timeout}
 		var c net.Conn
 		if c, err = d.DialContext(ctx, "tcp", b.spec.address); err == nil {
@@ -79,6 +95,8 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 	}
 	if b.failed {
 		b.logger.Info("Bus open again")
+	} else if b.spec.scheme == schemeDTU {
+		b.logger.Debug("DTU session taken")
 	}
 	b.failed = false
 	c := dlt645.NewClient(link)
@@ -93,6 +111,18 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 	}
 	b.conn, b.client = closer, c
 	return c, nil
+}
+
+// dtuGone tells (under mu) whether the bus's DTU session has ended: the DTU redialled or dropped, so
+// the next request takes its new session at once instead of failing once on the old one.
+func (b *bus) dtuGone() bool {
+	c, ok := b.conn.(*dtu.Conn)
+	if ok && !c.Alive() {
+		_ = c.Close() // a view: closing it only detaches
+		b.conn, b.client = nil, nil
+		return true
+	}
+	return false
 }
 
 // reset drops the connection after a transport error; the next request reopens it.

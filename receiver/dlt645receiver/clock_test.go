@@ -22,7 +22,7 @@ func pollOnce(t *testing.T, cfg *Config) []dataPoint {
 	t.Helper()
 	buses, err := cfg.resolve()
 	require.NoError(t, err)
-	b := newBus(&buses[0], clock.Real{}, zap.NewNop())
+	b := newBus(&buses[0], nil, clock.Real{}, zap.NewNop())
 	t.Cleanup(b.close)
 	ms := &buses[0].meters[0]
 	rec := device.NewRecorder(ms.identity, device.RecorderSettings{Health: device.AllHealthMetrics(), Start: time.Now()})
@@ -143,7 +143,7 @@ buses:
 `)
 	buses, err := cfg.resolve()
 	require.NoError(t, err)
-	b := newBus(&buses[0], clock.Real{}, zap.NewNop())
+	b := newBus(&buses[0], nil, clock.Real{}, zap.NewNop())
 	t.Cleanup(b.close)
 	if untilClearOfMidnight(time.Now().In(loc)) > 0 {
 		t.Skip("too close to midnight in UTC+8 for a time sync")
@@ -184,7 +184,7 @@ buses:
 	loc := buses[0].location
 	start := time.Date(2026, 3, 5, 23, 58, 0, 0, loc)
 	clk := clock.NewManual(start)
-	b := newBus(&buses[0], clk, zap.NewNop())
+	b := newBus(&buses[0], nil, clk, zap.NewNop())
 	t.Cleanup(b.close)
 
 	var mu sync.Mutex

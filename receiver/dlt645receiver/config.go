@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
 )
@@ -22,7 +23,9 @@ type Config struct {
 	TimeZone string `mapstructure:"time_zone"`
 	// Profiles are named identifier lists that meters refer to (besides the built-in ones).
 	Profiles map[string]ProfileConfig `mapstructure:"profiles"`
-	// Buses are the serial lines and TCP serial servers, and the meters on each.
+	// DTU is where 4G DTUs dial in (only needed by buses with a dtu:// endpoint).
+	DTU dtu.Config `mapstructure:"dtu"`
+	// Buses are the serial lines, TCP serial servers and DTUs, and the meters on each.
 	Buses []BusConfig `mapstructure:"buses"`
 }
 
@@ -51,11 +54,12 @@ type ProfileConfig struct {
 
 // BusConfig is one line of meters: a serial port or a TCP transparent serial server.
 type BusConfig struct {
-	// Endpoint is serial:///dev/ttyUSB0 or tcp://host:port.
+	// Endpoint is serial:///dev/ttyUSB0, tcp://host:port, or dtu://<id> for the serial port of a DTU that
+	// dials in to the receiver's dtu.endpoint and registers with that id.
 	Endpoint string `mapstructure:"endpoint"`
 	// LineConfig sets the serial line: baud_rate, data_bits, parity and stop_bits (default 2400 8E1). On
-	// tcp:// the baud rate is optional: it tells the receiver how long frames take on the server's own
-	// line.
+	// tcp:// and dtu:// the baud rate is optional: it tells the receiver how long frames take on the
+	// server's (or DTU's) own line.
 	transport.LineConfig `mapstructure:",squash"`
 	// Preamble is the number of FE wake-up bytes before each request (default 4, 0 to 8).
 	Preamble *int `mapstructure:"preamble"`

@@ -56,7 +56,7 @@ func TestConfigs(t *testing.T) {
 			`buses[0].meters[1] "a": id: "a" is already used by buses[0].meters[0]`,
 			`buses[0].meters[1] "a": address: AAAAAAAAAAAA is a broadcast or wildcard address, not a meter's`,
 			`buses[0].meters[1] "a": profile: unknown "nope" (known: single_phase, three_phase)`,
-			`buses[1].endpoint: unknown scheme "udp" in "udp://127.0.0.1:4001" (want serial or tcp)`,
+			`buses[1].endpoint: unknown scheme "udp" in "udp://127.0.0.1:4001" (want serial, tcp or dtu)`,
 			`buses[1].meters: at least one meter is required`,
 		}},
 		{name: "duplicate_series", wantErr: []string{
@@ -65,6 +65,18 @@ func TestConfigs(t *testing.T) {
 		}},
 		{name: "half_clock", wantErr: []string{`identifiers: the meter clock needs both the date and the time identifier (04000101 and 04000102, or 0400010C)`}},
 		{name: "no_buses", wantErr: []string{"buses: at least one bus with meters is required"}},
+		{name: "dtu"},
+		{name: "dtu_bad", wantErr: []string{
+			`dtu.endpoint: "dtu://0.0.0.0:9000" must be host:port (e.g. 127.0.0.1:9000 or 0.0.0.0:9000), without a scheme`,
+			`dtu.heartbeat: one byte is too short to tell from protocol data`,
+			`dtu.idle_timeout: must be > 0`,
+			`buses[0]: data_bits, parity and stop_bits are set by the serial server (or DTU) on dtu://; remove them`,
+			`buses[1].endpoint: DTU "0A0B" is already the endpoint of buses[0] (one DTU is one serial line: put its meters on one bus)`,
+			`buses[2].endpoint: registration.format is hex, so the DTU id must be hex bytes: "pv-east" is not hex bytes`,
+			`buses[3].endpoint: "dtu://" must be dtu://<id>, the id the DTU registers with`,
+		}},
+		{name: "dtu_no_listener", wantErr: []string{"dtu.endpoint: required by the dtu:// buses: the host:port the DTUs dial (e.g. 127.0.0.1:9000)"}},
+		{name: "dtu_unused", wantErr: []string{"dtu: no bus has a dtu://<id> endpoint; bind buses to DTU ids, or remove dtu.endpoint"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

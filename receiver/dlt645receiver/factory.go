@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/sharedcomponent"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
 )
@@ -23,11 +24,11 @@ func NewFactory() receiver.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	return &Config{Settings: device.NewDefaultSettings(), Metrics: metadata.DefaultMetricsConfig()}
+	return &Config{Settings: device.NewDefaultSettings(), Metrics: metadata.DefaultMetricsConfig(), DTU: *dtu.NewDefaultConfig()}
 }
 
-func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
-	c, err := receivers.LoadOrStore(cfg.(*Config), func() (*dlt645Receiver, error) { return newReceiver(cfg.(*Config), set) })
+func createMetrics(ctx context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+	c, err := receivers.LoadOrStore(cfg.(*Config), func() (*dlt645Receiver, error) { return newReceiver(ctx, cfg.(*Config), set) })
 	if err != nil {
 		return nil, err
 	}
@@ -35,8 +36,8 @@ func createMetrics(_ context.Context, set receiver.Settings, cfg component.Confi
 	return c, nil
 }
 
-func createTraces(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Traces) (receiver.Traces, error) {
-	c, err := receivers.LoadOrStore(cfg.(*Config), func() (*dlt645Receiver, error) { return newReceiver(cfg.(*Config), set) })
+func createTraces(ctx context.Context, set receiver.Settings, cfg component.Config, next consumer.Traces) (receiver.Traces, error) {
+	c, err := receivers.LoadOrStore(cfg.(*Config), func() (*dlt645Receiver, error) { return newReceiver(ctx, cfg.(*Config), set) })
 	if err != nil {
 		return nil, err
 	}

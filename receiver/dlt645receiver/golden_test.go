@@ -39,7 +39,7 @@ buses:
 `)
 	buses, err := cfg.resolve()
 	require.NoError(t, err)
-	b := newBus(&buses[0], clock.Real{}, zap.NewNop())
+	b := newBus(&buses[0], nil, clock.Real{}, zap.NewNop())
 	t.Cleanup(b.close)
 	ms := &buses[0].meters[0]
 	rec := device.NewRecorder(ms.identity, device.RecorderSettings{

@@ -131,7 +131,7 @@ func (m *meterPoller) Poll(ctx context.Context, p *device.Poll) {
 	m.answered = false
 	p.Attr(attrVersionSpan, int(m.spec.version))
 	if _, err := m.bus.open(ctx, m.spec.poll.Timeout); err != nil {
-		p.Fail(device.NewError(device.ErrConnection, err))
+		p.Fail(openError(err))
 		m.staleAll(p, 0)
 		return
 	}
@@ -201,6 +201,15 @@ func classify(err error) error {
 	return device.NewError(device.Classify(err), err)
 }
 
+// openError types a failure to open the bus: not_connected (as typed by the bus) for a DTU that has not
+// dialled in, else connection.
+func openError(err error) error {
+	if device.Classify(err) == device.ErrNotConnected {
+		return err
+	}
+	return device.NewError(device.ErrConnection, err)
+}
+
 // retryable tells whether another attempt may help.
 func retryable(err error) bool {
 	switch device.Classify(err) {
@@ -222,7 +231,7 @@ func (m *meterPoller) transact(ctx context.Context, q *device.Request, do func(c
 		var c *dlt645.Client
 		c, err = m.bus.open(ctx, m.spec.poll.Timeout)
 		if err != nil {
-			err = device.NewError(device.ErrConnection, err)
+			err = openError(err)
 		} else {
 			c.Timeout = m.spec.poll.Timeout
 			before := c.Counts()

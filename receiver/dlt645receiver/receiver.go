@@ -2,41 +2,66 @@ package dlt645receiver
 
 import (
 	"context"
+	"fmt"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
 )
 
 // dlt645Receiver polls every configured meter; the metrics and traces pipelines share it.
 type dlt645Receiver struct {
 	cfg   *Config
-	specs []busSpec // resolved once, at creation
+	specs []busSpec     // resolved once, at creation
+	dtus  *dtu.Listener // where the DTUs of dtu:// buses dial in; nil without such buses
 	*device.Fleet
 }
 
-func newReceiver(cfg *Config, set receiver.Settings) (*dlt645Receiver, error) {
+func newReceiver(ctx context.Context, cfg *Config, set receiver.Settings) (*dlt645Receiver, error) {
 	specs, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
-	return &dlt645Receiver{cfg: cfg, specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}, nil
+	r := &dlt645Receiver{cfg: cfg, specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}
+	if ids := dtuIDs(specs); len(ids) > 0 {
+		// TLS files are read here, at creation, so that a bad one fails the configuration.
+		r.dtus, err = dtu.New(ctx, cfg.DTU, ids, dtu.Settings{Logger: set.Logger, MeterProvider: set.MeterProvider, Scope: metadata.ScopeName})
+		if err != nil {
+			return nil, fmt.Errorf("dtu: %w", err)
+		}
+	}
+	return r, nil
 }
 
-// Start builds the buses and meter pollers and starts their schedules. It never touches a line:
-// ports and connections open on the first poll, and unreachable meters are retried on their
-// schedule.
+// Start opens the DTU port (if any buses are DTUs), builds the buses and meter pollers and starts
+// their schedules. It never touches a line: ports and connections open on the first poll, and
+// unreachable meters are retried on their schedule.
 func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
+	if r.dtus != nil {
+		if err := r.dtus.Start(); err != nil {
+			return err
+		}
+	}
 	r.Fleet.Start(ctx, host, func() { r.add(r.specs) })
 	return nil
+}
+
+// Shutdown stops the polls, then closes the lines and the DTU port.
+func (r *dlt645Receiver) Shutdown(ctx context.Context) error {
+	err := r.Fleet.Shutdown(ctx)
+	if r.dtus != nil {
+		r.dtus.Close()
+	}
+	return err
 }
 
 func (r *dlt645Receiver) add(specs []busSpec) {
 	for bi := range specs {
 		bs := &specs[bi]
-		b := newBus(bs, r.Clock(), r.Logger())
+		b := newBus(bs, r.dtus, r.Clock(), r.Logger())
 		r.OnShutdown(b.close)
 		for mi := range bs.meters {
 			ms := &bs.meters[mi]

@@ -309,7 +309,7 @@ buses:
   - endpoint: tcp://127.0.0.1:1
     meters: [{id: m, address: "1", identifiers: ["00010000"]}]
 `)
-	r, err := newReceiver(cfg, receivertestSettings())
+	r, err := newReceiver(context.Background(), cfg, receivertestSettings())
 	require.NoError(t, err)
 	require.NoError(t, r.Shutdown(context.Background()))
 	require.NoError(t, r.Shutdown(context.Background()))

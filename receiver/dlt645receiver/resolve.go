@@ -16,8 +16,8 @@ import (
 // busSpec is one bus with its meters, resolved.
 type busSpec struct {
 	endpoint string
-	scheme   string // tcp or serial
-	address  string // host:port or device path
+	scheme   string // tcp, serial or dtu
+	address  string // host:port, device path or DTU id
 	serial   dlt645.SerialConfig
 	charTime time.Duration
 	preamble int
@@ -51,9 +51,12 @@ var deviceKeys = []string{device.AttrDeviceID, device.AttrDeviceProtocol, device
 const (
 	schemeTCP    = "tcp"
 	schemeSerial = "serial"
+	schemeDTU    = "dtu"
 )
 
-var schemes = []transport.Scheme{{Name: schemeSerial, Serial: true}, {Name: schemeTCP}}
+// schemes are parsed by transport.ParseEndpoint; dtu:// (an id, not an address) is parsed here and only
+// named in its errors.
+var schemes = []transport.Scheme{{Name: schemeSerial, Serial: true}, {Name: schemeTCP}, {Name: schemeDTU}}
 
 // baudRates are the line speeds DL/T 645 meters use (1200 to 9600) and those of fast converters.
 var baudRates = []int{300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
@@ -80,10 +83,14 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 	}
 	r := meterResolver{poll: cfg.Poll, location: defaultLoc, profiles: profiles, ids: device.IDs{}}
 	buses := make([]busSpec, 0, len(cfg.Buses))
+	dtus := map[string]string{} // DTU id → the bus bound to it
 	for bi, b := range cfg.Buses {
 		bprefix := fmt.Sprintf("buses[%d]", bi)
 		bs, berrs := resolveBus(b, bprefix)
 		add(berrs...)
+		if bs.scheme == schemeDTU {
+			add(cfg.bindDTU(&bs, dtus, bprefix))
+		}
 		bs.location = defaultLoc
 		if len(b.Meters) == 0 {
 			add(fmt.Errorf("%s.meters: at least one meter is required", bprefix))
@@ -103,6 +110,15 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 			buses = append(buses, bs)
 		}
 	}
+	switch {
+	case cfg.DTU.Endpoint != "":
+		add(cfg.DTU.Validate("dtu."))
+		if len(dtus) == 0 {
+			add(errors.New("dtu: no bus has a dtu://<id> endpoint; bind buses to DTU ids, or remove dtu.endpoint"))
+		}
+	case len(dtus) > 0:
+		add(errors.New("dtu.endpoint: required by the dtu:// buses: the host:port the DTUs dial (e.g. 127.0.0.1:9000)"))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -120,12 +136,55 @@ func loadLocation(name string) (*time.Location, error) {
 	return loc, nil
 }
 
+// bindDTU normalizes the DTU id of a dtu:// bus; a DTU is one serial line, so one bus per id.
+func (cfg *Config) bindDTU(bs *busSpec, dtus map[string]string, prefix string) error {
+	id, err := cfg.DTU.NormalizeID(bs.address)
+	if err != nil {
+		return fmt.Errorf("%s.endpoint: %w", prefix, err)
+	}
+	bs.address = id
+	if prev, ok := dtus[id]; ok {
+		return fmt.Errorf("%s.endpoint: DTU %q is already the endpoint of %s (one DTU is one serial line: put its meters on one bus)", prefix, id, prev)
+	}
+	dtus[id] = prefix
+	return nil
+}
+
+// dtuIDs are the DTU ids the buses are bound to.
+func dtuIDs(buses []busSpec) []string {
+	var ids []string
+	for _, b := range buses {
+		if b.scheme == schemeDTU {
+			ids = append(ids, b.address)
+		}
+	}
+	return ids
+}
+
+// parseDTU reads dtu://<id>; ok is false when raw is not a dtu:// endpoint.
+func parseDTU(raw string) (id string, ok bool, err error) {
+	rest, ok := strings.CutPrefix(raw, schemeDTU+"://")
+	if !ok {
+		return "", false, nil
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	if rest == "" || strings.ContainsAny(rest, "/?#") {
+		return "", true, fmt.Errorf("%q must be dtu://<id>, the id the DTU registers with (e.g. dtu://862951034567890)", raw)
+	}
+	return rest, true, nil
+}
+
 // resolveBus checks a bus's own keys and resolves its endpoint, line and timing.
 func resolveBus(b BusConfig, prefix string) (busSpec, []error) {
 	bs := busSpec{endpoint: b.Endpoint, timeSync: b.TimeSync.Interval, preamble: device.Layer(4, b.Preamble)}
 	var errs []error
 	if b.Endpoint == "" {
-		errs = append(errs, fmt.Errorf("%s.endpoint: required (serial:///dev/ttyUSB0 or tcp://host:port)", prefix))
+		errs = append(errs, fmt.Errorf("%s.endpoint: required (serial:///dev/ttyUSB0, tcp://host:port or dtu://<id>)", prefix))
+	} else if id, ok, err := parseDTU(b.Endpoint); ok {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s.endpoint: %w", prefix, err))
+		}
+		bs.scheme, bs.address = schemeDTU, id
 	} else {
 		ep, err := transport.ParseEndpoint(b.Endpoint, schemes...)
 		if err != nil {
@@ -141,7 +200,7 @@ func resolveBus(b BusConfig, prefix string) (busSpec, []error) {
 		}
 		bs.charTime = line.CharTime()
 	} else if b.Framing() {
-		errs = append(errs, fmt.Errorf("%s: data_bits, parity and stop_bits are set by the serial server on tcp://; remove them", prefix))
+		errs = append(errs, fmt.Errorf("%s: data_bits, parity and stop_bits are set by the serial server (or DTU) on %s://; remove them", prefix, bs.scheme))
 	}
 	bs.serial = dlt645.SerialConfig{Device: bs.address, BaudRate: line.BaudRate, DataBits: line.DataBits, Parity: line.Parity.String(), StopBits: line.StopBits}
 	if bs.preamble < 0 || bs.preamble > 8 {

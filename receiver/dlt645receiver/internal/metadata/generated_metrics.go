@@ -25,6 +25,7 @@ const (
 	_ AttributeErrorType = iota
 	AttributeErrorTypeTimeout
 	AttributeErrorTypeConnection
+	AttributeErrorTypeNotConnected
 	AttributeErrorTypeException
 	AttributeErrorTypeBadStatus
 	AttributeErrorTypeUncertain
@@ -42,6 +43,8 @@ func (av AttributeErrorType) String() string {
 		return "timeout"
 	case AttributeErrorTypeConnection:
 		return "connection"
+	case AttributeErrorTypeNotConnected:
+		return "not_connected"
 	case AttributeErrorTypeException:
 		return "exception"
 	case AttributeErrorTypeBadStatus:
@@ -66,6 +69,7 @@ func (av AttributeErrorType) String() string {
 var MapAttributeErrorType = map[string]AttributeErrorType{
 	"timeout":          AttributeErrorTypeTimeout,
 	"connection":       AttributeErrorTypeConnection,
+	"not_connected":    AttributeErrorTypeNotConnected,
 	"exception":        AttributeErrorTypeException,
 	"bad_status":       AttributeErrorTypeBadStatus,
 	"uncertain":        AttributeErrorTypeUncertain,
