@@ -1,0 +1,208 @@
+package dlt645receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+)
+
+// Records carry their own time: maximum demand is stamped with when it occurred, a settlement-day
+// value with that settlement time, a freeze's values with the freeze time. Such a point is sent once,
+// and again only when the meter has a new record; it is never marked stale (it is history).
+
+// settlementDaysTTL is how long the meter's settlement days are kept before they are read again.
+const settlementDaysTTL = 24 * time.Hour
+
+// stampResult is the time of a record, or why it has none.
+type stampResult struct {
+	at    time.Time
+	empty bool // the meter has no such record (yet): no point
+	err   error
+}
+
+// recordPart records part i of a read from the decoded fields of its member.
+func (m *meterPoller) recordPart(ctx context.Context, p *device.Poll, rs *readState, i int, fields []dlt645.Field) error {
+	part := rs.spec.parts[i]
+	st := m.stamp(ctx, p, part.entry, fields)
+	if st.err != nil {
+		rs.markStale(p, i)
+		return st.err
+	}
+	if st.empty {
+		return nil
+	}
+	v, ok, err := outputValue(part.out, fields, m.spec.location)
+	if err != nil {
+		rs.markStale(p, i)
+		return device.NewError(device.ErrDecode, fmt.Errorf("%s: %w", part.out.Name, err))
+	}
+	if !ok {
+		return nil // an event that has not happened yet
+	}
+	v *= part.scale
+	if st.at.IsZero() {
+		p.Record(rs.series[i], time.Time{}, v)
+		return nil
+	}
+	if st.at.Equal(rs.lastStamp[i]) && v == rs.lastValue[i] {
+		return nil // sent already
+	}
+	rs.lastStamp[i], rs.lastValue[i] = st.at, v
+	p.Record(rs.series[i], st.at, v)
+	return nil
+}
+
+// outputValue is the value of reading o: a number, a time as Unix seconds, or the seconds between
+// two times; false when a time is empty (no such event yet).
+func outputValue(o dlt645.Output, fields []dlt645.Field, loc *time.Location) (float64, bool, error) {
+	field := func(i int) (dlt645.Field, error) {
+		if i < 0 || i >= len(fields) {
+			return dlt645.Field{}, fmt.Errorf("the record has no field %d", i+1)
+		}
+		return fields[i], nil
+	}
+	at := func(i int) (time.Time, bool, error) {
+		f, err := field(i)
+		if err != nil || f.Empty {
+			return time.Time{}, false, err
+		}
+		t, err := f.Clock.Time(loc)
+		return t, err == nil, err
+	}
+	switch o.Value {
+	case dlt645.OutTime:
+		t, ok, err := at(o.Field)
+		if !ok {
+			return 0, false, err
+		}
+		return float64(t.Unix()), true, nil
+	case dlt645.OutDuration:
+		start, ok, err := at(o.Field)
+		if !ok {
+			return 0, false, err
+		}
+		end, ok, err := at(o.Field2)
+		if !ok {
+			return 0, false, err
+		}
+		return end.Sub(start).Seconds(), true, nil
+	}
+	f, err := field(o.Field)
+	if err != nil {
+		return 0, false, err
+	}
+	if f.Kind != dlt645.Number {
+		return 0, false, fmt.Errorf("field %d is not a number", o.Field+1)
+	}
+	return f.Number, true, nil
+}
+
+// stamp finds the time of an entry's record.
+func (m *meterPoller) stamp(ctx context.Context, p *device.Poll, e dlt645.Entry, fields []dlt645.Field) stampResult {
+	switch e.Stamp {
+	case dlt645.StampField:
+		if e.TimeField >= len(fields) || fields[e.TimeField].Empty {
+			return stampResult{empty: true}
+		}
+		t, err := fields[e.TimeField].Clock.Time(m.spec.location)
+		if err != nil {
+			return stampResult{err: device.NewError(device.ErrDecode, fmt.Errorf("%s: time: %w", e.Name, err))}
+		}
+		return stampResult{at: t}
+	case dlt645.StampIdentifier:
+		return m.freezeTime(ctx, p, e.TimeDI)
+	case dlt645.StampSettlement:
+		days, err := m.settlementDays(ctx, p)
+		if err != nil {
+			return stampResult{err: err}
+		}
+		t, ok := dlt645.LastSettlement(days, e.History, m.clock.Now().In(m.spec.location))
+		if !ok {
+			return stampResult{err: device.NewError(device.ErrDecode, fmt.Errorf("%s: the meter has no settlement day set (%s)", e.Name, dlt645.DISettlementDay1.Format(dlt645.V2007)))}
+		}
+		return stampResult{at: t}
+	}
+	return stampResult{}
+}
+
+// freezeTime reads a freeze's time once per poll.
+func (m *meterPoller) freezeTime(ctx context.Context, p *device.Poll, di dlt645.DI) stampResult {
+	if r, ok := m.freezeTimes[di]; ok {
+		return r
+	}
+	var r stampResult
+	b, err := m.readRaw(ctx, p, di)
+	if err == nil {
+		e, _ := dlt645.Builtin().Lookup(m.spec.version, di)
+		var c dlt645.Clock
+		c, err = e.Format.DecodeClock(b)
+		switch {
+		case errors.Is(err, dlt645.ErrEmpty):
+			r.empty, err = true, nil
+		case err == nil:
+			r.at, err = c.Time(m.spec.location)
+		}
+		if err != nil {
+			err = device.NewError(device.ErrDecode, fmt.Errorf("%s: % X: %w", e.Name, b, err))
+		}
+	}
+	r.err = err
+	if m.freezeTimes == nil {
+		m.freezeTimes = map[dlt645.DI]stampResult{}
+	}
+	m.freezeTimes[di] = r
+	return r
+}
+
+// settlementDays reads the meter's settlement days (the first must answer; a meter without the
+// second or third answers those with an error word).
+func (m *meterPoller) settlementDays(ctx context.Context, p *device.Poll) ([]dlt645.SettlementDay, error) {
+	now := m.clock.Now()
+	if m.days != nil && now.Before(m.daysAt.Add(settlementDaysTTL)) {
+		return m.days, nil
+	}
+	var days []dlt645.SettlementDay
+	for i, di := range []dlt645.DI{dlt645.DISettlementDay1, dlt645.DISettlementDay2, dlt645.DISettlementDay3} {
+		b, err := m.readRaw(ctx, p, di)
+		var me *dlt645.MeterError
+		if i > 0 && errors.As(err, &me) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		d, err := dlt645.ParseSettlementDay(b)
+		if err != nil {
+			return nil, device.NewError(device.ErrDecode, fmt.Errorf("settlement day %s: % X: %w", di.Format(dlt645.V2007), b, err))
+		}
+		days = append(days, d)
+	}
+	m.days, m.daysAt = days, now
+	return days, nil
+}
+
+// readRaw reads one identifier as a request of the poll.
+func (m *meterPoller) readRaw(ctx context.Context, p *device.Poll, di dlt645.DI) ([]byte, error) {
+	v := m.spec.version
+	q := p.StartRequestAt(spanRead, m.clock.Now()).
+		Attr(attrAddress, m.address.String()).
+		Attr(attrControlCode, controlCode(v)).
+		Attr(attrDI, di.Format(v))
+	var res dlt645.Result
+	err := m.transact(ctx, q, func(c *dlt645.Client) error {
+		var err error
+		res, err = c.Read(ctx, v, m.address, di)
+		return err
+	})
+	var me *dlt645.MeterError
+	if errors.As(err, &me) {
+		q.Attr(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word)))
+		q.Attr(attrErrorText, me.Word.Describe(v))
+	}
+	q.EndAt(err, m.clock.Now())
+	return res.Value, err
+}
