@@ -93,7 +93,7 @@ func addSettled(c *Catalog, add func(Entry)) {
 		for n := 1; n <= 12; n++ {
 			h := e
 			h.DI = e.DI | DI(n)
-			h.Name = fmt.Sprintf("%s, last %s settlement day", e.Name, ordinal(n))
+			h.Name = e.Name + ", at the " + nthLast(n) + " settlement day"
 			h.Metric = e.Metric + SuffixSettled
 			h.Kind = Gauge // a register at a past moment: each point is stamped, none is a running total
 			h.Stamp, h.History = StampSettlement, n
@@ -132,7 +132,7 @@ func addDemand(add func(Entry)) {
 			for n := 0; n <= 12; n++ {
 				name := d.name + ", " + tariffText(t)
 				if n > 0 {
-					name += ", last " + ordinal(n) + " settlement period"
+					name += ", of the " + nthLast(n) + " settlement period"
 				}
 				add(Entry{
 					DI: 0x01<<24 | DI(d.di2)<<16 | DI(t)<<8 | DI(n), Name: name,
@@ -157,7 +157,7 @@ func addFreezes(c *Catalog, add func(Entry)) {
 	for _, fz := range freezes {
 		for n := 1; n <= fz.n; n++ {
 			timeDI := 0x05<<24 | DI(fz.di2)<<16 | DI(n)
-			suffix := fmt.Sprintf(", %s freeze, last %s", fz.name, ordinal(n))
+			suffix := fmt.Sprintf(", %s freeze %d (1: the latest)", fz.name, n)
 			add(Entry{DI: timeDI, Name: "freeze time" + suffix, Format: builtinFormat(FormatRecordTime, false), Kind: RecordTime})
 			for d := byte(1); d <= 8; d++ {
 				if !fz.full && d > 2 {
@@ -287,6 +287,14 @@ func energyName(name string) string {
 		}
 	}
 	return name
+}
+
+// nthLast is "last", "2nd-last", "3rd-last" ...
+func nthLast(n int) string {
+	if n == 1 {
+		return "last"
+	}
+	return ordinal(n) + "-last"
 }
 
 func ordinal(n int) string {

@@ -121,7 +121,7 @@ func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock clock.C
 			}
 			desc := part.description
 			if desc == "" {
-				desc = descriptions[o.Metric]
+				desc = describe(o.Metric)
 			}
 			if desc == "" {
 				desc = part.entry.Name

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
@@ -13,6 +14,36 @@ import (
 // Records carry their own time: maximum demand is stamped with when it occurred, a settlement-day
 // value with that settlement time, a freeze's values with the freeze time. Such a point is sent once,
 // and again only when the meter has a new record; it is never marked stale (it is history).
+
+// recordDescriptions describe the metrics of records.
+var recordDescriptions = map[string]string{
+	dlt645.MetricMaxDemandActive:   "Maximum active demand of a billing period, at the time it occurred.",
+	dlt645.MetricMaxDemandReactive: "Maximum reactive demand of a billing period, at the time it occurred.",
+	dlt645.MetricMaxDemandApparent: "Maximum apparent demand of a billing period, at the time it occurred.",
+	dlt645.MetricHarmonicVoltage:   "Harmonic content of the phase voltage by order, in percent of the fundamental.",
+	dlt645.MetricHarmonicCurrent:   "Harmonic content of the phase current by order, in percent of the fundamental.",
+	dlt645.MetricEventCount:        "Events recorded by the meter (power-down, over-voltage, cover opening, programming).",
+	dlt645.MetricEventDuration:     "Accumulated duration of an event by phase.",
+	dlt645.MetricEventLastTime:     "When the last event of a kind began, as Unix seconds.",
+	dlt645.MetricEventLastDuration: "How long the last event of a kind lasted.",
+}
+
+// describe is the description of a metric of the catalogue, a settled or frozen value included.
+func describe(metric string) string {
+	if d, ok := descriptions[metric]; ok {
+		return d
+	}
+	if d, ok := recordDescriptions[metric]; ok {
+		return d
+	}
+	if base, ok := strings.CutSuffix(metric, dlt645.SuffixSettled); ok && describe(base) != "" {
+		return describe(base) + " At a settlement day, stamped with its settlement time."
+	}
+	if base, ok := strings.CutSuffix(metric, dlt645.SuffixFrozen); ok && describe(base) != "" {
+		return describe(base) + " In a freeze (attribute freeze), stamped with the freeze time."
+	}
+	return ""
+}
 
 // settlementDaysTTL is how long the meter's settlement days are kept before they are read again.
 const settlementDaysTTL = 24 * time.Hour
