@@ -89,6 +89,9 @@ type ProfileRecord struct {
 // identifier). A read of one class (class 1 to 6; 0 for every class) may come with the data of
 // that class alone and no separators for the others.
 func DecodeLoadProfile(class int, b []byte) ([]ProfileRecord, error) {
+	if class < 0 || class > profileClassNum {
+		return nil, fmt.Errorf("%w: class %d (want 0 for every class, or 1 to 6)", ErrProfile, class)
+	}
 	var out []ProfileRecord
 	for len(b) > 0 {
 		r, n, err := decodeProfileRecord(class, b)
@@ -137,12 +140,14 @@ func decodeProfileRecord(class int, b []byte) (ProfileRecord, int, error) {
 		return r, 0, fmt.Errorf("%w: time: %w", ErrProfile, err)
 	}
 	blocks := splitProfile(b[8:end])
-	if class > 0 && nonEmpty(blocks) == 1 && len(blocks) < profileClassNum {
+	if class > 0 && class <= profileClassNum && nonEmpty(blocks) == 1 && len(blocks) < profileClassNum {
 		// Only the class asked for, without the separators of the others.
 		one := make([][]byte, profileClassNum)
 		for _, bl := range blocks {
-			if len(bl) > 0 {
-				one[class-1] = bl
+			for c := range one {
+				if c == class-1 && len(bl) > 0 {
+					one[c] = bl
+				}
 			}
 		}
 		blocks = one
@@ -252,8 +257,8 @@ func LoadProfileRequest(addr Address, di DI, count int, from time.Time) (Frame, 
 // ParseLoadProfileRequest reads what a load-profile request asks for (the simulator's side).
 func ParseLoadProfileRequest(data []byte) (di DI, count int, from Clock, err error) {
 	di, ok := readDI(V2007, data)
-	if !ok || di.Byte(3) != 0x06 {
-		return 0, 0, Clock{}, fmt.Errorf("%w: not a load-profile request", ErrUnexpected)
+	if !ok || di.Byte(3) != 0x06 || di.Byte(2) > profileClassNum || di.Byte(1) != 0 || di.Byte(0) > byte(ProfileLatest) {
+		return 0, 0, Clock{}, fmt.Errorf("%w: not a load-profile request (06cc000m: class 00-06, mode 00-02)", ErrUnexpected)
 	}
 	if len(data) < 5 {
 		return di, 0, Clock{}, fmt.Errorf("%w: load-profile request without a record count", ErrUnexpected)

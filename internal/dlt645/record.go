@@ -94,10 +94,10 @@ func (f Format) DecodeRecord(b []byte) ([]Field, error) {
 		off += n
 		out[i].Kind = ff.Kind
 		var err error
-		switch {
-		case ff.Kind == Number:
+		switch ff.Kind {
+		case Number:
 			out[i].Number, err = ff.Decode(part)
-		case ff.Kind == Opaque:
+		case Opaque:
 			out[i].Bytes = part
 		default:
 			out[i].Clock, err = ff.DecodeClock(part)
@@ -125,13 +125,13 @@ func (f Format) EncodeRecord(fields []Field, times []time.Time) ([]byte, error) 
 	}
 	var out []byte
 	for i, ff := range formats {
-		switch {
-		case ff.Kind == Number:
+		switch ff.Kind {
+		case Number:
 			var err error
 			if out, err = ff.AppendEncode(out, fields[i].Number); err != nil {
 				return nil, fmt.Errorf("field %d (%s): %w", i+1, ff.Pattern, err)
 			}
-		case ff.Kind == Opaque:
+		case Opaque:
 			b := fields[i].Bytes
 			if !ff.Open {
 				b = append(append([]byte(nil), b...), make([]byte, max(0, ff.Size-len(b)))...)[:ff.Size]

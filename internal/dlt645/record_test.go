@@ -372,3 +372,14 @@ func TestLoadProfileRequests(t *testing.T) {
 	_, _, _, err = ParseLoadProfileRequest([]byte{0x01, 0x00, 0x00, 0x06, 0x02})
 	assert.Error(t, err, "mode 01 without its start time")
 }
+
+// A request for a class or mode the standard does not have is refused, not served (the simulator
+// indexed its classes by it).
+func TestLoadProfileBadClass(t *testing.T) {
+	_, _, _, err := ParseLoadProfileRequest([]byte{0x02, 0x00, 0x07, 0x06, 0x01})
+	assert.ErrorIs(t, err, ErrUnexpected)
+	_, _, _, err = ParseLoadProfileRequest([]byte{0x03, 0x00, 0x01, 0x06, 0x01})
+	assert.ErrorIs(t, err, ErrUnexpected)
+	_, err = DecodeLoadProfile(7, unhex(t, profileRecordHex))
+	assert.ErrorIs(t, err, ErrProfile)
+}

@@ -269,7 +269,11 @@ func (m *Meter) profileReply(data []byte, now time.Time) ([]byte, dlt645.ErrorWo
 		vals := r.values
 		if class > 0 {
 			var only [6][]float64
-			only[class-1] = vals[class-1]
+			for c := range only {
+				if c == class-1 {
+					only[c] = vals[c]
+				}
+			}
 			vals = only
 		}
 		b, err := dlt645.EncodeLoadProfile(r.at.In(m.location), vals)

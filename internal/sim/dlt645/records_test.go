@@ -213,3 +213,14 @@ meters:
 		assert.Contains(t, err.Error(), want)
 	}
 }
+
+// A load-profile request for a class the standard does not have gets an error word, not a crash.
+func TestRecordsLoadProfileBadRequest(t *testing.T) {
+	m := NewMeter(addr(t, "000000000001"), dlt645.V2007)
+	require.NoError(t, m.AddProfileRecord(time.Date(2024, 3, 5, 14, 0, 0, 0, time.Local), [6][]float64{}))
+	srv := NewServer(Options{}, m)
+	req := dlt645.Frame{Address: m.Address(), Control: dlt645.FuncRead2007, Data: []byte{0x02, 0x00, 0x07, 0x06, 0x01}}
+	replies := srv.Handle(req, time.Now())
+	require.Len(t, replies, 1)
+	assert.True(t, replies[0].Control.IsAbnormal())
+}
