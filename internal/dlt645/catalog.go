@@ -161,11 +161,17 @@ type catalogKey struct {
 
 // Lookup finds the entry of a single (not block) identifier.
 func (c *Catalog) Lookup(v Version, di DI) (Entry, bool) {
-	e, ok := c.entries[catalogKey{v, di}]
-	return e, ok
+	if e, ok := c.entries[catalogKey{v, di}]; ok {
+		return e, true
+	}
+	if v == V2007 {
+		return c.history(di)
+	}
+	return Entry{}, false
 }
 
-// Entries lists the entries of one edition in identifier order.
+// Entries lists the entries of one edition in identifier order: the current values, not the history
+// entries Lookup derives from them (settlement days, settled demand, older freezes).
 func (c *Catalog) Entries(v Version) []Entry {
 	var out []Entry
 	for k, e := range c.entries {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Metric names of records: values the meter stores with their time.
@@ -66,14 +67,14 @@ var freezes = []struct {
 	{0x06, "daily", 62, true},
 }
 
-// addRecords2007 adds the records of DL/T 645-2007 appendix A: settlement-day energies, maximum
-// demand and its time, freezes, load profile, harmonics and events.
+// addRecords2007 adds the records of DL/T 645-2007 appendix A: maximum demand and its time, freezes,
+// load profile, harmonics and events (settlement-day energies and older demand and freezes are
+// derived by history).
 func addRecords2007(c *Catalog) {
 	add := func(e Entry) {
 		e.Version = V2007
 		c.entries[catalogKey{V2007, e.DI}] = e
 	}
-	addSettled(c, add)
 	addDemand(add)
 	addFreezes(c, add)
 	addHarmonics(add)
@@ -81,25 +82,61 @@ func addRecords2007(c *Catalog) {
 	addLoadProfile(add)
 }
 
-// addSettled: every current energy (DI0 = 00) at the last 1 to 12 settlement days.
-func addSettled(c *Catalog, add func(Entry)) {
-	var current []Entry
-	for k, e := range c.entries {
-		if k.v == V2007 && e.DI.Byte(3) == 0x00 && e.DI.Byte(0) == 0 {
-			current = append(current, e)
+// History entries (an energy at the n-th last settlement day, the maximum demand of the n-th last
+// settled period, the n-th last freeze) are derived from the current (or latest) one when looked up,
+// not stored: there are some 17000 of them.
+
+// settled is energy e (DI0 00) at the n-th last settlement day.
+func settled(e Entry, n int) Entry {
+	h := e
+	h.DI = e.DI | DI(n)
+	h.Name = e.Name + ", at the " + nthLast(n) + " settlement day"
+	h.Metric = e.Metric + SuffixSettled
+	h.Kind = Gauge // a register at a past moment: each point is stamped, none is a running total
+	h.Stamp, h.History = StampSettlement, n
+	return h
+}
+
+// history derives the entry of a history identifier (see above).
+func (c *Catalog) history(di DI) (Entry, bool) {
+	n := int(di.Byte(0))
+	switch di.Byte(3) {
+	case 0x00:
+		base, ok := c.entries[catalogKey{V2007, di &^ 0xFF}]
+		if !ok || n < 1 || n > 12 || base.Stamp != StampNone {
+			return Entry{}, false
+		}
+		return settled(base, n), true
+	case 0x01:
+		base, ok := c.entries[catalogKey{V2007, di &^ 0xFF}]
+		if !ok || n < 1 || n > 12 {
+			return Entry{}, false
+		}
+		base.DI = di
+		base.Name += ", of the " + nthLast(n) + " settlement period"
+		return base, true
+	case 0x05:
+		base, ok := c.entries[catalogKey{V2007, di&^0xFF | 1}]
+		if !ok || n < 2 || n > freezeDepth(di.Byte(2)) {
+			return Entry{}, false
+		}
+		base.DI = di
+		base.Name = strings.Replace(base.Name, " freeze 1 ", " freeze "+strconv.Itoa(n)+" ", 1)
+		if base.Stamp == StampIdentifier {
+			base.TimeDI = base.TimeDI&^0xFF | DI(n)
+		}
+		return base, true
+	}
+	return Entry{}, false
+}
+
+func freezeDepth(di2 byte) int {
+	for _, fz := range freezes {
+		if fz.di2 == di2 {
+			return fz.n
 		}
 	}
-	for _, e := range current {
-		for n := 1; n <= 12; n++ {
-			h := e
-			h.DI = e.DI | DI(n)
-			h.Name = e.Name + ", at the " + nthLast(n) + " settlement day"
-			h.Metric = e.Metric + SuffixSettled
-			h.Kind = Gauge // a register at a past moment: each point is stamped, none is a running total
-			h.Stamp, h.History = StampSettlement, n
-			add(h)
-		}
-	}
+	return 0
 }
 
 type demandKind struct {
@@ -124,23 +161,17 @@ var demandKinds = []demandKind{
 }
 
 // addDemand: 01 type tariff period, XX.XXXX + YYMMDDhhmm, stamped with when it occurred. The
-// current period (00) and the settled ones (01-0C) are points of one series.
+// current period (00) and the settled ones (01-0C, derived) are points of one series.
 func addDemand(add func(Entry)) {
 	f := builtinFormat(FormatDemandRecord, false)
 	for _, d := range demandKinds {
 		for t := 0; t <= 0x3F; t++ {
-			for n := 0; n <= 12; n++ {
-				name := d.name + ", " + tariffText(t)
-				if n > 0 {
-					name += ", of the " + nthLast(n) + " settlement period"
-				}
-				add(Entry{
-					DI: 0x01<<24 | DI(d.di2)<<16 | DI(t)<<8 | DI(n), Name: name,
-					Format: f, Unit: d.unit, Metric: d.metric, Kind: Gauge,
-					Attributes: []Attribute{{d.key, d.val}, {AttrTariff, tariffName(t)}},
-					Stamp:      StampField, TimeField: 1,
-				})
-			}
+			add(Entry{
+				DI: 0x01<<24 | DI(d.di2)<<16 | DI(t)<<8, Name: d.name + ", " + tariffText(t),
+				Format: f, Unit: d.unit, Metric: d.metric, Kind: Gauge,
+				Attributes: []Attribute{{d.key, d.val}, {AttrTariff, tariffName(t)}},
+				Stamp:      StampField, TimeField: 1,
+			})
 		}
 	}
 }
@@ -155,7 +186,7 @@ func addFreezes(c *Catalog, add func(Entry)) {
 		energy[d] = e
 	}
 	for _, fz := range freezes {
-		for n := 1; n <= fz.n; n++ {
+		for n := 1; n <= 1; n++ { // the latest; the older ones are derived
 			timeDI := 0x05<<24 | DI(fz.di2)<<16 | DI(n)
 			suffix := fmt.Sprintf(", %s freeze %d (1: the latest)", fz.name, n)
 			add(Entry{DI: timeDI, Name: "freeze time" + suffix, Format: builtinFormat(FormatRecordTime, false), Kind: RecordTime})

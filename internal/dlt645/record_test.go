@@ -383,3 +383,24 @@ func TestLoadProfileBadClass(t *testing.T) {
 	_, err = DecodeLoadProfile(7, unhex(t, profileRecordHex))
 	assert.ErrorIs(t, err, ErrProfile)
 }
+
+// History entries are derived on lookup: within the depths the standard gives, and not beyond.
+func TestHistoryEntries(t *testing.T) {
+	for di, ok := range map[DI]bool{
+		0x0101000C: true, 0x0101000D: false, 0x0101FF01: false,
+		0x0506003E: true, 0x0506003F: false, 0x05010003: true, 0x05010004: false,
+		0x050400FE: true, 0x0000000C: true, 0x0015000C: true, 0x0201010C: false,
+	} {
+		_, got := Builtin().Lookup(V2007, di)
+		assert.Equal(t, ok, got, di.Format(V2007))
+	}
+	e, _ := Builtin().Lookup(V2007, 0x05060903)
+	assert.Equal(t, "forward active maximum demand, daily freeze 3 (1: the latest)", e.Name)
+	assert.Equal(t, DI(0x05060003), e.TimeDI)
+	e, _ = Builtin().Lookup(V2007, 0x01010102)
+	assert.Equal(t, "forward active maximum demand, tariff 1, of the 2nd-last settlement period", e.Name)
+	m, ok := Builtin().Block(V2007, 0x0001FF02)
+	require.True(t, ok, "the tariffs at the 2nd-last settlement day")
+	assert.Equal(t, DI(0x00010102), m[1].DI)
+	assert.Equal(t, StampSettlement, m[1].Stamp)
+}
