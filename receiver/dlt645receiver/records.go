@@ -76,6 +76,11 @@ func (m *meterPoller) recordPart(ctx context.Context, p *device.Poll, rs *readSt
 	}
 	v *= part.scale
 	if st.at.IsZero() {
+		if isCount(part) {
+			// BCD holds at most 14 digits (< 2^53): the float64 is exact, the point an integer
+			p.RecordInt(rs.series[i], time.Time{}, int64(v))
+			return nil
+		}
 		p.Record(rs.series[i], time.Time{}, v)
 		return nil
 	}
@@ -85,6 +90,23 @@ func (m *meterPoller) recordPart(ctx context.Context, p *device.Poll, rs *readSt
 	rs.lastStamp[i], rs.lastValue[i] = st.at, v
 	p.Record(rs.series[i], st.at, v)
 	return nil
+}
+
+// isCount reports a counter of whole numbers (event counts, accumulated minutes): a monotonic sum of a
+// number field without decimals and without a scale. It becomes an integer data point.
+func isCount(part partSpec) bool {
+	o := part.out
+	if o.Kind != dlt645.Sum || o.Value != dlt645.OutNumber || part.scale != 1 {
+		return false
+	}
+	f := part.entry.Format
+	if f.Kind == dlt645.Record {
+		if o.Field < 0 || o.Field >= len(f.Fields) {
+			return false
+		}
+		f = f.Fields[o.Field]
+	}
+	return f.Kind == dlt645.Number && f.Decimals == 0
 }
 
 // outputValue is the value of reading o: a number, a time as Unix seconds, or the seconds between

@@ -29,7 +29,14 @@ type stampedPoint struct {
 
 // pointsOf lists the points of a metric whose attributes are attrs, exactly, by "metric{k=v,...}".
 func pointsOf(md pmetric.Metrics) map[string][]stampedPoint {
+	out, _ := pointsAndInts(md)
+	return out
+}
+
+// pointsAndInts is pointsOf and the series whose points are integers.
+func pointsAndInts(md pmetric.Metrics) (map[string][]stampedPoint, map[string]bool) {
 	out := map[string][]stampedPoint{}
+	ints := map[string]bool{}
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		sms := rms.At(i).ScopeMetrics()
@@ -53,13 +60,18 @@ func pointsOf(md pmetric.Metrics) map[string][]stampedPoint {
 						attrs = append(attrs, dlt645.Attribute{Key: k, Value: v.AsString()})
 						return true
 					})
+					v := dp.DoubleValue()
+					if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+						v = float64(dp.IntValue())
+						ints[m.Name()+"{"+attrString(attrs)+"}"] = true
+					}
 					key := m.Name() + "{" + attrString(attrs) + "}"
-					out[key] = append(out[key], stampedPoint{ts: dp.Timestamp().AsTime().UTC(), value: dp.DoubleValue(), stale: dp.Flags().NoRecordedValue()})
+					out[key] = append(out[key], stampedPoint{ts: dp.Timestamp().AsTime().UTC(), value: v, stale: dp.Flags().NoRecordedValue()})
 				}
 			}
 		}
 	}
-	return out
+	return out, ints
 }
 
 // Records reach the pipeline with their own time: maximum demand at when it occurred (a block of
@@ -119,12 +131,15 @@ buses:
 		Scope: device.Scope{Name: metadata.ScopeName, Version: "test"}, Start: clk.Now(),
 	})
 	mp := newMeterPoller(ms, b, rec, clk, zap.NewNop())
+	var ints map[string]bool
 	pollOnce := func() (map[string][]stampedPoint, error) {
 		p := rec.Begin(clk.Now())
 		mp.Poll(context.Background(), p)
 		err := p.Err()
 		md, _ := p.End(clk.Now(), poll.BreakerClosed)
-		return pointsOf(md), err
+		var pts map[string][]stampedPoint
+		pts, ints = pointsAndInts(md)
+		return pts, err
 	}
 	pollTime := clk.Now().UTC()
 	pts, err := pollOnce()
@@ -153,6 +168,12 @@ buses:
 		"acme.peak{}": one(at(3, 2, 13, 45, 0), 2.5),
 	}
 	assert.Equal(t, want, pts)
+	assert.Equal(t, map[string]bool{
+		"dlt645.event.count{event=power_down}": true, "dlt645.event.count{event=over_voltage,phase=A}": true,
+		"dlt645.event.duration{event=over_voltage,phase=A}": true, "dlt645.event.count{event=over_voltage,phase=B}": true,
+		"dlt645.event.duration{event=over_voltage,phase=B}": true, "dlt645.event.count{event=over_voltage,phase=C}": true,
+		"dlt645.event.duration{event=over_voltage,phase=C}": true,
+	}, ints, "counts are integer data points")
 	assert.Equal(t, 1, m.Reads(0x05060001), "the freeze time is read with the freeze's values")
 	assert.Equal(t, 1, m.Reads(dlt645.DISettlementDay1))
 
