@@ -266,3 +266,46 @@ func TestRecordIdentifierErrors(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 }
+
+// The demo meters of the simulator, from its YAML (records, settlement days), through the receiver
+// as the collector runs it: the demand arrives once at the time it occurred, the settled energies at
+// their settlement times, the last power-down as Unix seconds.
+func TestRecordsFromDemoSimulator(t *testing.T) {
+	scfg, err := sim.ParseConfig([]byte(sim.DemoConfig))
+	require.NoError(t, err)
+	meters, _, err := scfg.BuildMeters()
+	require.NoError(t, err)
+	_, addr := startSim(t, sim.Options{}, meters[0])
+	cfg := loadYAML(t, `
+poll: {interval: 200ms, timeout: 200ms}
+buses:
+  - endpoint: tcp://`+addr+`
+    meters:
+      - {id: demo-meter-1, address: "000000000001", identifiers: ["01010000", "00010001", "00010002", "03110000", "03110001"]}
+`)
+	s := startReceiver(t, cfg)
+	all := func() map[string][]stampedPoint {
+		out := map[string][]stampedPoint{}
+		for _, md := range s.metrics.AllMetrics() {
+			for k, v := range pointsOf(md) {
+				out[k] = append(out[k], v...)
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool {
+		return len(all()["dlt645.event.count{event=power_down}"]) >= 3
+	}, 10*time.Second, 20*time.Millisecond)
+	pts := all()
+	assert.Equal(t, []stampedPoint{{ts: time.Date(2026, 1, 15, 10, 45, 0, 0, time.UTC), value: 7.5321}},
+		pts["dlt645.demand.max.active{direction=forward,tariff=total}"], "sent once, at when it occurred")
+	now := time.Now()
+	last1, _ := dlt645.LastSettlement([]dlt645.SettlementDay{{Day: 1}}, 1, now)
+	last2, _ := dlt645.LastSettlement([]dlt645.SettlementDay{{Day: 1}}, 2, now)
+	assert.Equal(t, []stampedPoint{{ts: last1.UTC(), value: 12000.5}, {ts: last2.UTC(), value: 11000.25}},
+		pts["dlt645.energy.active.settled{direction=forward,tariff=total}"])
+	lt := pts["dlt645.event.last.time{event=power_down}"]
+	require.NotEmpty(t, lt)
+	assert.Equal(t, float64(time.Date(2026, 1, 10, 3, 12, 0, 0, time.FixedZone("", 8*3600)).Unix()), lt[0].value)
+	assert.Equal(t, 150.0, pts["dlt645.event.last.duration{event=power_down}"][0].value)
+}
