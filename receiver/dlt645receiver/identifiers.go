@@ -294,11 +294,12 @@ func recordTime(f dlt645.Format) int {
 // another identifier gives another unit or kind.
 // Readings stamped with their record's time may share a series: the settled values of the last 12
 // settlement days, or a freeze and the ones before it, are points of one series at their own times.
+// The same record read twice (a block and one of its members) is still reported.
 func (b *readBuilder) claim(e dlt645.Entry, o dlt645.Output, di dlt645.DI, p string) bool {
 	attrs := attrString(o.Attributes)
 	key := o.Metric + "{" + attrs + "}"
 	if e.Stamp != dlt645.StampNone {
-		key = "stamped " + key + " " + di.Format(b.version) + " " + e.DI.Format(b.version)
+		key = "stamped " + key + " " + e.DI.Format(b.version)
 	}
 	if prev, ok := b.series[key]; ok {
 		b.errs = append(b.errs, fmt.Errorf("%smetric %s{%s} is already read by %s; give different attributes", p, o.Metric, attrs, prev))

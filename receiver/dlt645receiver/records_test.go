@@ -254,6 +254,10 @@ func TestRecordIdentifierErrors(t *testing.T) {
 		{DI: "06000001"},
 		{DI: "03110001", Metric: "x.y"},
 		{DI: "04A00101", Format: "YYMMDDhhmm,hhmmss", Metric: "x.z"},
+		{DI: "0101FF00"},
+		{DI: "01010100"},
+		{DI: "00010001"},
+		{DI: "00010002"},
 	}}}}}
 	err := cfg.Validate()
 	require.Error(t, err)
@@ -262,9 +266,11 @@ func TestRecordIdentifierErrors(t *testing.T) {
 		"06000001: load-profile records are not read as identifiers",
 		"03110001: a record of 2 readings takes no metric",
 		`04A00101: format: record "YYMMDDhhmm,hhmmss" has no number field`,
+		"01010100: metric dlt645.demand.max.active{direction=forward,tariff=1} is already read by 0101FF00",
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
+	assert.NotContains(t, err.Error(), "00010002", "settlement days 1 and 2 are points of one series")
 }
 
 // The demo meters of the simulator, from its YAML (records, settlement days), through the receiver
