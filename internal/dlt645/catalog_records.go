@@ -186,37 +186,36 @@ func addFreezes(c *Catalog, add func(Entry)) {
 		energy[d] = e
 	}
 	for _, fz := range freezes {
-		for n := 1; n <= 1; n++ { // the latest; the older ones are derived
-			timeDI := 0x05<<24 | DI(fz.di2)<<16 | DI(n)
-			suffix := fmt.Sprintf(", %s freeze %d (1: the latest)", fz.name, n)
-			add(Entry{DI: timeDI, Name: "freeze time" + suffix, Format: builtinFormat(FormatRecordTime, false), Kind: RecordTime})
-			for d := byte(1); d <= 8; d++ {
-				if !fz.full && d > 2 {
-					break
-				}
-				base := energy[d]
-				attrs := append([]Attribute{{AttrFreeze, fz.name}}, withoutKey(base.Attributes, AttrTariff)...)
-				e := Entry{
-					DI: timeDI | DI(d)<<8, Name: energyName(base.Name) + suffix,
-					Format: base.Format, Unit: base.Unit, Metric: base.Metric + SuffixFrozen, Kind: Gauge,
-					Attributes: attrs, Stamp: StampIdentifier, TimeDI: timeDI, Repeat: fz.full,
-				}
-				if !fz.full {
-					e.Attributes = append(e.Attributes, Attribute{AttrTariff, "total"})
-				}
-				add(e)
+		const n = 1 // freeze 1, the latest; the older ones are derived (history)
+		timeDI := 0x05<<24 | DI(fz.di2)<<16 | DI(n)
+		suffix := fmt.Sprintf(", %s freeze %d (1: the latest)", fz.name, n)
+		add(Entry{DI: timeDI, Name: "freeze time" + suffix, Format: builtinFormat(FormatRecordTime, false), Kind: RecordTime})
+		for d := byte(1); d <= 8; d++ {
+			if !fz.full && d > 2 {
+				break
+			}
+			base := energy[d]
+			attrs := append([]Attribute{{AttrFreeze, fz.name}}, withoutKey(base.Attributes, AttrTariff)...)
+			e := Entry{
+				DI: timeDI | DI(d)<<8, Name: energyName(base.Name) + suffix,
+				Format: base.Format, Unit: base.Unit, Metric: base.Metric + SuffixFrozen, Kind: Gauge,
+				Attributes: attrs, Stamp: StampIdentifier, TimeDI: timeDI, Repeat: fz.full,
 			}
 			if !fz.full {
-				continue
+				e.Attributes = append(e.Attributes, Attribute{AttrTariff, "total"})
 			}
-			for i, d := range demandKinds[:2] {
-				add(Entry{
-					DI: timeDI | DI(9+i)<<8, Name: d.name + suffix,
-					Format: builtinFormat(FormatDemandRecord, false), Unit: d.unit, Metric: d.metric + SuffixFrozen, Kind: Gauge,
-					Attributes: []Attribute{{AttrFreeze, fz.name}, {d.key, d.val}},
-					Stamp:      StampIdentifier, TimeDI: timeDI, Repeat: true,
-				})
-			}
+			add(e)
+		}
+		if !fz.full {
+			continue
+		}
+		for i, d := range demandKinds[:2] {
+			add(Entry{
+				DI: timeDI | DI(9+i)<<8, Name: d.name + suffix,
+				Format: builtinFormat(FormatDemandRecord, false), Unit: d.unit, Metric: d.metric + SuffixFrozen, Kind: Gauge,
+				Attributes: []Attribute{{AttrFreeze, fz.name}, {d.key, d.val}},
+				Stamp:      StampIdentifier, TimeDI: timeDI, Repeat: true,
+			})
 		}
 	}
 }
