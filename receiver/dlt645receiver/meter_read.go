@@ -24,6 +24,11 @@ func (m *meterPoller) readValues(ctx context.Context, p *device.Poll, rs *readSt
 		return m.readSingles(ctx, p, rs, true)
 	}
 	v := m.spec.version
+	timeDI, byFreeze := freezeTimeOf(rs.spec)
+	var before stampResult
+	if byFreeze {
+		before = m.freezeTime(ctx, p, timeDI)
+	}
 	q := p.StartRequestAt(spanRead, m.clock.Now()).
 		Attr(attrAddress, m.address.String()).
 		Attr(attrControlCode, controlCode(v)).
@@ -60,6 +65,12 @@ func (m *meterPoller) readValues(ctx context.Context, p *device.Poll, rs *readSt
 		m.stale(p, rs)
 		q.EndAt(err, m.clock.Now())
 		return err
+	}
+	if byFreeze && m.frozeMeanwhile(ctx, p, timeDI, before) {
+		// The meter froze between the time and the values: they may be the freeze before. The next
+		// poll reads them with their time.
+		q.EndAt(nil, m.clock.Now())
+		return nil
 	}
 	err = m.record(ctx, p, rs, res.Value)
 	q.Attr(attrParts, rs.last)

@@ -211,6 +211,26 @@ func (m *meterPoller) freezeTime(ctx context.Context, p *device.Poll, di dlt645.
 	return r
 }
 
+// freezeTimeOf is the identifier of the freeze time that stamps a read's values, if any.
+func freezeTimeOf(rs *readSpec) (dlt645.DI, bool) {
+	if len(rs.parts) > 0 && rs.parts[0].entry.Stamp == dlt645.StampIdentifier {
+		return rs.parts[0].entry.TimeDI, true
+	}
+	return 0, false
+}
+
+// frozeMeanwhile reads the freeze time again after its values and reports whether it moved on since
+// before: a freeze between the two reads would otherwise stamp the older freeze's values with the new
+// time. The time read after is the one the rest of the poll uses.
+func (m *meterPoller) frozeMeanwhile(ctx context.Context, p *device.Poll, di dlt645.DI, before stampResult) bool {
+	delete(m.freezeTimes, di)
+	after := m.freezeTime(ctx, p, di)
+	if before.err != nil || after.err != nil {
+		return false // the stamp fails on its own
+	}
+	return after.empty != before.empty || !after.at.Equal(before.at)
+}
+
 // settlementDays reads the meter's settlement days (the first must answer; a meter without the
 // second or third answers those with an error word).
 func (m *meterPoller) settlementDays(ctx context.Context, p *device.Poll) ([]dlt645.SettlementDay, error) {

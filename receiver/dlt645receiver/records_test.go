@@ -3,6 +3,7 @@ package dlt645receiver
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/faultproxy"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 	sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
@@ -174,7 +176,7 @@ buses:
 		"dlt645.event.duration{event=over_voltage,phase=B}": true, "dlt645.event.count{event=over_voltage,phase=C}": true,
 		"dlt645.event.duration{event=over_voltage,phase=C}": true,
 	}, ints, "counts are integer data points")
-	assert.Equal(t, 1, m.Reads(0x05060001), "the freeze time is read with the freeze's values")
+	assert.Equal(t, 2, m.Reads(0x05060001), "the freeze time is read before and after the freeze's values")
 	assert.Equal(t, 1, m.Reads(dlt645.DISettlementDay1))
 
 	// Nothing new: no record again, only the live readings.
@@ -314,4 +316,52 @@ buses:
 	require.NotEmpty(t, lt)
 	assert.Equal(t, float64(time.Date(2026, 1, 10, 3, 12, 0, 0, time.FixedZone("", 8*3600)).Unix()), lt[0].value)
 	assert.Equal(t, 150.0, pts["dlt645.event.last.duration{event=power_down}"][0].value)
+}
+
+// A freeze between the read of a freeze's values and the read of its time would stamp the older
+// freeze's values with the newer time. The time is read before and after the values: when it moved,
+// the values wait for the next poll, which reads the new freeze with its own time.
+func TestRecordsFreezeBetweenReads(t *testing.T) {
+	m := meter(t, "000000000001", dlt645.V2007, map[dlt645.DI]float64{0x00010000: 1000})
+	m.SetClock(0, time.UTC)
+	day := time.Date(2024, 3, 5, 0, 0, 0, 0, time.UTC)
+	require.NoError(t, m.Freeze(0x06, day))
+	require.NoError(t, m.Set(0x00010000, 1100))
+	_, addr := startSim(t, sim.Options{}, m)
+	px, err := faultproxy.New(addr, faultproxy.WithFramer(faultproxy.DLT645Frames))
+	require.NoError(t, err)
+	t.Cleanup(func() { px.Close() })
+	var froze atomic.Bool
+	px.SetPolicy(func() faultproxy.Fault {
+		// as the values' reply passes: the meter freezes before the receiver asks for the time again
+		if m.Reads(0x05060101) == 1 && froze.CompareAndSwap(false, true) {
+			assert.NoError(t, m.Freeze(0x06, day.AddDate(0, 0, 1)))
+		}
+		return faultproxy.Fault{}
+	})
+	cfg := loadYAML(t, `
+time_zone: UTC
+buses:
+  - endpoint: tcp://`+px.Addr()+`
+    meters:
+      - {id: f, address: "1", identifiers: ["05060101"]}
+`)
+	buses, err := cfg.resolve()
+	require.NoError(t, err)
+	b := newBus(&buses[0], clock.Real{}, zap.NewNop())
+	t.Cleanup(b.close)
+	rec := device.NewRecorder(buses[0].meters[0].identity, device.RecorderSettings{Start: time.Now()})
+	mp := newMeterPoller(&buses[0].meters[0], b, rec, clock.Real{}, zap.NewNop())
+	series := "dlt645.energy.active.frozen{direction=forward,freeze=daily,tariff=total}"
+	pollOnce := func() map[string][]stampedPoint {
+		p := rec.Begin(time.Now())
+		mp.Poll(context.Background(), p)
+		require.NoError(t, p.Err())
+		md, _ := p.End(time.Now(), poll.BreakerClosed)
+		return pointsOf(md)
+	}
+	assert.Empty(t, pollOnce()[series], "the values of 03-05 are not sent as 03-06's")
+	assert.True(t, froze.Load())
+	assert.Equal(t, 2, m.Reads(0x05060001), "the time before and after the values")
+	assert.Equal(t, []stampedPoint{{ts: day.AddDate(0, 0, 1), value: 1100}}, pollOnce()[series])
 }
