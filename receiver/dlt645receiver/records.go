@@ -154,6 +154,15 @@ func outputValue(o dlt645.Output, fields []dlt645.Field, loc *time.Location) (fl
 	return f.Number, true, nil
 }
 
+// settleGuard is how near a settlement moment settled values are not read: a meter clock a little
+// behind ours has not settled yet.
+const settleGuard = 5 * time.Minute
+
+func lastOrZero(days []dlt645.SettlementDay, at time.Time) time.Time {
+	t, _ := dlt645.LastSettlement(days, 1, at)
+	return t
+}
+
 // stamp finds the time of an entry's record.
 func (m *meterPoller) stamp(ctx context.Context, p *device.Poll, e dlt645.Entry, fields []dlt645.Field) stampResult {
 	switch e.Stamp {
@@ -173,7 +182,13 @@ func (m *meterPoller) stamp(ctx context.Context, p *device.Poll, e dlt645.Entry,
 		if err != nil {
 			return stampResult{err: err}
 		}
-		t, ok := dlt645.LastSettlement(days, e.History, m.clock.Now().In(m.spec.location))
+		now := m.clock.Now().In(m.spec.location)
+		if a, _ := dlt645.LastSettlement(days, 1, now.Add(-settleGuard)); !a.Equal(lastOrZero(days, now.Add(settleGuard))) {
+			// Near a settlement moment the meter's clock (or its settling) may not agree with ours on
+			// which side of it we are: the values wait until it is clearly past.
+			return stampResult{empty: true}
+		}
+		t, ok := dlt645.LastSettlement(days, e.History, now)
 		if !ok {
 			return stampResult{err: device.NewError(device.ErrDecode, fmt.Errorf("%s: the meter has no settlement day set (%s)", e.Name, dlt645.DISettlementDay1.Format(dlt645.V2007)))}
 		}

@@ -193,11 +193,18 @@ buses:
 	assert.Len(t, pts, 12, "harmonics and events")
 	assert.Equal(t, 1, m.Reads(dlt645.DISettlementDay1), "settlement days are kept")
 
-	// The next settlement day and a freeze: the meter moves its values; only the new ones are sent.
-	clk.Advance(27 * 24 * time.Hour) // 2024-04-01 14:36
+	// Near the next settlement moment (a meter clock a little behind ours has not settled yet),
+	// settled values wait.
+	clk.Advance(at(4, 1, 0, 0, 0).Sub(clk.Now()) + 2*time.Minute) // 2024-04-01 00:02
 	require.NoError(t, m.Set(0x00010000, 1500))
+	pts, err = pollOnce()
+	require.NoError(t, err)
+	assert.Empty(t, pts["dlt645.energy.active.settled{direction=forward,tariff=total}"], "within 5 minutes of a settlement")
+
+	// The next settlement day and a freeze: the meter moves its values; only the new ones are sent.
 	m.Settle()
 	require.NoError(t, m.Freeze(0x06, at(4, 1, 0, 0, 0)))
+	clk.Advance(14*time.Hour + 34*time.Minute) // 2024-04-01 14:36
 	pts, err = pollOnce()
 	require.NoError(t, err)
 	assert.Equal(t, []stampedPoint{{ts: at(4, 1, 0, 0, 0), value: 1500}, {ts: at(3, 1, 0, 0, 0), value: 900}},
