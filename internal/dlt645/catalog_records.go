@@ -217,7 +217,27 @@ func addFreezes(c *Catalog, add func(Entry)) {
 				Stamp:      StampIdentifier, TimeDI: timeDI, Repeat: true,
 			})
 		}
+		add(frozenPower(fz.name, suffix, timeDI))
 	}
+}
+
+// frozenPower is a freeze's variables (DI1 10): active power total, A, B, C and reactive power total,
+// A, B, C, XX.XXXX each, several values stamped with one freeze time.
+func frozenPower(freeze, suffix string, timeDI DI) Entry {
+	var outs []Output
+	phases := []string{"total", "A", "B", "C"}
+	for q, k := range []struct{ name, metric, unit string }{
+		{"active power", MetricActivePower + SuffixFrozen, "kW"}, {"reactive power", MetricReactivePower + SuffixFrozen, "kvar"},
+	} {
+		for i, ph := range phases {
+			outs = append(outs, Output{Name: k.name + " " + ph + suffix, Field: 4*q + i, Metric: k.metric, Unit: k.unit, Kind: Gauge,
+				Attributes: []Attribute{{AttrFreeze, freeze}, {AttrPhase, ph}}})
+		}
+	}
+	return Entry{DI: timeDI | 0x10<<8, Name: "active and reactive power" + suffix,
+		Format: builtinFormat("XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX", true),
+		Unit: "kW", Metric: outs[0].Metric, Kind: Gauge, Attributes: outs[0].Attributes, Outputs: outs,
+		Stamp: StampIdentifier, TimeDI: timeDI}
 }
 
 // addHarmonics: 020A phase order (voltage), 020B phase order (current), XX.XX percent, orders 1-21.

@@ -213,6 +213,44 @@ buses:
 	assert.Empty(t, pts["dlt645.demand.max.active{direction=forward,tariff=total}"], "the new period has no maximum yet")
 }
 
+// Several values with one time: a daily freeze's active and reactive power, total and phases, all
+// stamped with the freeze time; the freeze before it adds points to the same series.
+func TestRecordsFrozenPower(t *testing.T) {
+	m := meter(t, "000000000001", dlt645.V2007, map[dlt645.DI]float64{
+		0x02030000: 3.5, 0x02030100: 1.5, 0x02030200: 1, 0x02030300: 1,
+		0x02040000: -0.75, 0x02040100: -0.25, 0x02040200: -0.25, 0x02040300: -0.25,
+	})
+	m.SetClock(0, time.UTC)
+	day := time.Date(2024, 3, 5, 0, 0, 0, 0, time.UTC)
+	require.NoError(t, m.Freeze(0x06, day))
+	require.NoError(t, m.Set(0x02030000, 4))
+	require.NoError(t, m.Freeze(0x06, day.AddDate(0, 0, 1)))
+	_, addr := startSim(t, sim.Options{}, m)
+	cfg := loadYAML(t, `
+time_zone: UTC
+buses:
+  - endpoint: tcp://`+addr+`
+    meters:
+      - {id: f, address: "1", identifiers: ["05061001", "05061002"]}
+`)
+	buses, err := cfg.resolve()
+	require.NoError(t, err)
+	b := newBus(&buses[0], clock.Real{}, zap.NewNop())
+	t.Cleanup(b.close)
+	rec := device.NewRecorder(buses[0].meters[0].identity, device.RecorderSettings{Start: time.Now()})
+	mp := newMeterPoller(&buses[0].meters[0], b, rec, clock.Real{}, zap.NewNop())
+	p := rec.Begin(time.Now())
+	mp.Poll(context.Background(), p)
+	require.NoError(t, p.Err())
+	md, _ := p.End(time.Now(), poll.BreakerClosed)
+	pts := pointsOf(md)
+	d1, d2 := day.AddDate(0, 0, 1), day
+	assert.Equal(t, []stampedPoint{{ts: d1, value: 4}, {ts: d2, value: 3.5}}, pts["dlt645.power.active.frozen{freeze=daily,phase=total}"])
+	assert.Equal(t, []stampedPoint{{ts: d1, value: 1.5}, {ts: d2, value: 1.5}}, pts["dlt645.power.active.frozen{freeze=daily,phase=A}"])
+	assert.Equal(t, []stampedPoint{{ts: d1, value: -0.75}, {ts: d2, value: -0.75}}, pts["dlt645.power.reactive.frozen{freeze=daily,phase=total}"])
+	assert.Len(t, pts, 8)
+}
+
 // Records of a meter that does not answer are not marked stale (they are history); a freeze whose
 // time the meter does not have sends nothing and counts the error word.
 func TestRecordsStaleAndErrors(t *testing.T) {

@@ -103,8 +103,8 @@ func (m *Meter) Settle() {
 }
 
 // Freeze does what the meter does at a freeze of kind di2 (0x00 timed, 0x01 instant, 0x04 hourly,
-// 0x06 daily) at time at: freeze 1 holds the time and the current energies (with their tariffs) and
-// forward and reverse maximum demand; older freezes move one further back.
+// 0x06 daily) at time at: freeze 1 holds the time, the current energies (with their tariffs), forward
+// and reverse maximum demand, and active and reactive power; older freezes move one further back.
 func (m *Meter) Freeze(di2 byte, at time.Time) error {
 	base := 0x05<<24 | dlt645.DI(di2)<<16
 	if _, ok := dlt645.Builtin().Lookup(m.version, base|1); !ok {
@@ -124,7 +124,7 @@ func (m *Meter) Freeze(di2 byte, at time.Time) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for d := dlt645.DI(0); d <= 0x0A; d++ {
+	for _, d := range []dlt645.DI{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0x0A, 0x10} {
 		for n := keep; n > 1; n-- {
 			if old, ok := m.values[base|d<<8|dlt645.DI(n-1)]; ok {
 				m.values[base|d<<8|dlt645.DI(n)] = old
@@ -132,6 +132,21 @@ func (m *Meter) Freeze(di2 byte, at time.Time) error {
 		}
 	}
 	m.values[base|1] = tb
+	if e, ok := dlt645.Builtin().Lookup(m.version, base|0x10<<8|1); ok {
+		// the variables: active and reactive power, total and phases, if the meter has them all
+		var b []byte
+		for _, src := range []dlt645.DI{0x02030000, 0x02030100, 0x02030200, 0x02030300, 0x02040000, 0x02040100, 0x02040200, 0x02040300} {
+			v, ok := m.values[src]
+			if !ok {
+				b = nil
+				break
+			}
+			b = append(b, v...)
+		}
+		if len(b) == e.Format.Size {
+			m.values[base|0x10<<8|1] = b
+		}
+	}
 	for d := dlt645.DI(1); d <= 0x0A; d++ {
 		e, ok := dlt645.Builtin().Lookup(m.version, base|d<<8|1)
 		if !ok {
