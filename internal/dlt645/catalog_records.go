@@ -236,7 +236,7 @@ func frozenPower(freeze, suffix string, timeDI DI) Entry {
 	}
 	return Entry{DI: timeDI | 0x10<<8, Name: "active and reactive power" + suffix,
 		Format: builtinFormat("XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX", true),
-		Unit: "kW", Metric: outs[0].Metric, Kind: Gauge, Attributes: outs[0].Attributes, Outputs: outs,
+		Unit:   "kW", Metric: outs[0].Metric, Kind: Gauge, Attributes: outs[0].Attributes, Outputs: outs,
 		Stamp: StampIdentifier, TimeDI: timeDI}
 }
 
