@@ -2,6 +2,7 @@ package device
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -34,11 +35,14 @@ type Poll struct {
 	answered, requested, failed, hadError bool
 }
 
-// point is one recorded reading; ts 0 is the poll's end.
+// point is one recorded reading; ts 0 is the poll's end. isInt: the reading is the integer ival
+// (exact: a 64-bit counter keeps its last digit), not value.
 type point struct {
 	series *Series
 	ts     pcommon.Timestamp
 	value  float64
+	ival   int64
+	isInt  bool
 	stale  bool
 }
 
@@ -113,6 +117,27 @@ func (p *Poll) Record(s *Series, ts time.Time, value float64) {
 		pt.ts = pcommon.NewTimestampFromTime(ts)
 	}
 	p.points = append(p.points, pt)
+}
+
+// RecordInt adds an integer reading taken at ts (zero ts: the time the poll ends). It becomes an
+// integer data point, never passing through float64: a 64-bit counter above 2^53 keeps its last digit.
+func (p *Poll) RecordInt(s *Series, ts time.Time, value int64) {
+	pt := point{series: s, ival: value, isInt: true}
+	if !ts.IsZero() {
+		pt.ts = pcommon.NewTimestampFromTime(ts)
+	}
+	p.points = append(p.points, pt)
+}
+
+// RecordUint adds an unsigned integer reading: an integer data point up to the int64 limit. Data
+// points hold signed 64-bit integers, so a value above 2^63-1 becomes a double (the nearest, to 53
+// bits of precision).
+func (p *Poll) RecordUint(s *Series, ts time.Time, value uint64) {
+	if value > math.MaxInt64 {
+		p.Record(s, ts, float64(value))
+		return
+	}
+	p.RecordInt(s, ts, int64(value))
 }
 
 // RecordStale marks a reading that could not be read: its point carries the NoRecordedValue flag, so
@@ -333,9 +358,12 @@ func (p *Poll) appendReadings(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
 			} else {
 				dp.SetTimestamp(pt.ts)
 			}
-			if pt.stale {
+			switch {
+			case pt.stale:
 				dp.SetFlags(noValue)
-			} else {
+			case pt.isInt:
+				dp.SetIntValue(pt.ival)
+			default:
 				dp.SetDoubleValue(pt.value)
 			}
 			if s := pt.series; s.attrs.Len() > 0 {

@@ -19,6 +19,12 @@ const (
 	// ClockPart is part of the meter's clock (date, time); it yields no
 	// metric of its own but the clock drift.
 	ClockPart
+	// RecordTime is the time of a freeze (05…00nn): it yields no metric of its
+	// own but stamps the readings of that freeze.
+	RecordTime
+	// LoadProfile is a load-profile read (06…): records of several values
+	// each, read by start time and count (DecodeLoadProfile).
+	LoadProfile
 )
 
 // String names the kind as in configuration.
@@ -30,9 +36,17 @@ func (k Kind) String() string {
 		return "sum"
 	case ClockPart:
 		return "clock"
+	case RecordTime:
+		return "record time"
+	case LoadProfile:
+		return "load profile"
 	}
 	return "unknown"
 }
+
+// Yields reports whether entries of this kind become readings (clock parts, freeze times and
+// load-profile reads do not by themselves).
+func (k Kind) Yields() bool { return k == Gauge || k == Sum }
 
 // ParseKind reads "gauge" or "sum" (monotonic cumulative sum).
 func ParseKind(s string) (Kind, error) {
@@ -58,6 +72,71 @@ type Entry struct {
 	Metric     string
 	Kind       Kind
 	Attributes []Attribute
+
+	// Repeat: the value repeats, the total first and then one per tariff the
+	// meter has (freeze energies); it is read like a block of Members.
+	Repeat bool
+	// Stamp tells where the time of the reading comes from (none: the time
+	// it is read).
+	Stamp Stamp
+	// TimeField is the record field holding the time (StampField).
+	TimeField int
+	// TimeDI is the identifier holding the time (StampIdentifier: a freeze's
+	// values are stamped with the freeze time).
+	TimeDI DI
+	// History is n of "the n-th last settlement day" (StampSettlement, 1-12).
+	History int
+	// Outputs are the readings of a record that yields several; without
+	// them the entry is one reading, of its first field.
+	Outputs []Output
+}
+
+// Stamp is where the time of a reading comes from.
+type Stamp uint8
+
+const (
+	// StampNone: the reading is of the moment it is read.
+	StampNone Stamp = iota
+	// StampField: the record carries its time (demand and when it occurred).
+	StampField
+	// StampIdentifier: another identifier holds the time (a freeze's time).
+	StampIdentifier
+	// StampSettlement: the n-th last settlement day, from the meter's
+	// settlement days (04000B01-03).
+	StampSettlement
+)
+
+// OutputValue is how a reading is made of a record's fields.
+type OutputValue uint8
+
+const (
+	// OutNumber is a number field.
+	OutNumber OutputValue = iota
+	// OutTime is a time field as Unix seconds.
+	OutTime
+	// OutDuration is Field2's time minus Field's, in seconds.
+	OutDuration
+)
+
+// Output is one reading of a record that yields several.
+type Output struct {
+	Name       string
+	Field      int
+	Field2     int
+	Value      OutputValue
+	Metric     string
+	Unit       string
+	Kind       Kind
+	Attributes []Attribute
+}
+
+// Readings lists the readings of an entry: its Outputs, or the entry itself
+// as one reading of its first field.
+func (e Entry) Readings() []Output {
+	if len(e.Outputs) > 0 {
+		return e.Outputs
+	}
+	return []Output{{Name: e.Name, Metric: e.Metric, Unit: e.Unit, Kind: e.Kind, Attributes: e.Attributes}}
 }
 
 // Attr returns the value of an attribute, or "".
@@ -82,11 +161,17 @@ type catalogKey struct {
 
 // Lookup finds the entry of a single (not block) identifier.
 func (c *Catalog) Lookup(v Version, di DI) (Entry, bool) {
-	e, ok := c.entries[catalogKey{v, di}]
-	return e, ok
+	if e, ok := c.entries[catalogKey{v, di}]; ok {
+		return e, true
+	}
+	if v == V2007 {
+		return c.history(di)
+	}
+	return Entry{}, false
 }
 
-// Entries lists the entries of one edition in identifier order.
+// Entries lists the entries of one edition in identifier order: the current values, not the history
+// entries Lookup derives from them (settlement days, settled demand, older freezes).
 func (c *Catalog) Entries(v Version) []Entry {
 	var out []Entry
 	for k, e := range c.entries {
@@ -104,31 +189,45 @@ func IsBlock(v Version, di DI) bool {
 	if v == V1997 {
 		return di&0x000F == 0x000F && di <= 0xFFFF
 	}
-	return di.Byte(1) == 0xFF && di.Byte(0) != 0xFF && di.Byte(2) != 0xFF
+	if di.Byte(1) == 0xFF && di.Byte(0) != 0xFF && di.Byte(2) != 0xFF {
+		return true
+	}
+	// Variables by a last index (harmonics: 020A01FF, phase A orders 1 to 21).
+	return di.Byte(3) == 0x02 && di.Byte(0) == 0xFF && di.Byte(1) != 0xFF && di.Byte(2) != 0xFF
 }
 
 // Block returns the members of a block identifier in the order the meter
 // sends them. A meter may send fewer (a block of energies holds the total and
 // as many tariffs as the meter has).
 func (c *Catalog) Block(v Version, di DI) ([]Entry, bool) {
+	if e, ok := c.Lookup(v, di); ok && e.Repeat {
+		return repeatMembers(e), true
+	}
 	if !IsBlock(v, di) {
 		return nil, false
 	}
 	var shift uint
 	var last DI
-	if v == V1997 {
+	switch {
+	case v == V1997:
 		shift, last = 0, 0xE
-	} else {
+	case di.Byte(1) == 0xFF:
 		shift, last = 8, 0xFE
+	default:
+		shift, last = 0, 0xFE
 	}
 	mask := DI(0xFF) << shift
 	if v == V1997 {
 		mask = 0xF
 	}
+	first := DI(0)
+	if v == V2007 && shift == 0 {
+		first = 1 // DI0 counts from 1 (harmonic order)
+	}
 	base := di &^ mask
 	var out []Entry
 	started := false
-	for i := DI(0); i <= last; i++ {
+	for i := first; i <= last; i++ {
 		e, ok := c.Lookup(v, base|i<<shift)
 		if !ok {
 			if started {
@@ -166,6 +265,19 @@ func SplitBlock(members []Entry, data []byte) ([]Part, error) {
 		parts[i] = Part{Entry: members[i], Data: data[i*size : (i+1)*size]}
 	}
 	return parts, nil
+}
+
+// repeatMembers are the values of a repeating entry: the total and every tariff.
+func repeatMembers(e Entry) []Entry {
+	out := make([]Entry, 0, 64)
+	for t := 0; t <= 0x3F; t++ {
+		m := e
+		m.Repeat = false
+		m.Name = e.Name + ", " + tariffText(t)
+		m.Attributes = append(append([]Attribute(nil), e.Attributes...), Attribute{AttrTariff, tariffName(t)})
+		out = append(out, m)
+	}
+	return out
 }
 
 var builtin = buildCatalog()
@@ -394,6 +506,8 @@ func buildCatalog() *Catalog {
 				Unit: va.unit, Metric: va.metric, Attributes: []Attribute{{AttrPhase, ph}}})
 		}
 	}
+	addRecords2007(c)
+
 	add(Entry{Version: V1997, DI: DIDate1997, Name: "date and weekday", Format: builtinFormat("YYMMDDWW", false), Kind: ClockPart})
 	add(Entry{Version: V1997, DI: DITime1997, Name: "time", Format: builtinFormat("hhmmss", false), Kind: ClockPart})
 	return c

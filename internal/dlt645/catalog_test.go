@@ -14,9 +14,12 @@ func TestBuiltinFormatsParse(t *testing.T) {
 			require.NoError(t, err, "%s %s", v, e.DI.Format(v))
 			assert.Equal(t, f, e.Format)
 			assert.NotEmpty(t, e.Name)
-			if e.Kind != ClockPart {
-				assert.NotEmpty(t, e.Metric, e.Name)
-				assert.NotEmpty(t, e.Unit, e.Name)
+			if e.Kind.Yields() {
+				for _, o := range e.Readings() {
+					assert.NotEmpty(t, o.Metric, e.Name)
+					assert.NotEmpty(t, o.Unit, e.Name)
+					assert.True(t, o.Kind.Yields(), e.Name)
+				}
 			}
 		}
 	}
@@ -32,14 +35,16 @@ func TestMetricsAgree(t *testing.T) {
 	seen := map[string]shape{}
 	for _, v := range []Version{V2007, V1997} {
 		for _, e := range Builtin().Entries(v) {
-			if e.Kind == ClockPart {
+			if !e.Kind.Yields() {
 				continue
 			}
-			s := shape{e.Unit, e.Kind}
-			if old, ok := seen[e.Metric]; ok {
-				assert.Equal(t, old, s, "%s %s %s", v, e.DI.Format(v), e.Metric)
+			for _, o := range e.Readings() {
+				s := shape{o.Unit, o.Kind}
+				if old, ok := seen[o.Metric]; ok {
+					assert.Equal(t, old, s, "%s %s %s", v, e.DI.Format(v), o.Metric)
+				}
+				seen[o.Metric] = s
 			}
-			seen[e.Metric] = s
 		}
 	}
 }

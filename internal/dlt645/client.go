@@ -302,8 +302,13 @@ type Result struct {
 // meter says more frames hold the rest. A meter's error reply is returned as
 // a *MeterError.
 func (c *Client) Read(ctx context.Context, v Version, addr Address, di DI) (Result, error) {
+	return c.read(ctx, v, addr, di, ReadRequest(v, addr, di))
+}
+
+// read sends the read request req (which may carry more than the identifier: a load-profile
+// read's count and start time) and follows up.
+func (c *Client) read(ctx context.Context, v Version, addr Address, di DI, req Frame) (Result, error) {
 	res := Result{DI: di}
-	req := ReadRequest(v, addr, di)
 	for seq := 0; ; seq++ {
 		if seq > 0 {
 			if seq > c.MaxFollowUps {

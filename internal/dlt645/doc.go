@@ -17,4 +17,11 @@
 // modulo 256 of every byte from the first 68 through the last DATA byte as
 // sent. Values inside DATA are BCD, low byte first; for signed quantities the
 // top bit of the most significant byte is the sign.
+//
+// Records are values a meter stores with a time (record.go, catalog_records.go):
+// a maximum demand and when it occurred (XX.XXXX,YYMMDDhhmm), the energies at
+// the last 12 settlement days (stamped by LastSettlement from the meter's
+// settlement days), freezes (stamped by their freeze time), event counts and
+// last events, and the load profile (loadprofile.go: records read by start time
+// and count, decoded with their own time).
 package dlt645

@@ -20,25 +20,44 @@ const (
 	TimeOfDay
 	// DateTime is YYMMDDWWhhmmss.
 	DateTime
+	// Minute is YYMMDDhhmm: the time of a record to the minute (demand, freezes, load profile).
+	Minute
+	// Second is YYMMDDhhmmss: the time of an event to the second.
+	Second
+	// Opaque is bytes that are carried but not read ("*8": 8 bytes; a last "*": any number).
+	Opaque
+	// Record is several fields in a row, written comma-separated: "XX.XXXX,YYMMDDhhmm".
+	Record
 )
 
 // Format is the data format of a value, written as in the standard: one X (or
 // N) per BCD digit with an optional decimal point ("XXXXXX.XX", "XXX.X",
 // "X.XXX", "NNNNNNNNNNNN"), or one of the clock formats "YYMMDDWW", "hhmmss",
-// "YYMMDDWWhhmmss". Signed numbers keep their sign in the top bit of the most
-// significant byte.
+// "YYMMDDWWhhmmss", "YYMMDDhhmm", "YYMMDDhhmmss". Signed numbers keep their
+// sign in the top bit of the most significant byte. A record is several of
+// these in a row, in the order of the standard's tables, comma-separated
+// ("XX.XXXX,YYMMDDhhmm": a demand and its time); "*n" stands for n bytes that
+// are not read, and a last "*" for whatever follows.
 type Format struct {
 	Pattern  string
 	Kind     FormatKind
 	Digits   int // BCD digits (numbers)
 	Decimals int // digits after the point (numbers)
-	Size     int // bytes on the wire
+	Size     int // bytes on the wire (a record with an open tail: at least)
 	Signed   bool
+	// Fields are the parts of a Record, in the order of the standard's tables (the first is the
+	// nearest the identifier on the wire, since every field is sent low byte first in turn).
+	Fields []Format
+	// Open: a last "*" takes any number of trailing bytes.
+	Open bool
 }
 
 // ParseFormat reads a format pattern.
 func ParseFormat(pattern string, signed bool) (Format, error) {
 	p := strings.TrimSpace(pattern)
+	if strings.Contains(p, ",") {
+		return parseRecord(p, signed)
+	}
 	f := Format{Pattern: p, Signed: signed}
 	switch p {
 	case "YYMMDDWW":
@@ -47,6 +66,13 @@ func ParseFormat(pattern string, signed bool) (Format, error) {
 		f.Kind, f.Size = TimeOfDay, 3
 	case "YYMMDDWWhhmmss":
 		f.Kind, f.Size = DateTime, 7
+	case "YYMMDDhhmm":
+		f.Kind, f.Size = Minute, 5
+	case "YYMMDDhhmmss":
+		f.Kind, f.Size = Second, 6
+	}
+	if strings.HasPrefix(p, "*") {
+		return parseOpaque(p)
 	}
 	if f.Kind != Number {
 		if signed {
@@ -62,7 +88,7 @@ func ParseFormat(pattern string, signed bool) (Format, error) {
 		case c == '.' && point < 0:
 			point = i
 		default:
-			return f, fmt.Errorf("format %q: want digits as X (e.g. XXXXXX.XX, XXX.X) or YYMMDDWW, hhmmss, YYMMDDWWhhmmss", p)
+			return f, fmt.Errorf("format %q: want digits as X (e.g. XXXXXX.XX, XXX.X), a clock (YYMMDDWW, hhmmss, YYMMDDWWhhmmss, YYMMDDhhmm, YYMMDDhhmmss), or a record of these comma-separated (XX.XXXX,YYMMDDhhmm)", p)
 		}
 	}
 	if f.Digits == 0 || f.Digits > 14 {
@@ -96,6 +122,8 @@ var (
 	ErrSize     = errors.New("dlt645: value has the wrong number of bytes")
 	ErrRange    = errors.New("dlt645: value does not fit the format")
 	ErrNotClock = errors.New("dlt645: not a clock value")
+	// ErrEmpty is a record time of all zeros: the meter has no such record (yet).
+	ErrEmpty = errors.New("dlt645: empty record")
 )
 
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16}
@@ -173,22 +201,26 @@ type Clock struct {
 	Hour, Minute, Second      int
 }
 
-// DecodeClock reads a Date, TimeOfDay or DateTime value.
+// DecodeClock reads a clock value: Date, TimeOfDay, DateTime, Minute or Second.
+// A Minute or Second value of all zeros is a record the meter has not written
+// yet: ErrEmpty.
 func (f Format) DecodeClock(b []byte) (Clock, error) {
 	c := Clock{-1, -1, -1, -1, -1, -1, -1}
-	if f.Kind == Number {
+	if !f.Kind.IsClock() {
 		return c, ErrNotClock
 	}
 	if len(b) != f.Size {
 		return c, ErrSize
 	}
 	d := make([]int, len(b))
+	zero := true
 	for i, x := range b {
 		hi, lo := x>>4, x&0x0F
 		if hi > 9 || lo > 9 {
 			return c, ErrBCD
 		}
 		d[i] = int(hi)*10 + int(lo)
+		zero = zero && x == 0
 	}
 	switch f.Kind {
 	case Date: // WW DD MM YY
@@ -198,12 +230,28 @@ func (f Format) DecodeClock(b []byte) (Clock, error) {
 	case DateTime: // ss mm hh WW DD MM YY
 		c.Second, c.Minute, c.Hour = d[0], d[1], d[2]
 		c.Weekday, c.Day, c.Month, c.Year = d[3], d[4], d[5], 2000+d[6]
+	case Minute: // mm hh DD MM YY
+		c.Second, c.Minute, c.Hour, c.Day, c.Month, c.Year = 0, d[0], d[1], d[2], d[3], 2000+d[4]
+	case Second: // ss mm hh DD MM YY
+		c.Second, c.Minute, c.Hour, c.Day, c.Month, c.Year = d[0], d[1], d[2], d[3], d[4], 2000+d[5]
+	}
+	if zero && (f.Kind == Minute || f.Kind == Second) {
+		return c, ErrEmpty
 	}
 	if (c.Month >= 0 && (c.Month < 1 || c.Month > 12)) || (c.Day >= 0 && (c.Day < 1 || c.Day > 31)) ||
 		c.Hour > 23 || c.Minute > 59 || c.Second > 59 || c.Weekday > 6 {
 		return c, ErrRange
 	}
 	return c, nil
+}
+
+// IsClock reports whether values of this kind are read with DecodeClock.
+func (k FormatKind) IsClock() bool {
+	switch k {
+	case Date, TimeOfDay, DateTime, Minute, Second:
+		return true
+	}
+	return false
 }
 
 // EncodeClock writes t (in its own location) in a clock format.
@@ -218,6 +266,10 @@ func (f Format) EncodeClock(t time.Time) ([]byte, error) {
 	case DateTime:
 		return []byte{bcd(t.Second()), bcd(t.Minute()), bcd(t.Hour()), bcd(int(t.Weekday())),
 			bcd(t.Day()), bcd(int(t.Month())), bcd(y)}, nil
+	case Minute:
+		return []byte{bcd(t.Minute()), bcd(t.Hour()), bcd(t.Day()), bcd(int(t.Month())), bcd(y)}, nil
+	case Second:
+		return []byte{bcd(t.Second()), bcd(t.Minute()), bcd(t.Hour()), bcd(t.Day()), bcd(int(t.Month())), bcd(y)}, nil
 	}
 	return nil, ErrNotClock
 }

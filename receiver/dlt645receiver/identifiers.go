@@ -40,12 +40,18 @@ func (c *IdentifierConfig) UnmarshalText(b []byte) error {
 type readSpec struct {
 	di    dlt645.DI
 	block bool
-	parts []partSpec
+	// repeat: the block is one identifier whose value repeats (a freeze's total and tariffs), not a
+	// block identifier a meter could refuse.
+	repeat bool
+	parts  []partSpec
 }
 
-// partSpec is one reading: a value of a reply.
+// partSpec is one reading: a value of a reply (member of a block, or the one value), and which
+// reading of it (a record may yield several).
 type partSpec struct {
 	entry       dlt645.Entry
+	out         dlt645.Output
+	member      int
 	scale       float64
 	description string
 }
@@ -131,22 +137,34 @@ func (b *readBuilder) add(it identItem) {
 	if !ok {
 		return
 	}
-	if entries[0].Kind == dlt645.ClockPart {
+	switch entries[0].Kind {
+	case dlt645.ClockPart:
 		b.addClock(entries[0], di, ic, p)
+		return
+	case dlt645.RecordTime:
+		b.errs = append(b.errs, fmt.Errorf("%sa freeze time stamps the values of its freeze: list those (e.g. %s)", p, (di|0x0100).Format(b.version)))
+		return
+	case dlt645.LoadProfile:
+		b.errs = append(b.errs, fmt.Errorf("%sload-profile records are not read as identifiers", p))
 		return
 	}
 	over, errs := parseOverrides(ic, entries, block, p)
+	if len(entries[0].Outputs) > 1 && (ic.Metric != "" || ic.Unit != "" || ic.Format != "" || ic.Kind != "") {
+		errs = append(errs, fmt.Errorf("%sa record of %d readings takes no metric, unit, format or kind", p, len(entries[0].Outputs)))
+	}
 	if len(errs) > 0 {
 		b.errs = append(b.errs, errs...)
 		return
 	}
-	r := readSpec{di: di, block: block}
-	for _, e := range entries {
+	r := readSpec{di: di, block: block, repeat: block && !dlt645.IsBlock(b.version, di)}
+	for i, e := range entries {
 		e = over.apply(e, ic)
-		if !b.claim(e, di, p) {
-			continue
+		for _, o := range e.Readings() {
+			if !b.claim(e, o, di, p) {
+				continue
+			}
+			r.parts = append(r.parts, partSpec{entry: e, out: o, member: i, scale: over.scale, description: ic.Description})
 		}
-		r.parts = append(r.parts, partSpec{entry: e, scale: over.scale, description: ic.Description})
 	}
 	b.reads = append(b.reads, r)
 }
@@ -154,7 +172,7 @@ func (b *readBuilder) add(it identItem) {
 // entries looks di up in the catalogue: one value, or the members of a block. An identifier outside
 // the catalogue is read as one value when the config gives its format and metric.
 func (b *readBuilder) entries(di dlt645.DI, ic IdentifierConfig, p string) (entries []dlt645.Entry, block, ok bool) {
-	if e, ok := b.cat.Lookup(b.version, di); ok {
+	if e, ok := b.cat.Lookup(b.version, di); ok && !e.Repeat {
 		return []dlt645.Entry{e}, false, true
 	}
 	if members, ok := b.cat.Block(b.version, di); ok {
@@ -193,8 +211,10 @@ func parseOverrides(ic IdentifierConfig, entries []dlt645.Entry, block bool, p s
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%sformat: %w", p, err))
-		case f.Kind != dlt645.Number:
-			errs = append(errs, fmt.Errorf("%sformat: %q is a clock format; readings need a number format such as XXX.XX", p, ic.Format))
+		case f.Kind != dlt645.Number && f.Kind != dlt645.Record:
+			errs = append(errs, fmt.Errorf("%sformat: %q is a clock format; readings need a number format such as XXX.XX, or a record such as XX.XXXX,YYMMDDhhmm", p, ic.Format))
+		case f.Kind == dlt645.Record && recordValue(f) < 0:
+			errs = append(errs, fmt.Errorf("%sformat: record %q has no number field to read", p, ic.Format))
 		default:
 			o.format = &f
 		}
@@ -221,6 +241,15 @@ func parseOverrides(ic IdentifierConfig, entries []dlt645.Entry, block bool, p s
 func (o overrides) apply(e dlt645.Entry, ic IdentifierConfig) dlt645.Entry {
 	if o.format != nil {
 		e.Format = *o.format
+		e.Outputs, e.Stamp = nil, dlt645.StampNone
+		if e.Format.Kind == dlt645.Record {
+			// A record declared in the config: its first number is the reading, stamped with its first
+			// date and time field.
+			e.Outputs = []dlt645.Output{{Name: e.Name, Field: recordValue(e.Format)}}
+			if tf := recordTime(e.Format); tf >= 0 {
+				e.Stamp, e.TimeField = dlt645.StampField, tf
+			}
+		}
 	} else if ic.Signed != nil {
 		e.Format.Signed = *ic.Signed
 	}
@@ -232,25 +261,57 @@ func (o overrides) apply(e dlt645.Entry, ic IdentifierConfig) dlt645.Entry {
 	if len(ic.Attributes) > 0 {
 		e.Attributes = mergeAttrs(e.Attributes, ic.Attributes)
 	}
+	if len(e.Outputs) == 1 {
+		// the one reading of a record takes the entry's (overridden) metric, unit, kind and attributes
+		o := e.Outputs[0]
+		o.Metric, o.Unit, o.Kind, o.Attributes = e.Metric, e.Unit, e.Kind, e.Attributes
+		e.Outputs = []dlt645.Output{o}
+	}
 	return e
+}
+
+// recordValue is the first number field of a record, or -1.
+func recordValue(f dlt645.Format) int {
+	for i, ff := range f.Fields {
+		if ff.Kind == dlt645.Number {
+			return i
+		}
+	}
+	return -1
+}
+
+// recordTime is the first field of a record with a date and a time, or -1.
+func recordTime(f dlt645.Format) int {
+	for i, ff := range f.Fields {
+		if ff.Kind == dlt645.Minute || ff.Kind == dlt645.Second || ff.Kind == dlt645.DateTime {
+			return i
+		}
+	}
+	return -1
 }
 
 // claim registers the series of e, reporting a series another identifier reads already, or a metric
 // another identifier gives another unit or kind.
-func (b *readBuilder) claim(e dlt645.Entry, di dlt645.DI, p string) bool {
-	attrs := attrString(e.Attributes)
-	key := e.Metric + "{" + attrs + "}"
+// Readings stamped with their record's time may share a series: the settled values of the last 12
+// settlement days, or a freeze and the ones before it, are points of one series at their own times.
+// The same record read twice (a block and one of its members) is still reported.
+func (b *readBuilder) claim(e dlt645.Entry, o dlt645.Output, di dlt645.DI, p string) bool {
+	attrs := attrString(o.Attributes)
+	key := o.Metric + "{" + attrs + "}"
+	if e.Stamp != dlt645.StampNone {
+		key = "stamped " + key + " " + e.DI.Format(b.version)
+	}
 	if prev, ok := b.series[key]; ok {
-		b.errs = append(b.errs, fmt.Errorf("%smetric %s{%s} is already read by %s; give different attributes", p, e.Metric, attrs, prev))
+		b.errs = append(b.errs, fmt.Errorf("%smetric %s{%s} is already read by %s; give different attributes", p, o.Metric, attrs, prev))
 		return false
 	}
 	b.series[key] = di.Format(b.version)
-	s := metricShape{e.Unit, e.Kind}
-	if old, ok := b.shapes[e.Metric]; ok && old != s {
-		b.errs = append(b.errs, fmt.Errorf("%smetric %s: unit %q and kind %s differ from another identifier's (%q, %s)", p, e.Metric, s.unit, s.kind, old.unit, old.kind))
+	s := metricShape{o.Unit, o.Kind}
+	if old, ok := b.shapes[o.Metric]; ok && old != s {
+		b.errs = append(b.errs, fmt.Errorf("%smetric %s: unit %q and kind %s differ from another identifier's (%q, %s)", p, o.Metric, s.unit, s.kind, old.unit, old.kind))
 		return false
 	}
-	b.shapes[e.Metric] = s
+	b.shapes[o.Metric] = s
 	return true
 }
 

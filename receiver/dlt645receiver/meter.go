@@ -3,6 +3,7 @@ package dlt645receiver
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -64,6 +65,10 @@ type readState struct {
 	// block reply, and is not asked for again).
 	singles  []int
 	fallback bool
+	// lastStamp, lastValue: per part stamped with its record's time, the point last sent (a record is
+	// sent once, and again only when the meter has a new one).
+	lastStamp []time.Time
+	lastValue []float64
 }
 
 // meterPoller is one meter's protocol work (a device.Target); only its scheduler goroutine uses it.
@@ -85,6 +90,11 @@ type meterPoller struct {
 
 	// per poll
 	answered bool
+	// freezeTimes: the freeze times read this poll; days: the meter's settlement days, read again
+	// after daysAt + settlementDaysTTL
+	freezeTimes map[dlt645.DI]stampResult
+	days        []dlt645.SettlementDay
+	daysAt      time.Time
 }
 
 func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock clock.Clock, logger *zap.Logger) *meterPoller {
@@ -100,24 +110,26 @@ func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock clock.C
 	for i := range spec.reads {
 		rs := readState{spec: &spec.reads[i], last: 1}
 		for _, part := range spec.reads[i].parts {
-			e := part.entry
-			attrs := make(map[string]string, len(e.Attributes))
-			for _, a := range e.Attributes {
+			o := part.out
+			attrs := make(map[string]string, len(o.Attributes))
+			for _, a := range o.Attributes {
 				attrs[a.Key] = a.Value
 			}
 			kind := device.KindGauge
-			if e.Kind == dlt645.Sum {
+			if o.Kind == dlt645.Sum {
 				kind = device.KindSum
 			}
 			desc := part.description
 			if desc == "" {
-				desc = descriptions[e.Metric]
+				desc = describe(o.Metric)
 			}
 			if desc == "" {
-				desc = e.Name
+				desc = part.entry.Name
 			}
-			rs.series = append(rs.series, rec.Series(e.Metric, e.Unit, desc, kind, attrs))
+			rs.series = append(rs.series, rec.Series(o.Metric, o.Unit, desc, kind, attrs))
 		}
+		rs.lastStamp = make([]time.Time, len(rs.series))
+		rs.lastValue = make([]float64, len(rs.series))
 		m.reads = append(m.reads, rs)
 	}
 	if spec.clock.enabled {
@@ -129,6 +141,7 @@ func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock clock.C
 // Poll reads every identifier of the meter once.
 func (m *meterPoller) Poll(ctx context.Context, p *device.Poll) {
 	m.answered = false
+	m.freezeTimes = nil
 	p.Attr(attrVersionSpan, int(m.spec.version))
 	if _, err := m.bus.open(ctx, m.spec.poll.Timeout); err != nil {
 		p.Fail(openError(err))
@@ -167,19 +180,25 @@ func (m *meterPoller) staleAll(p *device.Poll, from int) {
 	}
 }
 
+// Readings stamped with their record's time are history: they are never marked stale.
 func (m *meterPoller) stale(p *device.Poll, rs *readState) {
 	if rs.fallback {
 		for _, i := range rs.singles {
-			p.RecordStale(rs.series[i])
+			rs.markStale(p, i)
 		}
 		return
 	}
-	n := len(rs.series)
-	if rs.spec.block {
-		n = min(max(rs.last, 1), n)
+	for i, part := range rs.spec.parts {
+		if !rs.spec.block || part.member < max(rs.last, 1) {
+			rs.markStale(p, i)
+		}
 	}
-	for _, s := range rs.series[:n] {
-		p.RecordStale(s)
+}
+
+// markStale marks part i's reading as not read, unless it is stamped with its record's time.
+func (rs *readState) markStale(p *device.Poll, i int) {
+	if rs.spec.parts[i].entry.Stamp == dlt645.StampNone {
+		p.RecordStale(rs.series[i])
 	}
 }
 

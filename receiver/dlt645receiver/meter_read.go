@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -20,11 +19,16 @@ func (m *meterPoller) readValues(ctx context.Context, p *device.Poll, rs *readSt
 	if rs.fallback {
 		return m.readSingles(ctx, p, rs, false)
 	}
-	if rs.spec.block && m.noBlocks {
+	if rs.spec.block && !rs.spec.repeat && m.noBlocks {
 		m.fallBack(rs)
 		return m.readSingles(ctx, p, rs, true)
 	}
 	v := m.spec.version
+	timeDI, byFreeze := freezeTimeOf(rs.spec)
+	var before stampResult
+	if byFreeze {
+		before = m.freezeTime(ctx, p, timeDI)
+	}
 	q := p.StartRequestAt(spanRead, m.clock.Now()).
 		Attr(attrAddress, m.address.String()).
 		Attr(attrControlCode, controlCode(v)).
@@ -43,7 +47,7 @@ func (m *meterPoller) readValues(ctx context.Context, p *device.Poll, rs *readSt
 		q.Attr(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word)))
 		q.Attr(attrErrorText, me.Word.Describe(v))
 	}
-	if err != nil && rs.spec.block && me != nil && !m.blocksOK {
+	if err != nil && rs.spec.block && !rs.spec.repeat && me != nil && !m.blocksOK {
 		// The meter answers its first block read with an error word: many meters read only single
 		// identifiers. Read the members one by one, in this poll already, and ask this meter for no
 		// block again. (A meter that answered a block before just lacks this block's data.)
@@ -54,7 +58,7 @@ func (m *meterPoller) readValues(ctx context.Context, p *device.Poll, rs *readSt
 		m.fallBack(rs)
 		return m.readSingles(ctx, p, rs, true)
 	}
-	if err == nil && rs.spec.block {
+	if err == nil && rs.spec.block && !rs.spec.repeat {
 		m.blocksOK = true
 	}
 	if err != nil {
@@ -62,7 +66,13 @@ func (m *meterPoller) readValues(ctx context.Context, p *device.Poll, rs *readSt
 		q.EndAt(err, m.clock.Now())
 		return err
 	}
-	err = m.record(p, rs, res.Value)
+	if byFreeze && m.frozeMeanwhile(ctx, p, timeDI, before) {
+		// The meter froze between the time and the values: they may be the freeze before. The next
+		// poll reads them with their time.
+		q.EndAt(nil, m.clock.Now())
+		return nil
+	}
+	err = m.record(ctx, p, rs, res.Value)
 	q.Attr(attrParts, rs.last)
 	q.EndAt(err, m.clock.Now())
 	return err
@@ -90,7 +100,7 @@ func (m *meterPoller) readSingles(ctx context.Context, p *device.Poll, rs *readS
 		if ctx.Err() != nil || (last != nil && !m.answered && !device.Classify(last).Answered()) {
 			// shutting down, or the meter has not said a word this poll: the rest is stale
 			for _, j := range rs.singles[k:] {
-				p.RecordStale(rs.series[j])
+				rs.markStale(p, j)
 			}
 			kept = append(kept, rs.singles[k:]...)
 			break
@@ -110,20 +120,20 @@ func (m *meterPoller) readSingles(ctx context.Context, p *device.Poll, rs *readS
 			q.Attr(attrErrorWord, fmt.Sprintf("%02X", byte(me.Word)))
 			q.Attr(attrErrorText, me.Word.Describe(v))
 		}
+		q.EndAt(err, m.clock.Now())
 		if err == nil {
-			var x float64
-			if x, err = part.entry.Format.Decode(res.Value); err != nil {
+			var fields []dlt645.Field
+			if fields, err = part.entry.Format.DecodeRecord(res.Value); err != nil {
 				err = device.NewError(device.ErrDecode, fmt.Errorf("%s: % X as %s: %w", part.entry.Name, res.Value, part.entry.Format, err))
 			} else {
-				p.Record(rs.series[i], time.Time{}, x*part.scale)
+				err = m.recordPart(ctx, p, rs, i, fields)
 			}
 		}
-		q.EndAt(err, m.clock.Now())
 		if first && me != nil {
 			continue // the meter does not have this member: no series, nothing to mark stale
 		}
 		if err != nil {
-			p.RecordStale(rs.series[i])
+			rs.markStale(p, i)
 			last = err
 		}
 		kept = append(kept, i)
@@ -133,15 +143,17 @@ func (m *meterPoller) readSingles(ctx context.Context, p *device.Poll, rs *readS
 }
 
 // record decodes a reply into the readings; values that do not decode are marked stale.
-func (m *meterPoller) record(p *device.Poll, rs *readState, value []byte) error {
+func (m *meterPoller) record(ctx context.Context, p *device.Poll, rs *readState, value []byte) error {
 	parts := rs.spec.parts
 	datas := [][]byte{value}
 	if rs.spec.block {
-		entries := make([]dlt645.Entry, len(parts))
-		for i, part := range parts {
-			entries[i] = part.entry
+		var members []dlt645.Entry
+		for _, part := range parts {
+			if part.member == len(members) {
+				members = append(members, part.entry)
+			}
 		}
-		split, err := dlt645.SplitBlock(entries, value)
+		split, err := dlt645.SplitBlock(members, value)
 		if err != nil {
 			m.stale(p, rs)
 			return device.NewError(device.ErrDecode, err)
@@ -152,22 +164,45 @@ func (m *meterPoller) record(p *device.Poll, rs *readState, value []byte) error 
 		}
 		if n := len(split); n < rs.last {
 			// The meter sends fewer values than before: the missing ones are gone.
-			for _, s := range rs.series[n:rs.last] {
-				p.RecordStale(s)
+			for i, part := range parts {
+				if part.member >= n && part.member < rs.last {
+					rs.markStale(p, i)
+				}
 			}
 		}
 		rs.last = len(split)
 	}
 	var errs []error
-	for i, data := range datas {
-		part := parts[i]
-		x, err := part.entry.Format.Decode(data)
-		if err != nil {
-			p.RecordStale(rs.series[i])
-			errs = append(errs, fmt.Errorf("%s: % X as %s: %w", part.entry.Name, data, part.entry.Format, err))
+	var other error // a failed request for a record's time: its own error type
+	decoded := make([][]dlt645.Field, len(datas))
+	failed := make([]bool, len(datas))
+	for i, part := range parts {
+		j := part.member
+		if j >= len(datas) {
 			continue
 		}
-		p.Record(rs.series[i], time.Time{}, x*part.scale)
+		if decoded[j] == nil && !failed[j] {
+			fields, err := part.entry.Format.DecodeRecord(datas[j])
+			if err != nil {
+				failed[j] = true
+				errs = append(errs, fmt.Errorf("%s: % X as %s: %w", part.entry.Name, datas[j], part.entry.Format, err))
+			}
+			decoded[j] = fields
+		}
+		if failed[j] {
+			rs.markStale(p, i)
+			continue
+		}
+		if err := m.recordPart(ctx, p, rs, i, decoded[j]); err != nil {
+			if device.Classify(err) != device.ErrDecode {
+				other = err
+				continue
+			}
+			errs = append(errs, err)
+		}
+	}
+	if other != nil {
+		return other
 	}
 	if len(errs) > 0 {
 		return device.NewError(device.ErrDecode, errors.Join(errs...))

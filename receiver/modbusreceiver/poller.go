@@ -63,6 +63,7 @@ type devicePoller struct {
 
 	// per poll
 	values   []float64
+	raws     []uint64 // the bit patterns of the values: integers are recorded from them exactly
 	states   []uint8
 	regs     []uint16
 	answered bool
@@ -89,6 +90,7 @@ func newDevicePoller(spec *deviceSpec, c *conn, rec *device.Recorder, clock cloc
 		series:     make([]*device.Series, n),
 		hints:      planHints{breakBefore: make([]bool, n), isolated: make([]bool, n)},
 		values:     make([]float64, n),
+		raws:       make([]uint64, n),
 		states:     make([]uint8, n),
 		infoSeries: make([]*device.Series, n),
 		infoValue:  make([]string, n),
@@ -390,7 +392,7 @@ func (d *devicePoller) decode(b block) {
 		case math.IsNaN(v):
 			d.states[i] = stStale
 		default:
-			d.values[i], d.states[i] = v, stOK
+			d.values[i], d.raws[i], d.states[i] = v, raw, stOK
 		}
 	}
 }
@@ -420,6 +422,27 @@ func (d *devicePoller) setString(i int, s string) {
 	d.infoSeries[i] = d.rec.Series(f.metric, f.unit, f.description, device.KindGauge, attrs)
 }
 
+// recordExact records an integer field without scaling as an integer data point, from its raw bit
+// pattern (never through float64: a 64-bit counter above 2^53 keeps its last digit; a uint64 above
+// the int64 limit becomes a double). It reports false for fields that are not integers.
+func recordExact(p *device.Poll, s *device.Series, f *fieldSpec, raw uint64) bool {
+	switch f.typ {
+	case TypeUint8, TypeUint16, TypeUint32, TypeUint64:
+		p.RecordUint(s, time.Time{}, raw)
+	case TypeInt8:
+		p.RecordInt(s, time.Time{}, int64(int8(raw)))
+	case TypeInt16:
+		p.RecordInt(s, time.Time{}, int64(int16(raw)))
+	case TypeInt32:
+		p.RecordInt(s, time.Time{}, int64(int32(raw)))
+	case TypeInt64:
+		p.RecordInt(s, time.Time{}, int64(raw))
+	default:
+		return false
+	}
+	return true
+}
+
 // recordAll applies scale factors and records every field of the poll.
 func (d *devicePoller) recordAll(p *device.Poll) {
 	for i := range d.spec.fields {
@@ -446,6 +469,9 @@ func (d *devicePoller) recordAll(p *device.Poll) {
 		}
 		if d.states[i] != stOK {
 			p.RecordStale(d.series[i])
+			continue
+		}
+		if f.scaleFactor < 0 && f.scale == 1 && f.offset == 0 && recordExact(p, d.series[i], f, d.raws[i]) {
 			continue
 		}
 		v := d.values[i]

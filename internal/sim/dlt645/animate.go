@@ -40,6 +40,9 @@ func Animate(ctx context.Context, tick time.Duration, meters ...*Meter) {
 			phase := now.Sub(start).Seconds() / 60 * 2 * math.Pi
 			for i, m := range meters {
 				animateMeter(m, i, phase, dt, energy[m])
+				m.mu.Lock()
+				m.catchUpProfile(now) // a record holds the values of its moment
+				m.mu.Unlock()
 			}
 		}
 	}

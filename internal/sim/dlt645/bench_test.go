@@ -89,3 +89,51 @@ func BenchmarkBusEfficiency(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoadProfileRead reads load-profile records of every class by start time and count through
+// a line paced at the baud rate (follow-up frames of 200 value bytes), and reports records per
+// second: what a backfill of missed intervals can read back.
+func BenchmarkLoadProfileRead(b *testing.B) {
+	for _, tc := range []struct{ baud, count int }{{2400, 4}, {2400, 10}, {9600, 10}} {
+		b.Run(fmt.Sprintf("baud=%d/records=%d", tc.baud, tc.count), func(b *testing.B) {
+			serial := dlt645.DefaultSerialConfig("")
+			serial.BaudRate = tc.baud
+			charTime := serial.CharTime()
+			m := NewMeter(dlt645.Address{1}, dlt645.V2007)
+			start := time.Date(2024, 3, 5, 0, 0, 0, 0, time.Local)
+			for i := range 96 {
+				vals := [6][]float64{{220, 221, 219, 5, 5, 5, 50}, {3, 1, 1, 1, 0.5, 0.2, 0.2, 0.1}, {0.99, 0.99, 0.99, 0.99},
+					{float64(1000 + i), 0, 0, 0}, {1, 0, 0, 0}, {3, 0.5}}
+				if err := m.AddProfileRecord(start.Add(time.Duration(i)*15*time.Minute), vals); err != nil {
+					b.Fatal(err)
+				}
+			}
+			const preamble = 4
+			srv := NewServer(Options{CharTime: charTime, Preamble: preamble}, m)
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			go func() { _ = srv.Serve(l) }()
+			defer srv.Close()
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			cl := dlt645.NewClient(c)
+			cl.Preamble, cl.CharTime, cl.Gap, cl.Timeout = preamble, charTime, 4*charTime, time.Second
+			ctx := context.Background()
+			b.ResetTimer()
+			recs := 0
+			for i := 0; i < b.N; i++ {
+				got, _, err := cl.ReadLoadProfile(ctx, m.Address(), 0x06000001, tc.count, start.Add(time.Duration(i%80)*15*time.Minute))
+				if err != nil {
+					b.Fatal(err)
+				}
+				recs += len(got)
+			}
+			b.ReportMetric(float64(recs)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}

@@ -69,6 +69,13 @@ type MeterConfig struct {
 	RefuseBlocks bool `yaml:"refuse_blocks"`
 	// Animate makes power, voltage and current wander and energy grow.
 	Animate bool `yaml:"animate"`
+	// Records are catalogued records given as their fields in order, numbers and RFC 3339 times
+	// ("01010000": ["12.3456", "2024-03-05T14:30:00+08:00"]: a maximum demand and when it occurred).
+	Records map[string][]string `yaml:"records"`
+	// SettlementDays are the meter's settlement days as DDhh ("0100": the 1st at 00:00), up to 3.
+	SettlementDays []string `yaml:"settlement_days"`
+	// ProfileInterval makes the meter record its load profile this often (e.g. 1m, 15m).
+	ProfileInterval time.Duration `yaml:"profile_interval"`
 }
 
 // LoadConfig reads a YAML set-up.
@@ -158,6 +165,7 @@ func (c *Config) BuildMeters() ([]*Meter, []*Meter, error) {
 			}
 			m.SetError(di, dlt645.ErrorWord(mc.Errors[k]))
 		}
+		errs = append(errs, mc.applyRecords(m, v, prefix)...)
 		meters = append(meters, m)
 		if mc.Animate {
 			animated = append(animated, m)
@@ -184,6 +192,61 @@ func (c *Config) Options() Options {
 		o.CharTime = s.CharTime()
 	}
 	return o
+}
+
+// applyRecords stores the meter's records, settlement days and load-profile interval.
+func (mc *MeterConfig) applyRecords(m *Meter, v dlt645.Version, prefix string) []error {
+	var errs []error
+	for _, k := range sortedKeys(mc.Records) {
+		di, err := dlt645.ParseDI(v, k)
+		var nums []float64
+		var times []time.Time
+		for _, f := range mc.Records[k] {
+			if err != nil {
+				break
+			}
+			if t, terr := time.Parse(time.RFC3339, f); terr == nil {
+				times = append(times, t)
+				continue
+			}
+			var x float64
+			if _, serr := fmt.Sscanf(f, "%g", &x); serr != nil {
+				err = fmt.Errorf("field %q: want a number or an RFC 3339 time", f)
+				break
+			}
+			nums = append(nums, x)
+		}
+		if err == nil {
+			err = m.SetRecord(di, nums, times)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%srecords[%s]: %w", prefix, k, err))
+		}
+	}
+	if len(mc.SettlementDays) > 0 {
+		var days []dlt645.SettlementDay
+		for i, s := range mc.SettlementDays {
+			b, err := hex.DecodeString(s)
+			var d dlt645.SettlementDay
+			if err == nil && len(b) == 2 {
+				d, err = dlt645.ParseSettlementDay([]byte{b[1], b[0]})
+			} else if err == nil {
+				err = fmt.Errorf("want DDhh")
+			}
+			if err != nil || i >= 3 {
+				errs = append(errs, fmt.Errorf("%ssettlement_days[%d] %q: want up to 3 days as DDhh (0100: the 1st at 00:00)", prefix, i, s))
+				continue
+			}
+			days = append(days, d)
+		}
+		m.SetSettlementDays(days...)
+	}
+	if mc.ProfileInterval < 0 {
+		errs = append(errs, fmt.Errorf("%sprofile_interval: must not be negative", prefix))
+	} else if mc.ProfileInterval > 0 {
+		m.SetProfileInterval(mc.ProfileInterval, 0, time.Now())
+	}
+	return errs
 }
 
 func sortedKeys[V any](m map[string]V) []string {

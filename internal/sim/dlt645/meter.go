@@ -28,6 +28,14 @@ type Meter struct {
 	maxData     int
 	followNext  map[dlt645.DI]int // 1997 follow-up position
 	reads       map[dlt645.DI]int
+
+	// load profile: records oldest first, the interval and next boundary of automatic recording, and
+	// the last reply of each load-profile identifier (its follow-up frames carry only the identifier)
+	profile      []profileRecord
+	profileEvery time.Duration
+	profileNext  time.Time
+	profileDepth int
+	lastProfile  map[dlt645.DI][]byte
 }
 
 // NewMeter returns a meter with an empty table, clock on time, local time
@@ -42,6 +50,9 @@ func NewMeter(addr dlt645.Address, v dlt645.Version) *Meter {
 		maxData:    200,
 		followNext: map[dlt645.DI]int{},
 		reads:      map[dlt645.DI]int{},
+
+		profileDepth: 2880,
+		lastProfile:  map[dlt645.DI][]byte{},
 	}
 }
 
@@ -174,7 +185,8 @@ func (m *Meter) value(di dlt645.DI, now time.Time) ([]byte, dlt645.ErrorWord) {
 			return b, 0
 		}
 	}
-	if members, ok := dlt645.Builtin().Block(m.version, di); ok {
+	if members, ok := dlt645.Builtin().Block(m.version, di); ok && members[0].DI != di {
+		// (a repeating value is stored whole: its members share its identifier)
 		var out []byte
 		for _, e := range members {
 			if w, ok := m.errors[e.DI]; ok {
@@ -210,8 +222,17 @@ func (m *Meter) answer(req dlt645.Frame, now time.Time) (dlt645.Frame, bool) {
 		if !ok {
 			return dlt645.ErrorResponse(m.address, fn, 0x01), true
 		}
-		value, w := m.value(di, now)
+		var value []byte
+		var w dlt645.ErrorWord
+		if isProfile(v, di) {
+			value, w = m.profileReply(req.Data, now)
+		} else {
+			value, w = m.value(di, now)
+		}
 		m.mu.Lock()
+		if isProfile(v, di) {
+			m.lastProfile[di] = value
+		}
 		m.reads[di]++
 		m.followNext[di] = 1
 		max := m.maxData
@@ -228,6 +249,11 @@ func (m *Meter) answer(req dlt645.Frame, now time.Time) (dlt645.Frame, bool) {
 			return dlt645.ErrorResponse(m.address, fn, 0x01), true
 		}
 		value, w := m.value(di, now)
+		if isProfile(v, di) {
+			m.mu.Lock()
+			value, w = m.lastProfile[di], 0
+			m.mu.Unlock()
+		}
 		if w != 0 {
 			return dlt645.ErrorResponse(m.address, fn, w), true
 		}
@@ -252,6 +278,12 @@ func (m *Meter) answer(req dlt645.Frame, now time.Time) (dlt645.Frame, bool) {
 	}
 	// A function this meter does not know: "other error" / "illegal data".
 	return dlt645.ErrorResponse(m.address, fn, 0x01), true
+}
+
+// isProfile reports a load-profile identifier, whose reads carry a count (and a start time).
+func isProfile(v dlt645.Version, di dlt645.DI) bool {
+	e, ok := dlt645.Builtin().Lookup(v, di)
+	return ok && e.Kind == dlt645.LoadProfile
 }
 
 func readDI(v dlt645.Version, b []byte) (dlt645.DI, bool) {

@@ -13,7 +13,8 @@ import (
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 )
 
-// DemoConfig is what cmd/dlt645sim serves without -config: three 2007 meters (the second with a
+// DemoConfig is what cmd/dlt645sim serves without -config: three 2007 meters (the first with
+// records: settlement history, a maximum demand and its time, power-downs, a 15-minute load profile; the second with a
 // clock 42 s fast, the third with an error word for the current of phase A and
 // follow-up frames past 8 bytes) and one 1997 meter, all animated. The
 // receiver config "dlt645/demo" in receiver/dlt645receiver/testdata reads them.
@@ -22,7 +23,15 @@ preamble: 4
 meters:
   - address: "000000000001"
     animate: true
+    settlement_days: ["0100"]
+    profile_interval: 15m
+    records:
+      "01010000": ["7.5321", "2026-01-15T18:45:00+08:00"]
+      "03110001": ["2026-01-10T03:12:00+08:00", "2026-01-10T03:14:30+08:00"]
     values:
+      "00010001": 12000.5
+      "00010002": 11000.25
+      "03110000": 3
       "00000000": 12345.67
       "00010000": 12345.67
       "00020000": 0
