@@ -86,9 +86,9 @@ type DeviceConfig struct {
 
 // Endpoint schemes.
 const (
-	schemeTCP        = "tcp"
-	schemeRTUOverTCP = "rtuovertcp"
-	schemeTLS        = "tcp+tls"
+	schemeTCP          = "tcp"
+	schemeRTUOverTCP   = "rtuovertcp"
+	schemeTLS          = "tcp+tls"
 	schemeRTU          = "rtu"
 	schemeASCII        = "ascii"
 	schemeASCIIOverTCP = "asciiovertcp"
