@@ -2,11 +2,13 @@ package dlt645receiver
 
 import (
 	"context"
+	"fmt"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
 )
 
@@ -14,6 +16,8 @@ import (
 type dlt645Receiver struct {
 	cfg   *Config
 	specs []busSpec // resolved once, at creation
+	id    string
+	ports []*serialbus.Handle // per bus: its port's owner, joined at Start
 	*device.Fleet
 }
 
@@ -22,21 +26,52 @@ func newReceiver(cfg *Config, set receiver.Settings) (*dlt645Receiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dlt645Receiver{cfg: cfg, specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}, nil
+	return &dlt645Receiver{cfg: cfg, id: set.ID.String(), specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}, nil
 }
 
 // Start builds the buses and meter pollers and starts their schedules. It never touches a line:
 // ports and connections open on the first poll, and unreachable meters are retried on their
 // schedule.
+//
+// Each bus first joins the process's owner of its port (serialbus), shared with any other receiver
+// on it; other line settings than another user's fail the start, naming both.
 func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
+	r.ports = make([]*serialbus.Handle, len(r.specs))
+	for i := range r.specs {
+		h, err := serialbus.Default.Join((&bus{spec: &r.specs[i]}).user(r.id, fmt.Sprintf("buses[%d]", i)), r.Clock())
+		if err != nil {
+			r.leave()
+			return err
+		}
+		r.ports[i] = h
+	}
 	r.Fleet.Start(ctx, host, func() { r.add(r.specs) })
 	return nil
+}
+
+func (r *dlt645Receiver) leave() {
+	for i, h := range r.ports {
+		if h != nil {
+			h.Leave()
+			r.ports[i] = nil
+		}
+	}
+}
+
+// Shutdown stops the polls, then leaves the ports (the last user closes a port).
+func (r *dlt645Receiver) Shutdown(ctx context.Context) error {
+	err := r.Fleet.Shutdown(ctx)
+	r.leave()
+	return err
 }
 
 func (r *dlt645Receiver) add(specs []busSpec) {
 	for bi := range specs {
 		bs := &specs[bi]
 		b := newBus(bs, r.Clock(), r.Logger())
+		if bi < len(r.ports) && r.ports[bi] != nil {
+			b.share(r.ports[bi])
+		}
 		r.OnShutdown(b.close)
 		for mi := range bs.meters {
 			ms := &bs.meters[mi]
