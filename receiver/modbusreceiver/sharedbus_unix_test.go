@@ -1,0 +1,253 @@
+//go:build linux
+
+package modbusreceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+	mb "github.com/otelcol-iiot/otelcol-iiot/internal/modbus"
+	dlt645sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
+	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
+	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver"
+)
+
+// busSim is one RS-485 bus with Modbus RTU devices and DL/T 645 meters on it. It answers every
+// request, and counts a collision whenever a request arrives while another is still being answered
+// (bytes behind a complete request before its reply went out), or bytes that frame in neither
+// protocol (two senders at once garble each other).
+type busSim struct {
+	bank   *modbussim.Bank
+	meters *dlt645sim.Server
+	// think is how long a device takes to answer, as a real one does (a few ms): requests that come
+	// meanwhile collide.
+	think time.Duration
+
+	modbusTx, dltTx atomic.Int64
+	mu              sync.Mutex
+	collisions      []string
+}
+
+func (s *busSim) collide(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.collisions = append(s.collisions, fmt.Sprintf(format, args...))
+}
+
+func (s *busSim) Collisions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.collisions...)
+}
+
+// serve answers on line until it fails. The Modbus devices are the bank's RTU responder behind a pipe.
+func (s *busSim) serve(line io.ReadWriter) error {
+	dev, sim := net.Pipe()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.bank.ServeRTU(sim) }()
+	defer func() { _ = dev.Close(); _ = sim.Close(); <-done }()
+	var in []byte
+	buf := make([]byte, 512)
+	reply := make([]byte, 512)
+	for {
+		n, err := line.Read(buf)
+		if err != nil {
+			return err
+		}
+		in = append(in, buf[:n]...)
+		for {
+			for len(in) > 0 && in[0] == dlt645.WakeUp {
+				in = in[1:]
+			}
+			if len(in) == 0 {
+				break
+			}
+			if in[0] == 0x68 {
+				f, used, err := dlt645.Decode(in)
+				if errors.Is(err, dlt645.ErrShort) {
+					break
+				}
+				if err != nil {
+					s.collide("bytes framing in neither protocol: % X (%v)", in, err)
+					in = in[:0]
+					break
+				}
+				in = in[used:]
+				if len(in) > 0 {
+					s.collide("a request came while a DL/T 645 request was being answered: % X", in)
+				}
+				s.dltTx.Add(1)
+				time.Sleep(s.think)
+				if extra, _ := readMore(line, buf); len(extra) > 0 {
+					s.collide("a request came while a DL/T 645 request was being answered: % X", extra)
+				}
+				for _, r := range s.meters.Handle(f, time.Now()) {
+					b, _ := r.Encode(4)
+					if _, err := line.Write(b); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if len(in) < 8 {
+				break
+			}
+			req := in[:8]
+			if mb.CRC16(req[:6]) != uint16(req[6])|uint16(req[7])<<8 {
+				s.collide("bytes framing in neither protocol: % X", in)
+				in = in[:0]
+				break
+			}
+			in = in[8:]
+			if len(in) > 0 {
+				s.collide("a request came while a Modbus request was being answered: % X", in)
+			}
+			s.modbusTx.Add(1)
+			time.Sleep(s.think)
+			if extra, _ := readMore(line, buf); len(extra) > 0 {
+				s.collide("a request came while a Modbus request was being answered: % X", extra)
+			}
+			if _, err := dev.Write(req); err != nil {
+				return err
+			}
+			var got []byte
+			for {
+				m, err := dev.Read(reply)
+				if err != nil {
+					return err
+				}
+				got = append(got, reply[:m]...)
+				if _, used, _ := mb.RTU.Decode(got); used > 0 {
+					break
+				}
+			}
+			if _, err := line.Write(got); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// readMore returns what has arrived on line without waiting.
+func readMore(line io.ReadWriter, buf []byte) ([]byte, error) {
+	dl, ok := line.(interface{ SetReadDeadline(time.Time) error })
+	if !ok {
+		return nil, nil
+	}
+	if err := dl.SetReadDeadline(time.Now()); err != nil {
+		return nil, err
+	}
+	defer func() { _ = dl.SetReadDeadline(time.Time{}) }()
+	n, err := line.Read(buf)
+	return append([]byte(nil), buf[:n]...), err
+}
+
+// One RS-485 bus (a socat pty pair), a Modbus RTU inverter and two DL/T 645 meters on it, polled by a
+// modbus and a dlt645 receiver at once: they take turns on the one port (no collision), and every
+// reading is exact.
+func TestSharedSerialBus(t *testing.T) {
+	pair, err := dlt645sim.NewPTYPair(context.Background(), t.TempDir())
+	if err != nil {
+		t.Skipf("no socat pty pair (make test installs socat): %v", err)
+	}
+	line, err := dlt645.OpenSerial(dlt645.SerialConfig{Device: pair.A, BaudRate: 9600, DataBits: 8, Parity: "even", StopBits: 1})
+	require.NoError(t, err)
+
+	bank := modbussim.NewBank(1)
+	bank.SetRegisters(1, modbussim.Holding, 0, f32regs(230.5)...)
+	bank.SetRegisters(1, modbussim.Input, 10, 0xFF85) // int16 -123
+	bank.SetBits(1, modbussim.Coils, 0, true)
+	bank.SetBits(1, modbussim.Discrete, 0, false, true)
+	m1, m2 := meterAt(t, "000000000001", 12345.67, 220.1), meterAt(t, "000000000002", 765.4, 231.9)
+	sim := &busSim{bank: bank, meters: dlt645sim.NewServer(dlt645sim.Options{Preamble: 4}, m1, m2), think: 5 * time.Millisecond}
+	served := make(chan error, 1)
+	go func() { served <- sim.serve(line) }()
+	t.Cleanup(func() {
+		_ = line.Close()
+		<-served
+		_ = pair.Close()
+	})
+
+	mcfg := loadConfig(t, `
+poll: {interval: 150ms, timeout: 150ms}
+connections:
+  - endpoint: rtu://`+pair.B+`
+    baud_rate: 9600
+    parity: even
+    stop_bits: 1
+    devices:
+      - id: inverter
+        unit_id: 1
+        fields:
+          - {name: voltage, table: holding, address: 0, type: float32}
+          - {name: temperature, table: input, address: 10, type: int16}
+          - {name: running, table: coil, address: 0, type: bool}
+          - {name: alarm, table: discrete, address: 1, type: bool}
+`)
+	dcfg := devicetest.LoadConfig(t, dlt645receiver.NewFactory(), `
+poll: {interval: 150ms, timeout: 150ms}
+buses:
+  - endpoint: serial://`+pair.B+`
+    baud_rate: 9600
+    parity: even
+    meters:
+      - {id: m1, address: "000000000001", identifiers: ["00010000", "02010100"]}
+      - {id: m2, address: "000000000002", identifiers: ["00010000", "02010100"]}
+`)
+	ms := startReceiver(t, mcfg)
+	ds := devicetest.StartReceiver(t, dlt645receiver.NewFactory(), dcfg)
+
+	require.Eventually(t, func() bool {
+		return sim.modbusTx.Load() >= 40 && sim.dltTx.Load() >= 40
+	}, 30*time.Second, 10*time.Millisecond, "both receivers poll the bus")
+	assert.Empty(t, sim.Collisions(), "one transaction at a time on the bus")
+
+	pts := points(ms.metrics.AllMetrics())
+	for name, want := range map[string]float64{"voltage": 230.5, "temperature": -123, "running": 1, "alarm": 1} {
+		p, ok := latest(pts, "inverter", name, nil)
+		if assert.True(t, ok, name) {
+			assert.Equal(t, want, p.value, name)
+		}
+	}
+	_, failed := latest(pts, "inverter", "iiot.device.poll.errors", nil)
+	assert.False(t, failed, "no failed Modbus request")
+
+	dpts := devicetest.Points(ds.Metrics.AllMetrics()...)
+	want := map[string]map[string]float64{
+		"m1": {dlt645.MetricActiveEnergy: 12345.67, dlt645.MetricVoltage: 220.1},
+		"m2": {dlt645.MetricActiveEnergy: 765.4, dlt645.MetricVoltage: 231.9},
+	}
+	seen := map[string]int{}
+	for _, p := range dpts {
+		if p.Metric == "iiot.device.poll.errors" {
+			t.Errorf("%s: a DL/T 645 request failed", p.Device)
+		}
+		if v, ok := want[p.Device][p.Metric]; ok && !p.Stale {
+			seen[p.Device+" "+p.Metric]++
+			assert.Equal(t, v, p.Value, "%s %s", p.Device, p.Metric)
+		}
+	}
+	assert.Len(t, seen, 4, "every meter reading recorded")
+}
+
+func meterAt(t *testing.T, address string, energy, voltage float64) *dlt645sim.Meter {
+	t.Helper()
+	a, err := dlt645.ParseAddress(address)
+	require.NoError(t, err)
+	m := dlt645sim.NewMeter(a, dlt645.V2007)
+	require.NoError(t, m.Set(0x00010000, energy))
+	require.NoError(t, m.Set(0x02010100, voltage))
+	return m
+}
