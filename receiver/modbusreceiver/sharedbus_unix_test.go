@@ -89,8 +89,7 @@ func (s *busSim) serve(line io.ReadWriter) error {
 					s.collide("a request came while a DL/T 645 request was being answered: % X", in)
 				}
 				s.dltTx.Add(1)
-				time.Sleep(s.think)
-				if extra, _ := readMore(line, buf); len(extra) > 0 {
+				if extra, _ := readFor(line, buf, s.think); len(extra) > 0 {
 					s.collide("a request came while a DL/T 645 request was being answered: % X", extra)
 				}
 				for _, r := range s.meters.Handle(f, time.Now()) {
@@ -115,8 +114,7 @@ func (s *busSim) serve(line io.ReadWriter) error {
 				s.collide("a request came while a Modbus request was being answered: % X", in)
 			}
 			s.modbusTx.Add(1)
-			time.Sleep(s.think)
-			if extra, _ := readMore(line, buf); len(extra) > 0 {
+			if extra, _ := readFor(line, buf, s.think); len(extra) > 0 {
 				s.collide("a request came while a Modbus request was being answered: % X", extra)
 			}
 			if _, err := dev.Write(req); err != nil {
@@ -140,13 +138,14 @@ func (s *busSim) serve(line io.ReadWriter) error {
 	}
 }
 
-// readMore returns what has arrived on line without waiting.
-func readMore(line io.ReadWriter, buf []byte) ([]byte, error) {
+// readFor is the device thinking for d before it answers: it returns what arrives on line meanwhile
+// (nothing, when the bus is used one transaction at a time).
+func readFor(line io.ReadWriter, buf []byte, d time.Duration) ([]byte, error) {
 	dl, ok := line.(interface{ SetReadDeadline(time.Time) error })
 	if !ok {
 		return nil, nil
 	}
-	if err := dl.SetReadDeadline(time.Now()); err != nil {
+	if err := dl.SetReadDeadline(time.Now().Add(d)); err != nil {
 		return nil, err
 	}
 	defer func() { _ = dl.SetReadDeadline(time.Time{}) }()
@@ -176,7 +175,7 @@ func TestSharedSerialBus(t *testing.T) {
 	go func() { served <- sim.serve(line) }()
 	t.Cleanup(func() {
 		_ = line.Close()
-		<-served
+		<-served //nolint:errcheck // the line was closed under it: its error says only that
 		_ = pair.Close()
 	})
 
