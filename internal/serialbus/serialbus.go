@@ -92,6 +92,7 @@ type Port struct {
 type Handle struct {
 	port *Port
 	user User
+	left bool // guarded by port.mu
 }
 
 // Join adds u to the port it names, creating the port on first use. A user whose line differs from
@@ -169,6 +170,7 @@ func (h *Handle) Leave() {
 	defer p.reg.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	h.left = true
 	for i, u := range p.users {
 		if u == h {
 			p.users = append(p.users[:i], p.users[i+1:]...)
@@ -251,6 +253,10 @@ func (l *userLink) current(ctx context.Context) (Link, error) {
 	p := l.h.port
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if l.h.left {
+		// Shut down: a user that left neither opens the port again nor uses it.
+		return nil, net.ErrClosed
+	}
 	if p.stream == nil {
 		if err := p.openLocked(ctx, l.h, l.timeout); err != nil {
 			return nil, err

@@ -45,6 +45,8 @@ func TestJoinSharesOnePort(t *testing.T) {
 
 	b.Leave()
 	require.Equal(t, 1, a.Users())
+	_, err = b.Open(context.Background(), time.Second)
+	require.ErrorIs(t, err, net.ErrClosed, "a user that left does not open the port again")
 	a.Leave()
 	require.Empty(t, r.ports, "the last user closes the port")
 }
