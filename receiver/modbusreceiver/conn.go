@@ -294,12 +294,20 @@ func (c *conn) closeLocked() {
 	c.open = false
 }
 
-// leave closes the connection for good: the last user of a port closes it.
+// leave closes the connection for good. A port other receivers may share is not closed under them
+// (another user may be in a transaction): the receiver leaves it after its polls ended, and the last
+// user closes it.
 func (c *conn) leave() {
-	c.close()
-	if c.port != nil && c.private {
-		c.port.Leave()
+	if c.port == nil || c.private {
+		c.close()
+		if c.port != nil {
+			c.port.Leave()
+		}
+		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.own, c.open = nil, false
 }
 
 // resync brings the connection back in step after a framing doubt (device.Resync): it is closed, so
