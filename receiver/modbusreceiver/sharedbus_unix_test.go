@@ -4,12 +4,6 @@ package modbusreceiver
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,140 +12,11 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
-	mb "github.com/otelcol-iiot/otelcol-iiot/internal/modbus"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/modbus/modbustest"
 	dlt645sim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/dlt645"
 	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver"
 )
-
-// busSim is one RS-485 bus with Modbus RTU devices and DL/T 645 meters on it. It answers every
-// request, and counts a collision whenever a request arrives while another is still being answered
-// (bytes behind a complete request before its reply went out), or bytes that frame in neither
-// protocol (two senders at once garble each other).
-type busSim struct {
-	bank   *modbussim.Bank
-	meters *dlt645sim.Server
-	// think is how long a device takes to answer, as a real one does (a few ms): requests that come
-	// meanwhile collide.
-	think time.Duration
-
-	modbusTx, dltTx atomic.Int64
-	mu              sync.Mutex
-	collisions      []string
-}
-
-func (s *busSim) collide(format string, args ...any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.collisions = append(s.collisions, fmt.Sprintf(format, args...))
-}
-
-func (s *busSim) Collisions() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.collisions...)
-}
-
-// serve answers on line until it fails. The Modbus devices are the bank's RTU responder behind a pipe.
-func (s *busSim) serve(line io.ReadWriter) error {
-	dev, sim := net.Pipe()
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.bank.ServeRTU(sim) }()
-	defer func() { _ = dev.Close(); _ = sim.Close(); <-done }()
-	var in []byte
-	buf := make([]byte, 512)
-	reply := make([]byte, 512)
-	for {
-		n, err := line.Read(buf)
-		if err != nil {
-			return err
-		}
-		in = append(in, buf[:n]...)
-		for {
-			for len(in) > 0 && in[0] == dlt645.WakeUp {
-				in = in[1:]
-			}
-			if len(in) == 0 {
-				break
-			}
-			if in[0] == 0x68 {
-				f, used, err := dlt645.Decode(in)
-				if errors.Is(err, dlt645.ErrShort) {
-					break
-				}
-				if err != nil {
-					s.collide("bytes framing in neither protocol: % X (%v)", in, err)
-					in = in[:0]
-					break
-				}
-				in = in[used:]
-				if len(in) > 0 {
-					s.collide("a request came while a DL/T 645 request was being answered: % X", in)
-				}
-				s.dltTx.Add(1)
-				if extra, _ := readFor(line, buf, s.think); len(extra) > 0 {
-					s.collide("a request came while a DL/T 645 request was being answered: % X", extra)
-				}
-				for _, r := range s.meters.Handle(f, time.Now()) {
-					b, _ := r.Encode(4)
-					if _, err := line.Write(b); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-			if len(in) < 8 {
-				break
-			}
-			req := in[:8]
-			if mb.CRC16(req[:6]) != uint16(req[6])|uint16(req[7])<<8 {
-				s.collide("bytes framing in neither protocol: % X", in)
-				in = in[:0]
-				break
-			}
-			in = in[8:]
-			if len(in) > 0 {
-				s.collide("a request came while a Modbus request was being answered: % X", in)
-			}
-			s.modbusTx.Add(1)
-			if extra, _ := readFor(line, buf, s.think); len(extra) > 0 {
-				s.collide("a request came while a Modbus request was being answered: % X", extra)
-			}
-			if _, err := dev.Write(req); err != nil {
-				return err
-			}
-			var got []byte
-			for {
-				m, err := dev.Read(reply)
-				if err != nil {
-					return err
-				}
-				got = append(got, reply[:m]...)
-				if _, used, _ := mb.RTU.Decode(got); used > 0 {
-					break
-				}
-			}
-			if _, err := line.Write(got); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// readFor is the device thinking for d before it answers: it returns what arrives on line meanwhile
-// (nothing, when the bus is used one transaction at a time).
-func readFor(line io.ReadWriter, buf []byte, d time.Duration) ([]byte, error) {
-	dl, ok := line.(interface{ SetReadDeadline(time.Time) error })
-	if !ok {
-		return nil, nil
-	}
-	if err := dl.SetReadDeadline(time.Now().Add(d)); err != nil {
-		return nil, err
-	}
-	defer func() { _ = dl.SetReadDeadline(time.Time{}) }()
-	n, err := line.Read(buf)
-	return append([]byte(nil), buf[:n]...), err
-}
 
 // One RS-485 bus (a socat pty pair), a Modbus RTU inverter and two DL/T 645 meters on it, polled by a
 // modbus and a dlt645 receiver at once: they take turns on the one port (no collision), and every
@@ -170,9 +35,9 @@ func TestSharedSerialBus(t *testing.T) {
 	bank.SetBits(1, modbussim.Coils, 0, true)
 	bank.SetBits(1, modbussim.Discrete, 0, false, true)
 	m1, m2 := meterAt(t, "000000000001", 12345.67, 220.1), meterAt(t, "000000000002", 765.4, 231.9)
-	sim := &busSim{bank: bank, meters: dlt645sim.NewServer(dlt645sim.Options{Preamble: 4}, m1, m2), think: 5 * time.Millisecond}
+	sim := &modbustest.BusSim{Bank: bank, Meters: dlt645sim.NewServer(dlt645sim.Options{Preamble: 4}, m1, m2), Think: 5 * time.Millisecond}
 	served := make(chan error, 1)
-	go func() { served <- sim.serve(line) }()
+	go func() { served <- sim.Serve(line) }()
 	t.Cleanup(func() {
 		_ = line.Close()
 		<-served //nolint:errcheck // the line was closed under it: its error says only that
@@ -209,7 +74,7 @@ buses:
 	ds := devicetest.StartReceiver(t, dlt645receiver.NewFactory(), dcfg)
 
 	require.Eventually(t, func() bool {
-		return sim.modbusTx.Load() >= 40 && sim.dltTx.Load() >= 40
+		return sim.ModbusTx.Load() >= 40 && sim.DLT645Tx.Load() >= 40
 	}, 30*time.Second, 10*time.Millisecond, "both receivers poll the bus")
 	assert.Empty(t, sim.Collisions(), "one transaction at a time on the bus")
 
