@@ -198,8 +198,15 @@ func (c *conn) read(ctx context.Context, timeout time.Duration, unit uint8, tabl
 	if err := c.ensure(ctx, timeout); err != nil {
 		return regs, err
 	}
-	if c.own != nil && c.port != nil {
-		data, err := c.own.Read(ctx, unit, byte(functionCodes[table]), uint16(start), uint16(count))
+	// Shutdown may drop the clients meanwhile: this poll uses the ones it opened.
+	c.mu.Lock()
+	own, client := c.own, c.client
+	c.mu.Unlock()
+	if own == nil && client == nil {
+		return regs, device.NewError(device.ErrConnection, net.ErrClosed)
+	}
+	if own != nil {
+		data, err := own.Read(ctx, unit, byte(functionCodes[table]), uint16(start), uint16(count))
 		if err != nil {
 			if de, _ := classify(err); device.Resync(de) {
 				c.port.Doubt()
@@ -218,7 +225,6 @@ func (c *conn) read(ctx context.Context, timeout time.Duration, unit uint8, tabl
 		}
 		return regs, nil
 	}
-	client := c.client
 	if err := client.SetUnitId(unit); err != nil {
 		return regs, err
 	}
