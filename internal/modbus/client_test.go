@@ -3,11 +3,14 @@ package modbus_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
+	lib "github.com/simonvetter/modbus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -146,4 +149,33 @@ func TestClientDrainsLateReply(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []byte{0, 2}, got)
 	<-done
+}
+
+// MBAP framing against the library's Modbus/TCP server (the framing a DTU that converts to Modbus/TCP
+// speaks): a value, a read too long to send, an exception (the stream stays in step).
+func TestClientMBAP(t *testing.T) {
+	bank := modbussim.NewBank(3)
+	bank.SetRegisters(3, modbussim.Input, 5, 0xBEEF)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	srv, err := lib.NewServer(&lib.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 2, Timeout: time.Minute, Logger: log.New(io.Discard, "", 0)}, bank.Handler())
+	require.NoError(t, err)
+	require.NoError(t, srv.Start())
+	defer func() { _ = srv.Stop() }()
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	c := modbus.NewClient(conn, modbus.MBAP, clock.Real{})
+	got, err := c.Read(context.Background(), 3, modbus.ReadInputRegisters, 5, 1)
+	require.NoError(t, err)
+	require.Equal(t, []byte{0xBE, 0xEF}, got)
+	_, err = c.Read(context.Background(), 3, modbus.ReadInputRegisters, 0, 126)
+	require.Error(t, err, "more than 125 registers is refused before it is sent")
+	bank.Fail(3, modbussim.Input, 9, 9, errors.New("gone"))
+	_, err = c.Read(context.Background(), 3, modbus.ReadInputRegisters, 9, 1)
+	var ex *modbus.Exception
+	require.ErrorAs(t, err, &ex)
+	require.False(t, c.InDoubt())
 }
