@@ -1,6 +1,7 @@
 // Package transport parses what receivers of field devices share about how a device is reached: the
-// endpoint URL (a TCP socket or a serial port) and the settings of a serial line. Modbus and DL/T 645
-// use it today; DTU dial-in, Modbus ASCII and a shared serial bus build on it.
+// endpoint URL (a TCP socket or a serial port) and the settings of a serial line. Modbus (tcp, tcp+tls,
+// rtu, rtuovertcp, ascii, asciiovertcp) and DL/T 645 (serial, tcp) use it; the serial port owner
+// (internal/serialbus) keys ports by the Address it returns.
 package transport
 
 import (

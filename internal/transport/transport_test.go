@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var modbusSchemes = []Scheme{{Name: "tcp"}, {Name: "rtuovertcp"}, {Name: "tcp+tls"}, {Name: "rtu", Serial: true}}
+var modbusSchemes = []Scheme{{Name: "tcp"}, {Name: "rtuovertcp"}, {Name: "tcp+tls"}, {Name: "rtu", Serial: true}, {Name: "ascii", Serial: true}, {Name: "asciiovertcp"}}
 
 func TestParseEndpoint(t *testing.T) {
 	tests := []struct {
@@ -19,13 +19,17 @@ func TestParseEndpoint(t *testing.T) {
 		{raw: "tcp://127.0.0.1:502", want: Endpoint{URL: "tcp://127.0.0.1:502", Scheme: "tcp", Address: "127.0.0.1:502"}},
 		{raw: "tcp://[::1]:502/", want: Endpoint{URL: "tcp://[::1]:502/", Scheme: "tcp", Address: "[::1]:502"}},
 		{raw: "rtu:///dev/ttyUSB0", want: Endpoint{URL: "rtu:///dev/ttyUSB0", Scheme: "rtu", Address: "/dev/ttyUSB0", Serial: true}},
+		{raw: "ascii:///dev/ttyS1", want: Endpoint{URL: "ascii:///dev/ttyS1", Scheme: "ascii", Address: "/dev/ttyS1", Serial: true}},
+		{raw: "asciiovertcp://10.0.0.9:4001", want: Endpoint{URL: "asciiovertcp://10.0.0.9:4001", Scheme: "asciiovertcp", Address: "10.0.0.9:4001"}},
+		{raw: "ascii://ttyS1", wantErr: `"ascii://ttyS1" must be ascii:///path/to/device (three slashes)`},
+		{raw: "asciiovertcp:///dev/ttyS1", wantErr: `"asciiovertcp:///dev/ttyS1" must be asciiovertcp://host:port`},
 		{raw: "rtu://dev/ttyUSB0", wantErr: `"rtu://dev/ttyUSB0" must be rtu:///path/to/device (three slashes)`},
 		{raw: "tcp://127.0.0.1", wantErr: `"tcp://127.0.0.1" must be tcp://host:port`},
 		{raw: "tcp://:502", wantErr: `"tcp://:502" must be tcp://host:port`},
 		{raw: "tcp://h:502/x", wantErr: `"tcp://h:502/x" must be tcp://host:port`},
 		{raw: "tcp://h:0", wantErr: `port "0" must be a number from 1 to 65535`},
 		{raw: "tcp://h:70000", wantErr: `port "70000" must be a number from 1 to 65535`},
-		{raw: "serial:/dev/ttyS0", wantErr: `unknown scheme "serial" in "serial:/dev/ttyS0" (want tcp, rtuovertcp, tcp+tls or rtu)`},
+		{raw: "serial:/dev/ttyS0", wantErr: `unknown scheme "serial" in "serial:/dev/ttyS0" (want tcp, rtuovertcp, tcp+tls, rtu, ascii or asciiovertcp)`},
 		{raw: "::", wantErr: `"::" is not a URL`},
 	}
 	for _, tt := range tests {

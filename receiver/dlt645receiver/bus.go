@@ -16,6 +16,8 @@ import (
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 )
 
 // bus is one line of meters. Its poll.Link lets one meter (or the time sync) use it at a time, so
@@ -26,6 +28,8 @@ type bus struct {
 	logger *zap.Logger
 	link   *poll.Link
 	dtus   *dtu.Listener // the listener of dtu:// buses
+
+	port *serialbus.Handle // the process's owner of the port, when joined at Start
 
 	mu     sync.Mutex
 	conn   io.Closer
@@ -62,8 +66,8 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 	var link dlt645.Link
 	var closer io.Closer
 	var err error
-	switch b.spec.scheme {
-	case schemeDTU:
+	switch {
+	case b.spec.scheme == schemeDTU:
 		var c net.Conn
 		if c, err = b.dtus.Dial(b.spec.address); err == nil {
 			link, closer = c, c
@@ -74,7 +78,12 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 			b.failed = true
 			return nil, device.NewError(device.ErrNotConnected, err)
 		}
-	case schemeTCP:
+	case b.port != nil:
+		var l serialbus.Link
+		if l, err = b.port.Open(ctx, timeout); err == nil {
+			link, closer = l, resetter{b.port}
+		}
+	case b.spec.scheme == schemeTCP:
 		d := net.Dialer{Timeout: timeout}
 		var c net.Conn
 		if c, err = d.DialContext(ctx, "tcp", b.spec.address); err == nil {
@@ -135,12 +144,37 @@ func (b *bus) reset() {
 	b.conn, b.client = nil, nil
 }
 
-// close closes the line for good.
+// share puts the bus on the port's owner: the port's poll link is the bus's, so the meters take
+// turns with every other user of the port (Modbus devices, another receiver's meters).
+func (b *bus) share(h *serialbus.Handle) {
+	b.port, b.link = h, h.PollLink()
+}
+
+// user is the bus as a user of its port; key names it in errors (buses[0]).
+func (b *bus) user(receiver, key string) serialbus.User {
+	s := b.spec.serial
+	parity, _ := transport.ParseParity(s.Parity)
+	return serialbus.User{
+		Name:    fmt.Sprintf("receiver %s %s", receiver, key),
+		Serial:  b.spec.scheme != "tcp",
+		Address: b.spec.address,
+		Line:    transport.Line{BaudRate: s.BaudRate, DataBits: s.DataBits, Parity: parity, StopBits: s.StopBits},
+		Gap:     b.spec.gap,
+		PollGap: b.spec.gap,
+	}
+}
+
+// resetter closes a shared port's line after a transport error; the next open opens it again.
+type resetter struct{ h *serialbus.Handle }
+
+func (r resetter) Close() error { r.h.Reset(); return nil }
+
+// close closes the line for good (a shared port is closed by its last user leaving).
 func (b *bus) close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	if b.conn != nil {
+	if b.conn != nil && b.port == nil {
 		_ = b.conn.Close() // shutting down: nothing to report
 	}
 	b.conn, b.client = nil, nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/dlt645receiver/internal/metadata"
 )
 
@@ -17,6 +18,8 @@ type dlt645Receiver struct {
 	cfg   *Config
 	specs []busSpec     // resolved once, at creation
 	dtus  *dtu.Listener // where the DTUs of dtu:// buses dial in; nil without such buses
+	id    string
+	ports []*serialbus.Handle // per bus: its port's owner, joined at Start (nil for a DTU bus)
 	*device.Fleet
 }
 
@@ -25,7 +28,7 @@ func newReceiver(ctx context.Context, cfg *Config, set receiver.Settings) (*dlt6
 	if err != nil {
 		return nil, err
 	}
-	r := &dlt645Receiver{cfg: cfg, specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}
+	r := &dlt645Receiver{cfg: cfg, id: set.ID.String(), specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}
 	if ids := dtuIDs(specs); len(ids) > 0 {
 		// TLS files are read here, at creation, so that a bad one fails the configuration.
 		r.dtus, err = dtu.New(ctx, cfg.DTU, ids, dtu.Settings{Logger: set.Logger, MeterProvider: set.MeterProvider, Scope: metadata.ScopeName})
@@ -39,9 +42,25 @@ func newReceiver(ctx context.Context, cfg *Config, set receiver.Settings) (*dlt6
 // Start opens the DTU port (if any buses are DTUs), builds the buses and meter pollers and starts
 // their schedules. It never touches a line: ports and connections open on the first poll, and
 // unreachable meters are retried on their schedule.
+//
+// Each serial or serial-server bus first joins the process's owner of its port (serialbus), shared with
+// any other receiver on it; other line settings than another user's fail the start, naming both.
 func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
+	r.ports = make([]*serialbus.Handle, len(r.specs))
+	for i := range r.specs {
+		if r.specs[i].scheme == schemeDTU {
+			continue // a DTU session is handed out by the listener, not a port
+		}
+		h, err := serialbus.Default.Join((&bus{spec: &r.specs[i]}).user(r.id, fmt.Sprintf("buses[%d]", i)), r.Clock())
+		if err != nil {
+			r.leave()
+			return err
+		}
+		r.ports[i] = h
+	}
 	if r.dtus != nil {
 		if err := r.dtus.Start(); err != nil {
+			r.leave()
 			return err
 		}
 	}
@@ -49,9 +68,19 @@ func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
-// Shutdown stops the polls, then closes the lines and the DTU port.
+func (r *dlt645Receiver) leave() {
+	for i, h := range r.ports {
+		if h != nil {
+			h.Leave()
+			r.ports[i] = nil
+		}
+	}
+}
+
+// Shutdown stops the polls, then leaves the ports (the last user closes a port) and closes the DTU port.
 func (r *dlt645Receiver) Shutdown(ctx context.Context) error {
 	err := r.Fleet.Shutdown(ctx)
+	r.leave()
 	if r.dtus != nil {
 		r.dtus.Close()
 	}
@@ -62,6 +91,9 @@ func (r *dlt645Receiver) add(specs []busSpec) {
 	for bi := range specs {
 		bs := &specs[bi]
 		b := newBus(bs, r.dtus, r.Clock(), r.Logger())
+		if bi < len(r.ports) && r.ports[bi] != nil {
+			b.share(r.ports[bi])
+		}
 		r.OnShutdown(b.close)
 		for mi := range bs.meters {
 			ms := &bs.meters[mi]

@@ -45,10 +45,11 @@ func (cfg *Config) health() device.HealthMetrics {
 
 // ConnectionConfig is one endpoint: a TCP socket (plain, RTU-framed or TLS) or a serial port.
 type ConnectionConfig struct {
-	// Endpoint is tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port or rtu:///dev/ttyX.
+	// Endpoint is tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX,
+	// ascii:///dev/ttyX or asciiovertcp://host:port.
 	Endpoint string `mapstructure:"endpoint"`
-	// LineConfig sets the serial line: baud_rate, data_bits, parity and stop_bits (rtu:// only; the baud
-	// rate also on rtuovertcp://, for the line's timing).
+	// LineConfig sets the serial line: baud_rate, data_bits, parity and stop_bits (rtu:// and ascii://
+	// only; the baud rate also on rtuovertcp:// and asciiovertcp://, for the line's timing).
 	transport.LineConfig `mapstructure:",squash"`
 	// TLS is required for tcp+tls:// and refused for the others: the CA that signed the server's
 	// certificate and the client's certificate and key (the protocol has no other authentication).
@@ -87,13 +88,18 @@ type DeviceConfig struct {
 
 // Endpoint schemes.
 const (
-	schemeTCP        = "tcp"
-	schemeRTUOverTCP = "rtuovertcp"
-	schemeTLS        = "tcp+tls"
-	schemeRTU        = "rtu"
+	schemeTCP          = "tcp"
+	schemeRTUOverTCP   = "rtuovertcp"
+	schemeTLS          = "tcp+tls"
+	schemeRTU          = "rtu"
+	schemeASCII        = "ascii"
+	schemeASCIIOverTCP = "asciiovertcp"
 )
 
-var schemes = []transport.Scheme{{Name: schemeTCP}, {Name: schemeRTUOverTCP}, {Name: schemeTLS}, {Name: schemeRTU, Serial: true}}
+var schemes = []transport.Scheme{
+	{Name: schemeTCP}, {Name: schemeRTUOverTCP}, {Name: schemeTLS}, {Name: schemeRTU, Serial: true},
+	{Name: schemeASCII, Serial: true}, {Name: schemeASCIIOverTCP},
+}
 
 // Validate reports every problem of the configuration, naming each key. It does no I/O: the
 // profile_files are read, and the TLS files loaded, once, when the receiver is created (the

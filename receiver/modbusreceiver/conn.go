@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,11 +21,19 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	mb "github.com/otelcol-iiot/otelcol-iiot/internal/modbus"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 )
 
 // conn is one connection (socket or serial port) shared by the devices behind it. Its Link lets one
 // poll use it at a time, so the client's unit id and the open socket belong to that poll.
+//
+// tcp:// and tcp+tls:// use the Modbus library, which opens its own socket. The line schemes (rtu,
+// rtuovertcp, ascii, asciiovertcp) use our client (internal/modbus) over the port's owner
+// (internal/serialbus): a port or serial server named by several connections or receivers is one
+// bus, polled one transaction at a time.
 type conn struct {
 	spec   *connSpec
 	link   *poll.Link
@@ -32,28 +41,87 @@ type conn struct {
 	logger *zap.Logger
 
 	mu      sync.Mutex
-	client  *modbus.ModbusClient
-	timeout time.Duration // of client
+	client  *modbus.ModbusClient // library schemes
+	own     *mb.Client           // line schemes
+	port    *serialbus.Handle    // line schemes: the port's owner
+	private bool                 // port joined by newConn itself (no Start: tests, benchmarks)
+	timeout time.Duration        // of client
 	open    bool
 	down    bool // last open failed (logged once)
+	doubt   bool // a resync closed the line: the next client waits it out first
+}
+
+// lineScheme tells whether the scheme runs over a line (serial port or serial server) with our client.
+func lineScheme(scheme string) bool {
+	return scheme == schemeRTU || scheme == schemeRTUOverTCP || scheme == schemeASCII || scheme == schemeASCIIOverTCP
 }
 
 func newConn(spec *connSpec, clock clock.Clock, logger *zap.Logger) *conn {
-	return &conn{
+	c := &conn{
 		spec:   spec,
-		link:   poll.NewLink(clock, 1, spec.gap),
 		clock:  clock,
 		logger: logger.With(zap.String("endpoint", spec.endpoint)),
+		port:   spec.port,
+	}
+	if lineScheme(spec.scheme) && c.port == nil {
+		// Not started through Start (which joins the process's ports): a port of its own.
+		h, err := serialbus.NewRegistry().Join(spec.user("modbus"), clock)
+		if err == nil {
+			c.port, c.private = h, true
+		}
+	}
+	if c.port != nil {
+		c.link = c.port.PollLink()
+	} else {
+		c.link = poll.NewLink(clock, 1, spec.gap)
+	}
+	return c
+}
+
+// user is the connection as a user of its port.
+func (cs *connSpec) user(receiver string) serialbus.User {
+	serial := cs.scheme == schemeRTU || cs.scheme == schemeASCII
+	line := transport.Line{BaudRate: cs.baud, DataBits: cs.dataBits, Parity: transport.Parity(cs.parity), StopBits: cs.stopBits}
+	if line.StopBits == 0 {
+		// As the RTU spec has it: 2 stop bits without parity, 1 with.
+		line.StopBits = 1
+		if line.Parity == transport.ParityNone {
+			line.StopBits = 2
+		}
+	}
+	var gap time.Duration
+	if cs.scheme == schemeRTU || cs.scheme == schemeRTUOverTCP {
+		gap = 35 * line.CharTime() / 10
+	}
+	return serialbus.User{
+		Name:    fmt.Sprintf("receiver %s %s", receiver, cs.key),
+		Serial:  serial,
+		Address: cs.address,
+		Line:    line,
+		Gap:     gap,
+		PollGap: cs.gap,
 	}
 }
 
-// ensure returns an open client whose request timeout is timeout. The library fixes the timeout when
-// the client is made, so a device with another timeout than the previous one gets a new client.
-func (c *conn) ensure(timeout time.Duration) (*modbus.ModbusClient, error) {
+// framing is the framing of a line scheme.
+func (cs *connSpec) framing() mb.Framing {
+	if cs.scheme == schemeASCII || cs.scheme == schemeASCIIOverTCP {
+		return mb.ASCII
+	}
+	return mb.RTU
+}
+
+// ensure makes sure the connection is open with a request timeout of timeout. The library fixes the
+// timeout when the client is made, so a device with another timeout than the previous one gets a new
+// client.
+func (c *conn) ensure(ctx context.Context, timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.port != nil {
+		return c.ensureOwn(ctx, timeout)
+	}
 	if c.open && c.timeout == timeout {
-		return c.client, nil
+		return nil
 	}
 	c.closeLocked()
 	cfg := &modbus.ClientConfiguration{
@@ -62,41 +130,147 @@ func (c *conn) ensure(timeout time.Duration) (*modbus.ModbusClient, error) {
 		// The library writes to stdout without a logger; its messages are about attempts: debug level.
 		Logger: c.libLogger(),
 	}
-	switch c.spec.scheme {
-	case "rtu":
-		cfg.Speed = uint(c.spec.baud)
-		cfg.DataBits = uint(c.spec.dataBits)
-		cfg.Parity = c.spec.parity
-		cfg.StopBits = uint(c.spec.stopBits)
-	case "rtuovertcp":
-		if c.spec.baud > 0 {
-			cfg.Speed = uint(c.spec.baud)
-		}
-	case "tcp+tls":
+	if c.spec.scheme == schemeTLS {
 		// Loaded at creation (configtls); the certificate is read again per tls.reload_interval.
 		cert, err := c.spec.tls.GetClientCertificate(&tls.CertificateRequestInfo{})
 		if err != nil {
-			return nil, device.NewError(device.ErrConnection, fmt.Errorf("loading tls.cert_file/key_file: %w", err))
+			return device.NewError(device.ErrConnection, fmt.Errorf("loading tls.cert_file/key_file: %w", err))
 		}
 		cfg.TLSClientCert, cfg.TLSRootCAs = cert, c.spec.tls.RootCAs
 	}
 	client, err := modbus.NewClient(cfg)
 	if err != nil {
-		return nil, device.NewError(device.ErrConnection, fmt.Errorf("configuring client: %w", err))
+		return device.NewError(device.ErrConnection, fmt.Errorf("configuring client: %w", err))
 	}
 	if err := client.Open(); err != nil {
-		if !c.down {
-			c.logger.Warn("Cannot open Modbus connection", zap.Error(err))
-		}
-		c.down = true
-		return nil, device.NewError(device.ErrConnection, err)
+		c.failed(err)
+		return device.NewError(device.ErrConnection, err)
 	}
+	c.opened()
+	c.client, c.timeout, c.open = client, timeout, true
+	return nil
+}
+
+// ensureOwn opens the line through the port's owner and makes our client on it.
+func (c *conn) ensureOwn(ctx context.Context, timeout time.Duration) error {
+	if c.open {
+		c.own.Timeout = timeout
+		return nil
+	}
+	link, err := c.port.Open(ctx, timeout)
+	if err != nil {
+		c.failed(err)
+		return device.NewError(device.ErrConnection, err)
+	}
+	c.opened()
+	c.own = mb.NewClient(link, c.spec.framing(), c.clock)
+	c.own.Timeout = timeout
+	c.own.CharTime = c.spec.user("").Line.CharTime()
+	if c.spec.baud <= 0 {
+		c.own.CharTime = 0
+	}
+	if c.doubt {
+		// The line was closed after a doubt: what arrives before the next reply is not its answer.
+		c.own.SetDoubt()
+		c.doubt = false
+	}
+	c.open = true
+	return nil
+}
+
+func (c *conn) failed(err error) {
+	if !c.down {
+		c.logger.Warn("Cannot open Modbus connection", zap.Error(err))
+	}
+	c.down = true
+}
+
+func (c *conn) opened() {
 	if c.down {
 		c.logger.Info("Modbus connection open again")
 	}
 	c.down = false
-	c.client, c.timeout, c.open = client, timeout, true
-	return client, nil
+}
+
+// read performs one read of count registers or bits from start of unit: registers are returned as
+// they came off the wire (big-endian pairs), bits one per value (0 or 1).
+func (c *conn) read(ctx context.Context, timeout time.Duration, unit uint8, table Table, start, count int, regs []uint16) ([]uint16, error) {
+	if err := c.ensure(ctx, timeout); err != nil {
+		return regs, err
+	}
+	// Shutdown may drop the clients meanwhile: this poll uses the ones it opened.
+	c.mu.Lock()
+	own, client := c.own, c.client
+	c.mu.Unlock()
+	if own == nil && client == nil {
+		return regs, device.NewError(device.ErrConnection, net.ErrClosed)
+	}
+	if own != nil {
+		data, err := own.Read(ctx, unit, byte(functionCodes[table]), uint16(start), uint16(count))
+		if err != nil {
+			if de, _ := classify(err); device.Resync(de) {
+				c.port.Doubt()
+			}
+			return regs, err
+		}
+		regs = regs[:0]
+		if table == TableHolding || table == TableInput {
+			for i := 0; i+1 < len(data); i += 2 {
+				regs = append(regs, uint16(data[i])<<8|uint16(data[i+1]))
+			}
+			return regs, nil
+		}
+		for _, v := range mb.Bits(data, count) {
+			regs = append(regs, b2u(v))
+		}
+		return regs, nil
+	}
+	if err := client.SetUnitId(unit); err != nil {
+		return regs, err
+	}
+	switch table {
+	case TableHolding, TableInput:
+		rt := modbus.HOLDING_REGISTER
+		if table == TableInput {
+			rt = modbus.INPUT_REGISTER
+		}
+		// The bytes as they came off the wire (the same request as ReadRegisters, without the
+		// library's conversion into a new slice): registers are big-endian on the wire.
+		raw, err := client.ReadRawBytes(uint16(start), uint16(2*count), rt)
+		if err != nil {
+			return regs, err
+		}
+		if len(raw) != 2*count {
+			return regs, device.NewError(device.ErrProtocol, fmt.Errorf("short reply: %d bytes for %d registers", len(raw), count))
+		}
+		regs = slices.Grow(regs[:0], count)[:count]
+		for i := range regs {
+			regs[i] = uint16(raw[2*i])<<8 | uint16(raw[2*i+1])
+		}
+		return regs, nil
+	}
+	var bits []bool
+	var err error
+	if table == TableCoil {
+		bits, err = client.ReadCoils(uint16(start), uint16(count))
+	} else {
+		bits, err = client.ReadDiscreteInputs(uint16(start), uint16(count))
+	}
+	if err != nil {
+		return regs, err
+	}
+	regs = regs[:0]
+	for _, v := range bits {
+		regs = append(regs, b2u(v))
+	}
+	return regs, nil
+}
+
+func b2u(v bool) uint16 {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 func (c *conn) libLogger() *log.Logger {
@@ -118,7 +292,28 @@ func (c *conn) closeLocked() {
 	if c.client != nil && c.open {
 		_ = c.client.Close()
 	}
+	if c.own != nil && c.open {
+		// The line is closed for every user of the port; the others' next request opens it again.
+		c.port.Reset()
+		c.own = nil
+	}
 	c.open = false
+}
+
+// leave closes the connection for good. A port other receivers may share is not closed under them
+// (another user may be in a transaction): the receiver leaves it after its polls ended, and the last
+// user closes it.
+func (c *conn) leave() {
+	if c.port == nil || c.private {
+		c.close()
+		if c.port != nil {
+			c.port.Leave()
+		}
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.own, c.open = nil, false
 }
 
 // resync brings the connection back in step after a framing doubt (device.Resync): it is closed, so
@@ -130,6 +325,9 @@ func (c *conn) closeLocked() {
 // other device's request goes out meanwhile.
 func (c *conn) resync(ctx context.Context) {
 	c.close()
+	c.mu.Lock()
+	c.doubt = lineScheme(c.spec.scheme)
+	c.mu.Unlock()
 	if wait := c.quiet(); wait > 0 {
 		ch, stop := c.clock.After(wait)
 		defer stop()
@@ -140,10 +338,10 @@ func (c *conn) resync(ctx context.Context) {
 	}
 }
 
-// quiet is how long an RTU line may still carry a reply: the longest RTU frame (256 bytes, 11 bits
-// each) plus the 3.5-character gap. 0 without a known baud rate (TCP, RTU over TCP without baud_rate).
+// quiet is how long a line may still carry a reply: the longest RTU frame (256 bytes, 11 bits each)
+// plus the 3.5-character gap (an ASCII reply is longer, but the client's settle waits out the rest). 0 without a known baud rate (TCP, RTU over TCP without baud_rate).
 func (c *conn) quiet() time.Duration {
-	if c.spec.scheme != "rtu" && c.spec.scheme != "rtuovertcp" || c.spec.baud <= 0 {
+	if !lineScheme(c.spec.scheme) || c.spec.baud <= 0 {
 		return 0
 	}
 	char := 11 * time.Second / time.Duration(c.spec.baud)
@@ -176,6 +374,10 @@ func exceptionCode(err error) int {
 	if errors.As(err, &ue) {
 		return ue.code
 	}
+	var oe *mb.Exception
+	if errors.As(err, &oe) {
+		return int(oe.Code)
+	}
 	return 0
 }
 
@@ -194,6 +396,25 @@ func classify(err error) (*device.Error, bool) {
 	var de *device.Error
 	if errors.As(err, &de) {
 		return de, de.Type != device.ErrException
+	}
+	var oe *mb.Exception
+	if errors.As(err, &oe) {
+		// Our client's exceptions: classified as the library's of the same code.
+		switch oe.Code {
+		case 11:
+			return device.NewError(device.ErrTimeout, err), true
+		case 10:
+			return device.NewError(device.ErrConnection, err), false
+		case 5, 6:
+			return device.NewError(device.ErrException, err), true
+		}
+		return device.NewError(device.ErrException, err), false
+	}
+	switch {
+	case errors.Is(err, mb.ErrChecksum):
+		return device.NewError(device.ErrChecksum, err), true
+	case errors.Is(err, mb.ErrFrame), errors.Is(err, mb.ErrProtocol):
+		return device.NewError(device.ErrProtocol, err), true
 	}
 	switch {
 	case errors.Is(err, modbus.ErrRequestTimedOut), errors.Is(err, os.ErrDeadlineExceeded):

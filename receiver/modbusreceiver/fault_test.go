@@ -12,6 +12,7 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/faultproxy"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/modbus/modbustest"
 	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
@@ -123,6 +124,11 @@ func startModbusFaultEnv(t testing.TB, scheme string, base time.Duration) *fault
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = srv.Close() })
 		target, framer, extra = srv.Addr(), faultproxy.RTUFrames, "    baud_rate: 115200\n"
+	case "asciiovertcp":
+		srv, err := modbustest.ListenASCIIOverTCP("127.0.0.1:0", bank)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = srv.Close() })
+		target, framer, extra = srv.Addr(), modbustest.ASCIIFrames, "    baud_rate: 115200\n"
 	}
 	p, err := faultproxy.New(target, faultproxy.WithFramer(framer))
 	require.NoError(t, err)
@@ -280,3 +286,7 @@ func TestFaultsModbusTCP(t *testing.T) { testFaults(t, "tcp", 7, 7+2+4) }
 
 // RTU over TCP (a serial gateway): the same faults on RTU frames (no transaction ids at all).
 func TestFaultsRTUOverTCP(t *testing.T) { testFaults(t, "rtuovertcp", 3, 3+4+2) }
+
+// ASCII over TCP (a serial server in front of ASCII devices): the same faults on ASCII frames; a
+// header is ':', unit and function (5 characters) plus the byte count (2).
+func TestFaultsASCIIOverTCP(t *testing.T) { testFaults(t, "asciiovertcp", 7, 1+2*(3+4+1)+2) }

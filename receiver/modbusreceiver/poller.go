@@ -2,12 +2,8 @@ package modbusreceiver
 
 import (
 	"context"
-	"fmt"
 	"math"
-	"slices"
 	"time"
-
-	"github.com/simonvetter/modbus"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
@@ -144,7 +140,7 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 	d.answered = false
 	p.Attr(attrEndpoint, d.conn.spec.endpoint)
 	p.Attr(attrUnitID, int(d.spec.unitID))
-	if _, err := d.conn.ensure(d.spec.poll.Timeout); err != nil {
+	if err := d.conn.ensure(ctx, d.spec.poll.Timeout); err != nil {
 		p.Fail(err)
 		return
 	}
@@ -291,7 +287,7 @@ func (d *devicePoller) readBlock(ctx context.Context, p *device.Poll, b block) e
 		Attr(attrFields, len(b.fields))
 	var err error
 	for attempt := 0; ; attempt++ {
-		err = d.read(b)
+		err = d.read(ctx, b)
 		if err == nil {
 			break
 		}
@@ -308,7 +304,7 @@ func (d *devicePoller) readBlock(ctx context.Context, p *device.Poll, b block) e
 			break
 		}
 		req.RetryAfter(err)
-		if _, oerr := d.conn.ensure(d.spec.poll.Timeout); oerr != nil {
+		if oerr := d.conn.ensure(ctx, d.spec.poll.Timeout); oerr != nil {
 			err = oerr
 			break
 		}
@@ -326,53 +322,10 @@ func (d *devicePoller) readBlock(ctx context.Context, p *device.Poll, b block) e
 }
 
 // read performs one request of block b into d.regs.
-func (d *devicePoller) read(b block) error {
-	client, err := d.conn.ensure(d.spec.poll.Timeout)
-	if err != nil {
-		return err
-	}
-	if err := client.SetUnitId(d.spec.unitID); err != nil {
-		return err
-	}
-	switch b.table {
-	case TableHolding, TableInput:
-		rt := modbus.HOLDING_REGISTER
-		if b.table == TableInput {
-			rt = modbus.INPUT_REGISTER
-		}
-		// The bytes as they came off the wire (the same request as ReadRegisters, without the
-		// library's conversion into a new slice): registers are big-endian on the wire.
-		raw, err := client.ReadRawBytes(uint16(b.start), uint16(2*b.count), rt)
-		if err != nil {
-			return err
-		}
-		if len(raw) != 2*b.count {
-			return device.NewError(device.ErrProtocol, fmt.Errorf("short reply: %d bytes for %d registers", len(raw), b.count))
-		}
-		d.regs = slices.Grow(d.regs[:0], b.count)[:b.count]
-		for i := range d.regs {
-			d.regs[i] = uint16(raw[2*i])<<8 | uint16(raw[2*i+1])
-		}
-	default:
-		var bits []bool
-		if b.table == TableCoil {
-			bits, err = client.ReadCoils(uint16(b.start), uint16(b.count))
-		} else {
-			bits, err = client.ReadDiscreteInputs(uint16(b.start), uint16(b.count))
-		}
-		if err != nil {
-			return err
-		}
-		d.regs = d.regs[:0]
-		for _, v := range bits {
-			if v {
-				d.regs = append(d.regs, 1)
-			} else {
-				d.regs = append(d.regs, 0)
-			}
-		}
-	}
-	return nil
+func (d *devicePoller) read(ctx context.Context, b block) error {
+	regs, err := d.conn.read(ctx, d.spec.poll.Timeout, d.spec.unitID, b.table, b.start, b.count, d.regs)
+	d.regs = regs
+	return err
 }
 
 // decode turns the registers of block b into the raw values of its fields.

@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
 )
 
@@ -15,6 +16,7 @@ type modbusReceiver struct {
 	cfg *Config
 	*device.Fleet
 
+	id      string     // the receiver's component id, naming it to other users of a port
 	specs   []connSpec // resolved once, at creation
 	conns   []*conn
 	pollers []*devicePoller
@@ -27,14 +29,46 @@ func newReceiver(cfg *Config, set receiver.Settings) (*modbusReceiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &modbusReceiver{cfg: cfg, specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}, nil
+	return &modbusReceiver{cfg: cfg, id: set.ID.String(), specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}, nil
 }
 
 // Start builds the connections and device pollers and starts their schedules. It never touches the
 // network: connections open on the first poll, and unreachable devices are retried on their schedule.
+//
+// Connections over a line (rtu, rtuovertcp, ascii, asciiovertcp) first join the process's owner of
+// their port: a port another receiver uses with other line settings fails the start, naming both.
 func (r *modbusReceiver) Start(ctx context.Context, host component.Host) error {
+	for i := range r.specs {
+		cs := &r.specs[i]
+		if !lineScheme(cs.scheme) || cs.port != nil {
+			continue
+		}
+		h, err := serialbus.Default.Join(cs.user(r.id), r.Clock())
+		if err != nil {
+			r.leave()
+			return err
+		}
+		cs.port = h
+	}
 	r.Fleet.Start(ctx, host, func() { r.add(r.specs) })
 	return nil
+}
+
+// leave gives the ports joined at Start back to their owner.
+func (r *modbusReceiver) leave() {
+	for i := range r.specs {
+		if cs := &r.specs[i]; cs.port != nil {
+			cs.port.Leave()
+			cs.port = nil
+		}
+	}
+}
+
+// Shutdown stops the polls, then leaves the ports (the last user closes a port).
+func (r *modbusReceiver) Shutdown(ctx context.Context) error {
+	err := r.Fleet.Shutdown(ctx)
+	r.leave()
+	return err
 }
 
 // build builds the devices of conns without starting them (benchmarks).
@@ -45,7 +79,7 @@ func (r *modbusReceiver) add(conns []connSpec) {
 		cs := &conns[ci]
 		c := newConn(cs, r.Clock(), r.Logger())
 		r.conns = append(r.conns, c)
-		r.OnShutdown(c.close)
+		r.OnShutdown(c.leave)
 		for di := range cs.devices {
 			ds := &cs.devices[di]
 			rec := r.Recorder(ds.identity)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 )
 
@@ -26,6 +27,8 @@ type connSpec struct {
 	tls      *tls.Config // tcp+tls: the CA pool and the client certificate (reloaded per reload_interval)
 	gap      time.Duration
 	devices  []deviceSpec
+	key      string            // connections[i], for errors naming the connection
+	port     *serialbus.Handle // line schemes: joined at Start
 }
 
 // deviceSpec is one device with its profile, overrides and defaults applied.
@@ -60,9 +63,18 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 	}
 	r := resolver{poll: cfg.Poll, defaults: defaults, profiles: profiles, ids: device.IDs{}}
 	conns := make([]connSpec, 0, len(cfg.Connections))
+	ports := map[string]string{}
 	for ci, c := range cfg.Connections {
 		cs, cerrs := resolveConnection(c, fmt.Sprintf("connections[%d]", ci), atCreation)
 		errs.add(cerrs...)
+		if lineScheme(cs.scheme) && cs.address != "" {
+			// One port is one bus: its devices belong under one connection, polled one at a time.
+			key := serialbus.Key(cs.scheme == schemeRTU || cs.scheme == schemeASCII, cs.address)
+			if prev, ok := ports[key]; ok {
+				errs.add(fmt.Errorf("connections[%d].endpoint: %s is the port of %s too (one connection per serial port or serial server: list every device under one)", ci, cs.address, prev))
+			}
+			ports[key] = fmt.Sprintf("connections[%d]", ci)
+		}
 		errs.add(r.devices(&cs, c, fmt.Sprintf("connections[%d]", ci))...)
 		conns = append(conns, cs)
 	}
@@ -74,10 +86,10 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 
 // resolveConnection checks a connection's own keys and resolves its endpoint, line and TLS.
 func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (connSpec, []error) {
-	cs := connSpec{endpoint: c.Endpoint, gap: c.PauseBetweenPolls}
+	cs := connSpec{endpoint: c.Endpoint, gap: c.PauseBetweenPolls, key: prefix}
 	var errs []error
 	if c.Endpoint == "" {
-		errs = append(errs, fmt.Errorf("%s.endpoint: required (tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port or rtu:///dev/ttyX)", prefix))
+		errs = append(errs, fmt.Errorf("%s.endpoint: required (tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX, ascii:///dev/ttyX or asciiovertcp://host:port)", prefix))
 	} else {
 		ep, err := transport.ParseEndpoint(c.Endpoint, schemes...)
 		if err != nil {
@@ -85,17 +97,21 @@ func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (conn
 		}
 		cs.scheme, cs.address = ep.Scheme, ep.Address
 	}
-	if cs.scheme != schemeRTU && c.Framing() {
-		errs = append(errs, fmt.Errorf("%s: data_bits, parity and stop_bits apply only to rtu:// endpoints", prefix))
+	serial := cs.scheme == schemeRTU || cs.scheme == schemeASCII
+	if !serial && c.Framing() {
+		errs = append(errs, fmt.Errorf("%s: data_bits, parity and stop_bits apply only to rtu:// and ascii:// endpoints", prefix))
 	}
 	if err := c.Validate(prefix + "."); err != nil {
 		errs = append(errs, err)
 	}
-	// Defaults: 9600 baud on a serial port, else unknown (0); 8 data bits; no parity; stop bits left to
-	// the library (2 without parity, 1 with, as the RTU spec has it).
+	// Defaults: 9600 baud on a serial port, else unknown (0); RTU 8 data bits, no parity; ASCII 7 data
+	// bits, even parity (the serial line guide's default); stop bits 2 without parity, 1 with.
 	def := transport.Line{DataBits: 8, Parity: transport.ParityNone}
-	if cs.scheme == schemeRTU {
+	if serial {
 		def.BaudRate = 9600
+	}
+	if cs.scheme == schemeASCII || cs.scheme == schemeASCIIOverTCP {
+		def.DataBits, def.Parity = 7, transport.ParityEven
 	}
 	line := def.Over(c.LineConfig)
 	cs.baud, cs.dataBits, cs.parity, cs.stopBits = line.BaudRate, line.DataBits, uint(line.Parity), line.StopBits

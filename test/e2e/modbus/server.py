@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A Modbus server for the end-to-end test of the modbus receiver, on Debian's python3-pymodbus.
 
-  server.py --port 5020 [--framer socket|rtu] [--control DIR]
+  server.py --port 5020 [--framer socket|rtu|ascii] [--control DIR]
 
 Unit 1, holding registers (0-based):
   0-1   float32 ABCD  230.5
@@ -12,7 +12,7 @@ Unit 1, holding registers (0-based):
   8-9   uint32  counter, +7 every 0.5 s
   10    uint16  77; removed (reads of it raise exception 2) once DIR/fail exists
   11    uint16  42
-Discrete input 0 is on.
+Discrete input 0 is on. Input register 3 is int16 -321; coils 0-2 are on, off, on.
 It prints "ready" once it listens.
 """
 import argparse
@@ -24,6 +24,7 @@ import sys
 
 from pymodbus.datastore import (ModbusServerContext, ModbusSlaveContext,
                                 ModbusSparseDataBlock)
+from pymodbus.framer.ascii_framer import ModbusAsciiFramer
 from pymodbus.framer.rtu_framer import ModbusRtuFramer
 from pymodbus.framer.socket_framer import ModbusSocketFramer
 from pymodbus.server import StartAsyncTcpServer
@@ -37,7 +38,7 @@ def words(fmt, value):
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--framer", choices=["socket", "rtu"], default="socket")
+    ap.add_argument("--framer", choices=["socket", "rtu", "ascii"], default="socket")
     ap.add_argument("--control", default="")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -47,7 +48,9 @@ async def main():
             6: [2345], 7: [0x0024], 8: words("I", 1000), 10: [77], 11: [42]}
     hr = ModbusSparseDataBlock(regs)
     di = ModbusSparseDataBlock({0: [1]})
-    slave = ModbusSlaveContext(hr=hr, di=di, zero_mode=True)
+    ir = ModbusSparseDataBlock({3: words("h", -321)})
+    co = ModbusSparseDataBlock({0: [1, 0, 1]})
+    slave = ModbusSlaveContext(hr=hr, di=di, ir=ir, co=co, zero_mode=True)
     context = ModbusServerContext(slaves={1: slave}, single=False)
 
     async def tick():
@@ -59,7 +62,7 @@ async def main():
             if args.control and os.path.exists(os.path.join(args.control, "fail")):
                 hr.values.pop(10, None)
 
-    framer = ModbusRtuFramer if args.framer == "rtu" else ModbusSocketFramer
+    framer = {"rtu": ModbusRtuFramer, "ascii": ModbusAsciiFramer}.get(args.framer, ModbusSocketFramer)
     server = await StartAsyncTcpServer(context=context, address=("127.0.0.1", args.port),
                                        framer=framer, defer_start=True, allow_reuse_address=True)
     asyncio.get_running_loop().create_task(tick())
