@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/simonvetter/modbus"
-	"go.opentelemetry.io/collector/confmap"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
