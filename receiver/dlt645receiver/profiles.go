@@ -89,12 +89,12 @@ func resolveProfiles(user map[string]ProfileConfig) (*profileSet, []error) {
 		if len(p.Identifiers) == 0 {
 			perrs = append(perrs, fmt.Errorf("%sidentifiers: a profile needs at least one identifier", prefix))
 		}
-		if err := p.Report.Validate(prefix + "report."); err != nil {
-			perrs = append(perrs, err)
-		}
 		if len(perrs) == 0 {
 			_, _, ierrs := buildReads(v, p.Identifiers, nil, prefix)
 			perrs = append(perrs, ierrs...)
+		}
+		if err := p.Report.Validate(prefix + "report."); err != nil {
+			perrs = append(perrs, err)
 		}
 		if len(perrs) > 0 {
 			ps.bad[name] = true

@@ -1,6 +1,7 @@
 package modbusreceiver
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
@@ -205,4 +207,32 @@ func loadInto(cfg *Config, yml string) error {
 		return err
 	}
 	return conf.Unmarshal(cfg)
+}
+
+// The README's example of report by exception is a valid configuration, over the shipped profile.
+func TestReportReadmeExample(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	readme := string(b)
+	start := strings.Index(readme, "  modbus/cellular:\n")
+	require.Positive(t, start)
+	end := strings.Index(readme[start:], "```")
+	require.Positive(t, end)
+	src := strings.ReplaceAll(readme[start:start+end], "/etc/otelcol-iiot/profiles/", "../../distributions/otelcol-iiot/profiles/")
+	var doc map[string]map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(src), &doc))
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, confmap.NewFromStringMap(doc["modbus/cellular"]).Unmarshal(cfg))
+	conns, err := cfg.resolve()
+	require.NoError(t, err)
+	dev := conns[0].devices[0]
+	got := map[string]device.Report{}
+	for _, f := range dev.fields {
+		got[f.name] = device.ResolveReport(dev.poll.Interval, f.report)
+	}
+	silence := 280 * time.Second
+	assert.Equal(t, device.Report{Enabled: true, Deadband: 0.2, DeadbandPercent: 0.5, MaxSilence: silence}, got["voltage_l1"])
+	assert.Equal(t, device.Report{Enabled: true, Deadband: 0.02, MaxSilence: silence}, got["frequency"])
+	assert.Equal(t, device.Report{Enabled: true, Deadband: 0.1, DeadbandPercent: 0.5, MaxSilence: silence}, got["energy_active_import"])
+	assert.False(t, got["power_factor_total"].Enabled)
 }
