@@ -263,7 +263,9 @@ func (p *Poll) End(now time.Time, state poll.BreakerState) (pmetric.Metrics, ptr
 	r := p.r
 	sampled := r.sampled(p)
 	ts := r.metricTime(now)
-	p.holdUnchanged(ts)
+	// max_silence is measured between the polls' starts, which follow the schedule's ticks (their ends
+	// wander with the time requests take, and would make a silence of exactly max_silence wait a poll).
+	p.holdUnchanged(pcommon.NewTimestampFromTime(p.start))
 	metrics := p.sortPoints()
 	md, sm := r.newMetrics()
 	ms := sm.Metrics()

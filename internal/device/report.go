@@ -125,8 +125,11 @@ func (s *Series) SetReport(rep Report) {
 
 // moved reports whether pt, recorded by a poll at, is to be sent.
 func (st *reportState) moved(pt *point, at pcommon.Timestamp) bool {
+	// A poll starts when its goroutine wakes, a little after its tick: max_silence is met by the poll
+	// due at max_silence even when the poll that sent woke later than its own tick (1/32 of slack).
+	silence := st.MaxSilence - st.MaxSilence/32
 	switch {
-	case !st.sent, pt.ts != st.own, at-st.at >= pcommon.Timestamp(st.MaxSilence):
+	case !st.sent, pt.ts != st.own, at-st.at >= pcommon.Timestamp(silence):
 		return true
 	case pt.isInt != st.isInt:
 		return true
@@ -166,7 +169,7 @@ func (st *reportState) remember(pt *point, at pcommon.Timestamp) {
 }
 
 // holdUnchanged drops the points of series reporting by exception that did not move, counting them in
-// p.held. at is the poll's metric time. After a resource attribute changed, every point is sent: its
+// p.held. at is the time the poll began. After a resource attribute changed, every point is sent: its
 // series starts anew under the new resource.
 func (p *Poll) holdUnchanged(at pcommon.Timestamp) {
 	fresh := p.r.hasOld

@@ -373,3 +373,22 @@ func TestReportSteadyMeterPointsPerHour(t *testing.T) {
 	// the health metrics (5 a poll) are always sent: they are most of what is left
 	assert.Less(t, afterBytes, beforeBytes*3/4)
 }
+
+// A poll that wakes a little after its tick does not put the max_silence send off by one poll.
+func TestReportMaxSilenceToleratesWakeUpDelay(t *testing.T) {
+	r := newTestRecorder(0)
+	s := r.Series("voltage", "V", "", KindGauge, nil)
+	s.SetReport(onChange(1, 0, 5*time.Second))
+	var sent []int
+	for i := 0; i < 12; i++ {
+		late := time.Duration(0)
+		if i == 0 {
+			late = 3 * time.Millisecond // the first poll wakes late, the ones after it on time
+		}
+		at := t0.Add(time.Duration(i)*time.Second + late)
+		if len(pollOnce(r, at, func(p *Poll) { p.Record(s, time.Time{}, 230) })) > 0 {
+			sent = append(sent, i)
+		}
+	}
+	assert.Equal(t, []int{0, 5, 10}, sent)
+}
