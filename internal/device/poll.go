@@ -27,6 +27,7 @@ type Poll struct {
 	readingErrs    int
 	lastReadingErr ErrorType
 	refused        int   // readings left out as refused (ErrField)
+	held           int   // readings not sent by report by exception
 	counts         []int // scratch of appendReadings, kept across polls
 	next           []int
 	order          []int
@@ -261,11 +262,14 @@ func (p *Poll) Answered() bool {
 func (p *Poll) End(now time.Time, state poll.BreakerState) (pmetric.Metrics, ptrace.Traces) {
 	r := p.r
 	sampled := r.sampled(p)
+	ts := r.metricTime(now)
+	// max_silence is measured between the polls' starts, which follow the schedule's ticks (their ends
+	// wander with the time requests take, and would make a silence of exactly max_silence wait a poll).
+	p.holdUnchanged(pcommon.NewTimestampFromTime(p.start))
 	metrics := p.sortPoints()
 	md, sm := r.newMetrics()
 	ms := sm.Metrics()
 	ms.EnsureCapacity(r.healthCount() + metrics)
-	ts := r.metricTime(now)
 	var ex *Poll
 	if sampled {
 		ex = p
@@ -402,6 +406,9 @@ func (p *Poll) appendSpans(td ptrace.Traces, now time.Time) {
 	root.Attributes().PutInt("iiot.poll.failed_requests", int64(failures))
 	if p.refused > 0 {
 		root.Attributes().PutInt(AttrRefusedReadings, int64(p.refused))
+	}
+	if p.held > 0 {
+		root.Attributes().PutInt(AttrHeldReadings, int64(p.held))
 	}
 	switch {
 	case p.failed:

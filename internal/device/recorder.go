@@ -22,6 +22,8 @@ const (
 	AttrErrorType      = "error.type"
 	// AttrRefusedReadings on a poll span: readings left out because the device refused them earlier.
 	AttrRefusedReadings = "iiot.poll.refused_readings"
+	// AttrHeldReadings on a poll span: readings not sent because they did not move (report by exception).
+	AttrHeldReadings = "iiot.poll.held_readings"
 )
 
 // HealthMetrics says which health metrics a recorder writes. It is not a config key: every receiver
@@ -46,6 +48,8 @@ type Scope struct {
 type Series struct {
 	metric int
 	attrs  pcommon.Map // built once, copied into each data point
+	sum    bool
+	report *reportState // nil: every reading is sent
 }
 
 type metricDef struct {
@@ -144,7 +148,7 @@ func (r *Recorder) Series(name, unit, description string, kind MetricKind, attrs
 		r.metrics = append(r.metrics, metricDef{name: name, unit: unit, description: description, kind: kind})
 		r.byName[name] = i
 	}
-	s := &Series{metric: i, attrs: pcommon.NewMap()}
+	s := &Series{metric: i, attrs: pcommon.NewMap(), sum: r.metrics[i].kind == KindSum}
 	keys := make([]string, 0, len(attrs))
 	for k := range attrs {
 		keys = append(keys, k)
@@ -166,7 +170,7 @@ func (r *Recorder) Begin(now time.Time) *Poll {
 	p.pollAttrs = p.pollAttrs[:0]
 	p.answered, p.failed, p.requested, p.hadError = false, false, false, false
 	p.pollErr, p.lastErr = nil, nil
-	p.readingErrs, p.lastReadingErr, p.refused = 0, "", 0
+	p.readingErrs, p.lastReadingErr, p.refused, p.held = 0, "", 0, 0
 	var id [16]byte
 	// Trace and span ids must be unique, not secret: the fast generator is enough.
 	binary.BigEndian.PutUint64(id[:8], rand.Uint64())

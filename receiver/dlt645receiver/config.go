@@ -27,6 +27,9 @@ type Config struct {
 	DTU dtu.Config `mapstructure:"dtu"`
 	// Buses are the serial lines, TCP serial servers and DTUs, and the meters on each.
 	Buses []BusConfig `mapstructure:"buses"`
+	// Report is the report-by-exception default of every reading; profiles, meters and identifiers
+	// override it.
+	Report device.ReportConfig `mapstructure:"report"`
 }
 
 var _ confmap.Validator = (*Config)(nil)
@@ -50,6 +53,8 @@ type ProfileConfig struct {
 	Manufacturer string             `mapstructure:"manufacturer"`
 	Model        string             `mapstructure:"model"`
 	Identifiers  []IdentifierConfig `mapstructure:"identifiers"`
+	// Report changes the report-by-exception keys for the profile's identifiers.
+	Report device.ReportConfig `mapstructure:"report"`
 }
 
 // BusConfig is one line of meters: a serial port or a TCP transparent serial server.
@@ -101,6 +106,8 @@ type MeterConfig struct {
 	ResourceAttributes map[string]string `mapstructure:"resource_attributes"`
 	// Poll changes the receiver's poll keys for this meter (a key left out is inherited).
 	Poll device.PollOverrides `mapstructure:"poll"`
+	// Report changes the report-by-exception keys for the meter's readings (a key left out is inherited).
+	Report device.ReportConfig `mapstructure:"report"`
 }
 
 // Validate reports every problem of the configuration, naming each key. The receiver has no files to

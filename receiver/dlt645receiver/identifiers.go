@@ -28,6 +28,8 @@ type IdentifierConfig struct {
 	Scale *float64 `mapstructure:"scale"`
 	// Attributes are added to (or override) the catalogue's data point attributes.
 	Attributes map[string]string `mapstructure:"attributes"`
+	// Report sets the identifier's report by exception (deadband, max_silence …) over its meter's.
+	Report device.ReportConfig `mapstructure:"report"`
 }
 
 // UnmarshalText lets an identifier be given as a plain string.
@@ -54,6 +56,7 @@ type partSpec struct {
 	member      int
 	scale       float64
 	description string
+	report      device.ReportConfig // the identifier's own keys; the meter's resolve the rest
 }
 
 // clockSpec is how the meter's clock is read: date and time, or one date-time identifier.
@@ -149,6 +152,9 @@ func (b *readBuilder) add(it identItem) {
 		return
 	}
 	over, errs := parseOverrides(ic, entries, block, p)
+	if err := ic.Report.Validate(p + "report."); err != nil {
+		errs = append(errs, err)
+	}
 	if len(entries[0].Outputs) > 1 && (ic.Metric != "" || ic.Unit != "" || ic.Format != "" || ic.Kind != "") {
 		errs = append(errs, fmt.Errorf("%sa record of %d readings takes no metric, unit, format or kind", p, len(entries[0].Outputs)))
 	}
@@ -163,7 +169,7 @@ func (b *readBuilder) add(it identItem) {
 			if !b.claim(e, o, di, p) {
 				continue
 			}
-			r.parts = append(r.parts, partSpec{entry: e, out: o, member: i, scale: over.scale, description: ic.Description})
+			r.parts = append(r.parts, partSpec{entry: e, out: o, member: i, scale: over.scale, description: ic.Description, report: ic.Report})
 		}
 	}
 	b.reads = append(b.reads, r)
@@ -187,8 +193,8 @@ func (b *readBuilder) entries(di dlt645.DI, ic IdentifierConfig, p string) (entr
 
 // addClock sets a clock identifier aside for the clock drift.
 func (b *readBuilder) addClock(e dlt645.Entry, di dlt645.DI, ic IdentifierConfig, p string) {
-	if ic.Metric != "" || ic.Format != "" || ic.Scale != nil || ic.Kind != "" || len(ic.Attributes) > 0 {
-		b.errs = append(b.errs, fmt.Errorf("%sthe meter clock yields the dlt645.meter.clock.drift metric and takes no overrides", p))
+	if ic.Metric != "" || ic.Format != "" || ic.Scale != nil || ic.Kind != "" || len(ic.Attributes) > 0 || ic.Report != (device.ReportConfig{}) {
+		b.errs = append(b.errs, fmt.Errorf("%sthe meter clock yields the dlt645.meter.clock.drift metric and takes no overrides (its report is the meter's)", p))
 		return
 	}
 	switch e.Format.Kind {

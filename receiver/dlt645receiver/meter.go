@@ -126,7 +126,9 @@ func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock clock.C
 			if desc == "" {
 				desc = part.entry.Name
 			}
-			rs.series = append(rs.series, rec.Series(o.Metric, o.Unit, desc, kind, attrs))
+			s := rec.Series(o.Metric, o.Unit, desc, kind, attrs)
+			s.SetReport(device.ResolveReport(spec.poll.Interval, spec.report.Over(part.report)))
+			rs.series = append(rs.series, s)
 		}
 		rs.lastStamp = make([]time.Time, len(rs.series))
 		rs.lastValue = make([]float64, len(rs.series))
@@ -134,6 +136,7 @@ func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock clock.C
 	}
 	if spec.clock.enabled {
 		m.drift = rec.Series(MetricClockDrift, "s", descriptions[MetricClockDrift], device.KindGauge, nil)
+		m.drift.SetReport(device.ResolveReport(spec.poll.Interval, spec.report))
 	}
 	return m
 }

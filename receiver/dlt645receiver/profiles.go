@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 )
 
@@ -17,6 +18,7 @@ type profile struct {
 	model        string
 	identifiers  []IdentifierConfig
 	byVersion    map[dlt645.Version][]IdentifierConfig
+	report       device.ReportConfig
 }
 
 func (p profile) identifiersFor(v dlt645.Version) []IdentifierConfig {
@@ -91,11 +93,14 @@ func resolveProfiles(user map[string]ProfileConfig) (*profileSet, []error) {
 			_, _, ierrs := buildReads(v, p.Identifiers, nil, prefix)
 			perrs = append(perrs, ierrs...)
 		}
+		if err := p.Report.Validate(prefix + "report."); err != nil {
+			perrs = append(perrs, err)
+		}
 		if len(perrs) > 0 {
 			ps.bad[name] = true
 			errs = append(errs, perrs...)
 		}
-		ps.byName[name] = profile{version: v, versionSet: p.Version != "", manufacturer: p.Manufacturer, model: p.Model, identifiers: p.Identifiers}
+		ps.byName[name] = profile{version: v, versionSet: p.Version != "", manufacturer: p.Manufacturer, model: p.Model, identifiers: p.Identifiers, report: p.Report}
 	}
 	ps.known = slices.Sorted(maps.Keys(ps.byName))
 	return ps, errs

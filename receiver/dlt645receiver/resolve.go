@@ -37,6 +37,7 @@ type meterSpec struct {
 	location *time.Location
 	reads    []readSpec
 	clock    clockSpec
+	report   device.ReportConfig // the meter's report keys (its identifiers' own go over them)
 }
 
 // Resource attributes of a meter besides the device.* ones.
@@ -72,6 +73,7 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 		}
 	}
 	add(cfg.Settings.Validate(""))
+	add(cfg.Report.Validate("report."))
 	defaultLoc, err := loadLocation(cfg.TimeZone)
 	if err != nil {
 		add(fmt.Errorf("time_zone: %w", err))
@@ -81,7 +83,7 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 	if len(cfg.Buses) == 0 {
 		add(errors.New("buses: at least one bus with meters is required"))
 	}
-	r := meterResolver{poll: cfg.Poll, location: defaultLoc, profiles: profiles, ids: device.IDs{}}
+	r := meterResolver{poll: cfg.Poll, report: cfg.Report, location: defaultLoc, profiles: profiles, ids: device.IDs{}}
 	buses := make([]busSpec, 0, len(cfg.Buses))
 	dtus := map[string]string{} // DTU id → the bus bound to it
 	for bi, b := range cfg.Buses {
@@ -225,6 +227,7 @@ func resolveBus(b BusConfig, prefix string) (busSpec, []error) {
 // meterResolver resolves the meters of every bus.
 type meterResolver struct {
 	poll     device.PollConfig
+	report   device.ReportConfig
 	location *time.Location
 	profiles *profileSet
 	ids      device.IDs
@@ -252,6 +255,8 @@ func (r *meterResolver) meter(m MeterConfig, bs *busSpec, onBus int, addresses m
 		return meterSpec{}, errs
 	}
 	spec.reads, spec.clock = reads, clock
+	// an identifier's report keys over its meter's, over its profile's, over the receiver's
+	spec.report = r.report.Over(prof.report).Over(m.Report)
 	spec.identity = spec.identityOn(m, prof, bs.endpoint)
 	return spec, nil
 }
@@ -315,6 +320,9 @@ func (s *meterSpec) resolveOwnKeys(m MeterConfig, poll device.PollConfig, mprefi
 		}
 	}
 	if err := m.Poll.Validate(mprefix+"poll.", poll); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.Report.Validate(mprefix + "report."); err != nil {
 		errs = append(errs, err)
 	}
 	s.poll = poll.Override(m.Poll)

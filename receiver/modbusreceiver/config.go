@@ -27,6 +27,8 @@ type Config struct {
 	Profiles map[string]ProfileConfig `mapstructure:"profiles"`
 	// Connections are the endpoints (TCP sockets, serial ports) and the devices reached through each.
 	Connections []ConnectionConfig `mapstructure:"connections"`
+	// Report is the report-by-exception default of every field; profiles, devices and fields override it.
+	Report device.ReportConfig `mapstructure:"report"`
 }
 
 var _ confmap.Validator = (*Config)(nil)
@@ -84,6 +86,8 @@ type DeviceConfig struct {
 	// Poll changes the receiver's poll keys for this device (a key left out is inherited).
 	Poll     device.PollOverrides `mapstructure:"poll"`
 	Requests RequestConfig        `mapstructure:"requests"`
+	// Report changes the report-by-exception keys for the device's fields (a key left out is inherited).
+	Report device.ReportConfig `mapstructure:"report"`
 }
 
 // Endpoint schemes.

@@ -54,6 +54,8 @@ type FieldConfig struct {
 	Internal *bool `mapstructure:"internal"`
 	// Skip disables a profile field (same as exclude_fields).
 	Skip bool `mapstructure:"skip"`
+	// Report sets the field's report by exception (deadband, max_silence …) over its device's.
+	Report device.ReportConfig `mapstructure:"report"`
 }
 
 // Table is a Modbus data table.
@@ -160,6 +162,7 @@ type fieldSpec struct {
 	stringAs    string
 	attribute   string
 	internal    bool
+	report      device.ReportConfig // the field's own keys; the device's resolve the rest
 }
 
 // exported reports whether the field becomes a metric series of its own.
@@ -223,7 +226,10 @@ func (fs *fieldSet) add(i int, f FieldConfig) {
 	s := fieldSpec{name: f.Name, metric: device.LayerSet(f.Name, f.Metric), description: f.Description,
 		scale: device.Layer(1, f.Scale), offset: device.Layer(0, f.Offset), scaleFactor: -1,
 		unit: f.Unit, kind: device.LayerSet(device.KindGauge, f.Kind), attributes: f.Attributes, stringAs: f.StringAs,
-		attribute: f.Attribute, invalid: f.InvalidValues, internal: device.Layer(false, f.Internal)}
+		attribute: f.Attribute, invalid: f.InvalidValues, internal: device.Layer(false, f.Internal), report: f.Report}
+	if err := f.Report.Validate(fp + "report."); err != nil {
+		fs.errs = append(fs.errs, err)
+	}
 	var errs []error
 	s.table, s.address, errs = locate(f.Table, f.Address, f.Register, fp, "address: required (0-based address, or register: the Modicon reference)")
 	fs.errs = append(fs.errs, errs...)

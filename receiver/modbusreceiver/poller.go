@@ -101,6 +101,7 @@ func newDevicePoller(spec *deviceSpec, c *conn, rec *device.Recorder, clock cloc
 			continue
 		}
 		d.series[i] = rec.Series(f.metric, f.unit, f.description, f.kind, f.attributes)
+		d.series[i].SetReport(device.ResolveReport(spec.poll.Interval, f.report))
 	}
 	return d
 }
@@ -373,6 +374,7 @@ func (d *devicePoller) setString(i int, s string) {
 	attrs[f.attribute] = s
 	d.infoValue[i] = s
 	d.infoSeries[i] = d.rec.Series(f.metric, f.unit, f.description, device.KindGauge, attrs)
+	d.infoSeries[i].SetReport(device.ResolveReport(d.spec.poll.Interval, f.report))
 }
 
 // recordExact records an integer field without scaling as an integer data point, from its raw bit

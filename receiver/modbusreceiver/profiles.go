@@ -23,6 +23,8 @@ type ProfileConfig struct {
 	ByteOrder ByteOrder     `mapstructure:"byte_order"`
 	Requests  RequestConfig `mapstructure:"requests"`
 	Fields    []FieldConfig `mapstructure:"fields"`
+	// Report changes the report-by-exception keys for the profile's fields.
+	Report device.ReportConfig `mapstructure:"report"`
 }
 
 // profileSet is every profile of a receiver: its `profiles` and those of its `profile_files`, each
@@ -90,6 +92,9 @@ func (p ProfileConfig) Validate(prefix string, defaults requestSpec) []error {
 		errs = append(errs, err)
 	}
 	if err := p.Requests.Validate(prefix + "requests."); err != nil {
+		errs = append(errs, err)
+	}
+	if err := p.Report.Validate(prefix + "report."); err != nil {
 		errs = append(errs, err)
 	}
 	if len(p.Fields) == 0 {
@@ -226,5 +231,6 @@ func patchField(base, p FieldConfig) FieldConfig {
 	}
 	base.Skip = base.Skip || p.Skip
 	base.Internal = device.LayerSet(base.Internal, p.Internal)
+	base.Report = base.Report.Over(p.Report)
 	return base
 }

@@ -52,6 +52,7 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 	var errs errList
 	errs.add(cfg.Settings.Validate(""))
 	errs.add(cfg.Requests.Validate("requests."))
+	errs.add(cfg.Report.Validate("report."))
 	if cfg.Requests.Blocks != nil {
 		errs.add(errors.New("requests.blocks: explicit blocks belong to a profile or a device (the blocks a firmware answers depend on the device model)"))
 	}
@@ -61,7 +62,7 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 	if len(cfg.Connections) == 0 {
 		errs.add(errors.New("connections: at least one connection with devices is required"))
 	}
-	r := resolver{poll: cfg.Poll, defaults: defaults, profiles: profiles, ids: device.IDs{}}
+	r := resolver{poll: cfg.Poll, report: cfg.Report, defaults: defaults, profiles: profiles, ids: device.IDs{}}
 	conns := make([]connSpec, 0, len(cfg.Connections))
 	ports := map[string]string{}
 	for ci, c := range cfg.Connections {
@@ -133,6 +134,7 @@ func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (conn
 // resolver resolves the devices of every connection.
 type resolver struct {
 	poll     device.PollConfig
+	report   device.ReportConfig
 	defaults requestSpec
 	profiles *profileSet
 	ids      device.IDs
@@ -203,6 +205,7 @@ func (d DeviceConfig) Validate(dprefix string, poll device.PollConfig) []error {
 	}
 	errs.add(d.Poll.Validate(dprefix+"poll.", poll))
 	errs.add(d.Requests.Validate(dprefix + "requests."))
+	errs.add(d.Report.Validate(dprefix + "report."))
 	for _, k := range slices.Sorted(maps.Keys(d.ResourceAttributes)) {
 		if slices.Contains(receiverResourceKeys, k) {
 			errs.add(fmt.Errorf("%sresource_attributes: %q is set by the receiver (use id, manufacturer or model)", dprefix, k))
@@ -230,6 +233,11 @@ func (r *resolver) device(d DeviceConfig, dprefix string) (spec deviceSpec, ok b
 	req := r.defaults.over(prof.Requests).over(d.Requests).clamped()
 	specs, ferrs := buildFields(fields, order, d.RegisterOffset, req, dprefix)
 	errs = append(errs, ferrs...)
+	// a field's report keys over its device's, over its profile's, over the receiver's
+	level := r.report.Over(prof.Report).Over(d.Report)
+	for i := range specs {
+		specs[i].report = level.Over(specs[i].report)
+	}
 	var blocks []blockSpec
 	if req.Blocks != nil {
 		key := "requests.blocks"
