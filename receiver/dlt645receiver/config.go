@@ -101,6 +101,8 @@ type MeterConfig struct {
 	ResourceAttributes map[string]string `mapstructure:"resource_attributes"`
 	// Poll changes the receiver's poll keys for this meter (a key left out is inherited).
 	Poll device.PollOverrides `mapstructure:"poll"`
+	// LoadProfile reads the meter's load-profile records without gaps (see LoadProfileConfig).
+	LoadProfile *LoadProfileConfig `mapstructure:"load_profile"`
 }
 
 // Validate reports every problem of the configuration, naming each key. The receiver has no files to

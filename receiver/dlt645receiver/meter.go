@@ -95,6 +95,9 @@ type meterPoller struct {
 	freezeTimes map[dlt645.DI]stampResult
 	days        []dlt645.SettlementDay
 	daysAt      time.Time
+
+	// profile backfills the load profile (nil: not configured); set by the receiver
+	profile *loadProfile
 }
 
 func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock clock.Clock, logger *zap.Logger) *meterPoller {
@@ -167,6 +170,9 @@ func (m *meterPoller) Poll(ctx context.Context, p *device.Poll) {
 	}
 	if m.drift != nil {
 		m.readClock(ctx, p)
+	}
+	if m.profile != nil && m.answered && ctx.Err() == nil {
+		m.readLoadProfile(ctx, p)
 	}
 }
 
@@ -305,6 +311,9 @@ func (m *meterPoller) discover(ctx context.Context, p *device.Poll) bool {
 	q.EndAt(nil, m.clock.Now())
 	m.address, m.known = a, true
 	m.rec.SetResourceAttribute(attrMeterAddress, a.String())
+	if m.profile != nil {
+		m.profile.rec.SetResourceAttribute(attrMeterAddress, a.String())
+	}
 	m.logger.Info("Meter address discovered", zap.String(attrMeterAddress, a.String()))
 	return true
 }

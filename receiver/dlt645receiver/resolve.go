@@ -37,6 +37,8 @@ type meterSpec struct {
 	location *time.Location
 	reads    []readSpec
 	clock    clockSpec
+	// loadProfile: the load profile is backfilled (nil: not read)
+	loadProfile *loadProfileSpec
 }
 
 // Resource attributes of a meter besides the device.* ones.
@@ -248,10 +250,15 @@ func (r *meterResolver) meter(m MeterConfig, bs *busSpec, onBus int, addresses m
 	errs = append(errs, spec.resolveOwnKeys(m, r.poll, mprefix)...)
 	reads, clock, rerrs := meterReads(m, prof, spec.version, mprefix)
 	errs = append(errs, rerrs...)
+	lp, lerrs := m.LoadProfile.resolve(mprefix)
+	errs = append(errs, lerrs...)
+	if lp != nil && spec.version != dlt645.V2007 {
+		errs = append(errs, fmt.Errorf("%sload_profile: needs a DL/T 645-2007 meter (version 2007)", mprefix))
+	}
 	if len(errs) > 0 {
 		return meterSpec{}, errs
 	}
-	spec.reads, spec.clock = reads, clock
+	spec.reads, spec.clock, spec.loadProfile = reads, clock, lp
 	spec.identity = spec.identityOn(m, prof, bs.endpoint)
 	return spec, nil
 }
