@@ -107,7 +107,7 @@ type loadProfile struct {
 	logger *zap.Logger
 
 	loaded  bool
-	last    time.Time         // time of the last record delivered
+	last    time.Time        // time of the last record delivered
 	pending []profileReading // read, not yet accepted by the pipeline
 }
 

@@ -30,7 +30,9 @@ import (
 
 var storageID = component.MustNewID("file_storage")
 
-type storageHost struct{ exts map[component.ID]component.Component }
+type storageHost struct {
+	exts map[component.ID]component.Component
+}
 
 func (h storageHost) GetExtensions() map[component.ID]component.Component { return h.exts }
 
