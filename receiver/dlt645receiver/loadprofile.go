@@ -101,10 +101,12 @@ type loadProfile struct {
 	spec   *loadProfileSpec
 	key    string
 	client storage.Client // nil: checkpoint in memory only
-	emit   func(ctx context.Context, md pmetric.Metrics) error
-	rec    *device.Recorder
-	series [6][]*device.Series
-	logger *zap.Logger
+	// storageErr: the storage named could not give a client (its file is corrupt or unreadable)
+	storageErr error
+	emit       func(ctx context.Context, md pmetric.Metrics) error
+	rec        *device.Recorder
+	series     [6][]*device.Series
+	logger     *zap.Logger
 
 	loaded  bool
 	last    time.Time        // time of the last record delivered
@@ -147,6 +149,10 @@ func (lp *loadProfile) load(ctx context.Context, now time.Time) {
 	lp.loaded = true
 	start := now.Add(-lp.spec.maxBackfill).Truncate(time.Minute).Add(-time.Minute)
 	if lp.client == nil {
+		if lp.storageErr != nil {
+			lp.logger.Warn("Load-profile storage unusable; checkpoint kept in memory only, backfilling from now minus max_backfill",
+				zap.Error(lp.storageErr), zap.Time("from", start.Add(time.Minute)))
+		}
 		lp.last = start
 		return
 	}
@@ -284,9 +290,12 @@ func (s *profileSink) emit(ctx context.Context, md pmetric.Metrics) error {
 }
 
 // storageClients opens, at Start, one client of each storage extension the meters' load_profile
-// names; a missing extension or one that is no storage fails the start, naming the meter.
+// names; a missing extension or one that is no storage fails the start, naming the meter. A storage
+// that cannot open its file (corrupt, unreadable) does not: its meters keep their checkpoint in
+// memory and backfill from now minus max_backfill, and say so (live readings matter more).
 func (r *dlt645Receiver) storageClients(ctx context.Context, host component.Host) error {
 	r.storage = map[component.ID]storage.Client{}
+	r.storageErrs = map[component.ID]error{}
 	var errs []error
 	for bi := range r.specs {
 		for mi := range r.specs[bi].meters {
@@ -295,6 +304,9 @@ func (r *dlt645Receiver) storageClients(ctx context.Context, host component.Host
 				continue
 			}
 			if _, ok := r.storage[*lp.storage]; ok {
+				continue
+			}
+			if _, ok := r.storageErrs[*lp.storage]; ok {
 				continue
 			}
 			key := fmt.Sprintf("buses[%d].meters[%d].load_profile.storage", bi, mi)
@@ -310,7 +322,7 @@ func (r *dlt645Receiver) storageClients(ctx context.Context, host component.Host
 			}
 			c, err := se.GetClient(ctx, component.KindReceiver, r.setID, "load_profile")
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+				r.storageErrs[*lp.storage] = err
 				continue
 			}
 			r.storage[*lp.storage] = c
@@ -340,10 +352,12 @@ func (r *dlt645Receiver) addLoadProfile(m *meterPoller, ms *meterSpec) {
 		return
 	}
 	var client storage.Client
+	var storageErr error
 	if ms.loadProfile.storage != nil {
-		client = r.storage[*ms.loadProfile.storage]
+		client, storageErr = r.storage[*ms.loadProfile.storage], r.storageErrs[*ms.loadProfile.storage]
 	}
 	// The records' own recorder: no health metrics, no traces, the meter's resource.
 	rec := device.NewRecorder(ms.identity, device.RecorderSettings{Scope: device.Scope{Name: metadata.ScopeName, Version: r.version}, Start: r.Clock().Now()})
 	m.profile = newLoadProfile(ms.loadProfile, ms.identity, rec, client, r.profileSink.emit, m.logger)
+	m.profile.storageErr = storageErr
 }

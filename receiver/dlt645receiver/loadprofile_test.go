@@ -1,8 +1,11 @@
 package dlt645receiver
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -251,6 +254,7 @@ func TestLoadProfileCheckpointMissingOrCorrupt(t *testing.T) {
 		{"missing", "", "No load-profile checkpoint; backfilling from now minus max_backfill"},
 		{"corrupt", "\x00garbage{", "Load-profile checkpoint corrupt; backfilling from now minus max_backfill"},
 		{"zero", `{"last":"0001-01-01T00:00:00Z"}`, "Load-profile checkpoint corrupt; backfilling from now minus max_backfill"},
+		{"corrupt file", "", "Load-profile storage unusable; checkpoint kept in memory only, backfilling from now minus max_backfill"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clock.NewManual(profileT0.Add(30 * time.Second))
@@ -259,6 +263,10 @@ func TestLoadProfileCheckpointMissingOrCorrupt(t *testing.T) {
 			profileMeter(t, m, -200, 0) // older than max_backfill (1h)
 			_, addr := startSim(t, sim.Options{Now: clk.Now}, m)
 			dir := t.TempDir()
+			if tc.name == "corrupt file" {
+				// Not a bbolt file: file_storage cannot open it.
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "receiver_dlt645__load_profile"), bytes.Repeat([]byte("not a database "), 1000), 0o600))
+			}
 			if tc.stored != "" {
 				ext := startStorage(t, dir)
 				c, err := ext.(storage.Extension).GetClient(context.Background(), component.KindReceiver, component.MustNewID("dlt645"), "load_profile")

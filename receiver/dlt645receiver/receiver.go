@@ -28,6 +28,7 @@ type dlt645Receiver struct {
 	setID       component.ID
 	version     string
 	storage     map[component.ID]storage.Client
+	storageErrs map[component.ID]error // storages that could not open their file
 	profileSink profileSink
 	*device.Fleet
 }
