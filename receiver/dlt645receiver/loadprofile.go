@@ -329,7 +329,7 @@ func (r *dlt645Receiver) storageClients(ctx context.Context, host component.Host
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		r.closeStorage(ctx)
+		_ = r.closeStorage(ctx) // the start fails with errs already
 		return err
 	}
 	return nil
