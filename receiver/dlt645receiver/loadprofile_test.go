@@ -347,6 +347,28 @@ func TestLoadProfileCrashBeforeCheckpoint(t *testing.T) {
 	assert.Equal(t, wantRecords(-4, 0), recsB, "the batch whose checkpoint was lost comes again, and only it")
 }
 
+// A meter read only for its load profile (no identifiers).
+func TestLoadProfileOnly(t *testing.T) {
+	clk := clock.NewManual(profileT0.Add(30 * time.Second))
+	m := meter(t, "1", dlt645.V2007, nil)
+	m.SetClock(0, time.UTC)
+	profileMeter(t, m, -2, 0)
+	_, addr := startSim(t, sim.Options{Now: clk.Now}, m)
+	rig := startRig(t, `
+time_zone: UTC
+buses:
+  - endpoint: tcp://`+addr+`
+    meters:
+      - id: m
+        address: "1"
+        load_profile: {class: 4, interval: 1m, storage: file_storage}
+`, t.TempDir(), clk)
+	rig.poll()
+	recs, live := rig.profile()
+	assert.Equal(t, wantRecords(-2, 0), recs)
+	assert.Zero(t, live)
+}
+
 func hasProfile(md pmetric.Metrics) bool {
 	for _, p := range devicetest.Points(md) {
 		if p.Attrs[attrRecord] == recordLoadProfile {

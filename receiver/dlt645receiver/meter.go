@@ -171,7 +171,8 @@ func (m *meterPoller) Poll(ctx context.Context, p *device.Poll) {
 	if m.drift != nil {
 		m.readClock(ctx, p)
 	}
-	if m.profile != nil && m.answered && ctx.Err() == nil {
+	// The load profile only from a meter that answered this poll (or has nothing else to read).
+	if m.profile != nil && (m.answered || len(m.reads) == 0 && m.drift == nil) && ctx.Err() == nil {
 		m.readLoadProfile(ctx, p)
 	}
 }

@@ -348,8 +348,8 @@ func meterReads(m MeterConfig, prof profile, v dlt645.Version, mprefix string) (
 	all := append(slices.Clone(prof.identifiersFor(v)), m.Identifiers...)
 	reads, clock, ierrs := buildReads(v, all, exclude, mprefix)
 	errs = append(errs, ierrs...)
-	if len(reads) == 0 && !clock.enabled && len(ierrs) == 0 {
-		errs = append(errs, fmt.Errorf("%sidentifiers: the meter has nothing to read (give a profile or identifiers)", mprefix))
+	if len(reads) == 0 && !clock.enabled && len(ierrs) == 0 && m.LoadProfile == nil {
+		errs = append(errs, fmt.Errorf("%sidentifiers: the meter has nothing to read (give a profile, identifiers or load_profile)", mprefix))
 	}
 	return reads, clock, errs
 }
