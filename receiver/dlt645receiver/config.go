@@ -108,6 +108,8 @@ type MeterConfig struct {
 	Poll device.PollOverrides `mapstructure:"poll"`
 	// Report changes the report-by-exception keys for the meter's readings (a key left out is inherited).
 	Report device.ReportConfig `mapstructure:"report"`
+	// LoadProfile reads the meter's load-profile records without gaps (see LoadProfileConfig).
+	LoadProfile *LoadProfileConfig `mapstructure:"load_profile"`
 }
 
 // Validate reports every problem of the configuration, naming each key. The receiver has no files to

@@ -33,6 +33,7 @@ func createMetrics(ctx context.Context, set receiver.Settings, cfg component.Con
 		return nil, err
 	}
 	c.Value.SetMetrics(next)
+	c.Value.profileSink.next = next
 	return c, nil
 }
 

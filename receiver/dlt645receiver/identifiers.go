@@ -148,7 +148,7 @@ func (b *readBuilder) add(it identItem) {
 		b.errs = append(b.errs, fmt.Errorf("%sa freeze time stamps the values of its freeze: list those (e.g. %s)", p, (di|0x0100).Format(b.version)))
 		return
 	case dlt645.LoadProfile:
-		b.errs = append(b.errs, fmt.Errorf("%sload-profile records are not read as identifiers", p))
+		b.errs = append(b.errs, fmt.Errorf("%sload-profile records are not read as identifiers: set the meter's load_profile (class, interval, storage) to backfill them", p))
 		return
 	}
 	over, errs := parseOverrides(ic, entries, block, p)

@@ -95,6 +95,9 @@ type meterPoller struct {
 	freezeTimes map[dlt645.DI]stampResult
 	days        []dlt645.SettlementDay
 	daysAt      time.Time
+
+	// profile backfills the load profile (nil: not configured); set by the receiver
+	profile *loadProfile
 }
 
 func newMeterPoller(spec *meterSpec, b *bus, rec *device.Recorder, clock clock.Clock, logger *zap.Logger) *meterPoller {
@@ -170,6 +173,10 @@ func (m *meterPoller) Poll(ctx context.Context, p *device.Poll) {
 	}
 	if m.drift != nil {
 		m.readClock(ctx, p)
+	}
+	// The load profile only from a meter that answered this poll (or has nothing else to read).
+	if m.profile != nil && (m.answered || len(m.reads) == 0 && m.drift == nil) && ctx.Err() == nil {
+		m.readLoadProfile(ctx, p)
 	}
 }
 
@@ -308,6 +315,9 @@ func (m *meterPoller) discover(ctx context.Context, p *device.Poll) bool {
 	q.EndAt(nil, m.clock.Now())
 	m.address, m.known = a, true
 	m.rec.SetResourceAttribute(attrMeterAddress, a.String())
+	if m.profile != nil {
+		m.profile.rec.SetResourceAttribute(attrMeterAddress, a.String())
+	}
 	m.logger.Info("Meter address discovered", zap.String(attrMeterAddress, a.String()))
 	return true
 }

@@ -2,10 +2,13 @@ package dlt645receiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
@@ -20,6 +23,13 @@ type dlt645Receiver struct {
 	dtus  *dtu.Listener // where the DTUs of dtu:// buses dial in; nil without such buses
 	id    string
 	ports []*serialbus.Handle // per bus: its port's owner, joined at Start (nil for a DTU bus)
+	// load-profile backfill: the receiver's id and build version, the storage clients opened at Start
+	// and the pipeline that must accept the records before their checkpoint moves
+	setID       component.ID
+	version     string
+	storage     map[component.ID]storage.Client
+	storageErrs map[component.ID]error // storages that could not open their file
+	profileSink profileSink
 	*device.Fleet
 }
 
@@ -28,7 +38,10 @@ func newReceiver(ctx context.Context, cfg *Config, set receiver.Settings) (*dlt6
 	if err != nil {
 		return nil, err
 	}
-	r := &dlt645Receiver{cfg: cfg, id: set.ID.String(), specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}
+	r := &dlt645Receiver{cfg: cfg, id: set.ID.String(), setID: set.ID, version: set.BuildInfo.Version, specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}
+	if obs, oerr := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{ReceiverID: set.ID, Transport: set.ID.Type().String(), ReceiverCreateSettings: set}); oerr == nil {
+		r.profileSink.obs = obs
+	}
 	if ids := dtuIDs(specs); len(ids) > 0 {
 		// TLS files are read here, at creation, so that a bad one fails the configuration.
 		r.dtus, err = dtu.New(ctx, cfg.DTU, ids, dtu.Settings{Logger: set.Logger, MeterProvider: set.MeterProvider, Scope: metadata.ScopeName})
@@ -46,6 +59,9 @@ func newReceiver(ctx context.Context, cfg *Config, set receiver.Settings) (*dlt6
 // Each serial or serial-server bus first joins the process's owner of its port (serialbus), shared with
 // any other receiver on it; other line settings than another user's fail the start, naming both.
 func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
+	if err := r.storageClients(ctx, host); err != nil {
+		return err
+	}
 	r.ports = make([]*serialbus.Handle, len(r.specs))
 	for i := range r.specs {
 		if r.specs[i].scheme == schemeDTU {
@@ -54,6 +70,7 @@ func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
 		h, err := serialbus.Default.Join((&bus{spec: &r.specs[i]}).user(r.id, fmt.Sprintf("buses[%d]", i)), r.Clock())
 		if err != nil {
 			r.leave()
+			_ = r.closeStorage(ctx) // the start failed already
 			return err
 		}
 		r.ports[i] = h
@@ -61,6 +78,7 @@ func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
 	if r.dtus != nil {
 		if err := r.dtus.Start(); err != nil {
 			r.leave()
+			_ = r.closeStorage(ctx) // the start failed already
 			return err
 		}
 	}
@@ -81,6 +99,7 @@ func (r *dlt645Receiver) leave() {
 func (r *dlt645Receiver) Shutdown(ctx context.Context) error {
 	err := r.Fleet.Shutdown(ctx)
 	r.leave()
+	err = errors.Join(err, r.closeStorage(ctx))
 	if r.dtus != nil {
 		r.dtus.Close()
 	}
@@ -99,6 +118,7 @@ func (r *dlt645Receiver) add(specs []busSpec) {
 			ms := &bs.meters[mi]
 			rec := r.Recorder(ms.identity)
 			m := newMeterPoller(ms, b, rec, r.Clock(), r.Logger())
+			r.addLoadProfile(m, ms)
 			r.Add(rec, m, ms.poll, b.link)
 		}
 		if bs.timeSync > 0 {

@@ -38,6 +38,8 @@ type meterSpec struct {
 	reads    []readSpec
 	clock    clockSpec
 	report   device.ReportConfig // the meter's report keys (its identifiers' own go over them)
+	// loadProfile: the load profile is backfilled (nil: not read)
+	loadProfile *loadProfileSpec
 }
 
 // Resource attributes of a meter besides the device.* ones.
@@ -251,10 +253,15 @@ func (r *meterResolver) meter(m MeterConfig, bs *busSpec, onBus int, addresses m
 	errs = append(errs, spec.resolveOwnKeys(m, r.poll, mprefix)...)
 	reads, clock, rerrs := meterReads(m, prof, spec.version, mprefix)
 	errs = append(errs, rerrs...)
+	lp, lerrs := m.LoadProfile.resolve(mprefix)
+	errs = append(errs, lerrs...)
+	if lp != nil && spec.version != dlt645.V2007 {
+		errs = append(errs, fmt.Errorf("%sload_profile: needs a DL/T 645-2007 meter (version 2007)", mprefix))
+	}
 	if len(errs) > 0 {
 		return meterSpec{}, errs
 	}
-	spec.reads, spec.clock = reads, clock
+	spec.reads, spec.clock, spec.loadProfile = reads, clock, lp
 	// an identifier's report keys over its meter's, over its profile's, over the receiver's
 	spec.report = r.report.Over(prof.report).Over(m.Report)
 	spec.identity = spec.identityOn(m, prof, bs.endpoint)
@@ -349,8 +356,8 @@ func meterReads(m MeterConfig, prof profile, v dlt645.Version, mprefix string) (
 	all := append(slices.Clone(prof.identifiersFor(v)), m.Identifiers...)
 	reads, clock, ierrs := buildReads(v, all, exclude, mprefix)
 	errs = append(errs, ierrs...)
-	if len(reads) == 0 && !clock.enabled && len(ierrs) == 0 {
-		errs = append(errs, fmt.Errorf("%sidentifiers: the meter has nothing to read (give a profile or identifiers)", mprefix))
+	if len(reads) == 0 && !clock.enabled && len(ierrs) == 0 && m.LoadProfile == nil {
+		errs = append(errs, fmt.Errorf("%sidentifiers: the meter has nothing to read (give a profile, identifiers or load_profile)", mprefix))
 	}
 	return reads, clock, errs
 }
