@@ -18,6 +18,9 @@ type dlt645Receiver struct {
 	cfg   *Config
 	specs []busSpec     // resolved once, at creation
 	dtus  *dtu.Listener // where the DTUs of dtu:// buses dial in; nil without such buses
+	// dtuLeave gives the DTU ids back to the process's listener of dtu.endpoint (shared with any
+	// modbus receiver on it); nil until Start joined it.
+	dtuLeave func()
 	id    string
 	ports []*serialbus.Handle // per bus: its port's owner, joined at Start (nil for a DTU bus)
 	*device.Fleet
@@ -59,10 +62,12 @@ func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
 		r.ports[i] = h
 	}
 	if r.dtus != nil {
-		if err := r.dtus.Start(); err != nil {
+		l, leave, err := dtu.Default.Join("receiver "+r.id, r.dtus)
+		if err != nil {
 			r.leave()
 			return err
 		}
+		r.dtus, r.dtuLeave = l, leave
 	}
 	r.Fleet.Start(ctx, host, func() { r.add(r.specs) })
 	return nil
@@ -81,8 +86,11 @@ func (r *dlt645Receiver) leave() {
 func (r *dlt645Receiver) Shutdown(ctx context.Context) error {
 	err := r.Fleet.Shutdown(ctx)
 	r.leave()
-	if r.dtus != nil {
-		r.dtus.Close()
+	switch {
+	case r.dtuLeave != nil:
+		r.dtuLeave()
+	case r.dtus != nil:
+		r.dtus.Close() // never started: unregisters its metrics
 	}
 	return err
 }

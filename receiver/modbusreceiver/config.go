@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
 )
@@ -25,7 +26,9 @@ type Config struct {
 	ProfileFiles []string `mapstructure:"profile_files"`
 	// Profiles are named register maps that devices refer to.
 	Profiles map[string]ProfileConfig `mapstructure:"profiles"`
-	// Connections are the endpoints (TCP sockets, serial ports) and the devices reached through each.
+	// DTU is where 4G DTUs dial in (only needed by connections with a dtu:// endpoint).
+	DTU dtu.Config `mapstructure:"dtu"`
+	// Connections are the endpoints (TCP sockets, serial ports, DTUs) and the devices reached through each.
 	Connections []ConnectionConfig `mapstructure:"connections"`
 }
 
@@ -46,8 +49,12 @@ func (cfg *Config) health() device.HealthMetrics {
 // ConnectionConfig is one endpoint: a TCP socket (plain, RTU-framed or TLS) or a serial port.
 type ConnectionConfig struct {
 	// Endpoint is tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX,
-	// ascii:///dev/ttyX or asciiovertcp://host:port.
+	// ascii:///dev/ttyX, asciiovertcp://host:port, or dtu://<id> for the serial port of a DTU that dials
+	// in to the receiver's dtu.endpoint and registers with that id.
 	Endpoint string `mapstructure:"endpoint"`
+	// Framing is what a DTU passes on (dtu:// only): rtu (default: a transparent DTU), tcp (a DTU that
+	// converts to Modbus TCP) or ascii.
+	Framing string `mapstructure:"framing"`
 	// LineConfig sets the serial line: baud_rate, data_bits, parity and stop_bits (rtu:// and ascii://
 	// only; the baud rate also on rtuovertcp:// and asciiovertcp://, for the line's timing).
 	transport.LineConfig `mapstructure:",squash"`
@@ -94,6 +101,14 @@ const (
 	schemeRTU          = "rtu"
 	schemeASCII        = "ascii"
 	schemeASCIIOverTCP = "asciiovertcp"
+	schemeDTU          = dtu.Scheme
+)
+
+// Framings of a DTU connection.
+const (
+	framingRTU   = "rtu"
+	framingTCP   = "tcp"
+	framingASCII = "ascii"
 )
 
 var schemes = []transport.Scheme{

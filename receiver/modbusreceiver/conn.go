@@ -21,6 +21,7 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	mb "github.com/otelcol-iiot/otelcol-iiot/internal/modbus"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
@@ -45,6 +46,8 @@ type conn struct {
 	own     *mb.Client           // line schemes
 	port    *serialbus.Handle    // line schemes: the port's owner
 	private bool                 // port joined by newConn itself (no Start: tests, benchmarks)
+	dtus    *dtu.Listener        // dtu://: where the DTU dials in
+	session net.Conn             // dtu://: the DTU session our client is on
 	timeout time.Duration        // of client
 	open    bool
 	down    bool // last open failed (logged once)
@@ -56,9 +59,10 @@ func lineScheme(scheme string) bool {
 	return scheme == schemeRTU || scheme == schemeRTUOverTCP || scheme == schemeASCII || scheme == schemeASCIIOverTCP
 }
 
-func newConn(spec *connSpec, clock clock.Clock, logger *zap.Logger) *conn {
+func newConn(spec *connSpec, dtus *dtu.Listener, clock clock.Clock, logger *zap.Logger) *conn {
 	c := &conn{
 		spec:   spec,
+		dtus:   dtus,
 		clock:  clock,
 		logger: logger.With(zap.String("endpoint", spec.endpoint)),
 		port:   spec.port,
@@ -103,10 +107,13 @@ func (cs *connSpec) user(receiver string) serialbus.User {
 	}
 }
 
-// framing is the framing of a line scheme.
+// framing is the framing of a line scheme or a DTU.
 func (cs *connSpec) framing() mb.Framing {
-	if cs.scheme == schemeASCII || cs.scheme == schemeASCIIOverTCP {
+	switch {
+	case cs.scheme == schemeASCII || cs.scheme == schemeASCIIOverTCP || cs.dtuFrame == framingASCII:
 		return mb.ASCII
+	case cs.dtuFrame == framingTCP:
+		return mb.MBAP
 	}
 	return mb.RTU
 }
@@ -117,6 +124,9 @@ func (cs *connSpec) framing() mb.Framing {
 func (c *conn) ensure(ctx context.Context, timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.spec.scheme == schemeDTU {
+		return c.ensureDTU(timeout)
+	}
 	if c.port != nil {
 		return c.ensureOwn(ctx, timeout)
 	}
@@ -178,6 +188,42 @@ func (c *conn) ensureOwn(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
+// ensureDTU makes our client on the DTU's current session. A DTU that redialled has a new session: the
+// next request takes it at once instead of failing once on the old one.
+func (c *conn) ensureDTU(timeout time.Duration) error {
+	if c.open {
+		if s, ok := c.session.(*dtu.Conn); !ok || s.Alive() {
+			c.own.Timeout = timeout
+			return nil
+		}
+		c.closeLocked()
+	}
+	if c.dtus == nil {
+		return device.NewError(device.ErrNotConnected, dtu.ErrNotConnected)
+	}
+	s, err := c.dtus.Dial(c.spec.address)
+	if err != nil {
+		if !c.down {
+			c.logger.Warn("DTU not connected; its devices are down (not_connected) until it dials in", zap.Error(err))
+		}
+		c.down = true
+		return device.NewError(device.ErrNotConnected, err)
+	}
+	c.opened()
+	c.session = s
+	c.own = mb.NewClient(s, c.spec.framing(), c.clock)
+	c.own.Timeout = timeout
+	if c.spec.baud > 0 && c.spec.dtuFrame != framingTCP {
+		c.own.CharTime = c.spec.user("").Line.CharTime()
+	}
+	if c.doubt {
+		c.own.SetDoubt()
+		c.doubt = false
+	}
+	c.open = true
+	return nil
+}
+
 func (c *conn) failed(err error) {
 	if !c.down {
 		c.logger.Warn("Cannot open Modbus connection", zap.Error(err))
@@ -208,7 +254,7 @@ func (c *conn) read(ctx context.Context, timeout time.Duration, unit uint8, tabl
 	if own != nil {
 		data, err := own.Read(ctx, unit, byte(functionCodes[table]), uint16(start), uint16(count))
 		if err != nil {
-			if de, _ := classify(err); device.Resync(de) {
+			if de, _ := classify(err); device.Resync(de) && c.port != nil {
 				c.port.Doubt()
 			}
 			return regs, err
@@ -292,11 +338,15 @@ func (c *conn) closeLocked() {
 	if c.client != nil && c.open {
 		_ = c.client.Close()
 	}
-	if c.own != nil && c.open {
+	if c.session != nil {
+		_ = c.session.Close() // a view of the DTU session: closing it only detaches
+		c.session = nil
+	}
+	if c.own != nil && c.open && c.port != nil {
 		// The line is closed for every user of the port; the others' next request opens it again.
 		c.port.Reset()
-		c.own = nil
 	}
+	c.own = nil
 	c.open = false
 }
 
@@ -326,7 +376,7 @@ func (c *conn) leave() {
 func (c *conn) resync(ctx context.Context) {
 	c.close()
 	c.mu.Lock()
-	c.doubt = lineScheme(c.spec.scheme)
+	c.doubt = lineScheme(c.spec.scheme) || c.spec.scheme == schemeDTU
 	c.mu.Unlock()
 	if wait := c.quiet(); wait > 0 {
 		ch, stop := c.clock.After(wait)
@@ -341,7 +391,7 @@ func (c *conn) resync(ctx context.Context) {
 // quiet is how long a line may still carry a reply: the longest RTU frame (256 bytes, 11 bits each)
 // plus the 3.5-character gap (an ASCII reply is longer, but the client's settle waits out the rest). 0 without a known baud rate (TCP, RTU over TCP without baud_rate).
 func (c *conn) quiet() time.Duration {
-	if !lineScheme(c.spec.scheme) || c.spec.baud <= 0 {
+	if !(lineScheme(c.spec.scheme) || c.spec.scheme == schemeDTU) || c.spec.baud <= 0 {
 		return 0
 	}
 	char := 11 * time.Second / time.Duration(c.spec.baud)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 )
@@ -29,6 +30,7 @@ type connSpec struct {
 	devices  []deviceSpec
 	key      string            // connections[i], for errors naming the connection
 	port     *serialbus.Handle // line schemes: joined at Start
+	dtuFrame string            // dtu://: rtu, tcp or ascii
 }
 
 // deviceSpec is one device with its profile, overrides and defaults applied.
@@ -64,9 +66,13 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 	r := resolver{poll: cfg.Poll, defaults: defaults, profiles: profiles, ids: device.IDs{}}
 	conns := make([]connSpec, 0, len(cfg.Connections))
 	ports := map[string]string{}
+	dtus := map[string]string{} // DTU id → the connection bound to it
 	for ci, c := range cfg.Connections {
 		cs, cerrs := resolveConnection(c, fmt.Sprintf("connections[%d]", ci), atCreation)
 		errs.add(cerrs...)
+		if cs.scheme == schemeDTU && cs.address != "" {
+			errs.add(cfg.bindDTU(&cs, dtus))
+		}
 		if lineScheme(cs.scheme) && cs.address != "" {
 			// One port is one bus: its devices belong under one connection, polled one at a time.
 			key := serialbus.Key(cs.scheme == schemeRTU || cs.scheme == schemeASCII, cs.address)
@@ -78,10 +84,44 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 		errs.add(r.devices(&cs, c, fmt.Sprintf("connections[%d]", ci))...)
 		conns = append(conns, cs)
 	}
+	switch {
+	case cfg.DTU.Endpoint != "":
+		errs.add(cfg.DTU.Validate("dtu."))
+		if len(dtus) == 0 {
+			errs.add(errors.New("dtu: no connection has a dtu://<id> endpoint; bind connections to DTU ids, or remove dtu.endpoint"))
+		}
+	case len(dtus) > 0:
+		errs.add(errors.New("dtu.endpoint: required by the dtu:// connections: the host:port the DTUs dial (e.g. 127.0.0.1:9000)"))
+	}
 	if len(errs) > 0 {
 		return nil, errs.join()
 	}
 	return conns, nil
+}
+
+// bindDTU normalizes the DTU id of a dtu:// connection; a DTU is one serial line, so one connection per id.
+func (cfg *Config) bindDTU(cs *connSpec, dtus map[string]string) error {
+	id, err := cfg.DTU.NormalizeID(cs.address)
+	if err != nil {
+		return fmt.Errorf("%s.endpoint: %w", cs.key, err)
+	}
+	cs.address = id
+	if prev, ok := dtus[id]; ok {
+		return fmt.Errorf("%s.endpoint: DTU %q is already the endpoint of %s (one DTU is one serial line: list every device under one connection)", cs.key, id, prev)
+	}
+	dtus[id] = cs.key
+	return nil
+}
+
+// dtuIDs are the DTU ids the connections are bound to.
+func dtuIDs(conns []connSpec) []string {
+	var ids []string
+	for _, c := range conns {
+		if c.scheme == schemeDTU {
+			ids = append(ids, c.address)
+		}
+	}
+	return ids
 }
 
 // resolveConnection checks a connection's own keys and resolves its endpoint, line and TLS.
@@ -89,7 +129,12 @@ func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (conn
 	cs := connSpec{endpoint: c.Endpoint, gap: c.PauseBetweenPolls, key: prefix}
 	var errs []error
 	if c.Endpoint == "" {
-		errs = append(errs, fmt.Errorf("%s.endpoint: required (tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX, ascii:///dev/ttyX or asciiovertcp://host:port)", prefix))
+		errs = append(errs, fmt.Errorf("%s.endpoint: required (tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX, ascii:///dev/ttyX, asciiovertcp://host:port or dtu://<id>)", prefix))
+	} else if id, ok, err := dtu.ParseEndpoint(c.Endpoint); ok {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s.endpoint: %w", prefix, err))
+		}
+		cs.scheme, cs.address = schemeDTU, id
 	} else {
 		ep, err := transport.ParseEndpoint(c.Endpoint, schemes...)
 		if err != nil {
@@ -97,8 +142,21 @@ func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (conn
 		}
 		cs.scheme, cs.address = ep.Scheme, ep.Address
 	}
+	switch {
+	case cs.scheme == schemeDTU:
+		cs.dtuFrame = framingRTU
+		switch c.Framing {
+		case "", framingRTU:
+		case framingTCP, framingASCII:
+			cs.dtuFrame = c.Framing
+		default:
+			errs = append(errs, fmt.Errorf("%s.framing: unknown %q (want rtu, tcp or ascii: what the DTU passes on)", prefix, c.Framing))
+		}
+	case c.Framing != "":
+		errs = append(errs, fmt.Errorf("%s.framing: applies only to dtu:// endpoints (the scheme sets the framing of the others)", prefix))
+	}
 	serial := cs.scheme == schemeRTU || cs.scheme == schemeASCII
-	if !serial && c.Framing() {
+	if !serial && c.LineConfig.Framing() {
 		errs = append(errs, fmt.Errorf("%s: data_bits, parity and stop_bits apply only to rtu:// and ascii:// endpoints", prefix))
 	}
 	if err := c.Validate(prefix + "."); err != nil {
@@ -110,7 +168,7 @@ func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (conn
 	if serial {
 		def.BaudRate = 9600
 	}
-	if cs.scheme == schemeASCII || cs.scheme == schemeASCIIOverTCP {
+	if cs.scheme == schemeASCII || cs.scheme == schemeASCIIOverTCP || cs.dtuFrame == framingASCII {
 		def.DataBits, def.Parity = 7, transport.ParityEven
 	}
 	line := def.Over(c.LineConfig)
@@ -149,7 +207,11 @@ func (r *resolver) devices(cs *connSpec, c ConnectionConfig, cprefix string) []e
 		var derrs errList
 		dprefix, err := r.ids.Validate(fmt.Sprintf("%s.devices[%d]", cprefix, di), d.ID)
 		derrs.add(err)
-		unit, err := unitID(d, cs.scheme, units, di, dprefix)
+		scheme := cs.scheme
+		if cs.dtuFrame == framingTCP {
+			scheme = schemeTCP // Modbus TCP from the DTU on: its units as on tcp://
+		}
+		unit, err := unitID(d, scheme, units, di, dprefix)
 		derrs.add(err)
 		derrs.add(d.Validate(dprefix, r.poll)...)
 		spec, ok, serrs := r.device(d, dprefix)
