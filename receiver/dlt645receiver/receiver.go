@@ -21,8 +21,8 @@ type dlt645Receiver struct {
 	// dtuLeave gives the DTU ids back to the process's listener of dtu.endpoint (shared with any
 	// modbus receiver on it); nil until Start joined it.
 	dtuLeave func()
-	id    string
-	ports []*serialbus.Handle // per bus: its port's owner, joined at Start (nil for a DTU bus)
+	id       string
+	ports    []*serialbus.Handle // per bus: its port's owner, joined at Start (nil for a DTU bus)
 	*device.Fleet
 }
 
