@@ -230,3 +230,37 @@ buses:
 	assert.Regexp(t, `^dtu: receiver dlt645(/\S+)? listens on `+listen+` with other settings than receiver modbus(/\S+)?`, err.Error())
 	stop3()
 }
+
+// The DTU keys are checked, each error naming its key.
+func TestDTUConfigErrors(t *testing.T) {
+	err := unmarshal(t, `
+connections:
+  - endpoint: dtu://a
+    framing: mbap
+    devices: [{id: a, fields: [{name: x, address: 0}]}]
+  - endpoint: dtu://a
+    devices: [{id: b, fields: [{name: x, address: 0}]}]
+  - endpoint: tcp://127.0.0.1:502
+    framing: rtu
+    devices: [{id: c, fields: [{name: x, address: 0}]}]
+  - endpoint: dtu://g
+    framing: tcp
+    devices: [{id: d, unit_id: 255, fields: [{name: x, address: 0}]}]
+  - endpoint: dtu://h
+    devices: [{id: e, unit_id: 255, fields: [{name: x, address: 0}]}]
+`).Validate()
+	require.Error(t, err)
+	assert.Equal(t, `connections[0].framing: unknown "mbap" (want rtu, tcp or ascii: what the DTU passes on)`+"\n"+
+		`connections[1].endpoint: DTU "a" is already the endpoint of connections[0] (one DTU is one serial line: list every device under one connection)`+"\n"+
+		`connections[2].framing: applies only to dtu:// endpoints (the scheme sets the framing of the others)`+"\n"+
+		`connections[4].devices[0] "e": unit_id: must be 1 to 247, got 255`+"\n"+
+		`dtu.endpoint: required by the dtu:// connections: the host:port the DTUs dial (e.g. 127.0.0.1:9000)`, err.Error())
+
+	err = unmarshal(t, `
+dtu: {endpoint: "127.0.0.1:9000"}
+connections:
+  - endpoint: tcp://127.0.0.1:502
+    devices: [{id: c, fields: [{name: x, address: 0}]}]
+`).Validate()
+	require.EqualError(t, err, "dtu: no connection has a dtu://<id> endpoint; bind connections to DTU ids, or remove dtu.endpoint")
+}
