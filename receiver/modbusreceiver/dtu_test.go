@@ -3,6 +3,8 @@ package modbusreceiver
 import (
 	"context"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,8 +12,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"gopkg.in/yaml.v3"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
@@ -263,4 +267,28 @@ connections:
     devices: [{id: c, fields: [{name: x, address: 0}]}]
 `).Validate()
 	require.EqualError(t, err, "dtu: no connection has a dtu://<id> endpoint; bind connections to DTU ids, or remove dtu.endpoint")
+}
+
+// The README's DTU example is a valid configuration of both receivers.
+func TestDTUReadmeExample(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	_, after, ok := strings.Cut(string(b), "### DTU dial-in")
+	require.True(t, ok)
+	_, after, ok = strings.Cut(after, "```yaml\n")
+	require.True(t, ok)
+	src, _, _ := strings.Cut(after, "```")
+	var doc struct {
+		Receivers map[string]map[string]any `yaml:"receivers"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(src), &doc))
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	require.NoError(t, confmap.NewFromStringMap(doc.Receivers["modbus"]).Unmarshal(cfg))
+	require.NoError(t, cfg.Validate())
+	assert.Equal(t, "dtu://862951034567892", cfg.Connections[2].Endpoint)
+	assert.Equal(t, framingTCP, cfg.Connections[2].Framing)
+	dcfg := dlt645receiver.NewFactory().CreateDefaultConfig()
+	require.NoError(t, confmap.NewFromStringMap(doc.Receivers["dlt645"]).Unmarshal(dcfg))
+	require.NoError(t, dcfg.(interface{ Validate() error }).Validate())
+	assert.Equal(t, cfg.DTU, dcfg.(*dlt645receiver.Config).DTU, "one endpoint, one set of settings")
 }
