@@ -52,6 +52,14 @@ type ConnectionConfig struct {
 	// ascii:///dev/ttyX, asciiovertcp://host:port, or dtu://<id> for the serial port of a DTU that dials
 	// in to the receiver's dtu.endpoint and registers with that id.
 	Endpoint string `mapstructure:"endpoint"`
+	// Endpoints are the endpoint and its backups, in order (instead of Endpoint; tcp:// and tcp+tls://):
+	// after FailoverAfter failed connects the next is used, and the first is tried again after
+	// FailbackAfter on another.
+	Endpoints []string `mapstructure:"endpoints"`
+	// FailoverAfter is the number of failed connects to an endpoint before the next is used (default 3).
+	FailoverAfter int `mapstructure:"failover_after"`
+	// FailbackAfter is how long a backup serves before the first endpoint is tried again (default 10m).
+	FailbackAfter time.Duration `mapstructure:"failback_after"`
 	// Framing is what a DTU passes on (dtu:// only): rtu (default: a transparent DTU), tcp (a DTU that
 	// converts to Modbus TCP) or ascii.
 	Framing string `mapstructure:"framing"`

@@ -48,6 +48,11 @@ type conn struct {
 	private bool                 // port joined by newConn itself (no Start: tests, benchmarks)
 	dtus    *dtu.Listener        // dtu://: where the DTU dials in
 	session net.Conn             // dtu://: the DTU session our client is on
+	active  int                  // endpoints: the one in use (0: the first)
+	fails   int                  // endpoints: failed connects to the active one in a row
+	since   time.Time            // endpoints: when a backup became the active one
+	tried   string               // endpoints: the endpoint last opened or tried
+	served  string               // endpoints: the endpoint last opened (logged when it changes)
 	timeout time.Duration        // of client
 	open    bool
 	down    bool // last open failed (logged once)
@@ -130,12 +135,51 @@ func (c *conn) ensure(ctx context.Context, timeout time.Duration) error {
 	if c.port != nil {
 		return c.ensureOwn(ctx, timeout)
 	}
-	if c.open && c.timeout == timeout {
+	failback := c.active != 0 && c.clock.Now().Sub(c.since) >= c.spec.failbackAfter
+	if c.open && c.timeout == timeout && !failback {
 		return nil
 	}
 	c.closeLocked()
+	if !failback {
+		return c.openLib(timeout)
+	}
+	// A backup has served failback_after: the first endpoint is tried once; if it is still down, the
+	// backup goes on serving for another failback_after.
+	backup := c.active
+	c.active = 0
+	if err := c.openLib(timeout); err == nil {
+		return nil
+	}
+	c.active, c.since, c.fails = backup, c.clock.Now(), 0
+	return c.openLib(timeout)
+}
+
+// address is the address of the endpoint in use.
+func (c *conn) address() string {
+	if len(c.spec.addresses) > 1 {
+		return c.spec.addresses[c.active]
+	}
+	return c.spec.address
+}
+
+// servedBy is the endpoint in use, as configured.
+func (c *conn) servedBy() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tried != "" {
+		return c.tried
+	}
+	return c.spec.endpoint
+}
+
+// openLib opens the library's client on the endpoint in use. After failover_after failed connects in
+// a row the next endpoint becomes the one in use.
+func (c *conn) openLib(timeout time.Duration) error {
+	if len(c.spec.endpoints) > 1 {
+		c.tried = c.spec.endpoints[c.active]
+	}
 	cfg := &modbus.ClientConfiguration{
-		URL:     c.spec.scheme + "://" + c.spec.address,
+		URL:     c.spec.scheme + "://" + c.address(),
 		Timeout: timeout,
 		// The library writes to stdout without a logger; its messages are about attempts: debug level.
 		Logger: c.libLogger(),
@@ -154,9 +198,25 @@ func (c *conn) ensure(ctx context.Context, timeout time.Duration) error {
 	}
 	if err := client.Open(); err != nil {
 		c.failed(err)
+		if n := len(c.spec.addresses); n > 1 {
+			if c.fails++; c.fails >= c.spec.failoverAfter {
+				from := c.spec.endpoints[c.active]
+				c.active, c.fails, c.since = (c.active+1)%n, 0, c.clock.Now()
+				c.down = false // the next endpoint's failure is logged again
+				c.logger.Warn("Modbus endpoint failing; switching to the next", zap.String("from", from),
+					zap.String("to", c.spec.endpoints[c.active]), zap.Int("failed_connects", c.spec.failoverAfter))
+			}
+		}
 		return device.NewError(device.ErrConnection, err)
 	}
+	c.fails = 0
 	c.opened()
+	if c.tried != c.served {
+		if c.served != "" || c.active != 0 {
+			c.logger.Info("Modbus connection served by another endpoint", zap.String("served_by", c.tried))
+		}
+		c.served = c.tried
+	}
 	c.client, c.timeout, c.open = client, timeout, true
 	return nil
 }

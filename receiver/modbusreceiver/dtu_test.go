@@ -269,11 +269,12 @@ connections:
 	require.EqualError(t, err, "dtu: no connection has a dtu://<id> endpoint; bind connections to DTU ids, or remove dtu.endpoint")
 }
 
-// The README's DTU example is a valid configuration of both receivers.
-func TestDTUReadmeExample(t *testing.T) {
+// readmeExample returns the receivers of the first YAML example under the README's heading.
+func readmeExample(t *testing.T, heading string) map[string]map[string]any {
+	t.Helper()
 	b, err := os.ReadFile("README.md")
 	require.NoError(t, err)
-	_, after, ok := strings.Cut(string(b), "### DTU dial-in")
+	_, after, ok := strings.Cut(string(b), heading+"\n")
 	require.True(t, ok)
 	_, after, ok = strings.Cut(after, "```yaml\n")
 	require.True(t, ok)
@@ -282,13 +283,19 @@ func TestDTUReadmeExample(t *testing.T) {
 		Receivers map[string]map[string]any `yaml:"receivers"`
 	}
 	require.NoError(t, yaml.Unmarshal([]byte(src), &doc))
+	return doc.Receivers
+}
+
+// The README's DTU example is a valid configuration of both receivers.
+func TestDTUReadmeExample(t *testing.T) {
+	rs := readmeExample(t, "### DTU dial-in")
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	require.NoError(t, confmap.NewFromStringMap(doc.Receivers["modbus"]).Unmarshal(cfg))
+	require.NoError(t, confmap.NewFromStringMap(rs["modbus"]).Unmarshal(cfg))
 	require.NoError(t, cfg.Validate())
 	assert.Equal(t, "dtu://862951034567892", cfg.Connections[2].Endpoint)
 	assert.Equal(t, framingTCP, cfg.Connections[2].Framing)
 	dcfg := dlt645receiver.NewFactory().CreateDefaultConfig()
-	require.NoError(t, confmap.NewFromStringMap(doc.Receivers["dlt645"]).Unmarshal(dcfg))
+	require.NoError(t, confmap.NewFromStringMap(rs["dlt645"]).Unmarshal(dcfg))
 	require.NoError(t, dcfg.(interface{ Validate() error }).Validate())
 	assert.Equal(t, cfg.DTU, dcfg.(*dlt645receiver.Config).DTU, "one endpoint, one set of settings")
 }

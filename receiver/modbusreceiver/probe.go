@@ -28,7 +28,10 @@ func (d *devicePoller) Probe(ctx context.Context) error {
 		}
 		return device.Errorf(device.ErrNotConnected, "DTU %s not connected", d.conn.spec.address)
 	case "tcp", "rtuovertcp", "tcp+tls":
-		return device.ProbeTCP(ctx, d.conn.spec.address, d.spec.poll.Timeout)
+		d.conn.mu.Lock()
+		addr := d.conn.address()
+		d.conn.mu.Unlock()
+		return device.ProbeTCP(ctx, addr, d.spec.poll.Timeout)
 	case "rtu":
 		return device.ProbePath(d.conn.spec.address)
 	}

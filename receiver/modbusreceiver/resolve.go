@@ -31,6 +31,12 @@ type connSpec struct {
 	key      string            // connections[i], for errors naming the connection
 	port     *serialbus.Handle // line schemes: joined at Start
 	dtuFrame string            // dtu://: rtu, tcp or ascii
+	// endpoints are the endpoint and its backups (addresses, as configured): more than one with
+	// `endpoints:`; address is the first.
+	addresses     []string
+	endpoints     []string
+	failoverAfter int
+	failbackAfter time.Duration
 }
 
 // deviceSpec is one device with its profile, overrides and defaults applied.
@@ -99,6 +105,63 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 	return conns, nil
 }
 
+// Defaults of the backup endpoints.
+const (
+	defaultFailoverAfter = 3
+	defaultFailbackAfter = 10 * time.Minute
+)
+
+// backups checks `endpoints:` and the failover keys, and resolves the addresses of every endpoint.
+func (cs *connSpec) backups(c ConnectionConfig, prefix string) []error {
+	var errs []error
+	cs.failoverAfter, cs.failbackAfter = defaultFailoverAfter, defaultFailbackAfter
+	if c.FailoverAfter != 0 {
+		cs.failoverAfter = c.FailoverAfter
+	}
+	if c.FailbackAfter != 0 {
+		cs.failbackAfter = c.FailbackAfter
+	}
+	if c.FailoverAfter < 0 {
+		errs = append(errs, fmt.Errorf("%s.failover_after: must be at least 1 (failed connects before the next endpoint), got %d", prefix, c.FailoverAfter))
+	}
+	if c.FailbackAfter < 0 {
+		errs = append(errs, fmt.Errorf("%s.failback_after: must be > 0, got %s", prefix, c.FailbackAfter))
+	}
+	if len(c.Endpoints) == 0 {
+		if c.FailoverAfter != 0 || c.FailbackAfter != 0 {
+			errs = append(errs, fmt.Errorf("%s: failover_after and failback_after apply only with endpoints: (an endpoint and its backups)", prefix))
+		}
+		return errs
+	}
+	if c.Endpoint != "" {
+		errs = append(errs, fmt.Errorf("%s: give endpoint (one) or endpoints (an endpoint and its backups), not both", prefix))
+	}
+	var scheme string
+	seen := map[string]int{}
+	for i, raw := range c.Endpoints {
+		ep, err := transport.ParseEndpoint(raw, schemes...)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %w", prefix, i, err))
+			continue
+		case ep.Scheme != schemeTCP && ep.Scheme != schemeTLS:
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: backup endpoints are supported on tcp:// and tcp+tls://, not %s://", prefix, i, ep.Scheme))
+		case scheme != "" && ep.Scheme != scheme:
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %s:// differs from endpoints[0]'s %s:// (one connection, one protocol)", prefix, i, ep.Scheme, scheme))
+		}
+		if j, ok := seen[ep.Address]; ok {
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %s is endpoints[%d] already", prefix, i, ep.Address, j))
+		}
+		seen[ep.Address] = i
+		if i == 0 {
+			scheme = ep.Scheme
+		}
+		cs.addresses = append(cs.addresses, ep.Address)
+		cs.endpoints = append(cs.endpoints, raw)
+	}
+	return errs
+}
+
 // bindDTU normalizes the DTU id of a dtu:// connection; a DTU is one serial line, so one connection per id.
 func (cfg *Config) bindDTU(cs *connSpec, dtus map[string]string) error {
 	id, err := cfg.DTU.NormalizeID(cs.address)
@@ -128,6 +191,11 @@ func dtuIDs(conns []connSpec) []string {
 func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (connSpec, []error) {
 	cs := connSpec{endpoint: c.Endpoint, gap: c.PauseBetweenPolls, key: prefix}
 	var errs []error
+	errs = append(errs, cs.backups(c, prefix)...)
+	if len(c.Endpoints) > 0 {
+		c.Endpoint = c.Endpoints[0]
+		cs.endpoint = c.Endpoint
+	}
 	if c.Endpoint == "" {
 		errs = append(errs, fmt.Errorf("%s.endpoint: required (tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX, ascii:///dev/ttyX, asciiovertcp://host:port or dtu://<id>)", prefix))
 	} else if id, ok, err := dtu.ParseEndpoint(c.Endpoint); ok {
@@ -224,7 +292,7 @@ func (r *resolver) devices(cs *connSpec, c ConnectionConfig, cprefix string) []e
 			continue // validated, unit id reserved, not polled
 		}
 		spec.unitID = uint8(unit)
-		spec.identity.Address = fmt.Sprintf("%s/%d", strings.TrimSuffix(c.Endpoint, "/"), unit)
+		spec.identity.Address = fmt.Sprintf("%s/%d", strings.TrimSuffix(cs.endpoint, "/"), unit)
 		cs.devices = append(cs.devices, spec)
 	}
 	return errs
