@@ -48,8 +48,8 @@ func (cfg *Config) health() device.HealthMetrics {
 
 // ConnectionConfig is one endpoint: a TCP socket (plain, RTU-framed or TLS) or a serial port.
 type ConnectionConfig struct {
-	// Endpoint is tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX,
-	// ascii:///dev/ttyX, asciiovertcp://host:port, or dtu://<id> for the serial port of a DTU that dials
+	// Endpoint is tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, udp://host:port (Modbus
+	// TCP framing in datagrams), rtu:///dev/ttyX, ascii:///dev/ttyX, asciiovertcp://host:port, or dtu://<id> for the serial port of a DTU that dials
 	// in to the receiver's dtu.endpoint and registers with that id.
 	Endpoint string `mapstructure:"endpoint"`
 	// Endpoints are the endpoint and its backups, in order (instead of Endpoint; tcp:// and tcp+tls://):
@@ -110,6 +110,7 @@ const (
 	schemeASCII        = "ascii"
 	schemeASCIIOverTCP = "asciiovertcp"
 	schemeDTU          = dtu.Scheme
+	schemeUDP          = "udp"
 )
 
 // Framings of a DTU connection.
@@ -121,7 +122,7 @@ const (
 
 var schemes = []transport.Scheme{
 	{Name: schemeTCP}, {Name: schemeRTUOverTCP}, {Name: schemeTLS}, {Name: schemeRTU, Serial: true},
-	{Name: schemeASCII, Serial: true}, {Name: schemeASCIIOverTCP},
+	{Name: schemeASCII, Serial: true}, {Name: schemeASCIIOverTCP}, {Name: schemeUDP},
 }
 
 // Validate reports every problem of the configuration, naming each key. It does no I/O: the

@@ -197,7 +197,7 @@ func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (conn
 		cs.endpoint = c.Endpoint
 	}
 	if c.Endpoint == "" {
-		errs = append(errs, fmt.Errorf("%s.endpoint: required (tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX, ascii:///dev/ttyX, asciiovertcp://host:port or dtu://<id>)", prefix))
+		errs = append(errs, fmt.Errorf("%s.endpoint: required (tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX, ascii:///dev/ttyX, asciiovertcp://host:port, udp://host:port or dtu://<id>)", prefix))
 	} else if id, ok, err := dtu.ParseEndpoint(c.Endpoint); ok {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s.endpoint: %w", prefix, err))
@@ -302,7 +302,7 @@ func (r *resolver) devices(cs *connSpec, c ConnectionConfig, cprefix string) []e
 // other device of the connection set it too (units holds those seen).
 func unitID(d DeviceConfig, scheme string, units map[int]string, di int, dprefix string) (int, error) {
 	unit := device.Layer(1, d.UnitID)
-	tcpLike := scheme == schemeTCP || scheme == schemeTLS
+	tcpLike := scheme == schemeTCP || scheme == schemeTLS || scheme == schemeUDP
 	var err error
 	switch {
 	case unit >= 1 && unit <= 247:
@@ -310,7 +310,7 @@ func unitID(d DeviceConfig, scheme string, units map[int]string, di int, dprefix
 	default:
 		allowed := "1 to 247"
 		if tcpLike {
-			allowed = "1 to 247, or 0 or 255 on tcp:// and tcp+tls://"
+			allowed = "1 to 247, or 0 or 255 on tcp://, tcp+tls:// and udp://"
 		}
 		err = fmt.Errorf("%sunit_id: must be %s, got %d", dprefix, allowed, unit)
 	}
