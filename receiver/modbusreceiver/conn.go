@@ -451,7 +451,7 @@ func (c *conn) resync(ctx context.Context) {
 // quiet is how long a line may still carry a reply: the longest RTU frame (256 bytes, 11 bits each)
 // plus the 3.5-character gap (an ASCII reply is longer, but the client's settle waits out the rest). 0 without a known baud rate (TCP, RTU over TCP without baud_rate).
 func (c *conn) quiet() time.Duration {
-	if !(lineScheme(c.spec.scheme) || c.spec.scheme == schemeDTU) || c.spec.baud <= 0 {
+	if !lineScheme(c.spec.scheme) && c.spec.scheme != schemeDTU || c.spec.baud <= 0 {
 		return 0
 	}
 	char := 11 * time.Second / time.Duration(c.spec.baud)
