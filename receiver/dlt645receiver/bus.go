@@ -30,6 +30,14 @@ type bus struct {
 	dtus   *dtu.Listener // the listener of dtu:// buses
 
 	port *serialbus.Handle // the process's owner of the port, when joined at Start
+	// ports are the owners of the endpoint and its backups (endpoints:); port is the one in use. The
+	// meters keep the first one's poll link: the backups are other paths to the same line.
+	ports  []*serialbus.Handle
+	active int       // index in ports of the one in use
+	fails  int       // failed opens in a row of the one in use
+	since  time.Time // when a backup became the one in use
+	tried  string    // the endpoint last opened or tried
+	served string    // the endpoint last opened (logged when it changes)
 
 	mu     sync.Mutex
 	conn   io.Closer
@@ -56,12 +64,47 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 		b.mu.Unlock()
 		return nil, net.ErrClosed
 	}
-	if b.client != nil && !b.dtuGone() {
+	failback := len(b.ports) > 1 && b.active != 0 && b.clock.Now().Sub(b.since) >= b.spec.failbackAfter
+	if b.client != nil && !b.dtuGone() && !failback {
 		c := b.client
 		b.mu.Unlock()
 		return c, nil
 	}
 	b.mu.Unlock()
+	if failback {
+		// A backup has served failback_after: the first endpoint is tried once; if it is still down,
+		// the backup goes on serving for another failback_after.
+		b.reset()
+		backup := b.active
+		b.use(0)
+		if c, err := b.openLine(ctx, timeout); err == nil {
+			return c, nil
+		}
+		b.use(backup)
+		b.since, b.fails = b.clock.Now(), 0
+	}
+	return b.openLine(ctx, timeout)
+}
+
+// use makes ports[i] the port in use.
+func (b *bus) use(i int) {
+	b.active, b.port = i, b.ports[i]
+}
+
+// servedBy is the endpoint last opened or tried, as configured.
+func (b *bus) servedBy() string {
+	if b.tried != "" {
+		return b.tried
+	}
+	return b.spec.endpoint
+}
+
+// openLine opens the port or connection in use. With backups, failover_after failed opens in a row
+// make the next endpoint the one in use.
+func (b *bus) openLine(ctx context.Context, timeout time.Duration) (*dlt645.Client, error) {
+	if len(b.ports) > 1 {
+		b.tried = b.spec.endpoints[b.active]
+	}
 
 	var link dlt645.Link
 	var closer io.Closer
@@ -100,7 +143,23 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 			b.logger.Warn("Cannot open the bus; meters on it are retried on their schedule", zap.Error(err))
 		}
 		b.failed = true
-		return nil, fmt.Errorf("open %s: %w", b.spec.endpoint, err)
+		tried := b.servedBy()
+		if n := len(b.ports); n > 1 {
+			if b.fails++; b.fails >= b.spec.failoverAfter {
+				b.use((b.active + 1) % n)
+				b.fails, b.since, b.failed = 0, b.clock.Now(), false
+				b.logger.Warn("Bus endpoint failing; switching to the next", zap.String("from", tried),
+					zap.String("to", b.spec.endpoints[b.active]), zap.Int("failed_connects", b.spec.failoverAfter))
+			}
+		}
+		return nil, fmt.Errorf("open %s: %w", tried, err)
+	}
+	b.fails = 0
+	if b.tried != b.served {
+		if b.served != "" || b.active != 0 {
+			b.logger.Info("Bus served by another endpoint", zap.String("served_by", b.tried))
+		}
+		b.served = b.tried
 	}
 	if b.failed {
 		b.logger.Info("Bus open again")

@@ -22,7 +22,8 @@ type dlt645Receiver struct {
 	// modbus receiver on it); nil until Start joined it.
 	dtuLeave func()
 	id       string
-	ports    []*serialbus.Handle // per bus: its port's owner, joined at Start (nil for a DTU bus)
+	ports    []*serialbus.Handle   // per bus: its port's owner, joined at Start (nil for a DTU bus)
+	backups  [][]*serialbus.Handle // per bus: the owners of its backup endpoints' ports
 	*device.Fleet
 }
 
@@ -60,6 +61,10 @@ func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
 			return err
 		}
 		r.ports[i] = h
+		if err := r.joinBackups(i); err != nil {
+			r.leave()
+			return err
+		}
 	}
 	if r.dtus != nil {
 		l, leave, err := dtu.Default.Join("receiver "+r.id, r.dtus)
@@ -73,7 +78,34 @@ func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
+// joinBackups joins the ports of bus i's backup endpoints.
+func (r *dlt645Receiver) joinBackups(i int) error {
+	spec := &r.specs[i]
+	if len(spec.addresses) < 2 {
+		return nil
+	}
+	if r.backups == nil {
+		r.backups = make([][]*serialbus.Handle, len(r.specs))
+	}
+	for k, addr := range spec.addresses[1:] {
+		u := (&bus{spec: spec}).user(r.id, fmt.Sprintf("buses[%d].endpoints[%d]", i, k+1))
+		u.Address = addr
+		h, err := serialbus.Default.Join(u, r.Clock())
+		if err != nil {
+			return err
+		}
+		r.backups[i] = append(r.backups[i], h)
+	}
+	return nil
+}
+
 func (r *dlt645Receiver) leave() {
+	for _, hs := range r.backups {
+		for _, h := range hs {
+			h.Leave()
+		}
+	}
+	r.backups = nil
 	for i, h := range r.ports {
 		if h != nil {
 			h.Leave()
@@ -101,6 +133,9 @@ func (r *dlt645Receiver) add(specs []busSpec) {
 		b := newBus(bs, r.dtus, r.Clock(), r.Logger())
 		if bi < len(r.ports) && r.ports[bi] != nil {
 			b.share(r.ports[bi])
+			if bi < len(r.backups) {
+				b.ports = append([]*serialbus.Handle{r.ports[bi]}, r.backups[bi]...)
+			}
 		}
 		r.OnShutdown(b.close)
 		for mi := range bs.meters {
