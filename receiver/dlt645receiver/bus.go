@@ -33,11 +33,9 @@ type bus struct {
 	// ports are the owners of the endpoint and its backups (endpoints:); port is the one in use. The
 	// meters keep the first one's poll link: the backups are other paths to the same line.
 	ports  []*serialbus.Handle
-	active int       // index in ports of the one in use
-	fails  int       // failed opens in a row of the one in use
-	since  time.Time // when a backup became the one in use
-	tried  string    // the endpoint last opened or tried
-	served string    // the endpoint last opened (logged when it changes)
+	fo     *transport.Failover // which of ports is in use
+	tried  string              // the endpoint last opened or tried
+	served string              // the endpoint last opened (logged when it changes)
 
 	mu     sync.Mutex
 	conn   io.Closer
@@ -64,7 +62,7 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 		b.mu.Unlock()
 		return nil, net.ErrClosed
 	}
-	failback := len(b.ports) > 1 && b.active != 0 && b.clock.Now().Sub(b.since) >= b.spec.failbackAfter
+	failback := b.fo != nil && b.fo.FailbackDue(b.clock.Now())
 	if b.client != nil && !b.dtuGone() && !failback {
 		c := b.client
 		b.mu.Unlock()
@@ -75,20 +73,21 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 		// A backup has served failback_after: the first endpoint is tried once; if it is still down,
 		// the backup goes on serving for another failback_after.
 		b.reset()
-		backup := b.active
-		b.use(0)
+		backup := b.fo.TryFirst()
+		b.port = b.ports[0]
 		if c, err := b.openLine(ctx, timeout); err == nil {
 			return c, nil
 		}
-		b.use(backup)
-		b.since, b.fails = b.clock.Now(), 0
+		b.fo.Resume(backup, b.clock.Now())
+		b.port = b.ports[backup]
 	}
 	return b.openLine(ctx, timeout)
 }
 
-// use makes ports[i] the port in use.
-func (b *bus) use(i int) {
-	b.active, b.port = i, b.ports[i]
+// backups gives the bus the owners of its endpoint and backups (endpoints:), the first in use.
+func (b *bus) backups(ports []*serialbus.Handle) {
+	b.ports, b.port = ports, ports[0]
+	b.fo = transport.NewFailover(len(ports), b.spec.failoverAfter, b.spec.failbackAfter)
 }
 
 // servedBy is the endpoint last opened or tried, as configured.
@@ -102,8 +101,8 @@ func (b *bus) servedBy() string {
 // openLine opens the port or connection in use. With backups, failover_after failed opens in a row
 // make the next endpoint the one in use.
 func (b *bus) openLine(ctx context.Context, timeout time.Duration) (*dlt645.Client, error) {
-	if len(b.ports) > 1 {
-		b.tried = b.spec.endpoints[b.active]
+	if b.fo != nil {
+		b.tried = b.spec.endpoints[b.fo.Active()]
 	}
 
 	var link dlt645.Link
@@ -144,19 +143,18 @@ func (b *bus) openLine(ctx context.Context, timeout time.Duration) (*dlt645.Clie
 		}
 		b.failed = true
 		tried := b.servedBy()
-		if n := len(b.ports); n > 1 {
-			if b.fails++; b.fails >= b.spec.failoverAfter {
-				b.use((b.active + 1) % n)
-				b.fails, b.since, b.failed = 0, b.clock.Now(), false
-				b.logger.Warn("Bus endpoint failing; switching to the next", zap.String("from", tried),
-					zap.String("to", b.spec.endpoints[b.active]), zap.Int("failed_connects", b.spec.failoverAfter))
-			}
+		if b.fo != nil && b.fo.Failed(b.clock.Now()) {
+			b.port, b.failed = b.ports[b.fo.Active()], false
+			b.logger.Warn("Bus endpoint failing; switching to the next", zap.String("from", tried),
+				zap.String("to", b.spec.endpoints[b.fo.Active()]), zap.Int("failed_connects", b.spec.failoverAfter))
 		}
 		return nil, fmt.Errorf("open %s: %w", tried, err)
 	}
-	b.fails = 0
+	if b.fo != nil {
+		b.fo.Connected()
+	}
 	if b.tried != b.served {
-		if b.served != "" || b.active != 0 {
+		if b.served != "" || (b.fo != nil && b.fo.Active() != 0) {
 			b.logger.Info("Bus served by another endpoint", zap.String("served_by", b.tried))
 		}
 		b.served = b.tried

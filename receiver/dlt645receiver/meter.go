@@ -145,7 +145,7 @@ func (m *meterPoller) Poll(ctx context.Context, p *device.Poll) {
 	m.freezeTimes = nil
 	p.Attr(attrVersionSpan, int(m.spec.version))
 	_, err := m.bus.open(ctx, m.spec.poll.Timeout)
-	if len(m.bus.ports) > 1 {
+	if m.bus.fo != nil {
 		p.Attr(attrServedBy, m.bus.servedBy())
 	}
 	if err != nil {

@@ -133,8 +133,8 @@ func (r *dlt645Receiver) add(specs []busSpec) {
 		b := newBus(bs, r.dtus, r.Clock(), r.Logger())
 		if bi < len(r.ports) && r.ports[bi] != nil {
 			b.share(r.ports[bi])
-			if bi < len(r.backups) {
-				b.ports = append([]*serialbus.Handle{r.ports[bi]}, r.backups[bi]...)
+			if bi < len(r.backups) && len(r.backups[bi]) > 0 {
+				b.backups(append([]*serialbus.Handle{r.ports[bi]}, r.backups[bi]...))
 			}
 		}
 		r.OnShutdown(b.close)

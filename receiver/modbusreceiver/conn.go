@@ -48,9 +48,7 @@ type conn struct {
 	private bool                 // port joined by newConn itself (no Start: tests, benchmarks)
 	dtus    *dtu.Listener        // dtu://: where the DTU dials in
 	session net.Conn             // dtu://: the DTU session our client is on
-	active  int                  // endpoints: the one in use (0: the first)
-	fails   int                  // endpoints: failed connects to the active one in a row
-	since   time.Time            // endpoints: when a backup became the active one
+	fo      *transport.Failover  // endpoints: which one is in use
 	tried   string               // endpoints: the endpoint last opened or tried
 	served  string               // endpoints: the endpoint last opened (logged when it changes)
 	timeout time.Duration        // of client
@@ -71,6 +69,7 @@ func newConn(spec *connSpec, dtus *dtu.Listener, clock clock.Clock, logger *zap.
 		clock:  clock,
 		logger: logger.With(zap.String("endpoint", spec.endpoint)),
 		port:   spec.port,
+		fo:     transport.NewFailover(max(len(spec.addresses), 1), spec.failoverAfter, spec.failbackAfter),
 	}
 	if lineScheme(spec.scheme) && c.port == nil {
 		// Not started through Start (which joins the process's ports): a port of its own.
@@ -135,7 +134,7 @@ func (c *conn) ensure(ctx context.Context, timeout time.Duration) error {
 	if c.port != nil {
 		return c.ensureOwn(ctx, timeout)
 	}
-	failback := c.active != 0 && c.clock.Now().Sub(c.since) >= c.spec.failbackAfter
+	failback := c.fo.FailbackDue(c.clock.Now())
 	if c.open && c.timeout == timeout && !failback {
 		return nil
 	}
@@ -145,19 +144,18 @@ func (c *conn) ensure(ctx context.Context, timeout time.Duration) error {
 	}
 	// A backup has served failback_after: the first endpoint is tried once; if it is still down, the
 	// backup goes on serving for another failback_after.
-	backup := c.active
-	c.active = 0
+	backup := c.fo.TryFirst()
 	if err := c.openLib(timeout); err == nil {
 		return nil
 	}
-	c.active, c.since, c.fails = backup, c.clock.Now(), 0
+	c.fo.Resume(backup, c.clock.Now())
 	return c.openLib(timeout)
 }
 
 // address is the address of the endpoint in use.
 func (c *conn) address() string {
 	if len(c.spec.addresses) > 1 {
-		return c.spec.addresses[c.active]
+		return c.spec.addresses[c.fo.Active()]
 	}
 	return c.spec.address
 }
@@ -176,7 +174,7 @@ func (c *conn) servedBy() string {
 // a row the next endpoint becomes the one in use.
 func (c *conn) openLib(timeout time.Duration) error {
 	if len(c.spec.endpoints) > 1 {
-		c.tried = c.spec.endpoints[c.active]
+		c.tried = c.spec.endpoints[c.fo.Active()]
 	}
 	cfg := &modbus.ClientConfiguration{
 		URL:     c.spec.scheme + "://" + c.address(),
@@ -198,21 +196,17 @@ func (c *conn) openLib(timeout time.Duration) error {
 	}
 	if err := client.Open(); err != nil {
 		c.failed(err)
-		if n := len(c.spec.addresses); n > 1 {
-			if c.fails++; c.fails >= c.spec.failoverAfter {
-				from := c.spec.endpoints[c.active]
-				c.active, c.fails, c.since = (c.active+1)%n, 0, c.clock.Now()
-				c.down = false // the next endpoint's failure is logged again
-				c.logger.Warn("Modbus endpoint failing; switching to the next", zap.String("from", from),
-					zap.String("to", c.spec.endpoints[c.active]), zap.Int("failed_connects", c.spec.failoverAfter))
-			}
+		if from := c.tried; c.fo.Failed(c.clock.Now()) {
+			c.down = false // the next endpoint's failure is logged again
+			c.logger.Warn("Modbus endpoint failing; switching to the next", zap.String("from", from),
+				zap.String("to", c.spec.endpoints[c.fo.Active()]), zap.Int("failed_connects", c.spec.failoverAfter))
 		}
 		return device.NewError(device.ErrConnection, err)
 	}
-	c.fails = 0
+	c.fo.Connected()
 	c.opened()
 	if c.tried != c.served {
-		if c.served != "" || c.active != 0 {
+		if c.served != "" || c.fo.Active() != 0 {
 			c.logger.Info("Modbus connection served by another endpoint", zap.String("served_by", c.tried))
 		}
 		c.served = c.tried
