@@ -189,3 +189,19 @@ func (c *Config) NormalizeID(id string) (string, error) {
 	}
 	return id, nil
 }
+
+// Scheme is the endpoint scheme of a device line behind a DTU: dtu://<id>.
+const Scheme = "dtu"
+
+// ParseEndpoint reads dtu://<id>; ok is false when raw is not a dtu:// endpoint.
+func ParseEndpoint(raw string) (id string, ok bool, err error) {
+	rest, ok := strings.CutPrefix(raw, Scheme+"://")
+	if !ok {
+		return "", false, nil
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	if rest == "" || strings.ContainsAny(rest, "/?#") {
+		return "", true, fmt.Errorf("%q must be dtu://<id>, the id the DTU registers with (e.g. dtu://862951034567890)", raw)
+	}
+	return rest, true, nil
+}

@@ -436,6 +436,7 @@ func finishRegistration(m matcher, packet []byte) (string, []byte, []byte, error
 var (
 	errReplaced = errors.New("replaced by a new socket of the same DTU")
 	errIdle     = errors.New("idle_timeout: nothing received, not even a heartbeat")
+	errUnbound  = errors.New("its receiver stopped")
 )
 
 // session is one registered socket of a DTU.

@@ -30,6 +30,12 @@ type bus struct {
 	dtus   *dtu.Listener // the listener of dtu:// buses
 
 	port *serialbus.Handle // the process's owner of the port, when joined at Start
+	// ports are the owners of the endpoint and its backups (endpoints:); port is the one in use. The
+	// meters keep the first one's poll link: the backups are other paths to the same line.
+	ports  []*serialbus.Handle
+	fo     *transport.Failover // which of ports is in use
+	tried  string              // the endpoint last opened or tried
+	served string              // the endpoint last opened (logged when it changes)
 
 	mu     sync.Mutex
 	conn   io.Closer
@@ -56,12 +62,48 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 		b.mu.Unlock()
 		return nil, net.ErrClosed
 	}
-	if b.client != nil && !b.dtuGone() {
+	failback := b.fo != nil && b.fo.FailbackDue(b.clock.Now())
+	if b.client != nil && !b.dtuGone() && !failback {
 		c := b.client
 		b.mu.Unlock()
 		return c, nil
 	}
 	b.mu.Unlock()
+	if failback {
+		// A backup has served failback_after: the first endpoint is tried once; if it is still down,
+		// the backup goes on serving for another failback_after.
+		b.reset()
+		backup := b.fo.TryFirst()
+		b.port = b.ports[0]
+		if c, err := b.openLine(ctx, timeout); err == nil {
+			return c, nil
+		}
+		b.fo.Resume(backup, b.clock.Now())
+		b.port = b.ports[backup]
+	}
+	return b.openLine(ctx, timeout)
+}
+
+// backups gives the bus the owners of its endpoint and backups (endpoints:), the first in use.
+func (b *bus) backups(ports []*serialbus.Handle) {
+	b.ports, b.port = ports, ports[0]
+	b.fo = transport.NewFailover(len(ports), b.spec.failoverAfter, b.spec.failbackAfter)
+}
+
+// servedBy is the endpoint last opened or tried, as configured.
+func (b *bus) servedBy() string {
+	if b.tried != "" {
+		return b.tried
+	}
+	return b.spec.endpoint
+}
+
+// openLine opens the port or connection in use. With backups, failover_after failed opens in a row
+// make the next endpoint the one in use.
+func (b *bus) openLine(ctx context.Context, timeout time.Duration) (*dlt645.Client, error) {
+	if b.fo != nil {
+		b.tried = b.spec.endpoints[b.fo.Active()]
+	}
 
 	var link dlt645.Link
 	var closer io.Closer
@@ -100,7 +142,22 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 			b.logger.Warn("Cannot open the bus; meters on it are retried on their schedule", zap.Error(err))
 		}
 		b.failed = true
-		return nil, fmt.Errorf("open %s: %w", b.spec.endpoint, err)
+		tried := b.servedBy()
+		if b.fo != nil && b.fo.Failed(b.clock.Now()) {
+			b.port, b.failed = b.ports[b.fo.Active()], false
+			b.logger.Warn("Bus endpoint failing; switching to the next", zap.String("from", tried),
+				zap.String("to", b.spec.endpoints[b.fo.Active()]), zap.Int("failed_connects", b.spec.failoverAfter))
+		}
+		return nil, fmt.Errorf("open %s: %w", tried, err)
+	}
+	if b.fo != nil {
+		b.fo.Connected()
+	}
+	if b.tried != b.served {
+		if b.served != "" || (b.fo != nil && b.fo.Active() != 0) {
+			b.logger.Info("Bus served by another endpoint", zap.String("served_by", b.tried))
+		}
+		b.served = b.tried
 	}
 	if b.failed {
 		b.logger.Info("Bus open again")

@@ -62,6 +62,11 @@ type BusConfig struct {
 	// Endpoint is serial:///dev/ttyUSB0, tcp://host:port, or dtu://<id> for the serial port of a DTU that
 	// dials in to the receiver's dtu.endpoint and registers with that id.
 	Endpoint string `mapstructure:"endpoint"`
+	// Endpoints are the endpoint and its backups, in order (instead of Endpoint; tcp:// only): after
+	// FailoverAfter failed connects the next is used, and the first is tried again after FailbackAfter.
+	Endpoints     []string      `mapstructure:"endpoints"`
+	FailoverAfter int           `mapstructure:"failover_after"`
+	FailbackAfter time.Duration `mapstructure:"failback_after"`
 	// LineConfig sets the serial line: baud_rate, data_bits, parity and stop_bits (default 2400 8E1). On
 	// tcp:// and dtu:// the baud rate is optional: it tells the receiver how long frames take on the
 	// server's (or DTU's) own line.

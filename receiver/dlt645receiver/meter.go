@@ -19,6 +19,7 @@ const (
 
 	attrAddress     = "dlt645.address"
 	attrVersionSpan = "dlt645.version"
+	attrServedBy    = "dlt645.endpoint.served_by" // with backup endpoints: the one the poll went to
 	attrControlCode = "dlt645.control_code"
 	attrDI          = "dlt645.di"
 	attrFrames      = "dlt645.frames"
@@ -149,7 +150,11 @@ func (m *meterPoller) Poll(ctx context.Context, p *device.Poll) {
 	m.answered = false
 	m.freezeTimes = nil
 	p.Attr(attrVersionSpan, int(m.spec.version))
-	if _, err := m.bus.open(ctx, m.spec.poll.Timeout); err != nil {
+	_, err := m.bus.open(ctx, m.spec.poll.Timeout)
+	if m.bus.fo != nil {
+		p.Attr(attrServedBy, m.bus.servedBy())
+	}
+	if err != nil {
 		p.Fail(openError(err))
 		m.staleAll(p, 0)
 		return

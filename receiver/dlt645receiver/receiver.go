@@ -21,8 +21,12 @@ type dlt645Receiver struct {
 	cfg   *Config
 	specs []busSpec     // resolved once, at creation
 	dtus  *dtu.Listener // where the DTUs of dtu:// buses dial in; nil without such buses
-	id    string
-	ports []*serialbus.Handle // per bus: its port's owner, joined at Start (nil for a DTU bus)
+	// dtuLeave gives the DTU ids back to the process's listener of dtu.endpoint (shared with any
+	// modbus receiver on it); nil until Start joined it.
+	dtuLeave func()
+	id       string
+	ports    []*serialbus.Handle   // per bus: its port's owner, joined at Start (nil for a DTU bus)
+	backups  [][]*serialbus.Handle // per bus: the owners of its backup endpoints' ports
 	// load-profile backfill: the receiver's id and build version, the storage clients opened at Start
 	// and the pipeline that must accept the records before their checkpoint moves
 	setID       component.ID
@@ -74,19 +78,53 @@ func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
 			return err
 		}
 		r.ports[i] = h
-	}
-	if r.dtus != nil {
-		if err := r.dtus.Start(); err != nil {
+		if err := r.joinBackups(i); err != nil {
 			r.leave()
 			_ = r.closeStorage(ctx) // the start failed already
 			return err
 		}
 	}
+	if r.dtus != nil {
+		l, leave, err := dtu.Default.Join("receiver "+r.id, r.dtus)
+		if err != nil {
+			r.leave()
+			_ = r.closeStorage(ctx) // the start failed already
+			return err
+		}
+		r.dtus, r.dtuLeave = l, leave
+	}
 	r.Fleet.Start(ctx, host, func() { r.add(r.specs) })
 	return nil
 }
 
+// joinBackups joins the ports of bus i's backup endpoints.
+func (r *dlt645Receiver) joinBackups(i int) error {
+	spec := &r.specs[i]
+	if len(spec.addresses) < 2 {
+		return nil
+	}
+	if r.backups == nil {
+		r.backups = make([][]*serialbus.Handle, len(r.specs))
+	}
+	for k, addr := range spec.addresses[1:] {
+		u := (&bus{spec: spec}).user(r.id, fmt.Sprintf("buses[%d].endpoints[%d]", i, k+1))
+		u.Address = addr
+		h, err := serialbus.Default.Join(u, r.Clock())
+		if err != nil {
+			return err
+		}
+		r.backups[i] = append(r.backups[i], h)
+	}
+	return nil
+}
+
 func (r *dlt645Receiver) leave() {
+	for _, hs := range r.backups {
+		for _, h := range hs {
+			h.Leave()
+		}
+	}
+	r.backups = nil
 	for i, h := range r.ports {
 		if h != nil {
 			h.Leave()
@@ -100,8 +138,11 @@ func (r *dlt645Receiver) Shutdown(ctx context.Context) error {
 	err := r.Fleet.Shutdown(ctx)
 	r.leave()
 	err = errors.Join(err, r.closeStorage(ctx))
-	if r.dtus != nil {
-		r.dtus.Close()
+	switch {
+	case r.dtuLeave != nil:
+		r.dtuLeave()
+	case r.dtus != nil:
+		r.dtus.Close() // never started: unregisters its metrics
 	}
 	return err
 }
@@ -112,6 +153,9 @@ func (r *dlt645Receiver) add(specs []busSpec) {
 		b := newBus(bs, r.dtus, r.Clock(), r.Logger())
 		if bi < len(r.ports) && r.ports[bi] != nil {
 			b.share(r.ports[bi])
+			if bi < len(r.backups) && len(r.backups[bi]) > 0 {
+				b.backups(append([]*serialbus.Handle{r.ports[bi]}, r.backups[bi]...))
+			}
 		}
 		r.OnShutdown(b.close)
 		for mi := range bs.meters {

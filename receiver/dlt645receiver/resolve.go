@@ -25,6 +25,11 @@ type busSpec struct {
 	timeSync time.Duration
 	location *time.Location
 	meters   []meterSpec
+	// endpoints: the endpoint and its backups (tcp://), more than one with `endpoints:`.
+	addresses     []string
+	endpoints     []string
+	failoverAfter int
+	failbackAfter time.Duration
 }
 
 // meterSpec is one meter with its profile, overrides and defaults applied.
@@ -182,6 +187,10 @@ func parseDTU(raw string) (id string, ok bool, err error) {
 func resolveBus(b BusConfig, prefix string) (busSpec, []error) {
 	bs := busSpec{endpoint: b.Endpoint, timeSync: b.TimeSync.Interval, preamble: device.Layer(4, b.Preamble)}
 	var errs []error
+	errs = append(errs, bs.backups(b, prefix)...)
+	if len(b.Endpoints) > 0 {
+		b.Endpoint, bs.endpoint = b.Endpoints[0], b.Endpoints[0]
+	}
 	if b.Endpoint == "" {
 		errs = append(errs, fmt.Errorf("%s.endpoint: required (serial:///dev/ttyUSB0, tcp://host:port or dtu://<id>)", prefix))
 	} else if id, ok, err := parseDTU(b.Endpoint); ok {
@@ -382,4 +391,54 @@ func (s *meterSpec) identityOn(m MeterConfig, prof profile, endpoint string) dev
 		Model:        device.LayerSet(prof.model, m.Model),
 		Attributes:   attrs,
 	}
+}
+
+// backups checks `endpoints:` and the failover keys (defaults: 3 failed connects, 10m).
+func (bs *busSpec) backups(b BusConfig, prefix string) []error {
+	var errs []error
+	bs.failoverAfter, bs.failbackAfter = device.Layer(3, nonZero(b.FailoverAfter)), 10*time.Minute
+	if b.FailbackAfter != 0 {
+		bs.failbackAfter = b.FailbackAfter
+	}
+	if b.FailoverAfter < 0 {
+		errs = append(errs, fmt.Errorf("%s.failover_after: must be at least 1 (failed connects before the next endpoint), got %d", prefix, b.FailoverAfter))
+	}
+	if b.FailbackAfter < 0 {
+		errs = append(errs, fmt.Errorf("%s.failback_after: must be > 0, got %s", prefix, b.FailbackAfter))
+	}
+	if len(b.Endpoints) == 0 {
+		if b.FailoverAfter != 0 || b.FailbackAfter != 0 {
+			errs = append(errs, fmt.Errorf("%s: failover_after and failback_after apply only with endpoints: (an endpoint and its backups)", prefix))
+		}
+		return errs
+	}
+	if b.Endpoint != "" {
+		errs = append(errs, fmt.Errorf("%s: give endpoint (one) or endpoints (an endpoint and its backups), not both", prefix))
+	}
+	seen := map[string]int{}
+	for i, raw := range b.Endpoints {
+		ep, err := transport.ParseEndpoint(raw, schemes...)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %w", prefix, i, err))
+			continue
+		case ep.Scheme != schemeTCP:
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: backup endpoints are supported on tcp:// (serial servers), not %s://", prefix, i, ep.Scheme))
+		}
+		if j, ok := seen[ep.Address]; ok {
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %s is endpoints[%d] already", prefix, i, ep.Address, j))
+		}
+		seen[ep.Address] = i
+		bs.addresses = append(bs.addresses, ep.Address)
+		bs.endpoints = append(bs.endpoints, raw)
+	}
+	return errs
+}
+
+// nonZero is nil for 0 (unset), else a pointer to v.
+func nonZero(v int) *int {
+	if v == 0 {
+		return nil
+	}
+	return &v
 }

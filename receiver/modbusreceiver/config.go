@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
 )
@@ -25,7 +26,9 @@ type Config struct {
 	ProfileFiles []string `mapstructure:"profile_files"`
 	// Profiles are named register maps that devices refer to.
 	Profiles map[string]ProfileConfig `mapstructure:"profiles"`
-	// Connections are the endpoints (TCP sockets, serial ports) and the devices reached through each.
+	// DTU is where 4G DTUs dial in (only needed by connections with a dtu:// endpoint).
+	DTU dtu.Config `mapstructure:"dtu"`
+	// Connections are the endpoints (TCP sockets, serial ports, DTUs) and the devices reached through each.
 	Connections []ConnectionConfig `mapstructure:"connections"`
 	// Report is the report-by-exception default of every field; profiles, devices and fields override it.
 	Report device.ReportConfig `mapstructure:"report"`
@@ -47,9 +50,21 @@ func (cfg *Config) health() device.HealthMetrics {
 
 // ConnectionConfig is one endpoint: a TCP socket (plain, RTU-framed or TLS) or a serial port.
 type ConnectionConfig struct {
-	// Endpoint is tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX,
-	// ascii:///dev/ttyX or asciiovertcp://host:port.
+	// Endpoint is tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, udp://host:port (Modbus
+	// TCP framing in datagrams), rtu:///dev/ttyX, ascii:///dev/ttyX, asciiovertcp://host:port, or dtu://<id> for the serial port of a DTU that dials
+	// in to the receiver's dtu.endpoint and registers with that id.
 	Endpoint string `mapstructure:"endpoint"`
+	// Endpoints are the endpoint and its backups, in order (instead of Endpoint; tcp:// and tcp+tls://):
+	// after FailoverAfter failed connects the next is used, and the first is tried again after
+	// FailbackAfter on another.
+	Endpoints []string `mapstructure:"endpoints"`
+	// FailoverAfter is the number of failed connects to an endpoint before the next is used (default 3).
+	FailoverAfter int `mapstructure:"failover_after"`
+	// FailbackAfter is how long a backup serves before the first endpoint is tried again (default 10m).
+	FailbackAfter time.Duration `mapstructure:"failback_after"`
+	// Framing is what a DTU passes on (dtu:// only): rtu (default: a transparent DTU), tcp (a DTU that
+	// converts to Modbus TCP) or ascii.
+	Framing string `mapstructure:"framing"`
 	// LineConfig sets the serial line: baud_rate, data_bits, parity and stop_bits (rtu:// and ascii://
 	// only; the baud rate also on rtuovertcp:// and asciiovertcp://, for the line's timing).
 	transport.LineConfig `mapstructure:",squash"`
@@ -98,11 +113,20 @@ const (
 	schemeRTU          = "rtu"
 	schemeASCII        = "ascii"
 	schemeASCIIOverTCP = "asciiovertcp"
+	schemeDTU          = dtu.Scheme
+	schemeUDP          = "udp"
+)
+
+// Framings of a DTU connection.
+const (
+	framingRTU   = "rtu"
+	framingTCP   = "tcp"
+	framingASCII = "ascii"
 )
 
 var schemes = []transport.Scheme{
 	{Name: schemeTCP}, {Name: schemeRTUOverTCP}, {Name: schemeTLS}, {Name: schemeRTU, Serial: true},
-	{Name: schemeASCII, Serial: true}, {Name: schemeASCIIOverTCP},
+	{Name: schemeASCII, Serial: true}, {Name: schemeASCIIOverTCP}, {Name: schemeUDP},
 }
 
 // Validate reports every problem of the configuration, naming each key. It does no I/O: the

@@ -21,6 +21,7 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	mb "github.com/otelcol-iiot/otelcol-iiot/internal/modbus"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
@@ -45,6 +46,11 @@ type conn struct {
 	own     *mb.Client           // line schemes
 	port    *serialbus.Handle    // line schemes: the port's owner
 	private bool                 // port joined by newConn itself (no Start: tests, benchmarks)
+	dtus    *dtu.Listener        // dtu://: where the DTU dials in
+	session net.Conn             // dtu://: the DTU session our client is on
+	fo      *transport.Failover  // endpoints: which one is in use
+	tried   string               // endpoints: the endpoint last opened or tried
+	served  string               // endpoints: the endpoint last opened (logged when it changes)
 	timeout time.Duration        // of client
 	open    bool
 	down    bool // last open failed (logged once)
@@ -56,12 +62,14 @@ func lineScheme(scheme string) bool {
 	return scheme == schemeRTU || scheme == schemeRTUOverTCP || scheme == schemeASCII || scheme == schemeASCIIOverTCP
 }
 
-func newConn(spec *connSpec, clock clock.Clock, logger *zap.Logger) *conn {
+func newConn(spec *connSpec, dtus *dtu.Listener, clock clock.Clock, logger *zap.Logger) *conn {
 	c := &conn{
 		spec:   spec,
+		dtus:   dtus,
 		clock:  clock,
 		logger: logger.With(zap.String("endpoint", spec.endpoint)),
 		port:   spec.port,
+		fo:     transport.NewFailover(max(len(spec.addresses), 1), spec.failoverAfter, spec.failbackAfter),
 	}
 	if lineScheme(spec.scheme) && c.port == nil {
 		// Not started through Start (which joins the process's ports): a port of its own.
@@ -103,10 +111,13 @@ func (cs *connSpec) user(receiver string) serialbus.User {
 	}
 }
 
-// framing is the framing of a line scheme.
+// framing is the framing of a line scheme or a DTU.
 func (cs *connSpec) framing() mb.Framing {
-	if cs.scheme == schemeASCII || cs.scheme == schemeASCIIOverTCP {
+	switch {
+	case cs.scheme == schemeASCII || cs.scheme == schemeASCIIOverTCP || cs.dtuFrame == framingASCII:
 		return mb.ASCII
+	case cs.dtuFrame == framingTCP:
+		return mb.MBAP
 	}
 	return mb.RTU
 }
@@ -117,15 +128,56 @@ func (cs *connSpec) framing() mb.Framing {
 func (c *conn) ensure(ctx context.Context, timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.spec.scheme == schemeDTU {
+		return c.ensureDTU(timeout)
+	}
 	if c.port != nil {
 		return c.ensureOwn(ctx, timeout)
 	}
-	if c.open && c.timeout == timeout {
+	failback := c.fo.FailbackDue(c.clock.Now())
+	if c.open && c.timeout == timeout && !failback {
 		return nil
 	}
 	c.closeLocked()
+	if !failback {
+		return c.openLib(timeout)
+	}
+	// A backup has served failback_after: the first endpoint is tried once; if it is still down, the
+	// backup goes on serving for another failback_after.
+	backup := c.fo.TryFirst()
+	if err := c.openLib(timeout); err == nil {
+		return nil
+	}
+	c.fo.Resume(backup, c.clock.Now())
+	return c.openLib(timeout)
+}
+
+// address is the address of the endpoint in use.
+func (c *conn) address() string {
+	if len(c.spec.addresses) > 1 {
+		return c.spec.addresses[c.fo.Active()]
+	}
+	return c.spec.address
+}
+
+// servedBy is the endpoint in use, as configured.
+func (c *conn) servedBy() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tried != "" {
+		return c.tried
+	}
+	return c.spec.endpoint
+}
+
+// openLib opens the library's client on the endpoint in use. After failover_after failed connects in
+// a row the next endpoint becomes the one in use.
+func (c *conn) openLib(timeout time.Duration) error {
+	if len(c.spec.endpoints) > 1 {
+		c.tried = c.spec.endpoints[c.fo.Active()]
+	}
 	cfg := &modbus.ClientConfiguration{
-		URL:     c.spec.scheme + "://" + c.spec.address,
+		URL:     c.spec.scheme + "://" + c.address(),
 		Timeout: timeout,
 		// The library writes to stdout without a logger; its messages are about attempts: debug level.
 		Logger: c.libLogger(),
@@ -144,9 +196,21 @@ func (c *conn) ensure(ctx context.Context, timeout time.Duration) error {
 	}
 	if err := client.Open(); err != nil {
 		c.failed(err)
+		if from := c.tried; c.fo.Failed(c.clock.Now()) {
+			c.down = false // the next endpoint's failure is logged again
+			c.logger.Warn("Modbus endpoint failing; switching to the next", zap.String("from", from),
+				zap.String("to", c.spec.endpoints[c.fo.Active()]), zap.Int("failed_connects", c.spec.failoverAfter))
+		}
 		return device.NewError(device.ErrConnection, err)
 	}
+	c.fo.Connected()
 	c.opened()
+	if c.tried != c.served {
+		if c.served != "" || c.fo.Active() != 0 {
+			c.logger.Info("Modbus connection served by another endpoint", zap.String("served_by", c.tried))
+		}
+		c.served = c.tried
+	}
 	c.client, c.timeout, c.open = client, timeout, true
 	return nil
 }
@@ -171,6 +235,42 @@ func (c *conn) ensureOwn(ctx context.Context, timeout time.Duration) error {
 	}
 	if c.doubt {
 		// The line was closed after a doubt: what arrives before the next reply is not its answer.
+		c.own.SetDoubt()
+		c.doubt = false
+	}
+	c.open = true
+	return nil
+}
+
+// ensureDTU makes our client on the DTU's current session. A DTU that redialled has a new session: the
+// next request takes it at once instead of failing once on the old one.
+func (c *conn) ensureDTU(timeout time.Duration) error {
+	if c.open {
+		if s, ok := c.session.(*dtu.Conn); !ok || s.Alive() {
+			c.own.Timeout = timeout
+			return nil
+		}
+		c.closeLocked()
+	}
+	if c.dtus == nil {
+		return device.NewError(device.ErrNotConnected, dtu.ErrNotConnected)
+	}
+	s, err := c.dtus.Dial(c.spec.address)
+	if err != nil {
+		if !c.down {
+			c.logger.Warn("DTU not connected; its devices are down (not_connected) until it dials in", zap.Error(err))
+		}
+		c.down = true
+		return device.NewError(device.ErrNotConnected, err)
+	}
+	c.opened()
+	c.session = s
+	c.own = mb.NewClient(s, c.spec.framing(), c.clock)
+	c.own.Timeout = timeout
+	if c.spec.baud > 0 && c.spec.dtuFrame != framingTCP {
+		c.own.CharTime = c.spec.user("").Line.CharTime()
+	}
+	if c.doubt {
 		c.own.SetDoubt()
 		c.doubt = false
 	}
@@ -208,7 +308,7 @@ func (c *conn) read(ctx context.Context, timeout time.Duration, unit uint8, tabl
 	if own != nil {
 		data, err := own.Read(ctx, unit, byte(functionCodes[table]), uint16(start), uint16(count))
 		if err != nil {
-			if de, _ := classify(err); device.Resync(de) {
+			if de, _ := classify(err); device.Resync(de) && c.port != nil {
 				c.port.Doubt()
 			}
 			return regs, err
@@ -292,11 +392,15 @@ func (c *conn) closeLocked() {
 	if c.client != nil && c.open {
 		_ = c.client.Close()
 	}
-	if c.own != nil && c.open {
+	if c.session != nil {
+		_ = c.session.Close() // a view of the DTU session: closing it only detaches
+		c.session = nil
+	}
+	if c.own != nil && c.open && c.port != nil {
 		// The line is closed for every user of the port; the others' next request opens it again.
 		c.port.Reset()
-		c.own = nil
 	}
+	c.own = nil
 	c.open = false
 }
 
@@ -326,7 +430,7 @@ func (c *conn) leave() {
 func (c *conn) resync(ctx context.Context) {
 	c.close()
 	c.mu.Lock()
-	c.doubt = lineScheme(c.spec.scheme)
+	c.doubt = lineScheme(c.spec.scheme) || c.spec.scheme == schemeDTU
 	c.mu.Unlock()
 	if wait := c.quiet(); wait > 0 {
 		ch, stop := c.clock.After(wait)
@@ -341,7 +445,7 @@ func (c *conn) resync(ctx context.Context) {
 // quiet is how long a line may still carry a reply: the longest RTU frame (256 bytes, 11 bits each)
 // plus the 3.5-character gap (an ASCII reply is longer, but the client's settle waits out the rest). 0 without a known baud rate (TCP, RTU over TCP without baud_rate).
 func (c *conn) quiet() time.Duration {
-	if !lineScheme(c.spec.scheme) || c.spec.baud <= 0 {
+	if !lineScheme(c.spec.scheme) && c.spec.scheme != schemeDTU || c.spec.baud <= 0 {
 		return 0
 	}
 	char := 11 * time.Second / time.Duration(c.spec.baud)

@@ -18,6 +18,7 @@ const (
 	attrFields        = "modbus.fields"
 	attrExceptionCode = "modbus.exception_code"
 	attrEndpoint      = "modbus.endpoint"
+	attrServedBy      = "modbus.endpoint.served_by" // with backup endpoints: the one the poll went to
 	attrSplit         = "modbus.split"
 )
 
@@ -141,7 +142,11 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 	d.answered = false
 	p.Attr(attrEndpoint, d.conn.spec.endpoint)
 	p.Attr(attrUnitID, int(d.spec.unitID))
-	if err := d.conn.ensure(ctx, d.spec.poll.Timeout); err != nil {
+	err := d.conn.ensure(ctx, d.spec.poll.Timeout)
+	if len(d.conn.spec.endpoints) > 1 {
+		p.Attr(attrServedBy, d.conn.servedBy())
+	}
+	if err != nil {
 		p.Fail(err)
 		return
 	}

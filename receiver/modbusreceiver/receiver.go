@@ -2,11 +2,13 @@ package modbusreceiver
 
 import (
 	"context"
+	"fmt"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/modbusreceiver/internal/metadata"
 )
@@ -20,6 +22,10 @@ type modbusReceiver struct {
 	specs   []connSpec // resolved once, at creation
 	conns   []*conn
 	pollers []*devicePoller
+
+	dtus     *dtu.Listener // where the DTUs of dtu:// connections dial in; nil without such connections
+	dtuLeave func()        // gives the DTU ids back to the process's listener of dtu.endpoint
+	joined   bool          // dtus is the process's listener (else ours, unstarted)
 }
 
 // newReceiver resolves the configuration (reading profile files and TLS certificates) once: a file
@@ -29,7 +35,15 @@ func newReceiver(cfg *Config, set receiver.Settings) (*modbusReceiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &modbusReceiver{cfg: cfg, id: set.ID.String(), specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}, nil
+	r := &modbusReceiver{cfg: cfg, id: set.ID.String(), specs: specs, Fleet: device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health())}
+	if ids := dtuIDs(specs); len(ids) > 0 {
+		// TLS files are read here, at creation, so that a bad one fails the configuration.
+		r.dtus, err = dtu.New(context.Background(), cfg.DTU, ids, dtu.Settings{Logger: set.Logger, MeterProvider: set.MeterProvider, Scope: metadata.ScopeName})
+		if err != nil {
+			return nil, fmt.Errorf("dtu: %w", err)
+		}
+	}
+	return r, nil
 }
 
 // Start builds the connections and device pollers and starts their schedules. It never touches the
@@ -50,6 +64,15 @@ func (r *modbusReceiver) Start(ctx context.Context, host component.Host) error {
 		}
 		cs.port = h
 	}
+	if r.dtus != nil {
+		// One listener per endpoint in the process: a dlt645 receiver may listen on it too.
+		l, leave, err := dtu.Default.Join("receiver "+r.id, r.dtus)
+		if err != nil {
+			r.leave()
+			return err
+		}
+		r.dtus, r.dtuLeave, r.joined = l, leave, true
+	}
 	r.Fleet.Start(ctx, host, func() { r.add(r.specs) })
 	return nil
 }
@@ -62,12 +85,19 @@ func (r *modbusReceiver) leave() {
 			cs.port = nil
 		}
 	}
+	if r.dtuLeave != nil {
+		r.dtuLeave()
+		r.dtuLeave = nil
+	}
 }
 
-// Shutdown stops the polls, then leaves the ports (the last user closes a port).
+// Shutdown stops the polls, then leaves the ports and the DTU listener (the last user closes each).
 func (r *modbusReceiver) Shutdown(ctx context.Context) error {
 	err := r.Fleet.Shutdown(ctx)
 	r.leave()
+	if r.dtus != nil && !r.joined {
+		r.dtus.Close() // never started: unregisters its metrics
+	}
 	return err
 }
 
@@ -77,7 +107,7 @@ func (r *modbusReceiver) build(conns []connSpec) { r.Build(func() { r.add(conns)
 func (r *modbusReceiver) add(conns []connSpec) {
 	for ci := range conns {
 		cs := &conns[ci]
-		c := newConn(cs, r.Clock(), r.Logger())
+		c := newConn(cs, r.dtus, r.Clock(), r.Logger())
 		r.conns = append(r.conns, c)
 		r.OnShutdown(c.leave)
 		for di := range cs.devices {

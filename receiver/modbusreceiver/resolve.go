@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 )
@@ -29,6 +30,13 @@ type connSpec struct {
 	devices  []deviceSpec
 	key      string            // connections[i], for errors naming the connection
 	port     *serialbus.Handle // line schemes: joined at Start
+	dtuFrame string            // dtu://: rtu, tcp or ascii
+	// endpoints are the endpoint and its backups (addresses, as configured): more than one with
+	// `endpoints:`; address is the first.
+	addresses     []string
+	endpoints     []string
+	failoverAfter int
+	failbackAfter time.Duration
 }
 
 // deviceSpec is one device with its profile, overrides and defaults applied.
@@ -65,9 +73,13 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 	r := resolver{poll: cfg.Poll, report: cfg.Report, defaults: defaults, profiles: profiles, ids: device.IDs{}}
 	conns := make([]connSpec, 0, len(cfg.Connections))
 	ports := map[string]string{}
+	dtus := map[string]string{} // DTU id → the connection bound to it
 	for ci, c := range cfg.Connections {
 		cs, cerrs := resolveConnection(c, fmt.Sprintf("connections[%d]", ci), atCreation)
 		errs.add(cerrs...)
+		if cs.scheme == schemeDTU && cs.address != "" {
+			errs.add(cfg.bindDTU(&cs, dtus))
+		}
 		if lineScheme(cs.scheme) && cs.address != "" {
 			// One port is one bus: its devices belong under one connection, polled one at a time.
 			key := serialbus.Key(cs.scheme == schemeRTU || cs.scheme == schemeASCII, cs.address)
@@ -79,18 +91,119 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 		errs.add(r.devices(&cs, c, fmt.Sprintf("connections[%d]", ci))...)
 		conns = append(conns, cs)
 	}
+	switch {
+	case cfg.DTU.Endpoint != "":
+		errs.add(cfg.DTU.Validate("dtu."))
+		if len(dtus) == 0 {
+			errs.add(errors.New("dtu: no connection has a dtu://<id> endpoint; bind connections to DTU ids, or remove dtu.endpoint"))
+		}
+	case len(dtus) > 0:
+		errs.add(errors.New("dtu.endpoint: required by the dtu:// connections: the host:port the DTUs dial (e.g. 127.0.0.1:9000)"))
+	}
 	if len(errs) > 0 {
 		return nil, errs.join()
 	}
 	return conns, nil
 }
 
+// Defaults of the backup endpoints.
+const (
+	defaultFailoverAfter = 3
+	defaultFailbackAfter = 10 * time.Minute
+)
+
+// backups checks `endpoints:` and the failover keys, and resolves the addresses of every endpoint.
+func (cs *connSpec) backups(c ConnectionConfig, prefix string) []error {
+	var errs []error
+	cs.failoverAfter, cs.failbackAfter = defaultFailoverAfter, defaultFailbackAfter
+	if c.FailoverAfter != 0 {
+		cs.failoverAfter = c.FailoverAfter
+	}
+	if c.FailbackAfter != 0 {
+		cs.failbackAfter = c.FailbackAfter
+	}
+	if c.FailoverAfter < 0 {
+		errs = append(errs, fmt.Errorf("%s.failover_after: must be at least 1 (failed connects before the next endpoint), got %d", prefix, c.FailoverAfter))
+	}
+	if c.FailbackAfter < 0 {
+		errs = append(errs, fmt.Errorf("%s.failback_after: must be > 0, got %s", prefix, c.FailbackAfter))
+	}
+	if len(c.Endpoints) == 0 {
+		if c.FailoverAfter != 0 || c.FailbackAfter != 0 {
+			errs = append(errs, fmt.Errorf("%s: failover_after and failback_after apply only with endpoints: (an endpoint and its backups)", prefix))
+		}
+		return errs
+	}
+	if c.Endpoint != "" {
+		errs = append(errs, fmt.Errorf("%s: give endpoint (one) or endpoints (an endpoint and its backups), not both", prefix))
+	}
+	var scheme string
+	seen := map[string]int{}
+	for i, raw := range c.Endpoints {
+		ep, err := transport.ParseEndpoint(raw, schemes...)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %w", prefix, i, err))
+			continue
+		case ep.Scheme != schemeTCP && ep.Scheme != schemeTLS:
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: backup endpoints are supported on tcp:// and tcp+tls://, not %s://", prefix, i, ep.Scheme))
+		case scheme != "" && ep.Scheme != scheme:
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %s:// differs from endpoints[0]'s %s:// (one connection, one protocol)", prefix, i, ep.Scheme, scheme))
+		}
+		if j, ok := seen[ep.Address]; ok {
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %s is endpoints[%d] already", prefix, i, ep.Address, j))
+		}
+		seen[ep.Address] = i
+		if i == 0 {
+			scheme = ep.Scheme
+		}
+		cs.addresses = append(cs.addresses, ep.Address)
+		cs.endpoints = append(cs.endpoints, raw)
+	}
+	return errs
+}
+
+// bindDTU normalizes the DTU id of a dtu:// connection; a DTU is one serial line, so one connection per id.
+func (cfg *Config) bindDTU(cs *connSpec, dtus map[string]string) error {
+	id, err := cfg.DTU.NormalizeID(cs.address)
+	if err != nil {
+		return fmt.Errorf("%s.endpoint: %w", cs.key, err)
+	}
+	cs.address = id
+	if prev, ok := dtus[id]; ok {
+		return fmt.Errorf("%s.endpoint: DTU %q is already the endpoint of %s (one DTU is one serial line: list every device under one connection)", cs.key, id, prev)
+	}
+	dtus[id] = cs.key
+	return nil
+}
+
+// dtuIDs are the DTU ids the connections are bound to.
+func dtuIDs(conns []connSpec) []string {
+	var ids []string
+	for _, c := range conns {
+		if c.scheme == schemeDTU {
+			ids = append(ids, c.address)
+		}
+	}
+	return ids
+}
+
 // resolveConnection checks a connection's own keys and resolves its endpoint, line and TLS.
 func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (connSpec, []error) {
 	cs := connSpec{endpoint: c.Endpoint, gap: c.PauseBetweenPolls, key: prefix}
 	var errs []error
+	errs = append(errs, cs.backups(c, prefix)...)
+	if len(c.Endpoints) > 0 {
+		c.Endpoint = c.Endpoints[0]
+		cs.endpoint = c.Endpoint
+	}
 	if c.Endpoint == "" {
-		errs = append(errs, fmt.Errorf("%s.endpoint: required (tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX, ascii:///dev/ttyX or asciiovertcp://host:port)", prefix))
+		errs = append(errs, fmt.Errorf("%s.endpoint: required (tcp://host:port, rtuovertcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX, ascii:///dev/ttyX, asciiovertcp://host:port, udp://host:port or dtu://<id>)", prefix))
+	} else if id, ok, err := dtu.ParseEndpoint(c.Endpoint); ok {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s.endpoint: %w", prefix, err))
+		}
+		cs.scheme, cs.address = schemeDTU, id
 	} else {
 		ep, err := transport.ParseEndpoint(c.Endpoint, schemes...)
 		if err != nil {
@@ -98,8 +211,21 @@ func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (conn
 		}
 		cs.scheme, cs.address = ep.Scheme, ep.Address
 	}
+	switch {
+	case cs.scheme == schemeDTU:
+		cs.dtuFrame = framingRTU
+		switch c.Framing {
+		case "", framingRTU:
+		case framingTCP, framingASCII:
+			cs.dtuFrame = c.Framing
+		default:
+			errs = append(errs, fmt.Errorf("%s.framing: unknown %q (want rtu, tcp or ascii: what the DTU passes on)", prefix, c.Framing))
+		}
+	case c.Framing != "":
+		errs = append(errs, fmt.Errorf("%s.framing: applies only to dtu:// endpoints (the scheme sets the framing of the others)", prefix))
+	}
 	serial := cs.scheme == schemeRTU || cs.scheme == schemeASCII
-	if !serial && c.Framing() {
+	if !serial && c.LineConfig.Framing() {
 		errs = append(errs, fmt.Errorf("%s: data_bits, parity and stop_bits apply only to rtu:// and ascii:// endpoints", prefix))
 	}
 	if err := c.Validate(prefix + "."); err != nil {
@@ -111,7 +237,7 @@ func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (conn
 	if serial {
 		def.BaudRate = 9600
 	}
-	if cs.scheme == schemeASCII || cs.scheme == schemeASCIIOverTCP {
+	if cs.scheme == schemeASCII || cs.scheme == schemeASCIIOverTCP || cs.dtuFrame == framingASCII {
 		def.DataBits, def.Parity = 7, transport.ParityEven
 	}
 	line := def.Over(c.LineConfig)
@@ -151,7 +277,11 @@ func (r *resolver) devices(cs *connSpec, c ConnectionConfig, cprefix string) []e
 		var derrs errList
 		dprefix, err := r.ids.Validate(fmt.Sprintf("%s.devices[%d]", cprefix, di), d.ID)
 		derrs.add(err)
-		unit, err := unitID(d, cs.scheme, units, di, dprefix)
+		scheme := cs.scheme
+		if cs.dtuFrame == framingTCP {
+			scheme = schemeTCP // Modbus TCP from the DTU on: its units as on tcp://
+		}
+		unit, err := unitID(d, scheme, units, di, dprefix)
 		derrs.add(err)
 		derrs.add(d.Validate(dprefix, r.poll)...)
 		spec, ok, serrs := r.device(d, dprefix)
@@ -164,7 +294,7 @@ func (r *resolver) devices(cs *connSpec, c ConnectionConfig, cprefix string) []e
 			continue // validated, unit id reserved, not polled
 		}
 		spec.unitID = uint8(unit)
-		spec.identity.Address = fmt.Sprintf("%s/%d", strings.TrimSuffix(c.Endpoint, "/"), unit)
+		spec.identity.Address = fmt.Sprintf("%s/%d", strings.TrimSuffix(cs.endpoint, "/"), unit)
 		cs.devices = append(cs.devices, spec)
 	}
 	return errs
@@ -174,7 +304,7 @@ func (r *resolver) devices(cs *connSpec, c ConnectionConfig, cprefix string) []e
 // other device of the connection set it too (units holds those seen).
 func unitID(d DeviceConfig, scheme string, units map[int]string, di int, dprefix string) (int, error) {
 	unit := device.Layer(1, d.UnitID)
-	tcpLike := scheme == schemeTCP || scheme == schemeTLS
+	tcpLike := scheme == schemeTCP || scheme == schemeTLS || scheme == schemeUDP
 	var err error
 	switch {
 	case unit >= 1 && unit <= 247:
@@ -182,7 +312,7 @@ func unitID(d DeviceConfig, scheme string, units map[int]string, di int, dprefix
 	default:
 		allowed := "1 to 247"
 		if tcpLike {
-			allowed = "1 to 247, or 0 or 255 on tcp:// and tcp+tls://"
+			allowed = "1 to 247, or 0 or 255 on tcp://, tcp+tls:// and udp://"
 		}
 		err = fmt.Errorf("%sunit_id: must be %s, got %d", dprefix, allowed, unit)
 	}

@@ -91,7 +91,7 @@ connections:
 `)
 	err := confmap.Validate(cfg)
 	require.Error(t, err)
-	assert.Equal(t, `connections[0].devices[1] "b": unit_id: must be 1 to 247, or 0 or 255 on tcp:// and tcp+tls://, got 300`, err.Error(),
+	assert.Equal(t, `connections[0].devices[1] "b": unit_id: must be 1 to 247, or 0 or 255 on tcp://, tcp+tls:// and udp://, got 300`, err.Error(),
 		"the device's own keys are checked; its profile is left for creation")
 	cfg.Connections[0].Devices[1].UnitID = nil
 	require.NoError(t, confmap.Validate(cfg))

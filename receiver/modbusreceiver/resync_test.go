@@ -27,7 +27,7 @@ func TestResyncWaitsOutTheLine(t *testing.T) {
 		{"tcp+tls", 0, 0},
 	} {
 		clock := clock.NewManual(time.Unix(0, 0))
-		c := newConn(&connSpec{scheme: tc.scheme, baud: tc.baud, endpoint: tc.scheme + "://x"}, clock, zap.NewNop())
+		c := newConn(&connSpec{scheme: tc.scheme, baud: tc.baud, endpoint: tc.scheme + "://x"}, nil, clock, zap.NewNop())
 		c.open = true // as if a request had failed on an open connection
 		assert.Equal(t, tc.want, c.quiet(), "%s %d", tc.scheme, tc.baud)
 		done := make(chan struct{})
@@ -58,7 +58,7 @@ func TestResyncWaitsOutTheLine(t *testing.T) {
 // A cancelled poll does not wait the line out.
 func TestResyncCancelled(t *testing.T) {
 	clock := clock.NewManual(time.Unix(0, 0))
-	c := newConn(&connSpec{scheme: "rtu", baud: 1200, endpoint: "rtu:///dev/x"}, clock, zap.NewNop())
+	c := newConn(&connSpec{scheme: "rtu", baud: 1200, endpoint: "rtu:///dev/x"}, nil, clock, zap.NewNop())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	c.resync(ctx)

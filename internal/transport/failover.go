@@ -1,0 +1,57 @@
+package transport
+
+import "time"
+
+// Failover picks which of a connection's endpoints (the first and its backups, in order) is in use:
+// after `after` failed connects in a row the next one is, and once a backup has served for `back`,
+// the first is tried again (once: if it still fails, the backup serves for another `back`). The
+// caller serializes the calls (the connection's poll link).
+type Failover struct {
+	n      int
+	after  int
+	back   time.Duration
+	active int
+	fails  int
+	since  time.Time
+}
+
+// NewFailover returns the failover state of n endpoints, the first in use.
+func NewFailover(n, after int, back time.Duration) *Failover {
+	return &Failover{n: n, after: max(after, 1), back: back}
+}
+
+// Active is the index of the endpoint in use.
+func (f *Failover) Active() int { return f.active }
+
+// FailbackDue tells whether a backup has served long enough at now for the first to be tried again.
+func (f *Failover) FailbackDue(now time.Time) bool {
+	return f.n > 1 && f.active != 0 && now.Sub(f.since) >= f.back
+}
+
+// TryFirst makes the first endpoint the one in use for a failback attempt and returns the backup
+// that served, for Resume.
+func (f *Failover) TryFirst() (backup int) {
+	backup, f.active, f.fails = f.active, 0, 0
+	return backup
+}
+
+// Resume goes back to backup after a failed failback attempt: it serves for another `back` from now.
+func (f *Failover) Resume(backup int, now time.Time) {
+	f.active, f.fails, f.since = backup, 0, now
+}
+
+// Failed records a failed connect to the endpoint in use; switched tells whether the next one is in
+// use now.
+func (f *Failover) Failed(now time.Time) (switched bool) {
+	if f.n < 2 {
+		return false
+	}
+	if f.fails++; f.fails < f.after {
+		return false
+	}
+	f.active, f.fails, f.since = (f.active+1)%f.n, 0, now
+	return true
+}
+
+// Connected records a connect to the endpoint in use.
+func (f *Failover) Connected() { f.fails = 0 }
