@@ -212,6 +212,11 @@ func TestObservability(t *testing.T) {
 			if assert.Len(c, ti, 1) {
 				assert.Equal(c, "tcp://127.0.0.1:"+strconv.Itoa(deadPort)+"/1", ti[0].Labels["device_address"])
 			}
+			// the join the docs and dashboards use
+			j := queryC(c, prom, fmt.Sprintf(`iiot_device_up{device_id=%q} * on (job, instance) group_left (device_address) target_info`, obsDeadDevice))
+			if assert.Len(c, j, 1) {
+				assert.Equal(c, "tcp://127.0.0.1:"+strconv.Itoa(deadPort)+"/1", j[0].Labels["device_address"])
+			}
 			// readings keep their own attributes
 			assert.NotEmpty(c, queryC(c, prom, `{__name__=~".+", device_id="incomer-meter", phase!=""}`))
 		}, wait, time.Second)
