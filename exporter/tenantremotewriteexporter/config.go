@@ -48,6 +48,11 @@ type Config struct {
 
 	// Delivery chooses the order in which queued data reaches the backend.
 	Delivery DeliveryConfig `mapstructure:"delivery"`
+
+	// PromoteResourceAttributes are the resource attributes put on every series as labels (the
+	// ones people query by); the others stay on target_info, once per resource. Ignored when
+	// resource_to_telemetry_conversion::enabled is true (every attribute on every series).
+	PromoteResourceAttributes []string `mapstructure:"promote_resource_attributes"`
 }
 
 // DeliveryConfig chooses between in-order delivery and fresh data first.
@@ -84,7 +89,7 @@ var (
 )
 
 // ourKeys are the keys of this exporter; all others belong to the embedded remote-write config.
-var ourKeys = []string{"sending_queue", "tenant", "max_sample_age", "max_queue_bytes", "delivery"}
+var ourKeys = []string{"sending_queue", "tenant", "max_sample_age", "max_queue_bytes", "delivery", "promote_resource_attributes"}
 
 // Unmarshal splits the configuration between our keys and the embedded remote-write config,
 // whose own Unmarshal (top-level vs `http:` client settings) must see only its keys.
@@ -110,12 +115,13 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 		MaxSampleAge  time.Duration                                            `mapstructure:"max_sample_age"`
 		MaxQueueBytes int64                                                    `mapstructure:"max_queue_bytes"`
 		Delivery      DeliveryConfig                                           `mapstructure:"delivery"`
-	}{QueueConfig: cfg.QueueConfig, Tenant: cfg.Tenant, MaxSampleAge: cfg.MaxSampleAge, MaxQueueBytes: cfg.MaxQueueBytes, Delivery: cfg.Delivery}
+		Promote       []string                                                 `mapstructure:"promote_resource_attributes"`
+	}{QueueConfig: cfg.QueueConfig, Tenant: cfg.Tenant, MaxSampleAge: cfg.MaxSampleAge, MaxQueueBytes: cfg.MaxQueueBytes, Delivery: cfg.Delivery, Promote: cfg.PromoteResourceAttributes}
 	if err := confmap.NewFromStringMap(ours).Unmarshal(&own); err != nil {
 		return err
 	}
 	cfg.QueueConfig, cfg.Tenant, cfg.MaxSampleAge, cfg.MaxQueueBytes = own.QueueConfig, own.Tenant, own.MaxSampleAge, own.MaxQueueBytes
-	cfg.Delivery = own.Delivery
+	cfg.Delivery, cfg.PromoteResourceAttributes = own.Delivery, own.Promote
 	return nil
 }
 
@@ -167,6 +173,12 @@ func (cfg *Config) Validate() error {
 	case cfg.MaxQueueBytes == 0:
 	case !cfg.QueueConfig.HasValue() || q.StorageID == nil:
 		errs = append(errs, errors.New("max_queue_bytes: needs a persistent queue (sending_queue::storage); an in-memory queue is bounded by sending_queue::queue_size"))
+	}
+
+	for i, k := range cfg.PromoteResourceAttributes {
+		if k == "" {
+			errs = append(errs, fmt.Errorf("promote_resource_attributes[%d]: empty; list resource attribute keys such as device.id or site", i))
+		}
 	}
 
 	if !cfg.Tenant.HasValue() {

@@ -42,6 +42,10 @@ func TestLoadConfig(t *testing.T) {
 				assert.Equal(t, 10*time.Second, cfg.BackOffConfig.MaxInterval)
 				assert.Zero(t, cfg.BackOffConfig.MaxElapsedTime)
 				assert.False(t, cfg.RemoteWriteQueue.Enabled)
+				// Lean series by default.
+				assert.Equal(t, []string{"tenant.id", "site", "device.id", "device_group", "device.protocol"}, cfg.PromoteResourceAttributes)
+				assert.False(t, cfg.ResourceToTelemetrySettings.Enabled)
+				assert.True(t, cfg.DisableScopeInfo)
 			},
 		},
 		{
@@ -52,6 +56,8 @@ func TestLoadConfig(t *testing.T) {
 				assert.True(t, cfg.ResourceToTelemetrySettings.Enabled)
 				assert.Equal(t, &storageID, cfg.QueueConfig.Get().StorageID)
 				assert.Equal(t, 2*time.Hour, cfg.MaxSampleAge)
+				assert.Equal(t, []string{"tenant.id", "device.id", "meter.phase_count"}, cfg.PromoteResourceAttributes)
+				assert.False(t, cfg.DisableScopeInfo)
 			},
 		},
 		{
@@ -91,6 +97,7 @@ func TestLoadConfig(t *testing.T) {
 				"max_queue_bytes: -1, must be 0 (no budget) or positive",
 				`delivery::mode: "newest", must be in_order (any backend) or fresh_first`,
 				"delivery::backlog_share: 1.5, must be in (0, 1]",
+				"promote_resource_attributes[1]: empty",
 			},
 		},
 		{

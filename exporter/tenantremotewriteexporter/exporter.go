@@ -146,6 +146,7 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	if err != nil {
 		return nil, fmt.Errorf("tenantremotewrite: remote-write client for tenant %q: %w", tenant, err)
 	}
+	sender = e.promoteResourceAttributes(sender)
 
 	outerSet := e.set
 	outerSet.ID = id
@@ -435,7 +436,8 @@ func (e *tenantExporter) pipelineFor(ctx context.Context, tenant string) (export
 func (e *tenantExporter) Capabilities() consumer.Capabilities {
 	// Splitting moves resources into per-tenant batches; max_sample_age removes expired points
 	// from the queued request itself, so that a retry does not count them again.
-	return consumer.Capabilities{MutatesData: e.tenant != nil || e.cfg.MaxSampleAge > 0}
+	// Promoted resource attributes are added to the points before they are sent.
+	return consumer.Capabilities{MutatesData: e.tenant != nil || e.cfg.MaxSampleAge > 0 || e.promotes()}
 }
 
 func (e *tenantExporter) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {

@@ -182,7 +182,9 @@ func TestMaxTenants(t *testing.T) {
 func TestWithoutTenantConfig(t *testing.T) {
 	srv := newRWServer(t)
 	srv.tenantOf = func(*http.Request) string { return "all" }
-	exp := startExporter(t, testConfig(srv.URL+"/api/v1/write"), nil, nil)
+	cfg := testConfig(srv.URL + "/api/v1/write")
+	cfg.PromoteResourceAttributes = nil // promoting adds attributes to the points (tested in promote_test.go)
+	exp := startExporter(t, cfg, nil, nil)
 	assert.False(t, exp.Capabilities().MutatesData)
 	require.NoError(t, exp.ConsumeMetrics(context.Background(), metricsOf(
 		point{res: res("a"), name: "v", ms: 1000, value: 1},

@@ -3,6 +3,7 @@ package tenantremotewriteexporter // import "github.com/otelcol-iiot/otelcol-iio
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
@@ -53,6 +54,10 @@ func createDefaultConfig() component.Config {
 	base.BackOffConfig = configretry.NewDefaultBackOffConfig()
 	base.BackOffConfig.MaxElapsedTime = 0
 
+	// Lean series: the scope's name and version are the same on every series of a receiver and
+	// nobody queries by them (disable_scope_info: false brings them back).
+	base.DisableScopeInfo = true
+
 	queue := exporterhelper.NewDefaultQueueConfig()
 	queue.NumConsumers = 1
 
@@ -61,6 +66,8 @@ func createDefaultConfig() component.Config {
 		QueueConfig:  configoptional.Some(queue),
 		MaxSampleAge: defaultMaxSampleAge,
 		Delivery:     DeliveryConfig{Mode: DeliveryInOrder, BacklogShare: defaultBacklogShare},
+		// A new slice per config: Unmarshal replaces it, nothing appends to the default.
+		PromoteResourceAttributes: slices.Clone(defaultPromoted),
 		Tenant: configoptional.Default(TenantConfig{
 			Attribute:  defaultTenantAttribute,
 			Header:     defaultTenantHeader,

@@ -229,7 +229,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 
 	// ---- readings of both meters, each with its tenant -------------------------------------------
 	// A single Prometheus ignores the X-Scope-OrgID header the exporter sends per tenant; what it
-	// stores is the tenant.id resource attribute, as the label tenant_id (resource_to_telemetry_conversion).
+	// stores is the tenant.id resource attribute, as the label tenant_id (one of the exporter's promote_resource_attributes).
 	devices := []struct{ id, tenant, group string }{
 		{"gw-meter-a", tenantA, "meters"},
 		{"gw-meter-b", defaultTenant, "none"}, // device_group: the spanquantiles dimension's default

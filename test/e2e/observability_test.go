@@ -112,7 +112,8 @@ func TestObservability(t *testing.T) {
 				assert.Equal(c, obsSite, s.Labels["site"], "%v", s.Labels)
 				assert.Equal(c, tenants[s.Labels["device_id"]], s.Labels["tenant_id"], "%v", s.Labels)
 				assert.NotEmpty(c, s.Labels["device_protocol"], "%v", s.Labels)
-				assert.NotEmpty(c, s.Labels["device_address"], "%v", s.Labels)
+				assert.Equal(c, s.Labels["site"]+"/"+s.Labels["device_id"], s.Labels["instance"], "%v", s.Labels)
+				assert.Equal(c, s.Labels["device_protocol"], s.Labels["job"], "%v", s.Labels)
 			}
 			assert.Equal(c, devices, got, "device:iiot_device_up:max by device")
 
@@ -195,6 +196,32 @@ func TestObservability(t *testing.T) {
 		}, wait, time.Second)
 	})
 
+	// Lean series (the exporter's promote_resource_attributes): a reading carries the labels people
+	// query by and its own attributes; the device's address and the like are on target_info only.
+	t.Run("lean_labels", func(t *testing.T) {
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			up := queryC(c, prom, fmt.Sprintf(`iiot_device_up{device_id=%q}`, obsDeadDevice))
+			if assert.Len(c, up, 1) {
+				var names []string
+				for k := range up[0].Labels {
+					names = append(names, k)
+				}
+				assert.ElementsMatch(c, []string{"__name__", "tenant_id", "site", "device_id", "device_group", "device_protocol", "job", "instance"}, names)
+			}
+			ti := queryC(c, prom, fmt.Sprintf(`target_info{job="modbus", instance=%q}`, obsSite+"/"+obsDeadDevice))
+			if assert.Len(c, ti, 1) {
+				assert.Equal(c, "tcp://127.0.0.1:"+strconv.Itoa(deadPort)+"/1", ti[0].Labels["device_address"])
+			}
+			// the join the docs and dashboards use
+			j := queryC(c, prom, fmt.Sprintf(`iiot_device_up{device_id=%q} * on (job, instance) group_left (device_address) target_info`, obsDeadDevice))
+			if assert.Len(c, j, 1) {
+				assert.Equal(c, "tcp://127.0.0.1:"+strconv.Itoa(deadPort)+"/1", j[0].Labels["device_address"])
+			}
+			// readings keep their own attributes
+			assert.NotEmpty(c, queryC(c, prom, `{__name__=~".+", device_id="incomer-meter", phase!=""}`))
+		}, wait, time.Second)
+	})
+
 	t.Run("alerts", func(t *testing.T) {
 		for _, name := range []string{"IIoTDeviceDown", "IIoTDeviceBreakerOpen"} {
 			require.EventuallyWithT(t, func(c *assert.CollectT) {
@@ -206,7 +233,8 @@ func TestObservability(t *testing.T) {
 					assert.Equal(c, obsSite, l["site"])
 					assert.Equal(c, "modbus", l["device_protocol"])
 					assert.Equal(c, "inverters", l["device_group"])
-					assert.Equal(c, "tcp://127.0.0.1:"+strconv.Itoa(deadPort)+"/1", l["device_address"])
+					assert.Equal(c, "modbus", l["job"])
+					assert.Equal(c, obsSite+"/"+obsDeadDevice, l["instance"])
 					assert.Equal(c, "warning", l["severity"])
 				}
 			}, wait, time.Second)

@@ -169,6 +169,8 @@ type result struct {
 	winSamples  int // stamped in the window
 	reqPerPoll  float64
 	series      int
+	labels      float64 // mean labels per series (besides __name__, target_info aside)
+	maxLabels   int
 	spans       int
 }
 
@@ -319,6 +321,7 @@ func measure(o options, w workload, dir string, progress io.Writer) (res result,
 	}
 	res.requests, res.bytes, res.samples = sink.traffic(t0)
 	res.series = sink.seriesCount()
+	res.labels, res.maxLabels = sink.labelsPerSeries()
 	res.spans = traces.spanCount()
 	if w.devices > 0 && res.devicePolls == 0 {
 		return res, failed(fmt.Sprintf("no %s samples in the window: is -up-metric the per-poll health series?", o.upMetric))
@@ -467,8 +470,8 @@ func printTable(out io.Writer, o options, size, stripped int64, results []result
 		fmt.Fprintf(out, ", stripped (strip) %.1f MB", float64(stripped)/1e6)
 	}
 	fmt.Fprintf(out, ". %d polls at %s per workload, edge default configuration.\n\n", o.polls, o.interval)
-	fmt.Fprintln(out, "| workload | device-polls | CPU s | CPU s / 1,000 device-polls | CPU % of a core | requests / device-poll | peak RSS MiB | steady RSS MiB (anon) | RW bytes / sample | RW bytes / device-poll | samples / device-poll | RW requests | series |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(out, "| workload | device-polls | CPU s | CPU s / 1,000 device-polls | CPU % of a core | requests / device-poll | peak RSS MiB | steady RSS MiB (anon) | RW bytes / sample | RW bytes / device-poll | samples / device-poll | RW requests | series | labels / series (max) |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
 		na := func(v float64, err error, format string) string {
 			if err != nil {
@@ -486,9 +489,9 @@ func printTable(out io.Writer, o options, size, stripped int64, results []result
 		if r.reqPerPoll > 0 {
 			reqs = fmt.Sprintf("%.2f", r.reqPerPoll)
 		}
-		fmt.Fprintf(out, "| %s | %d | %.2f | %s | %.1f | %s | %s | %s (%s) | %.1f | %s | %s | %d | %d |\n",
+		fmt.Fprintf(out, "| %s | %d | %.2f | %s | %.1f | %s | %s | %s (%s) | %.1f | %s | %s | %d | %d | %.1f (%d) |\n",
 			r.w.title, r.devicePolls, r.cpu, na(cpuPer, err1, "%.2f"), 100*r.cpu/r.window.Seconds(), reqs,
 			mib(r.peakRSS), mib(r.steadyRSS), mib(r.steadyAnon), bps,
-			na(bps*spp, err2, "%.0f"), na(spp, err2, "%.1f"), r.requests, r.series)
+			na(bps*spp, err2, "%.0f"), na(spp, err2, "%.1f"), r.requests, r.series, r.labels, r.maxLabels)
 	}
 }

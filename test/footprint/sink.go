@@ -36,9 +36,9 @@ type rwSink struct {
 
 	mu       sync.Mutex
 	requests []rwRequest
-	series   map[string]struct{}
-	stamps   []int64 // every sample's timestamp, ms
-	upStamps []int64 // timestamps of upMetric's samples, ms
+	series   map[string]int // distinct label sets: labels besides __name__ (target_info: -1, not counted)
+	stamps   []int64        // every sample's timestamp, ms
+	upStamps []int64        // timestamps of upMetric's samples, ms
 	maxUp    int64
 	counters map[string][]point // requestsMetric's samples by series
 	first    chan struct{}      // closed by the first request that carries samples
@@ -55,7 +55,7 @@ type point struct {
 func newRWSink(upMetric, requestsMetric string) *rwSink {
 	return &rwSink{
 		upMetric: upMetric, requestsMetric: requestsMetric,
-		series: map[string]struct{}{}, counters: map[string][]point{}, first: make(chan struct{}),
+		series: map[string]int{}, counters: map[string][]point{}, first: make(chan struct{}),
 	}
 }
 
@@ -118,7 +118,11 @@ func (s *rwSink) record(at time.Time, bytes int, wr *prompb.WriteRequest) {
 				name = l.Value
 			}
 		}
-		s.series[key.String()] = struct{}{}
+		if name == "target_info" {
+			s.series[key.String()] = -1
+		} else {
+			s.series[key.String()] = len(ts.Labels) - 1
+		}
 		up := name == s.upMetric
 		if name == s.requestsMetric {
 			k := key.String()
@@ -233,6 +237,26 @@ func (s *rwSink) seriesCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.series)
+}
+
+// labelsPerSeries is the mean number of labels (besides __name__) of the distinct series other than
+// target_info (one per resource), and the largest.
+func (s *rwSink) labelsPerSeries() (mean float64, most int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sum, n int
+	for _, l := range s.series {
+		if l < 0 {
+			continue
+		}
+		sum += l
+		n++
+		most = max(most, l)
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return float64(sum) / float64(n), most
 }
 
 // upThrough reports whether a device-poll sample stamped at or after t has arrived.

@@ -95,6 +95,9 @@ func TestSinkCounts(t *testing.T) {
 	assert.Equal(t, len(encode(t, &prompb.WriteRequest{}))+len(first)+len(second), n, "compressed body bytes")
 	assert.Equal(t, 8, samples)
 	assert.Equal(t, 3, s.seriesCount())
+	mean, most := s.labelsPerSeries()
+	assert.InDelta(t, 1.0, mean, 1e-9) // device_id only
+	assert.Equal(t, 1, most)
 
 	// only the requests from the first sample on
 	requests, n, samples = s.traffic(at)
@@ -128,6 +131,9 @@ func TestSinkRefusesGarbage(t *testing.T) {
 	assert.Zero(t, n)
 	assert.Zero(t, samples)
 	assert.Zero(t, s.seriesCount())
+	mean, most := s.labelsPerSeries()
+	assert.Zero(t, mean)
+	assert.Zero(t, most)
 	assert.False(t, s.started())
 }
 
@@ -199,4 +205,18 @@ func TestSinkRequestsPerPoll(t *testing.T) {
 	assert.InDelta(t, 3.0, c.requestPolls, 1e-9)
 	assert.Zero(t, c.polls, "no up samples")
 	assert.Equal(t, 7, c.samples) // a: 4, b: 2, c: 1
+}
+
+// target_info (one series per resource) is not a reading's series: left out of labels per series.
+func TestSinkLabelsPerSeries(t *testing.T) {
+	s := newRWSink("iiot_device_up", "iiot_device_requests_total")
+	s.record(time.Now(), 10, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: []prompb.Label{{Name: "__name__", Value: "a"}, {Name: "job", Value: "j"}}, Samples: []prompb.Sample{{Timestamp: 1}}},
+		{Labels: []prompb.Label{{Name: "__name__", Value: "b"}, {Name: "job", Value: "j"}, {Name: "instance", Value: "i"}, {Name: "phase", Value: "L1"}}, Samples: []prompb.Sample{{Timestamp: 1}}},
+		{Labels: []prompb.Label{{Name: "__name__", Value: "target_info"}, {Name: "job", Value: "j"}, {Name: "instance", Value: "i"}, {Name: "device_address", Value: "x"}, {Name: "site", Value: "s"}, {Name: "more", Value: "m"}}, Samples: []prompb.Sample{{Timestamp: 1}}},
+	}})
+	mean, most := s.labelsPerSeries()
+	assert.InDelta(t, 2.0, mean, 1e-9)
+	assert.Equal(t, 3, most)
+	assert.Equal(t, 3, s.seriesCount())
 }
