@@ -1,6 +1,9 @@
 package transport
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Failover picks which of a connection's endpoints (the first and its backups, in order) is in use:
 // after `after` failed connects in a row the next one is, and once a backup has served for `back`,
@@ -55,3 +58,39 @@ func (f *Failover) Failed(now time.Time) (switched bool) {
 
 // Connected records a connect to the endpoint in use.
 func (f *Failover) Connected() { f.fails = 0 }
+
+// Defaults of the backup endpoints' keys.
+const (
+	DefaultFailoverAfter = 3
+	DefaultFailbackAfter = 10 * time.Minute
+)
+
+// FailoverKeys checks the keys shared by every connection that may list backup endpoints (the one
+// `endpoint`, or `endpoints`, `failover_after` and `failback_after`) and returns the failover settings
+// with their defaults. Each problem names its key under prefix.
+func FailoverKeys(prefix, endpoint string, endpoints []string, after int, back time.Duration) (int, time.Duration, []error) {
+	var errs []error
+	set := after != 0 || back != 0
+	if after < 0 {
+		errs = append(errs, fmt.Errorf("%s.failover_after: must be at least 1 (failed connects before the next endpoint), got %d", prefix, after))
+	}
+	if back < 0 {
+		errs = append(errs, fmt.Errorf("%s.failback_after: must be > 0, got %s", prefix, back))
+	}
+	if after == 0 {
+		after = DefaultFailoverAfter
+	}
+	if back == 0 {
+		back = DefaultFailbackAfter
+	}
+	if len(endpoints) == 0 {
+		if set {
+			errs = append(errs, fmt.Errorf("%s: failover_after and failback_after apply only with endpoints: (an endpoint and its backups)", prefix))
+		}
+		return after, back, errs
+	}
+	if endpoint != "" {
+		errs = append(errs, fmt.Errorf("%s: give endpoint (one) or endpoints (an endpoint and its backups), not both", prefix))
+	}
+	return after, back, errs
+}

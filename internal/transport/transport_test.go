@@ -90,3 +90,20 @@ func TestCharTime(t *testing.T) {
 	assert.Equal(t, 10*time.Second/9600, fast.CharTime())
 	assert.Zero(t, Line{}.CharTime())
 }
+
+func TestFailoverKeys(t *testing.T) {
+	after, back, errs := FailoverKeys("c", "", []string{"tcp://a:1", "tcp://b:1"}, 0, 0)
+	assert.Empty(t, errs)
+	assert.Equal(t, DefaultFailoverAfter, after)
+	assert.Equal(t, DefaultFailbackAfter, back)
+
+	_, _, errs = FailoverKeys("c", "", nil, 3, 0)
+	require.Len(t, errs, 1, "failover_after set without endpoints, even at its default value")
+	assert.EqualError(t, errs[0], "c: failover_after and failback_after apply only with endpoints: (an endpoint and its backups)")
+
+	_, _, errs = FailoverKeys("c", "tcp://a:1", []string{"tcp://a:1"}, -1, -time.Second)
+	require.Len(t, errs, 3)
+	assert.EqualError(t, errs[0], "c.failover_after: must be at least 1 (failed connects before the next endpoint), got -1")
+	assert.EqualError(t, errs[1], "c.failback_after: must be > 0, got -1s")
+	assert.EqualError(t, errs[2], "c: give endpoint (one) or endpoints (an endpoint and its backups), not both")
+}

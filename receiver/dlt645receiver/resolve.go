@@ -10,6 +10,7 @@ import (
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 )
 
@@ -170,19 +171,6 @@ func dtuIDs(buses []busSpec) []string {
 	return ids
 }
 
-// parseDTU reads dtu://<id>; ok is false when raw is not a dtu:// endpoint.
-func parseDTU(raw string) (id string, ok bool, err error) {
-	rest, ok := strings.CutPrefix(raw, schemeDTU+"://")
-	if !ok {
-		return "", false, nil
-	}
-	rest = strings.TrimSuffix(rest, "/")
-	if rest == "" || strings.ContainsAny(rest, "/?#") {
-		return "", true, fmt.Errorf("%q must be dtu://<id>, the id the DTU registers with (e.g. dtu://862951034567890)", raw)
-	}
-	return rest, true, nil
-}
-
 // resolveBus checks a bus's own keys and resolves its endpoint, line and timing.
 func resolveBus(b BusConfig, prefix string) (busSpec, []error) {
 	bs := busSpec{endpoint: b.Endpoint, timeSync: b.TimeSync.Interval, preamble: device.Layer(4, b.Preamble)}
@@ -193,7 +181,7 @@ func resolveBus(b BusConfig, prefix string) (busSpec, []error) {
 	}
 	if b.Endpoint == "" {
 		errs = append(errs, fmt.Errorf("%s.endpoint: required (serial:///dev/ttyUSB0, tcp://host:port or dtu://<id>)", prefix))
-	} else if id, ok, err := parseDTU(b.Endpoint); ok {
+	} else if id, ok, err := dtu.ParseEndpoint(b.Endpoint); ok {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s.endpoint: %w", prefix, err))
 		}
@@ -395,25 +383,10 @@ func (s *meterSpec) identityOn(m MeterConfig, prof profile, endpoint string) dev
 
 // backups checks `endpoints:` and the failover keys (defaults: 3 failed connects, 10m).
 func (bs *busSpec) backups(b BusConfig, prefix string) []error {
-	var errs []error
-	bs.failoverAfter, bs.failbackAfter = device.Layer(3, nonZero(b.FailoverAfter)), 10*time.Minute
-	if b.FailbackAfter != 0 {
-		bs.failbackAfter = b.FailbackAfter
-	}
-	if b.FailoverAfter < 0 {
-		errs = append(errs, fmt.Errorf("%s.failover_after: must be at least 1 (failed connects before the next endpoint), got %d", prefix, b.FailoverAfter))
-	}
-	if b.FailbackAfter < 0 {
-		errs = append(errs, fmt.Errorf("%s.failback_after: must be > 0, got %s", prefix, b.FailbackAfter))
-	}
+	after, back, errs := transport.FailoverKeys(prefix, b.Endpoint, b.Endpoints, b.FailoverAfter, b.FailbackAfter)
+	bs.failoverAfter, bs.failbackAfter = after, back
 	if len(b.Endpoints) == 0 {
-		if b.FailoverAfter != 0 || b.FailbackAfter != 0 {
-			errs = append(errs, fmt.Errorf("%s: failover_after and failback_after apply only with endpoints: (an endpoint and its backups)", prefix))
-		}
 		return errs
-	}
-	if b.Endpoint != "" {
-		errs = append(errs, fmt.Errorf("%s: give endpoint (one) or endpoints (an endpoint and its backups), not both", prefix))
 	}
 	seen := map[string]int{}
 	for i, raw := range b.Endpoints {
@@ -433,12 +406,4 @@ func (bs *busSpec) backups(b BusConfig, prefix string) []error {
 		bs.endpoints = append(bs.endpoints, raw)
 	}
 	return errs
-}
-
-// nonZero is nil for 0 (unset), else a pointer to v.
-func nonZero(v int) *int {
-	if v == 0 {
-		return nil
-	}
-	return &v
 }

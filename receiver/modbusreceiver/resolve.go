@@ -106,36 +106,12 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 	return conns, nil
 }
 
-// Defaults of the backup endpoints.
-const (
-	defaultFailoverAfter = 3
-	defaultFailbackAfter = 10 * time.Minute
-)
-
 // backups checks `endpoints:` and the failover keys, and resolves the addresses of every endpoint.
 func (cs *connSpec) backups(c ConnectionConfig, prefix string) []error {
-	var errs []error
-	cs.failoverAfter, cs.failbackAfter = defaultFailoverAfter, defaultFailbackAfter
-	if c.FailoverAfter != 0 {
-		cs.failoverAfter = c.FailoverAfter
-	}
-	if c.FailbackAfter != 0 {
-		cs.failbackAfter = c.FailbackAfter
-	}
-	if c.FailoverAfter < 0 {
-		errs = append(errs, fmt.Errorf("%s.failover_after: must be at least 1 (failed connects before the next endpoint), got %d", prefix, c.FailoverAfter))
-	}
-	if c.FailbackAfter < 0 {
-		errs = append(errs, fmt.Errorf("%s.failback_after: must be > 0, got %s", prefix, c.FailbackAfter))
-	}
+	after, back, errs := transport.FailoverKeys(prefix, c.Endpoint, c.Endpoints, c.FailoverAfter, c.FailbackAfter)
+	cs.failoverAfter, cs.failbackAfter = after, back
 	if len(c.Endpoints) == 0 {
-		if c.FailoverAfter != 0 || c.FailbackAfter != 0 {
-			errs = append(errs, fmt.Errorf("%s: failover_after and failback_after apply only with endpoints: (an endpoint and its backups)", prefix))
-		}
 		return errs
-	}
-	if c.Endpoint != "" {
-		errs = append(errs, fmt.Errorf("%s: give endpoint (one) or endpoints (an endpoint and its backups), not both", prefix))
 	}
 	var scheme string
 	seen := map[string]int{}
