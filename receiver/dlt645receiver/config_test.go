@@ -261,3 +261,12 @@ func TestConfigMeterDisabled(t *testing.T) {
 	require.Len(t, buses[0].meters, 1)
 	assert.Equal(t, "on", buses[0].meters[0].identity.ID)
 }
+
+// One port is one bus: two buses naming one serial port or serial server are a validate error (at run
+// time they would share one owner, but their meters belong under one bus, polled one at a time).
+func TestConfigSamePortTwice(t *testing.T) {
+	_, err := loadConfig(t, "same_port_twice")
+	require.Error(t, err)
+	assert.Equal(t, "buses[1].endpoint: /dev/ttyUSB0 is the port of buses[0] too (one bus per serial port or serial server: list every meter under one)\n"+
+		"buses[3].endpoint: 10.0.0.1:4001 is the port of buses[2] too (one bus per serial port or serial server: list every meter under one)", err.Error())
+}

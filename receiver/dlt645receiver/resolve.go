@@ -11,6 +11,7 @@ import (
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dtu"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/serialbus"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 )
 
@@ -93,13 +94,22 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 	}
 	r := meterResolver{poll: cfg.Poll, report: cfg.Report, location: defaultLoc, profiles: profiles, ids: device.IDs{}}
 	buses := make([]busSpec, 0, len(cfg.Buses))
-	dtus := map[string]string{} // DTU id → the bus bound to it
+	dtus := map[string]string{}  // DTU id → the bus bound to it
+	ports := map[string]string{} // serial port or serial server → the bus on it
 	for bi, b := range cfg.Buses {
 		bprefix := fmt.Sprintf("buses[%d]", bi)
 		bs, berrs := resolveBus(b, bprefix)
 		add(berrs...)
 		if bs.scheme == schemeDTU {
 			add(cfg.bindDTU(&bs, dtus, bprefix))
+		} else if bs.address != "" {
+			// One port is one bus: its meters belong under one bus, polled one at a time.
+			key := serialbus.Key(bs.scheme == schemeSerial, bs.address)
+			if prev, ok := ports[key]; ok {
+				add(fmt.Errorf("%s.endpoint: %s is the port of %s too (one bus per serial port or serial server: list every meter under one)", bprefix, bs.address, prev))
+			} else {
+				ports[key] = bprefix
+			}
 		}
 		bs.location = defaultLoc
 		if len(b.Meters) == 0 {
