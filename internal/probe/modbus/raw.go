@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	mb "github.com/otelcol-iiot/otelcol-iiot/internal/modbus"
 )
 
 // rawLink asks one unit for holding register 0 over a TCP socket with its own framing (Modbus/TCP or
@@ -41,21 +43,6 @@ func (l *rawLink) close() {
 	l.conn = nil
 }
 
-func crc16(data []byte) uint16 {
-	crc := uint16(0xffff)
-	for _, b := range data {
-		crc ^= uint16(b)
-		for i := 0; i < 8; i++ {
-			if crc&1 != 0 {
-				crc = crc>>1 ^ 0xa001
-			} else {
-				crc >>= 1
-			}
-		}
-	}
-	return crc
-}
-
 // readHolding0 sends "read holding register 0" to unit and returns the register, or an *Outcome.
 // After a timeout or a garbled reply the socket is closed (a late reply must not answer the next unit).
 func (l *rawLink) readHolding0(unit uint8) (uint16, error) {
@@ -71,7 +58,7 @@ func (l *rawLink) readHolding0(unit uint8) (uint16, error) {
 		req = append(req, pdu...)
 	} else {
 		req = append([]byte{unit}, pdu...)
-		req = binary.LittleEndian.AppendUint16(req, crc16(req))
+		req = binary.LittleEndian.AppendUint16(req, mb.CRC16(req))
 	}
 	_ = l.conn.SetDeadline(time.Now().Add(l.timeout))
 	if _, err := l.conn.Write(req); err != nil {
@@ -132,7 +119,7 @@ func rtuFrame(b []byte) int {
 	if b[1]&0x80 == 0 {
 		n = 5 + int(b[2])
 	}
-	if len(b) < n || crc16(b[:n-2]) != binary.LittleEndian.Uint16(b[n-2:n]) {
+	if len(b) < n || mb.CRC16(b[:n-2]) != binary.LittleEndian.Uint16(b[n-2:n]) {
 		return 0
 	}
 	return n

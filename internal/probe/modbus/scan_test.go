@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/faultproxy"
+	mb "github.com/otelcol-iiot/otelcol-iiot/internal/modbus"
 	modbussim "github.com/otelcol-iiot/otelcol-iiot/internal/sim/modbus"
 )
 
@@ -170,7 +171,7 @@ func TestScanWrongFraming(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })
 	rtu := []byte{1, 3, 2, 0x04, 0xd2}
-	c := crc16(rtu)
+	c := mb.CRC16(rtu)
 	proxy.Inject(faultproxy.Garbage(0, append(rtu, byte(c), byte(c>>8))))
 	res, err := Scan(ScanConfig{Endpoint: endpoint(t, "tcp://"+proxy.Addr()), Units: []int{1, 1}, Timeout: 200 * time.Millisecond})
 	require.NoError(t, err)

@@ -9,23 +9,9 @@ import (
 	"sync"
 
 	"github.com/simonvetter/modbus"
-)
 
-// CRC16 computes the Modbus RTU CRC (polynomial 0xA001, initial 0xFFFF); it is sent low byte first.
-func CRC16(data []byte) uint16 {
-	crc := uint16(0xffff)
-	for _, b := range data {
-		crc ^= uint16(b)
-		for i := 0; i < 8; i++ {
-			if crc&1 != 0 {
-				crc = crc>>1 ^ 0xa001
-			} else {
-				crc >>= 1
-			}
-		}
-	}
-	return crc
-}
+	mb "github.com/otelcol-iiot/otelcol-iiot/internal/modbus"
+)
 
 var exceptionCode = map[error]byte{
 	modbus.ErrIllegalFunction:         1,
@@ -60,7 +46,7 @@ func (b *Bank) ServeRTU(rw io.ReadWriter) error {
 			}
 		}
 		frame := buf
-		if CRC16(frame[:len(frame)-2]) != uint16(frame[len(frame)-2])|uint16(frame[len(frame)-1])<<8 {
+		if mb.CRC16(frame[:len(frame)-2]) != uint16(frame[len(frame)-2])|uint16(frame[len(frame)-1])<<8 {
 			// resynchronise: drop what is buffered
 			_, _ = r.Discard(r.Buffered())
 			continue
@@ -69,7 +55,7 @@ func (b *Bank) ServeRTU(rw io.ReadWriter) error {
 		if resp == nil {
 			continue
 		}
-		crc := CRC16(resp)
+		crc := mb.CRC16(resp)
 		resp = append(resp, byte(crc), byte(crc>>8))
 		if _, err := rw.Write(resp); err != nil {
 			return err
