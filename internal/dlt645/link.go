@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 )
 
 // SerialConfig is how a serial port is set up. DL/T 645 lines run at 1200
@@ -72,36 +74,14 @@ func (c SerialConfig) CharTime() time.Duration {
 
 // SerialLink is an open serial port with read deadlines. Close may be
 // called while a Read is waiting; the Read then fails.
-type SerialLink struct {
-	port serialPort
-}
+type SerialLink = transport.SerialPort
 
-// OpenSerial opens and sets up a serial port.
+// OpenSerial opens and sets up a serial port (through transport.OpenSerial,
+// the collector's one serial-port opener).
 func OpenSerial(c SerialConfig) (*SerialLink, error) {
 	if err := c.Validate(""); err != nil {
 		return nil, err
 	}
-	p, err := openSerial(c)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", c.Device, err)
-	}
-	return &SerialLink{port: p}, nil
-}
-
-// SetReadDeadline sets when Read gives up with os.ErrDeadlineExceeded
-// (zero: never).
-func (l *SerialLink) SetReadDeadline(t time.Time) error { return l.port.SetReadDeadline(t) }
-
-// Read returns the bytes that have arrived, waiting for at least one.
-func (l *SerialLink) Read(b []byte) (int, error) { return l.port.Read(b) }
-
-// Write sends b.
-func (l *SerialLink) Write(b []byte) (int, error) { return l.port.Write(b) }
-
-// Close closes the port; safe to call twice.
-func (l *SerialLink) Close() error { return l.port.Close() }
-
-type serialPort interface {
-	Link
-	Close() error
+	parity, _ := transport.ParseParity(c.Parity) // checked by Validate
+	return transport.OpenSerial(c.Device, transport.Line{BaudRate: c.BaudRate, DataBits: c.DataBits, Parity: parity, StopBits: c.StopBits}, transport.RS485{})
 }

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
-	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 )
@@ -142,6 +141,9 @@ func conflict(a, b User) error {
 		}
 		return nil
 	}
+	if la.RS485 != lb.RS485 {
+		return fmt.Errorf("%s: %s uses %s but %s uses %s: the users of one port must use the same rs485 settings", where, a.Name, la.RS485, b.Name, lb.RS485)
+	}
 	if la != lb {
 		return fmt.Errorf("%s: %s uses %s but %s uses %s: the users of one port must use the same line settings", where, a.Name, describe(la), b.Name, describe(lb))
 	}
@@ -198,11 +200,13 @@ func (h *Handle) Open(ctx context.Context, timeout time.Duration) (Link, error) 
 func (p *Port) openLocked(ctx context.Context, h *Handle, timeout time.Duration) error {
 	var err error
 	if h.user.Serial {
-		l := h.user.Line
-		var s *dlt645.SerialLink
-		s, err = dlt645.OpenSerial(dlt645.SerialConfig{Device: h.user.Address, BaudRate: l.BaudRate, DataBits: l.DataBits, Parity: l.Parity.String(), StopBits: l.StopBits})
+		var s *transport.SerialPort
+		s, err = transport.OpenSerial(h.user.Address, h.user.Line, h.user.Line.RS485)
 		if err == nil {
 			p.stream, p.closer = s, s
+		} else if errors.Is(err, transport.ErrNoRS485) {
+			// Whose rs485 block asks for it: every user of the port has the same.
+			err = fmt.Errorf("%s: %w", h.user.Name, err)
 		}
 	} else {
 		d := net.Dialer{Timeout: timeout}

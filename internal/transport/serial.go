@@ -20,6 +20,8 @@ type LineConfig struct {
 	Parity string `mapstructure:"parity"`
 	// StopBits is 1 or 2.
 	StopBits int `mapstructure:"stop_bits"`
+	// RS485 is the port's RS-485 driver control (Linux serial ports only; see RS485Config).
+	RS485 *RS485Config `mapstructure:"rs485"`
 }
 
 // Framing reports whether any key other than the baud rate is set (on a TCP endpoint these belong to
@@ -65,6 +67,8 @@ type Line struct {
 	DataBits int
 	Parity   Parity
 	StopBits int
+	// RS485 is set by the receiver from LineConfig.ResolveRS485 (Over leaves it as in l).
+	RS485 RS485
 }
 
 // Over returns l with the keys c sets. A parity c sets but that is not one is left as in l; Validate
@@ -117,6 +121,12 @@ func (c LineConfig) Validate(prefix string, rates ...int) error {
 		errs = append(errs, fmt.Errorf("%sstop_bits: must be 1 or 2, got %d", prefix, c.StopBits))
 	}
 	return errors.Join(errs...)
+}
+
+// ResolveRS485 checks the rs485 block of c (prefix as for Validate: "connections[0].") on an endpoint
+// that is a local serial port or not, and returns the driver control it asks for.
+func (c LineConfig) ResolveRS485(prefix string, serial bool) (RS485, error) {
+	return c.RS485.Resolve(prefix+"rs485", serial)
 }
 
 // CharTime is the time one character takes on the line: start bit, data bits, parity bit and stop

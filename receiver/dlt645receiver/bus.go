@@ -215,7 +215,7 @@ func (b *bus) user(receiver, key string) serialbus.User {
 		Name:    fmt.Sprintf("receiver %s %s", receiver, key),
 		Serial:  b.spec.scheme != "tcp",
 		Address: b.spec.address,
-		Line:    transport.Line{BaudRate: s.BaudRate, DataBits: s.DataBits, Parity: parity, StopBits: s.StopBits},
+		Line:    transport.Line{BaudRate: s.BaudRate, DataBits: s.DataBits, Parity: parity, StopBits: s.StopBits, RS485: b.spec.rs485},
 		Gap:     b.spec.gap,
 		PollGap: b.spec.gap,
 	}

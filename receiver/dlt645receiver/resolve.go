@@ -22,6 +22,7 @@ type busSpec struct {
 	address  string // host:port, device path or DTU id
 	serial   dlt645.SerialConfig
 	charTime time.Duration
+	rs485    transport.RS485
 	preamble int
 	gap      time.Duration
 	timeSync time.Duration
@@ -213,6 +214,11 @@ func resolveBus(b BusConfig, prefix string) (busSpec, []error) {
 	} else if b.Framing() {
 		errs = append(errs, fmt.Errorf("%s: data_bits, parity and stop_bits are set by the serial server (or DTU) on %s://; remove them", prefix, bs.scheme))
 	}
+	rs485, err := b.ResolveRS485(prefix+".", bs.scheme == schemeSerial)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	bs.rs485 = rs485
 	bs.serial = dlt645.SerialConfig{Device: bs.address, BaudRate: line.BaudRate, DataBits: line.DataBits, Parity: line.Parity.String(), StopBits: line.StopBits}
 	if bs.preamble < 0 || bs.preamble > 8 {
 		errs = append(errs, fmt.Errorf("%s.preamble: must be between 0 and 8 wake-up bytes, got %d", prefix, bs.preamble))

@@ -89,7 +89,7 @@ func newConn(spec *connSpec, dtus *dtu.Listener, clock clock.Clock, logger *zap.
 // user is the connection as a user of its port.
 func (cs *connSpec) user(receiver string) serialbus.User {
 	serial := cs.scheme == schemeRTU || cs.scheme == schemeASCII
-	line := transport.Line{BaudRate: cs.baud, DataBits: cs.dataBits, Parity: transport.Parity(cs.parity), StopBits: cs.stopBits}
+	line := transport.Line{BaudRate: cs.baud, DataBits: cs.dataBits, Parity: transport.Parity(cs.parity), StopBits: cs.stopBits, RS485: cs.rs485}
 	if line.StopBits == 0 {
 		// As the RTU spec has it: 2 stop bits without parity, 1 with.
 		line.StopBits = 1

@@ -25,6 +25,7 @@ type connSpec struct {
 	dataBits int
 	parity   uint
 	stopBits int
+	rs485    transport.RS485
 	tls      *tls.Config // tcp+tls: the CA pool and the client certificate (reloaded per reload_interval)
 	gap      time.Duration
 	devices  []deviceSpec
@@ -207,6 +208,11 @@ func resolveConnection(c ConnectionConfig, prefix string, atCreation bool) (conn
 	if err := c.Validate(prefix + "."); err != nil {
 		errs = append(errs, err)
 	}
+	rs485, err := c.ResolveRS485(prefix+".", serial)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cs.rs485 = rs485
 	// Defaults: 9600 baud on a serial port, else unknown (0); RTU 8 data bits, no parity; ASCII 7 data
 	// bits, even parity (the serial line guide's default); stop bits 2 without parity, 1 with.
 	def := transport.Line{DataBits: 8, Parity: transport.ParityNone}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package dlt645
+package transport
 
 import (
 	"errors"
@@ -25,14 +25,15 @@ type slicedPort struct {
 	reading  sync.Mutex
 }
 
-func openSerial(c SerialConfig) (serialPort, error) {
-	parity, err := parityLetter(c.Parity)
-	if err != nil {
-		return nil, err
+const rs485Supported = false
+
+func openSerial(device string, line Line, rs485 RS485) (serialPort, error) {
+	if rs485.Enabled {
+		return nil, errors.New("rs485: RS-485 driver control is Linux only")
 	}
 	p, err := serial.Open(&serial.Config{
-		Address: c.Device, BaudRate: c.BaudRate, DataBits: c.DataBits, StopBits: c.StopBits,
-		Parity: parity, Timeout: pollSlice,
+		Address: device, BaudRate: line.BaudRate, DataBits: line.DataBits, StopBits: line.StopBits,
+		Parity: "NEO"[line.Parity : line.Parity+1], Timeout: pollSlice,
 	})
 	if err != nil {
 		return nil, err
