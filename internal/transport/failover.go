@@ -94,3 +94,28 @@ func FailoverKeys(prefix, endpoint string, endpoints []string, after int, back t
 	}
 	return after, back, errs
 }
+
+// ParseEndpoints parses a connection's endpoint and its backups (`endpoints:`) with parse, the
+// receiver's own endpoint parser. Each problem names its key under prefix: every endpoint uses the
+// scheme of the first (one connection, one protocol), and none is listed twice.
+func ParseEndpoints(prefix string, raws []string, parse func(raw string) (Endpoint, error)) ([]Endpoint, []error) {
+	var errs []error
+	eps := make([]Endpoint, 0, len(raws))
+	seen := map[string]int{}
+	for i, raw := range raws {
+		ep, err := parse(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %w", prefix, i, err))
+			continue
+		}
+		if i > 0 && len(eps) > 0 && ep.Scheme != eps[0].Scheme {
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %s:// differs from endpoints[0]'s %s:// (one connection, one protocol)", prefix, i, ep.Scheme, eps[0].Scheme))
+		}
+		if j, ok := seen[ep.Address]; ok {
+			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %s is endpoints[%d] already", prefix, i, ep.Address, j))
+		}
+		seen[ep.Address] = i
+		eps = append(eps, ep)
+	}
+	return eps, errs
+}

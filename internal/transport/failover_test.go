@@ -34,3 +34,19 @@ func TestFailover(t *testing.T) {
 	assert.False(t, one.Failed(t0))
 	assert.False(t, one.FailbackDue(t0.Add(time.Hour)))
 }
+
+func TestParseEndpoints(t *testing.T) {
+	parse := func(raw string) (Endpoint, error) { return ParseEndpoint(raw, modbusSchemes...) }
+	eps, errs := ParseEndpoints("c", []string{"rtu:///dev/ttyUSB0", "rtu:///dev/ttyUSB1"}, parse)
+	assert.Empty(t, errs)
+	assert.Equal(t, []Endpoint{
+		{URL: "rtu:///dev/ttyUSB0", Scheme: "rtu", Address: "/dev/ttyUSB0", Serial: true},
+		{URL: "rtu:///dev/ttyUSB1", Scheme: "rtu", Address: "/dev/ttyUSB1", Serial: true},
+	}, eps)
+	_, errs = ParseEndpoints("c", []string{"tcp://a:1", "rtuovertcp://b:1", "x://", "tcp://a:1"}, parse)
+	if assert.Len(t, errs, 3) {
+		assert.EqualError(t, errs[0], "c.endpoints[1]: rtuovertcp:// differs from endpoints[0]'s tcp:// (one connection, one protocol)")
+		assert.EqualError(t, errs[1], `c.endpoints[2]: unknown scheme "x" in "x://" (want tcp, rtuovertcp, tcp+tls, rtu, ascii or asciiovertcp)`)
+		assert.EqualError(t, errs[2], "c.endpoints[3]: a:1 is endpoints[0] already")
+	}
+}

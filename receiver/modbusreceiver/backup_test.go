@@ -104,7 +104,7 @@ connections:
 	require.Error(t, err)
 	assert.Equal(t, "connections[0]: give endpoint (one) or endpoints (an endpoint and its backups), not both\n"+
 		"connections[1].failover_after: must be at least 1 (failed connects before the next endpoint), got -1\n"+
-		"connections[1].endpoints[1]: backup endpoints are supported on tcp:// and tcp+tls://, not rtuovertcp://\n"+
+		"connections[1].endpoints[1]: rtuovertcp:// differs from endpoints[0]'s tcp:// (one connection, one protocol)\n"+
 		"connections[1].endpoints[2]: 10.0.0.3:502 is endpoints[0] already\n"+
 		"connections[2]: failover_after and failback_after apply only with endpoints: (an endpoint and its backups)", err.Error())
 }

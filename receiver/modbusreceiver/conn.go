@@ -44,7 +44,8 @@ type conn struct {
 	mu      sync.Mutex
 	client  *modbus.ModbusClient // library schemes
 	own     *mb.Client           // line schemes
-	port    *serialbus.Handle    // line schemes: the port's owner
+	port    *serialbus.Handle    // line schemes: the owner of the port in use
+	ports   []*serialbus.Handle  // line schemes: the owners of the endpoint's and its backups' ports
 	private bool                 // port joined by newConn itself (no Start: tests, benchmarks)
 	dtus    *dtu.Listener        // dtu://: where the DTU dials in
 	session net.Conn             // dtu://: the DTU session our client is on
@@ -52,6 +53,10 @@ type conn struct {
 	tried   string               // endpoints: the endpoint last opened or tried
 	served  string               // endpoints: the endpoint last opened (logged when it changes)
 	timeout time.Duration        // of client
+	// udp:// with backups: a failback attempt in progress, decided by its poll's answer, and the
+	// backup to resume when the first endpoint stays silent.
+	probing   bool
+	probeFrom int
 	open    bool
 	down    bool // last open failed (logged once)
 	doubt   bool // a resync closed the line: the next client waits it out first
@@ -71,11 +76,20 @@ func newConn(spec *connSpec, dtus *dtu.Listener, clock clock.Clock, logger *zap.
 		port:   spec.port,
 		fo:     transport.NewFailover(max(len(spec.addresses), 1), spec.failoverAfter, spec.failbackAfter),
 	}
+	if c.port != nil {
+		c.ports = append([]*serialbus.Handle{c.port}, spec.backupPorts...)
+	}
 	if lineScheme(spec.scheme) && c.port == nil {
-		// Not started through Start (which joins the process's ports): a port of its own.
-		h, err := serialbus.NewRegistry().Join(spec.user("modbus"), clock)
+		// Not started through Start (which joins the process's ports): ports of its own.
+		reg := serialbus.NewRegistry()
+		h, err := reg.Join(spec.user("modbus"), clock)
 		if err == nil {
-			c.port, c.private = h, true
+			c.port, c.ports, c.private = h, []*serialbus.Handle{h}, true
+			for k := 1; k < len(spec.addresses); k++ {
+				if b, err := reg.Join(spec.backupUser("modbus", k), clock); err == nil {
+					c.ports = append(c.ports, b)
+				}
+			}
 		}
 	}
 	if c.port != nil {
@@ -111,6 +125,14 @@ func (cs *connSpec) user(receiver string) serialbus.User {
 	}
 }
 
+// backupUser is the connection as a user of its k-th endpoint's port (endpoints[k], k >= 1).
+func (cs *connSpec) backupUser(receiver string, k int) serialbus.User {
+	u := cs.user(receiver)
+	u.Name = fmt.Sprintf("receiver %s %s.endpoints[%d]", receiver, cs.key, k)
+	u.Address = cs.addresses[k]
+	return u
+}
+
 // framing is the framing of a line scheme or a DTU.
 func (cs *connSpec) framing() mb.Framing {
 	switch {
@@ -128,28 +150,100 @@ func (cs *connSpec) framing() mb.Framing {
 func (c *conn) ensure(ctx context.Context, timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.spec.scheme == schemeDTU {
-		return c.ensureDTU(timeout)
-	}
-	if c.port != nil {
-		return c.ensureOwn(ctx, timeout)
-	}
 	failback := c.fo.FailbackDue(c.clock.Now())
-	if c.open && c.timeout == timeout && !failback {
+	if failback {
+		c.closeLocked()
+	}
+	switch {
+	case c.spec.scheme == schemeDTU:
+		return c.failover(failback, func() error { return c.ensureDTU(timeout) })
+	case c.port != nil:
+		return c.failover(failback, func() error { return c.ensureOwn(ctx, timeout) })
+	}
+	if c.open && c.timeout == timeout {
 		return nil
 	}
 	c.closeLocked()
+	return c.failover(failback, func() error { return c.openLib(timeout) })
+}
+
+// failover opens the endpoint in use with open. When a backup has served failback_after, the first
+// endpoint is tried once; if it is still down, the backup goes on serving for another failback_after.
+// A datagram socket opens whether or not anyone listens: on udp:// the poll's answer decides (heard).
+func (c *conn) failover(failback bool, open func() error) error {
 	if !failback {
-		return c.openLib(timeout)
+		return open()
 	}
-	// A backup has served failback_after: the first endpoint is tried once; if it is still down, the
-	// backup goes on serving for another failback_after.
 	backup := c.fo.TryFirst()
-	if err := c.openLib(timeout); err == nil {
+	if c.spec.scheme == schemeUDP {
+		c.probing, c.probeFrom = true, backup
+		return open()
+	}
+	if err := open(); err == nil {
 		return nil
 	}
 	c.fo.Resume(backup, c.clock.Now())
-	return c.openLib(timeout)
+	return open()
+}
+
+// nextOnFail records a failed connect to the endpoint in use: after failover_after in a row the next
+// endpoint is the one in use.
+func (c *conn) nextOnFail() {
+	if from := c.tried; c.fo.Failed(c.clock.Now()) {
+		c.down = false // the next endpoint's failure is logged again
+		c.logger.Warn("Modbus endpoint failing; switching to the next", zap.String("from", from),
+			zap.String("to", c.spec.endpoints[c.fo.Active()]), zap.Int("failed_connects", c.spec.failoverAfter))
+	}
+}
+
+// connected records a connect to the endpoint in use (on udp:// an answer does: heard), and logs
+// when another endpoint than the last serves.
+func (c *conn) connected() {
+	if c.spec.scheme != schemeUDP {
+		c.fo.Connected()
+	}
+	c.opened()
+	if c.tried != c.served {
+		if c.served != "" || c.fo.Active() != 0 {
+			c.logger.Info("Modbus connection served by another endpoint", zap.String("served_by", c.tried))
+		}
+		c.served = c.tried
+	}
+}
+
+// heard records whether a udp:// poll with backups got any answer. A datagram socket has no connect
+// to fail, so a poll that no reply came back to counts as a failed connect to the endpoint in use,
+// and a failback attempt that got none goes back to the backup at once.
+func (c *conn) heard(answered bool) {
+	if c.spec.scheme != schemeUDP || len(c.spec.endpoints) < 2 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	probing := c.probing
+	c.probing = false
+	switch {
+	case answered:
+		c.fo.Connected()
+	case probing:
+		c.fo.Resume(c.probeFrom, c.clock.Now())
+		c.closeLocked()
+	default:
+		from := c.tried
+		if c.fo.Failed(c.clock.Now()) {
+			c.logger.Warn("Modbus endpoint not answering; switching to the next", zap.String("from", from),
+				zap.String("to", c.spec.endpoints[c.fo.Active()]), zap.Int("unanswered_polls", c.spec.failoverAfter))
+			c.closeLocked()
+		}
+	}
+}
+
+// activeEndpoint makes the endpoint in use the one tried, and returns its address.
+func (c *conn) activeEndpoint() string {
+	if len(c.spec.endpoints) > 1 {
+		c.tried = c.spec.endpoints[c.fo.Active()]
+	}
+	return c.address()
 }
 
 // address is the address of the endpoint in use.
@@ -173,11 +267,8 @@ func (c *conn) servedBy() string {
 // openLib opens the library's client on the endpoint in use. After failover_after failed connects in
 // a row the next endpoint becomes the one in use.
 func (c *conn) openLib(timeout time.Duration) error {
-	if len(c.spec.endpoints) > 1 {
-		c.tried = c.spec.endpoints[c.fo.Active()]
-	}
 	cfg := &modbus.ClientConfiguration{
-		URL:     c.spec.scheme + "://" + c.address(),
+		URL:     c.spec.scheme + "://" + c.activeEndpoint(),
 		Timeout: timeout,
 		// The library writes to stdout without a logger; its messages are about attempts: debug level.
 		Logger: c.libLogger(),
@@ -196,21 +287,10 @@ func (c *conn) openLib(timeout time.Duration) error {
 	}
 	if err := client.Open(); err != nil {
 		c.failed(err)
-		if from := c.tried; c.fo.Failed(c.clock.Now()) {
-			c.down = false // the next endpoint's failure is logged again
-			c.logger.Warn("Modbus endpoint failing; switching to the next", zap.String("from", from),
-				zap.String("to", c.spec.endpoints[c.fo.Active()]), zap.Int("failed_connects", c.spec.failoverAfter))
-		}
+		c.nextOnFail()
 		return device.NewError(device.ErrConnection, err)
 	}
-	c.fo.Connected()
-	c.opened()
-	if c.tried != c.served {
-		if c.served != "" || c.fo.Active() != 0 {
-			c.logger.Info("Modbus connection served by another endpoint", zap.String("served_by", c.tried))
-		}
-		c.served = c.tried
-	}
+	c.connected()
 	c.client, c.timeout, c.open = client, timeout, true
 	return nil
 }
@@ -221,12 +301,17 @@ func (c *conn) ensureOwn(ctx context.Context, timeout time.Duration) error {
 		c.own.Timeout = timeout
 		return nil
 	}
+	c.activeEndpoint()
+	if len(c.ports) > 1 {
+		c.port = c.ports[c.fo.Active()]
+	}
 	link, err := c.port.Open(ctx, timeout)
 	if err != nil {
 		c.failed(err)
+		c.nextOnFail()
 		return device.NewError(device.ErrConnection, err)
 	}
-	c.opened()
+	c.connected()
 	c.own = mb.NewClient(link, c.spec.framing(), c.clock)
 	c.own.Timeout = timeout
 	c.own.CharTime = c.spec.user("").Line.CharTime()
@@ -255,15 +340,16 @@ func (c *conn) ensureDTU(timeout time.Duration) error {
 	if c.dtus == nil {
 		return device.NewError(device.ErrNotConnected, dtu.ErrNotConnected)
 	}
-	s, err := c.dtus.Dial(c.spec.address)
+	s, err := c.dtus.Dial(c.activeEndpoint())
 	if err != nil {
 		if !c.down {
 			c.logger.Warn("DTU not connected; its devices are down (not_connected) until it dials in", zap.Error(err))
 		}
 		c.down = true
+		c.nextOnFail()
 		return device.NewError(device.ErrNotConnected, err)
 	}
-	c.opened()
+	c.connected()
 	c.session = s
 	c.own = mb.NewClient(s, c.spec.framing(), c.clock)
 	c.own.Timeout = timeout
@@ -410,8 +496,8 @@ func (c *conn) closeLocked() {
 func (c *conn) leave() {
 	if c.port == nil || c.private {
 		c.close()
-		if c.port != nil {
-			c.port.Leave()
+		for _, h := range c.ports {
+			h.Leave()
 		}
 		return
 	}

@@ -190,6 +190,7 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 			}
 		}
 	}
+	d.conn.heard(d.answered)
 	// A dead poll needs no closing here: its timeouts or connection errors already resynced the
 	// connection (readBlock), so a half-dead socket or gateway gets a fresh connection next time.
 	if d.spec.requests.CloseAfterPoll {

@@ -63,6 +63,15 @@ func (r *modbusReceiver) Start(ctx context.Context, host component.Host) error {
 			return err
 		}
 		cs.port = h
+		// Each backup endpoint's port has its own owner, shared with whoever else uses that port.
+		for k := 1; k < len(cs.addresses); k++ {
+			h, err := serialbus.Default.Join(cs.backupUser(r.id, k), r.Clock())
+			if err != nil {
+				r.leave()
+				return err
+			}
+			cs.backupPorts = append(cs.backupPorts, h)
+		}
 	}
 	if r.dtus != nil {
 		// One listener per endpoint in the process: a dlt645 receiver may listen on it too.
@@ -80,10 +89,15 @@ func (r *modbusReceiver) Start(ctx context.Context, host component.Host) error {
 // leave gives the ports joined at Start back to their owner.
 func (r *modbusReceiver) leave() {
 	for i := range r.specs {
-		if cs := &r.specs[i]; cs.port != nil {
+		cs := &r.specs[i]
+		if cs.port != nil {
 			cs.port.Leave()
 			cs.port = nil
 		}
+		for _, h := range cs.backupPorts {
+			h.Leave()
+		}
+		cs.backupPorts = nil
 	}
 	if r.dtuLeave != nil {
 		r.dtuLeave()

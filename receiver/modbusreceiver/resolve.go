@@ -31,6 +31,8 @@ type connSpec struct {
 	devices  []deviceSpec
 	key      string            // connections[i], for errors naming the connection
 	port     *serialbus.Handle // line schemes: joined at Start
+	// backupPorts are the owners of the backups' ports (line schemes with endpoints:), joined at Start.
+	backupPorts []*serialbus.Handle
 	dtuFrame string            // dtu://: rtu, tcp or ascii
 	// endpoints are the endpoint and its backups (addresses, as configured): more than one with
 	// `endpoints:`; address is the first.
@@ -82,12 +84,20 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 			errs.add(cfg.bindDTU(&cs, dtus))
 		}
 		if lineScheme(cs.scheme) && cs.address != "" {
-			// One port is one bus: its devices belong under one connection, polled one at a time.
-			key := serialbus.Key(cs.scheme == schemeRTU || cs.scheme == schemeASCII, cs.address)
-			if prev, ok := ports[key]; ok {
-				errs.add(fmt.Errorf("connections[%d].endpoint: %s is the port of %s too (one connection per serial port or serial server: list every device under one)", ci, cs.address, prev))
+			// One port is one bus: its devices belong under one connection, polled one at a time. A
+			// backup's port is the connection's too (its requests go under the first port's turns).
+			for i, addr := range cs.lineAddresses() {
+				key := serialbus.Key(cs.scheme == schemeRTU || cs.scheme == schemeASCII, addr)
+				where, owner := fmt.Sprintf("connections[%d].endpoint", ci), fmt.Sprintf("connections[%d]", ci)
+				if len(cs.addresses) > 0 {
+					where = fmt.Sprintf("connections[%d].endpoints[%d]", ci, i)
+					owner = where
+				}
+				if prev, ok := ports[key]; ok {
+					errs.add(fmt.Errorf("%s: %s is the port of %s too (one connection per serial port or serial server: list every device under one)", where, addr, prev))
+				}
+				ports[key] = owner
 			}
-			ports[key] = fmt.Sprintf("connections[%d]", ci)
 		}
 		errs.add(r.devices(&cs, c, fmt.Sprintf("connections[%d]", ci))...)
 		conns = append(conns, cs)
@@ -107,58 +117,74 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 	return conns, nil
 }
 
-// backups checks `endpoints:` and the failover keys, and resolves the addresses of every endpoint.
+// backups checks `endpoints:` and the failover keys, and resolves the addresses of every endpoint
+// (any scheme, the same for all: a second serial server, USB adapter or DTU id reaches the same
+// devices another way).
 func (cs *connSpec) backups(c ConnectionConfig, prefix string) []error {
 	after, back, errs := transport.FailoverKeys(prefix, c.Endpoint, c.Endpoints, c.FailoverAfter, c.FailbackAfter)
 	cs.failoverAfter, cs.failbackAfter = after, back
 	if len(c.Endpoints) == 0 {
 		return errs
 	}
-	var scheme string
-	seen := map[string]int{}
-	for i, raw := range c.Endpoints {
-		ep, err := transport.ParseEndpoint(raw, schemes...)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %w", prefix, i, err))
-			continue
-		case ep.Scheme != schemeTCP && ep.Scheme != schemeTLS:
-			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: backup endpoints are supported on tcp:// and tcp+tls://, not %s://", prefix, i, ep.Scheme))
-		case scheme != "" && ep.Scheme != scheme:
-			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %s:// differs from endpoints[0]'s %s:// (one connection, one protocol)", prefix, i, ep.Scheme, scheme))
-		}
-		if j, ok := seen[ep.Address]; ok {
-			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %s is endpoints[%d] already", prefix, i, ep.Address, j))
-		}
-		seen[ep.Address] = i
-		if i == 0 {
-			scheme = ep.Scheme
-		}
+	eps, perrs := transport.ParseEndpoints(prefix, c.Endpoints, parseEndpoint)
+	for _, ep := range eps {
 		cs.addresses = append(cs.addresses, ep.Address)
-		cs.endpoints = append(cs.endpoints, raw)
+		cs.endpoints = append(cs.endpoints, ep.URL)
 	}
-	return errs
+	return append(errs, perrs...)
+}
+
+// parseEndpoint parses one endpoint: dtu://<id> (the id as Address) or one of schemes.
+func parseEndpoint(raw string) (transport.Endpoint, error) {
+	if id, ok, err := dtu.ParseEndpoint(raw); ok {
+		return transport.Endpoint{URL: raw, Scheme: schemeDTU, Address: id}, err
+	}
+	return transport.ParseEndpoint(raw, schemes...)
 }
 
 // bindDTU normalizes the DTU id of a dtu:// connection; a DTU is one serial line, so one connection per id.
 func (cfg *Config) bindDTU(cs *connSpec, dtus map[string]string) error {
-	id, err := cfg.DTU.NormalizeID(cs.address)
-	if err != nil {
-		return fmt.Errorf("%s.endpoint: %w", cs.key, err)
+	var errs []error
+	bind := func(id, key string) string {
+		n, err := cfg.DTU.NormalizeID(id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			return id
+		}
+		if prev, ok := dtus[n]; ok {
+			errs = append(errs, fmt.Errorf("%s: DTU %q is already the endpoint of %s (one DTU is one serial line: list every device under one connection)", key, n, prev))
+		}
+		dtus[n] = key
+		return n
 	}
-	cs.address = id
-	if prev, ok := dtus[id]; ok {
-		return fmt.Errorf("%s.endpoint: DTU %q is already the endpoint of %s (one DTU is one serial line: list every device under one connection)", cs.key, id, prev)
+	if len(cs.addresses) == 0 {
+		cs.address = bind(cs.address, cs.key+".endpoint")
+		return errors.Join(errs...)
 	}
-	dtus[id] = cs.key
-	return nil
+	for i := range cs.addresses {
+		cs.addresses[i] = bind(cs.addresses[i], fmt.Sprintf("%s.endpoints[%d]", cs.key, i))
+	}
+	cs.address = cs.addresses[0]
+	return errors.Join(errs...)
+}
+
+// lineAddresses are the ports of the connection's endpoint and its backups.
+func (cs *connSpec) lineAddresses() []string {
+	if len(cs.addresses) > 0 {
+		return cs.addresses
+	}
+	return []string{cs.address}
 }
 
 // dtuIDs are the DTU ids the connections are bound to.
 func dtuIDs(conns []connSpec) []string {
 	var ids []string
 	for _, c := range conns {
-		if c.scheme == schemeDTU {
+		switch {
+		case c.scheme != schemeDTU:
+		case len(c.addresses) > 0:
+			ids = append(ids, c.addresses...) // the backups' ids too: the listener accepts only those bound
+		default:
 			ids = append(ids, c.address)
 		}
 	}

@@ -21,7 +21,13 @@ import (
 // bank on a free loopback port; answers counts its answers.
 func startUDPServer(t *testing.T, bank *modbussim.Bank) (addr string, answers func() int) {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return startUDPServerAt(t, "127.0.0.1:0", bank)
+}
+
+// startUDPServerAt is startUDPServer on addr.
+func startUDPServerAt(t *testing.T, addr string, bank *modbussim.Bank) (string, func() int) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", addr)
 	require.NoError(t, err)
 	h := bank.Handler()
 	var mu sync.Mutex
