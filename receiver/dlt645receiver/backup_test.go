@@ -93,5 +93,5 @@ func TestBackupEndpointConfigErrors(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "buses[0]: give endpoint (one) or endpoints (an endpoint and its backups), not both")
 	assert.Contains(t, err.Error(), "buses[1].failover_after: must be at least 1 (failed connects before the next endpoint), got -1")
-	assert.Contains(t, err.Error(), "buses[1].endpoints[1]: backup endpoints are supported on tcp:// (serial servers), not serial://")
+	assert.Contains(t, err.Error(), "buses[1].endpoints[1]: serial:// differs from endpoints[0]'s tcp:// (one connection, one protocol)")
 }

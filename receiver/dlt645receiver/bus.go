@@ -45,7 +45,7 @@ type bus struct {
 }
 
 func newBus(spec *busSpec, dtus *dtu.Listener, clock clock.Clock, logger *zap.Logger) *bus {
-	return &bus{
+	b := &bus{
 		spec:   spec,
 		dtus:   dtus,
 		clock:  clock,
@@ -53,6 +53,10 @@ func newBus(spec *busSpec, dtus *dtu.Listener, clock clock.Clock, logger *zap.Lo
 		// One transaction at a time; the gap also separates the polls of two meters.
 		link: poll.NewLink(clock, 1, spec.gap),
 	}
+	if len(spec.endpoints) > 1 {
+		b.fo = transport.NewFailover(len(spec.endpoints), spec.failoverAfter, spec.failbackAfter)
+	}
+	return b
 }
 
 // open returns the client of the line, opening the port or connection if needed.
@@ -74,20 +78,17 @@ func (b *bus) open(ctx context.Context, timeout time.Duration) (*dlt645.Client, 
 		// the backup goes on serving for another failback_after.
 		b.reset()
 		backup := b.fo.TryFirst()
-		b.port = b.ports[0]
 		if c, err := b.openLine(ctx, timeout); err == nil {
 			return c, nil
 		}
 		b.fo.Resume(backup, b.clock.Now())
-		b.port = b.ports[backup]
 	}
 	return b.openLine(ctx, timeout)
 }
 
-// backups gives the bus the owners of its endpoint and backups (endpoints:), the first in use.
+// backups gives the bus the owners of its endpoint's and backups' ports (endpoints:), the first in use.
 func (b *bus) backups(ports []*serialbus.Handle) {
 	b.ports, b.port = ports, ports[0]
-	b.fo = transport.NewFailover(len(ports), b.spec.failoverAfter, b.spec.failbackAfter)
 }
 
 // servedBy is the endpoint last opened or tried, as configured.
@@ -101,8 +102,12 @@ func (b *bus) servedBy() string {
 // openLine opens the port or connection in use. With backups, failover_after failed opens in a row
 // make the next endpoint the one in use.
 func (b *bus) openLine(ctx context.Context, timeout time.Duration) (*dlt645.Client, error) {
+	address := b.spec.address
 	if b.fo != nil {
-		b.tried = b.spec.endpoints[b.fo.Active()]
+		b.tried, address = b.spec.endpoints[b.fo.Active()], b.spec.addresses[b.fo.Active()]
+		if len(b.ports) > 1 {
+			b.port = b.ports[b.fo.Active()]
+		}
 	}
 
 	var link dlt645.Link
@@ -111,13 +116,14 @@ func (b *bus) openLine(ctx context.Context, timeout time.Duration) (*dlt645.Clie
 	switch {
 	case b.spec.scheme == schemeDTU:
 		var c net.Conn
-		if c, err = b.dtus.Dial(b.spec.address); err == nil {
+		if c, err = b.dtus.Dial(address); err == nil {
 			link, closer = c, c
 		} else if errors.Is(err, dtu.ErrNotConnected) {
 			if !b.failed {
 				b.logger.Warn("DTU not connected; its meters are down (not_connected) until it dials in")
 			}
 			b.failed = true
+			b.nextOnFail()
 			return nil, device.NewError(device.ErrNotConnected, err)
 		}
 	case b.port != nil:
@@ -143,11 +149,7 @@ func (b *bus) openLine(ctx context.Context, timeout time.Duration) (*dlt645.Clie
 		}
 		b.failed = true
 		tried := b.servedBy()
-		if b.fo != nil && b.fo.Failed(b.clock.Now()) {
-			b.port, b.failed = b.ports[b.fo.Active()], false
-			b.logger.Warn("Bus endpoint failing; switching to the next", zap.String("from", tried),
-				zap.String("to", b.spec.endpoints[b.fo.Active()]), zap.Int("failed_connects", b.spec.failoverAfter))
-		}
+		b.nextOnFail()
 		return nil, fmt.Errorf("open %s: %w", tried, err)
 	}
 	if b.fo != nil {
@@ -177,6 +179,19 @@ func (b *bus) openLine(ctx context.Context, timeout time.Duration) (*dlt645.Clie
 	}
 	b.conn, b.client = closer, c
 	return c, nil
+}
+
+// nextOnFail records a failed open of the endpoint in use: after failover_after in a row the next
+// endpoint is the one in use.
+func (b *bus) nextOnFail() {
+	if b.fo == nil {
+		return
+	}
+	if from := b.servedBy(); b.fo.Failed(b.clock.Now()) {
+		b.failed = false // the next endpoint's failure is logged again
+		b.logger.Warn("Bus endpoint failing; switching to the next", zap.String("from", from),
+			zap.String("to", b.spec.endpoints[b.fo.Active()]), zap.Int("failed_connects", b.spec.failoverAfter))
+	}
 }
 
 // dtuGone tells (under mu) whether the bus's DTU session has ended: the DTU redialled or dropped, so

@@ -104,12 +104,20 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 		if bs.scheme == schemeDTU {
 			add(cfg.bindDTU(&bs, dtus, bprefix))
 		} else if bs.address != "" {
-			// One port is one bus: its meters belong under one bus, polled one at a time.
-			key := serialbus.Key(bs.scheme == schemeSerial, bs.address)
-			if prev, ok := ports[key]; ok {
-				add(fmt.Errorf("%s.endpoint: %s is the port of %s too (one bus per serial port or serial server: list every meter under one)", bprefix, bs.address, prev))
-			} else {
-				ports[key] = bprefix
+			// One port is one bus: its meters belong under one bus, polled one at a time. A backup's
+			// port is the bus's too.
+			for i, addr := range bs.lineAddresses() {
+				key := serialbus.Key(bs.scheme == schemeSerial, addr)
+				where, owner := bprefix+".endpoint", bprefix
+				if len(bs.addresses) > 0 {
+					where = fmt.Sprintf("%s.endpoints[%d]", bprefix, i)
+					owner = where
+				}
+				if prev, ok := ports[key]; ok {
+					add(fmt.Errorf("%s: %s is the port of %s too (one bus per serial port or serial server: list every meter under one)", where, addr, prev))
+				} else {
+					ports[key] = owner
+				}
 			}
 		}
 		bs.location = defaultLoc
@@ -159,23 +167,40 @@ func loadLocation(name string) (*time.Location, error) {
 
 // bindDTU normalizes the DTU id of a dtu:// bus; a DTU is one serial line, so one bus per id.
 func (cfg *Config) bindDTU(bs *busSpec, dtus map[string]string, prefix string) error {
-	id, err := cfg.DTU.NormalizeID(bs.address)
-	if err != nil {
-		return fmt.Errorf("%s.endpoint: %w", prefix, err)
+	var errs []error
+	bind := func(id, key, owner string) string {
+		n, err := cfg.DTU.NormalizeID(id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			return id
+		}
+		if prev, ok := dtus[n]; ok {
+			errs = append(errs, fmt.Errorf("%s: DTU %q is already the endpoint of %s (one DTU is one serial line: put its meters on one bus)", key, n, prev))
+		}
+		dtus[n] = owner
+		return n
 	}
-	bs.address = id
-	if prev, ok := dtus[id]; ok {
-		return fmt.Errorf("%s.endpoint: DTU %q is already the endpoint of %s (one DTU is one serial line: put its meters on one bus)", prefix, id, prev)
+	if len(bs.addresses) == 0 {
+		bs.address = bind(bs.address, prefix+".endpoint", prefix)
+		return errors.Join(errs...)
 	}
-	dtus[id] = prefix
-	return nil
+	for i := range bs.addresses {
+		key := fmt.Sprintf("%s.endpoints[%d]", prefix, i)
+		bs.addresses[i] = bind(bs.addresses[i], key, key)
+	}
+	bs.address = bs.addresses[0]
+	return errors.Join(errs...)
 }
 
 // dtuIDs are the DTU ids the buses are bound to.
 func dtuIDs(buses []busSpec) []string {
 	var ids []string
 	for _, b := range buses {
-		if b.scheme == schemeDTU {
+		switch {
+		case b.scheme != schemeDTU:
+		case len(b.addresses) > 0:
+			ids = append(ids, b.addresses...) // the backups' ids too: the listener accepts only those bound
+		default:
 			ids = append(ids, b.address)
 		}
 	}
@@ -397,29 +422,34 @@ func (s *meterSpec) identityOn(m MeterConfig, prof profile, endpoint string) dev
 	}
 }
 
-// backups checks `endpoints:` and the failover keys (defaults: 3 failed connects, 10m).
+// backups checks `endpoints:` and the failover keys (defaults: 3 failed connects, 10m). Any scheme,
+// the same for all: a second serial server, USB adapter or DTU reaches the same meters another way.
 func (bs *busSpec) backups(b BusConfig, prefix string) []error {
 	after, back, errs := transport.FailoverKeys(prefix, b.Endpoint, b.Endpoints, b.FailoverAfter, b.FailbackAfter)
 	bs.failoverAfter, bs.failbackAfter = after, back
 	if len(b.Endpoints) == 0 {
 		return errs
 	}
-	seen := map[string]int{}
-	for i, raw := range b.Endpoints {
-		ep, err := transport.ParseEndpoint(raw, schemes...)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %w", prefix, i, err))
-			continue
-		case ep.Scheme != schemeTCP:
-			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: backup endpoints are supported on tcp:// (serial servers), not %s://", prefix, i, ep.Scheme))
-		}
-		if j, ok := seen[ep.Address]; ok {
-			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %s is endpoints[%d] already", prefix, i, ep.Address, j))
-		}
-		seen[ep.Address] = i
+	eps, perrs := transport.ParseEndpoints(prefix, b.Endpoints, parseEndpoint)
+	for _, ep := range eps {
 		bs.addresses = append(bs.addresses, ep.Address)
-		bs.endpoints = append(bs.endpoints, raw)
+		bs.endpoints = append(bs.endpoints, ep.URL)
 	}
-	return errs
+	return append(errs, perrs...)
+}
+
+// parseEndpoint parses one endpoint: dtu://<id> (the id as Address), serial:// or tcp://.
+func parseEndpoint(raw string) (transport.Endpoint, error) {
+	if id, ok, err := dtu.ParseEndpoint(raw); ok {
+		return transport.Endpoint{URL: raw, Scheme: schemeDTU, Address: id}, err
+	}
+	return transport.ParseEndpoint(raw, schemes...)
+}
+
+// lineAddresses are the ports of the bus's endpoint and its backups.
+func (bs *busSpec) lineAddresses() []string {
+	if len(bs.addresses) > 0 {
+		return bs.addresses
+	}
+	return []string{bs.address}
 }

@@ -145,7 +145,7 @@ func parseEndpoint(raw string) (transport.Endpoint, error) {
 // bindDTU normalizes the DTU id of a dtu:// connection; a DTU is one serial line, so one connection per id.
 func (cfg *Config) bindDTU(cs *connSpec, dtus map[string]string) error {
 	var errs []error
-	bind := func(id, key string) string {
+	bind := func(id, key, owner string) string {
 		n, err := cfg.DTU.NormalizeID(id)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", key, err))
@@ -154,15 +154,16 @@ func (cfg *Config) bindDTU(cs *connSpec, dtus map[string]string) error {
 		if prev, ok := dtus[n]; ok {
 			errs = append(errs, fmt.Errorf("%s: DTU %q is already the endpoint of %s (one DTU is one serial line: list every device under one connection)", key, n, prev))
 		}
-		dtus[n] = key
+		dtus[n] = owner
 		return n
 	}
 	if len(cs.addresses) == 0 {
-		cs.address = bind(cs.address, cs.key+".endpoint")
+		cs.address = bind(cs.address, cs.key+".endpoint", cs.key)
 		return errors.Join(errs...)
 	}
 	for i := range cs.addresses {
-		cs.addresses[i] = bind(cs.addresses[i], fmt.Sprintf("%s.endpoints[%d]", cs.key, i))
+		key := fmt.Sprintf("%s.endpoints[%d]", cs.key, i)
+		cs.addresses[i] = bind(cs.addresses[i], key, key)
 	}
 	cs.address = cs.addresses[0]
 	return errors.Join(errs...)
