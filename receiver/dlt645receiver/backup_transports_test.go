@@ -26,7 +26,10 @@ func serveMeterPTY(t *testing.T, dir string, m *sim.Meter) string {
 	require.NoError(t, err)
 	srv := sim.NewServer(sim.Options{Preamble: 4}, m)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.ServeSerial(context.Background(), dlt645.DefaultSerialConfig(pair.A)) }()
+	go func() {
+		defer close(done)
+		_ = srv.ServeSerial(context.Background(), dlt645.DefaultSerialConfig(pair.A))
+	}()
 	t.Cleanup(func() { srv.Close(); <-done; _ = pair.Close() })
 	return pair.B
 }

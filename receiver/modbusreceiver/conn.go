@@ -57,9 +57,9 @@ type conn struct {
 	// backup to resume when the first endpoint stays silent.
 	probing   bool
 	probeFrom int
-	open    bool
-	down    bool // last open failed (logged once)
-	doubt   bool // a resync closed the line: the next client waits it out first
+	open      bool
+	down      bool // last open failed (logged once)
+	doubt     bool // a resync closed the line: the next client waits it out first
 }
 
 // lineScheme tells whether the scheme runs over a line (serial port or serial server) with our client.

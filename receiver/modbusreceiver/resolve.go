@@ -33,7 +33,7 @@ type connSpec struct {
 	port     *serialbus.Handle // line schemes: joined at Start
 	// backupPorts are the owners of the backups' ports (line schemes with endpoints:), joined at Start.
 	backupPorts []*serialbus.Handle
-	dtuFrame string            // dtu://: rtu, tcp or ascii
+	dtuFrame    string // dtu://: rtu, tcp or ascii
 	// endpoints are the endpoint and its backups (addresses, as configured): more than one with
 	// `endpoints:`; address is the first.
 	addresses     []string

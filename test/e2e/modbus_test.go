@@ -19,10 +19,18 @@ import (
 // with the given framer and returns the port and its control directory.
 func startPymodbus(t *testing.T, framer string) (int, string) {
 	t.Helper()
+	port := freePort(t)
+	_, control := startPymodbusOn(t, framer, port)
+	return port, control
+}
+
+// startPymodbusOn runs the server on port and returns its process (killed on cleanup) and control
+// directory.
+func startPymodbusOn(t *testing.T, framer string, port int) (*exec.Cmd, string) {
+	t.Helper()
 	const python = "/usr/bin/python3" // Debian's interpreter, where python3-pymodbus is installed
 	out, err := exec.Command(python, "-c", "import pymodbus; print(pymodbus.__version__)").CombinedOutput()
 	require.NoError(t, err, "python3-pymodbus is missing (run 'make deps'): %s", out)
-	port := freePort(t)
 	control := t.TempDir()
 	cmd := exec.Command(python, filepath.Join(repoRoot(t), "test", "e2e", "modbus", "server.py"),
 		"--port", fmt.Sprint(port), "--framer", framer, "--control", control)
@@ -46,7 +54,7 @@ func startPymodbus(t *testing.T, framer string) (int, string) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("pymodbus server (%s) did not start: %s", framer, stderr.String())
 	}
-	return port, control
+	return cmd, control
 }
 
 // The built collector polls a real pymodbus server over Modbus/TCP and with RTU framing over TCP,
