@@ -106,7 +106,7 @@ buses:
 	assert.Len(t, seen, 4, "every meter reading recorded")
 }
 
-func meterAt(t *testing.T, address string, energy, voltage float64) *dlt645sim.Meter {
+func meterAt(t testing.TB, address string, energy, voltage float64) *dlt645sim.Meter {
 	t.Helper()
 	a, err := dlt645.ParseAddress(address)
 	require.NoError(t, err)
