@@ -43,6 +43,9 @@ type User struct {
 	// PollGap is the idle time between two polls (pause_between_polls); kept when the port passes
 	// from one user to another, and between this user's polls if it is the first to join.
 	PollGap time.Duration
+	// First is set when the port is one of the user's backup endpoints: the address of its first
+	// endpoint's port, whose poll link its transactions take turns on.
+	First string
 }
 
 // Registry holds the ports of a process.
@@ -133,6 +136,11 @@ func conflict(a, b User) error {
 	if a.Name == b.Name {
 		return fmt.Errorf("%s: %s names it twice (one connection per port; list its devices under it)", where, a.Name)
 	}
+	if (a.First != "" || b.First != "") && a.turns() != b.turns() {
+		// A backup's transactions take turns on its first endpoint's poll link: only with users that
+		// take turns there too do they never overlap on this line.
+		return fmt.Errorf("%s: %s and %s use it with different first endpoints (%s, %s): a backup endpoint's port may be shared only by connections whose endpoints start with the same port", where, a.Name, b.Name, a.turnsOn(), b.turnsOn())
+	}
 	la, lb := a.Line, b.Line
 	if !b.Serial {
 		// The server sets the line; the baud rate tells only the timing, and must agree when both give it.
@@ -148,6 +156,21 @@ func conflict(a, b User) error {
 		return fmt.Errorf("%s: %s uses %s but %s uses %s: the users of one port must use the same line settings", where, a.Name, describe(la), b.Name, describe(lb))
 	}
 	return nil
+}
+
+// turns is the key of the port whose poll link the user's transactions take turns on.
+func (u User) turns() string {
+	if u.First != "" {
+		return Key(u.Serial, u.First)
+	}
+	return Key(u.Serial, u.Address)
+}
+
+func (u User) turnsOn() string {
+	if u.First != "" {
+		return u.First
+	}
+	return u.Address
 }
 
 func describe(l transport.Line) string {

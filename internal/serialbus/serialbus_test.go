@@ -117,3 +117,18 @@ func TestHandOverDrainsLateReply(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "reply-b", string(buf[:n]), "b reads its own reply, not a's late one")
 }
+
+// A backup endpoint's transactions take turns on its first endpoint's poll link: its port may be
+// shared by connections with the same first port (they take turns there too), not by another
+// connection that polls it on its own link.
+func TestBackupPortSharing(t *testing.T) {
+	r := NewRegistry()
+	a, err := r.Join(User{Name: "receiver modbus connections[0].endpoints[1]", Address: "127.0.0.1:4002", First: "127.0.0.1:4001"}, clock.Real{})
+	require.NoError(t, err)
+	defer a.Leave()
+	b, err := r.Join(User{Name: "receiver dlt645 buses[0].endpoints[1]", Address: "127.0.0.1:4002", First: "127.0.0.1:4001"}, clock.Real{})
+	require.NoError(t, err, "the same first port: both take turns on its link")
+	defer b.Leave()
+	_, err = r.Join(User{Name: "receiver dlt645/2 buses[0]", Address: "127.0.0.1:4002"}, clock.Real{})
+	require.EqualError(t, err, "serial server 127.0.0.1:4002: receiver modbus connections[0].endpoints[1] and receiver dlt645/2 buses[0] use it with different first endpoints (127.0.0.1:4001, 127.0.0.1:4002): a backup endpoint's port may be shared only by connections whose endpoints start with the same port")
+}

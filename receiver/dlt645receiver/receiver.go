@@ -108,7 +108,7 @@ func (r *dlt645Receiver) joinBackups(i int) error {
 	}
 	for k, addr := range spec.addresses[1:] {
 		u := (&bus{spec: spec}).user(r.id, fmt.Sprintf("buses[%d].endpoints[%d]", i, k+1))
-		u.Address = addr
+		u.Address, u.First = addr, spec.addresses[0]
 		h, err := serialbus.Default.Join(u, r.Clock())
 		if err != nil {
 			return err

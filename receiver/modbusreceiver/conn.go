@@ -129,7 +129,7 @@ func (cs *connSpec) user(receiver string) serialbus.User {
 func (cs *connSpec) backupUser(receiver string, k int) serialbus.User {
 	u := cs.user(receiver)
 	u.Name = fmt.Sprintf("receiver %s %s.endpoints[%d]", receiver, cs.key, k)
-	u.Address = cs.addresses[k]
+	u.Address, u.First = cs.addresses[k], cs.addresses[0]
 	return u
 }
 
