@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
@@ -102,4 +103,13 @@ connections:
 	p, ok := latest(points(s.metrics.AllMetrics()), "inverter", "iiot.device.up", nil)
 	require.True(t, ok)
 	assert.Zero(t, p.value)
+}
+
+// The README's RS-485 and serial backup examples are valid.
+func TestRS485ReadmeExample(t *testing.T) {
+	for heading, name := range map[string]string{"### RS-485 driver control": "modbus/rs485", "### Backup endpoints": "modbus/pump"} {
+		cfg := NewFactory().CreateDefaultConfig().(*Config)
+		require.NoError(t, confmap.NewFromStringMap(readmeExample(t, heading)[name]).Unmarshal(cfg), heading)
+		require.NoError(t, cfg.Validate(), heading)
+	}
 }
