@@ -91,11 +91,12 @@ func setTermios(fd int, l Line) error {
 // setRS485 hands the driver control to the kernel.
 func setRS485(fd int, r RS485) error {
 	k := r.kernel()
-	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCSRS485, uintptr(unsafe.Pointer(&k)))
-	switch {
-	case errno == 0:
+	// The ioctl takes a pointer to struct serial_rs485, laid out as the kernel's (TestRS485KernelLayout).
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCSRS485, uintptr(unsafe.Pointer(&k))) //nolint:gosec // G103: see above
+	switch errno {
+	case 0:
 		return nil
-	case errno == unix.ENOTTY || errno == unix.EINVAL:
+	case unix.ENOTTY, unix.EINVAL:
 		return fmt.Errorf("rs485: %w (TIOCSRS485: %w): use a port whose driver has it, or remove rs485 (an adapter that switches direction itself needs none)", ErrNoRS485, errno)
 	}
 	return fmt.Errorf("rs485: TIOCSRS485: %w", errno)

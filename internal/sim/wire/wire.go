@@ -162,7 +162,9 @@ func (l *Line) Write(b []byte) (int, error) {
 			sent = due
 			continue
 		}
-		time.Sleep(time.Until(start.Add(time.Duration(sent+1) * l.char)))
+		// The simulated wire's own time: the next byte is due one character time on.
+		t := time.NewTimer(time.Until(start.Add(time.Duration(sent+1) * l.char)))
+		<-t.C
 	}
 	return sent, nil
 }
