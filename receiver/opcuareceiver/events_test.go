@@ -498,3 +498,26 @@ func TestSeverityMapping(t *testing.T) {
 		assert.Equal(t, c.text, s, "severity %d", c.sev)
 	}
 }
+
+// BenchmarkIdleEventSubscription measures the CPU the receiver's process spends on an event
+// subscription with nothing to report (the server only answers keep-alives), with the edge defaults:
+// publishing interval 1s, keep-alive count 10, heartbeat every 10s. Each iteration is one second of
+// wall time; run it with -benchtime=60x. The node-opcua server's own CPU is not counted.
+func BenchmarkIdleEventSubscription(b *testing.B) {
+	srv := startNodeServer(b)
+	cfg := createDefaultConfig()
+	cfg.Endpoint = srv.endpoint()
+	cfg.ID = "inverter-1"
+	cfg.Events = []EventsConfig{{Where: "OfType(i=2915)"}}
+	h := startEventReceiver(b, cfg)
+	require.Eventually(b, func() bool { return h.zapLogs.FilterMessage("Connected to the OPC UA server").Len() > 0 }, 30*time.Second, 20*time.Millisecond)
+	time.Sleep(2 * time.Second) //nolint:forbidigo // let the connect settle before measuring idle
+	b.ResetTimer()
+	cpu0, wall0 := cpuTime(), time.Now()
+	for range b.N {
+		time.Sleep(time.Second) //nolint:forbidigo // idle CPU is CPU per wall second
+	}
+	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	b.ReportMetric(float64(cpu)/float64(wall)*100, "%cpu")
+	b.ReportMetric(float64(cpu.Microseconds())/wall.Seconds(), "cpu-µs/s")
+}
