@@ -457,6 +457,8 @@ func TestEventsRejectedFilter(t *testing.T) {
 	cfg.Events = []EventsConfig{
 		{Notifier: "nsu=" + e2eNS + ";s=NoSuchNotifier"},
 		{Fields: []EventFieldConfig{{Path: "NoSuchField", Type: "nsu=" + e2eNS + ";s=InverterEventType"}}},
+		// 9 comparisons and 8 ors: 34 operands, more than the server's 16.
+		{Where: strings.TrimSuffix(strings.Repeat("Severity == 1 or ", 9), " or ")},
 	}
 	h := startEventReceiver(t, cfg)
 	h.waitValue(t, "opcua.temperature", nil, 21.5)
@@ -466,8 +468,12 @@ func TestEventsRejectedFilter(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return h.zapLogs.FilterMessageSnippet("refused a selected event field").FilterField(zap.String("key", "events[1].fields[0]")).Len() > 0
 	}, 10*time.Second, 20*time.Millisecond, "logs: %v", h.zapLogs.All())
-	// Both refusals are counted at every heartbeat.
-	require.Eventually(t, func() bool { return h.errorCount(device.ErrField) >= 4 }, 10*time.Second, 20*time.Millisecond, h.summary())
+	require.Eventually(t, func() bool {
+		return h.zapLogs.FilterMessageSnippet("refused an event subscription").FilterField(zap.String("key", "events[2].where")).
+			FilterField(zap.String("status", "BadEventFilterInvalid")).Len() > 0
+	}, 10*time.Second, 20*time.Millisecond, "logs: %v", h.zapLogs.All())
+	// The three refusals are counted at every heartbeat.
+	require.Eventually(t, func() bool { return h.errorCount(device.ErrField) >= 6 }, 10*time.Second, 20*time.Millisecond, h.summary())
 
 	srv.writeNode("Temperature", 33.5)
 	h.waitValue(t, "opcua.temperature", nil, 33.5)

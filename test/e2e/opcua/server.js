@@ -27,6 +27,7 @@
 //                                                  BaseEventType with an ErrorCode UInt32 property) on
 //                                                  Inverter1
 //   Each event raised prints "raised <type> severity <n>" on stdout.
+//   Event filters may have at most 16 where-clause operands (MaxWhereClauseParameters).
 "use strict";
 
 const fs = require("fs");
@@ -74,6 +75,9 @@ async function main() {
         },
         serverInfo: { applicationUri: "urn:otelcol-iiot:e2e:node-opcua", productUri: "urn:otelcol-iiot:e2e" },
         buildInfo: { productName: "otelcol-iiot e2e server", manufacturerName: "otelcol-iiot" },
+        // A small limit a test can exceed: an event filter with more where-clause operands is refused
+        // (BadEventFilterInvalid), as an embedded server's would be.
+        serverCapabilities: { maxWhereClauseParameters: 16 },
     });
     await server.initialize();
 
