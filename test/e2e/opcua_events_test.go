@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"testing"
@@ -186,6 +187,11 @@ func TestOPCUAEventsAlarmLifecycle(t *testing.T) {
 		bodies = append(bodies, r.Body)
 	}
 	assert.Equal(t, []string{"String 3 overcurrent", "Grid fault: inverter disconnected", "Grid fault: inverter disconnected", "Grid fault cleared"}, bodies)
+
+	// The sink's file holds both signals: each event notification is also a publish span.
+	assert.True(t, slices.ContainsFunc(sink.Spans(t), func(s span) bool {
+		return s.Name == "opcua.publish" && s.Attrs["opcua.log_records"] == int64(1)
+	}), "a publish span counts the records of its notification")
 
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	t.Logf("event → log record in the sink (event Time to the sink's file; exporter batch flush 1s, sink flush 100ms): min %s, median %s, max %s over %d records",
