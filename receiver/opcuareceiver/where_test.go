@@ -101,3 +101,31 @@ func TestEventsConfig(t *testing.T) {
 	assert.Empty(t, cond.BrowsePath)
 	assert.Len(t, f.WhereClause.Elements, 8)
 }
+
+// FuzzParseWhere: any where clause parses or is refused with an error, never a panic, and one that
+// parses builds a ContentFilter whose element operands all point forward to existing elements.
+func FuzzParseWhere(f *testing.F) {
+	for _, s := range []string{
+		"Severity >= 500", "OfType(i=2915) and not AckedState/Id == true", `SourceName like "INV-%" or (2:X < -1.5)`,
+		"OfType(nsu=urn:a;s=T) or EventType == ns=2;s=T", "not not (a == 'x')", "((", "OfType(", "a ==", `"`, "!x", "a <= b",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e, err := parseWhere(s)
+		if err != nil {
+			return
+		}
+		cf, err := e.contentFilter([]string{"http://opcfoundation.org/UA/", "urn:a", "urn:b"})
+		if err != nil {
+			return // a namespace URI the session does not have
+		}
+		for i, el := range cf.Elements {
+			for _, o := range el.FilterOperands {
+				if eo, ok := o.Value.(*ua.ElementOperand); ok && (int(eo.Index) <= i || int(eo.Index) >= len(cf.Elements)) {
+					t.Fatalf("%q: element %d points at %d of %d", s, i, eo.Index, len(cf.Elements))
+				}
+			}
+		}
+	})
+}
