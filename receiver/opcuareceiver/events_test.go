@@ -341,6 +341,11 @@ func TestEventsPlainEvent(t *testing.T) {
 	lr = h.waitRecord(t, n, "of the second event", func(lr plog.LogRecord) bool { return lr.Body().AsString() == "Arc fault detected" })
 	assert.Equal(t, plog.SeverityNumberFatal, lr.SeverityNumber())
 	require.Never(t, func() bool { return len(h.records()) > n+1 }, 500*time.Millisecond, 50*time.Millisecond, h.describe())
+
+	// One receiver instance, one session, serves the metrics, traces and logs pipelines.
+	sessions, ok := h.latest("opcua.sessions.established", nil)
+	require.True(t, ok)
+	assert.Equal(t, 1.0, sessions.value)
 }
 
 func (h *harness) spansNamed(name string) []string {
