@@ -93,6 +93,9 @@ type Config struct {
 	Groups []GroupConfig `mapstructure:"groups"`
 	// Browse collects the variables below a node at every (re)connect.
 	Browse []BrowseConfig `mapstructure:"browse"`
+	// Events are event subscriptions (alarms and conditions, plain events): each event becomes a log
+	// record of the receiver's logs pipeline.
+	Events []EventsConfig `mapstructure:"events"`
 }
 
 // HeartbeatConfig is the liveness check of every poll.
@@ -227,8 +230,8 @@ func (c *Config) sessionErrors() error {
 // nodeErrors checks the nodes, groups and browses, and the series they would write.
 func (c *Config) nodeErrors() error {
 	var errs []error
-	if len(c.Nodes) == 0 && len(c.Groups) == 0 && len(c.Browse) == 0 {
-		errs = append(errs, errors.New("nodes, groups, browse: at least one node, group or browse is required"))
+	if len(c.Nodes) == 0 && len(c.Groups) == 0 && len(c.Browse) == 0 && len(c.Events) == 0 {
+		errs = append(errs, errors.New("nodes, groups, browse, events: at least one node, group, browse or events entry is required"))
 	}
 	specs, err := c.readingSpecs()
 	errs = append(errs, err)
@@ -237,6 +240,9 @@ func (c *Config) nodeErrors() error {
 	}
 	for i, b := range c.Browse {
 		errs = append(errs, b.Validate(fmt.Sprintf("browse[%d].", i), c.Mode, c.Poll.Interval))
+	}
+	for i, e := range c.Events {
+		errs = append(errs, e.Validate(fmt.Sprintf("events[%d].", i)))
 	}
 	return errors.Join(errs...)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/otelcol-iiot/otelcol-iiot/receiver/opcuareceiver/internal/metadata"
 )
 
-// receivers shares one poller between the metrics and the traces pipeline of the same config.
+// receivers shares one poller between the metrics, traces and logs pipelines of the same config.
 var receivers = sharedcomponent.NewMap[*Config, *opcuaReceiver]()
 
 // NewFactory returns the factory of the opcua receiver.
@@ -22,6 +22,7 @@ func NewFactory() receiver.Factory {
 		func() component.Config { return createDefaultConfig() },
 		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
 		receiver.WithTraces(createTraces, metadata.TracesStability),
+		receiver.WithLogs(createLogs, metadata.LogsStability),
 	)
 }
 
@@ -52,5 +53,14 @@ func createTraces(_ context.Context, set receiver.Settings, cfg component.Config
 		return nil, err
 	}
 	r.Value.setTraces(next)
+	return r, nil
+}
+
+func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
+	r, err := shared(cfg, set)
+	if err != nil {
+		return nil, err
+	}
+	r.Value.setLogs(next)
 	return r, nil
 }

@@ -402,6 +402,8 @@ func (r *opcuaReceiver) handleNotification(ctx context.Context, p *device.Poll, 
 		sum.annotate(q, p)
 		p.Attr("opcua.nodes", n)
 		q.End(nil)
+	case *ua.EventNotificationList:
+		r.handleEvents(ctx, p, s, v, received)
 	case *ua.StatusChangeNotification:
 		p.Attr("opcua.subscription_status", statusName(v.Status))
 		if isBad(v.Status) {

@@ -34,5 +34,5 @@ func TestReadmeExamplesAreValid(t *testing.T) {
 			require.NoError(t, confmap.Validate(cfg), name)
 		}
 	}
-	require.Equal(t, 3, found, "the README has three receiver examples")
+	require.Equal(t, 4, found, "the README has four receiver examples")
 }

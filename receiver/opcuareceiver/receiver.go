@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/gopcua/opcua"
@@ -13,9 +14,11 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
@@ -47,6 +50,7 @@ type opcuaReceiver struct {
 
 	specs       []*readingSpec
 	browse      []*browseSpec
+	events      []*eventSpec
 	trust       *trustStore
 	repeatEvery time.Duration // subscription.repeat_interval in mode subscribe, else 0
 
@@ -65,7 +69,12 @@ type opcuaReceiver struct {
 	statusOK            *bool // last reported component status (nil: none yet)
 	warnedPlainPassword bool
 	warnedKeepAlive     bool
+	warnedRefresh       bool
 	pollSeq             uint64
+
+	logsMu  sync.RWMutex
+	logs    consumer.Logs
+	logsObs *receiverhelper.ObsReport // nil if it could not be made: the records still flow
 }
 
 // browseSpec is a browse entry with its defaults applied.
@@ -83,7 +92,12 @@ func newReceiver(cfg *Config, set receiver.Settings) (*opcuaReceiver, error) {
 	if err != nil {
 		return nil, err
 	}
+	events, err := newEventSpecs(cfg)
+	if err != nil {
+		return nil, err
+	}
 	r := &opcuaReceiver{
+		events: events,
 		cfg:    cfg,
 		Fleet:  device.NewFleet(set, metadata.ScopeName, cfg.Settings, cfg.health()),
 		set:    set,
@@ -129,6 +143,49 @@ func (r *opcuaReceiver) setMetrics(c consumer.Metrics) { r.SetMetrics(c) }
 
 func (r *opcuaReceiver) setTraces(c consumer.Traces) { r.SetTraces(c) }
 
+// setLogs sets the logs pipeline: the events entries' records go there.
+func (r *opcuaReceiver) setLogs(c consumer.Logs) {
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID: r.set.ID, Transport: r.set.ID.Type().String(), ReceiverCreateSettings: r.set,
+	})
+	if err != nil {
+		r.logger.Warn("Receiver self-telemetry of logs unavailable", zap.Error(err))
+	}
+	r.logsMu.Lock()
+	defer r.logsMu.Unlock()
+	r.logs, r.logsObs = c, obs
+}
+
+func (r *opcuaReceiver) logsConsumer() consumer.Logs {
+	r.logsMu.RLock()
+	defer r.logsMu.RUnlock()
+	return r.logs
+}
+
+// emitLogs hands the records of one notification to the logs pipeline, through obsreport
+// (otelcol_receiver_accepted_log_records / refused_log_records). A refusal loses them: the server
+// does not send an event twice (a ConditionRefresh after a reconnect re-sends the active alarms).
+func (r *opcuaReceiver) emitLogs(ctx context.Context, ld plog.Logs) {
+	r.logsMu.RLock()
+	next, obs := r.logs, r.logsObs
+	r.logsMu.RUnlock()
+	if next == nil {
+		return
+	}
+	n := ld.LogRecordCount()
+	opCtx := ctx
+	if obs != nil {
+		opCtx = obs.StartLogsOp(ctx)
+	}
+	err := next.ConsumeLogs(opCtx, ld)
+	if obs != nil {
+		obs.EndLogsOp(opCtx, "pdata", n, err)
+	}
+	if err != nil {
+		r.logger.Warn("The logs pipeline refused event records; they are lost", zap.Int("count", n), zap.Error(err))
+	}
+}
+
 // Start prepares the device and starts its loop, and returns at once: connecting happens in the first
 // poll, so an unreachable server never blocks or fails Start. Start after Shutdown, or twice, does
 // nothing.
@@ -136,6 +193,9 @@ func (r *opcuaReceiver) Start(ctx context.Context, host component.Host) error {
 	if !device.Layer(true, r.cfg.Enabled) {
 		r.logger.Info("OPC UA server disabled (enabled: false): not connected")
 		return nil
+	}
+	if len(r.events) > 0 && r.logsConsumer() == nil {
+		r.logger.Warn("events: configured, but the receiver is in no logs pipeline: events are not subscribed (add it to a logs pipeline)")
 	}
 	var err error
 	r.Fleet.Start(ctx, host, func() { err = r.build(host) })
@@ -304,6 +364,7 @@ func (r *opcuaReceiver) pollSession(ctx context.Context, p *device.Poll) error {
 			return err
 		}
 	}
+	r.recordEventErrors(p, s)
 	if r.cfg.Mode == ModePoll {
 		return r.readDue(ctx, p, s)
 	}

@@ -43,6 +43,9 @@ type session struct {
 	lost   atomic.Bool // set from the client's state callback when the connection dropped
 	closed atomic.Bool
 
+	events    []*eventItem      // one per events entry, when a logs pipeline takes them
+	typeNames map[string]string // browse names of the event types seen in this session
+
 	lastCurrentTime time.Time
 	stalled         int
 	beatSeq         uint64 // pollSeq of the last heartbeat that found the server answering with a moving clock
@@ -158,6 +161,12 @@ func (r *opcuaReceiver) connect(ctx context.Context, p *device.Poll) error {
 
 	if r.cfg.Mode == ModeSubscribe {
 		if err := r.subscribe(ctx, p, s); err != nil {
+			r.closeSession(ctx, s)
+			return err
+		}
+	}
+	if r.eventsWanted() {
+		if err := r.subscribeEvents(ctx, p, s); err != nil {
 			r.closeSession(ctx, s)
 			return err
 		}
@@ -320,7 +329,7 @@ func (r *opcuaReceiver) openSession(ctx context.Context) (*session, error) {
 // rebuilt every few keep-alives. Twice the keep-alive period leaves the server room.
 func (r *opcuaReceiver) requestTimeout() time.Duration {
 	t := r.cfg.Poll.Timeout
-	if r.cfg.Mode == ModeSubscribe {
+	if r.cfg.Mode == ModeSubscribe || len(r.events) > 0 {
 		sc := r.cfg.Subscription
 		if ka := 2 * time.Duration(sc.KeepAliveCount) * sc.PublishingInterval; ka > t {
 			t = ka

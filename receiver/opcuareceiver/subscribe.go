@@ -14,29 +14,12 @@ import (
 // subscribe creates the session's subscription and one monitored item per usable reading, in batches
 // of the server's MaxMonitoredItemsPerCall. The client handle of an item is its index in s.items + 1.
 func (r *opcuaReceiver) subscribe(ctx context.Context, p *device.Poll, s *session) error {
-	q := p.StartRequest("opcua.create_monitored_items").Attr("opcua.service", "CreateMonitoredItems")
-	sc := r.cfg.Subscription
-	s.notifs = make(chan *opcua.PublishNotificationData, notifyQueueSize)
-	sub, err := s.client.Subscribe(ctx, &opcua.SubscriptionParameters{
-		Interval:                   sc.PublishingInterval,
-		LifetimeCount:              sc.LifetimeCount,
-		MaxKeepAliveCount:          sc.KeepAliveCount,
-		MaxNotificationsPerPublish: sc.MaxNotificationsPerPublish,
-	}, s.notifs)
-	if err != nil {
-		err = classify(err)
-		q.End(err)
+	if err := r.createSubscription(ctx, p, s); err != nil {
 		return err
 	}
-	s.sub = sub
+	sub := s.sub
+	q := p.StartRequest("opcua.create_monitored_items").Attr("opcua.service", "CreateMonitoredItems")
 	q.Attr("opcua.publishing_interval_ms", sub.RevisedPublishingInterval.Milliseconds())
-	if ka := time.Duration(sub.RevisedMaxKeepAliveCount) * sub.RevisedPublishingInterval; ka >= r.requestTimeout() && !r.warnedKeepAlive {
-		r.warnedKeepAlive = true
-		r.logger.Warn("The server lengthened the subscription's keep-alive period to the publish timeout or beyond; a subscription with nothing to report may time out and be rebuilt. Lower subscription.keep_alive_count or raise subscription.publishing_interval to what the server grants",
-			zap.Duration("keep_alive_period", ka), zap.Duration("publish_timeout", r.requestTimeout()),
-			zap.Duration("revised_publishing_interval", sub.RevisedPublishingInterval), zap.Uint32("revised_keep_alive_count", sub.RevisedMaxKeepAliveCount))
-	}
-
 	ts := timestampsToReturn(r.cfg.Timestamp)
 	var reqs []*ua.MonitoredItemCreateRequest
 	var its []*item
@@ -86,6 +69,37 @@ func (r *opcuaReceiver) subscribe(ctx context.Context, p *device.Poll, s *sessio
 	sum.annotate(q, p)
 	q.Attr("opcua.nodes", created)
 	q.End(nil)
+	return nil
+}
+
+// createSubscription creates the session's subscription (once: data items and event items share it).
+func (r *opcuaReceiver) createSubscription(ctx context.Context, p *device.Poll, s *session) error {
+	if s.sub != nil {
+		return nil
+	}
+	q := p.StartRequest("opcua.create_subscription").Attr("opcua.service", "CreateSubscription")
+	sc := r.cfg.Subscription
+	s.notifs = make(chan *opcua.PublishNotificationData, notifyQueueSize)
+	sub, err := s.client.Subscribe(ctx, &opcua.SubscriptionParameters{
+		Interval:                   sc.PublishingInterval,
+		LifetimeCount:              sc.LifetimeCount,
+		MaxKeepAliveCount:          sc.KeepAliveCount,
+		MaxNotificationsPerPublish: sc.MaxNotificationsPerPublish,
+	}, s.notifs)
+	if err != nil {
+		err = classify(err)
+		q.End(err)
+		return err
+	}
+	s.sub = sub
+	q.Attr("opcua.publishing_interval_ms", sub.RevisedPublishingInterval.Milliseconds())
+	q.End(nil)
+	if ka := time.Duration(sub.RevisedMaxKeepAliveCount) * sub.RevisedPublishingInterval; ka >= r.requestTimeout() && !r.warnedKeepAlive {
+		r.warnedKeepAlive = true
+		r.logger.Warn("The server lengthened the subscription's keep-alive period to the publish timeout or beyond; a subscription with nothing to report may time out and be rebuilt. Lower subscription.keep_alive_count or raise subscription.publishing_interval to what the server grants",
+			zap.Duration("keep_alive_period", ka), zap.Duration("publish_timeout", r.requestTimeout()),
+			zap.Duration("revised_publishing_interval", sub.RevisedPublishingInterval), zap.Uint32("revised_keep_alive_count", sub.RevisedMaxKeepAliveCount))
+	}
 	return nil
 }
 

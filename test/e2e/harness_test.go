@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -461,8 +462,8 @@ func (s *traceSink) Spans(t testing.TB) []span {
 	var out []span
 	var um ptrace.JSONUnmarshaler
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
+		if strings.TrimSpace(line) == "" || strings.Contains(line, `"resourceLogs"`) {
+			continue // log records (Logs reads them)
 		}
 		td, err := um.UnmarshalTraces([]byte(line))
 		if err != nil {
@@ -484,6 +485,57 @@ func (s *traceSink) Spans(t testing.TB) []span {
 						Status:   sp.Status().Code().String(),
 						Attrs:    sp.Attributes().AsRaw(),
 						Resource: res,
+					})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// logRecord is one log record the sink received.
+type logRecord struct {
+	Body           string
+	Severity       plog.SeverityNumber
+	SeverityText   string
+	EventName      string
+	Time, Observed time.Time
+	Attrs          map[string]any
+	Resource       map[string]any
+	// Arrived is when the sink's file first held the record (the poll of the file that found it).
+	Arrived time.Time
+}
+
+// Logs returns every log record received so far, in the order the sink wrote them.
+func (s *traceSink) Logs(t testing.TB) []logRecord {
+	t.Helper()
+	data, err := os.ReadFile(s.file)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	require.NoError(t, err)
+	now := time.Now()
+	var out []logRecord
+	var um plog.JSONUnmarshaler
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, `"resourceLogs"`) {
+			continue // spans, or a line still being written
+		}
+		ld, err := um.UnmarshalLogs([]byte(line))
+		if err != nil {
+			continue
+		}
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			rl := ld.ResourceLogs().At(i)
+			res := rl.Resource().Attributes().AsRaw()
+			for j := 0; j < rl.ScopeLogs().Len(); j++ {
+				lrs := rl.ScopeLogs().At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					lr := lrs.At(k)
+					out = append(out, logRecord{
+						Body: lr.Body().AsString(), Severity: lr.SeverityNumber(), SeverityText: lr.SeverityText(),
+						EventName: lr.EventName(), Time: lr.Timestamp().AsTime(), Observed: lr.ObservedTimestamp().AsTime(),
+						Attrs: lr.Attributes().AsRaw(), Resource: res, Arrived: now,
 					})
 				}
 			}

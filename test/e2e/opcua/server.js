@@ -13,6 +13,21 @@
 //   Temperature (Double 21.5), Level (AnalogItem Double 100, EURange 0..200), Counter (UInt32 1000),
 //   Running (Boolean true), Vector (Double[3] 1.5 2.5 3.5), Label (String),
 //   Flaky (Double 5; Bad_NoCommunication while FlakyBad is true), FlakyBad (Boolean false)
+//
+// Events and alarms (Alarms & Conditions service installed: ConditionRefresh, Acknowledge, Confirm):
+//   Inverter1 (object s=Inverter1, an event notifier of the Server object, so its events reach
+//   subscribers of i=2253) with
+//     GridFault (Boolean false, writable): the input of the OffNormalAlarm s=Inverter1.GridFaultAlarm
+//       (ConditionName "GridFault", source Inverter1). Writing true activates it (Severity 700,
+//       Message "Grid fault: inverter disconnected"), writing false makes it inactive (Severity 100,
+//       Message "Grid fault cleared"). It is acknowledged with the standard Acknowledge method.
+//       GRID_FAULT_AT_START=1 starts the server with the fault present (the alarm active).
+//     Command (String, writable): a line written here is run, the control channel of the tests:
+//       "event <severity> <errorCode> <message…>"  raises an InverterEventType (s=InverterEventType, a
+//                                                  BaseEventType with an ErrorCode UInt32 property) on
+//                                                  Inverter1
+//   Each event raised prints "raised <type> severity <n>" on stdout.
+//   Event filters may have at most 16 where-clause operands (MaxWhereClauseParameters).
 "use strict";
 
 const fs = require("fs");
@@ -24,6 +39,7 @@ const {
     DataType,
     DataValue,
     StatusCodes,
+    LocalizedText,
     SecurityPolicy,
     MessageSecurityMode,
     standardUnits,
@@ -59,6 +75,9 @@ async function main() {
         },
         serverInfo: { applicationUri: "urn:otelcol-iiot:e2e:node-opcua", productUri: "urn:otelcol-iiot:e2e" },
         buildInfo: { productName: "otelcol-iiot e2e server", manufacturerName: "otelcol-iiot" },
+        // A small limit a test can exceed: an event filter with more where-clause operands is refused
+        // (BadEventFilterInvalid), as an embedded server's would be.
+        serverCapabilities: { maxWhereClauseParameters: 16 },
     });
     await server.initialize();
 
@@ -121,6 +140,8 @@ async function main() {
     // Subscribers sample Flaky; a change of FlakyBad shows at the next sample.
     flakyBad.on("value_changed", () => flaky.touchValue());
 
+    addEvents(addressSpace, ns);
+
     await server.start();
     if (process.env.CERT_OUT) {
         fs.writeFileSync(process.env.CERT_OUT, server.getCertificate());
@@ -133,6 +154,108 @@ async function main() {
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
+}
+
+// addEvents builds Inverter1 with its grid-fault alarm, a plain event type, and the command variable.
+function addEvents(addressSpace, ns) {
+    addressSpace.installAlarmsAndConditionsService();
+    const server = addressSpace.rootFolder.objects.server;
+    const inverter = ns.addObject({
+        organizedBy: addressSpace.rootFolder.objects,
+        browseName: "Inverter1",
+        nodeId: "s=Inverter1",
+        eventNotifier: 1, // SubscribeToEvents
+        eventSourceOf: server,
+    });
+    const rw = { accessLevel: "CurrentRead | CurrentWrite", userAccessLevel: "CurrentRead | CurrentWrite" };
+
+    const eventType = ns.addEventType({ browseName: "InverterEventType", nodeId: "s=InverterEventType", subtypeOf: "BaseEventType" });
+    ns.addVariable({
+        propertyOf: eventType,
+        browseName: "ErrorCode",
+        nodeId: "s=InverterEventType.ErrorCode",
+        dataType: "UInt32",
+        modellingRule: "Mandatory",
+    });
+
+    const gridFault = ns.addVariable({
+        componentOf: inverter,
+        browseName: "GridFault",
+        nodeId: "s=Inverter1.GridFault",
+        dataType: "Boolean",
+        value: new Variant({ dataType: DataType.Boolean, value: false }),
+        ...rw,
+    });
+    const normal = ns.addVariable({
+        componentOf: inverter,
+        browseName: "GridFaultNormalState",
+        nodeId: "s=Inverter1.GridFaultNormalState",
+        dataType: "Boolean",
+        value: new Variant({ dataType: DataType.Boolean, value: false }),
+    });
+    const alarm = ns.instantiateOffNormalAlarm({
+        alarmType: "OffNormalAlarmType",
+        browseName: "GridFaultAlarm",
+        nodeId: "s=Inverter1.GridFaultAlarm",
+        componentOf: inverter,
+        conditionName: "GridFault",
+        conditionSource: inverter,
+        inputNode: gridFault,
+        normalState: normal,
+    });
+    alarm.calculateConditionInfo = (stateData, isActive) =>
+        isActive
+            ? { message: "Grid fault: inverter disconnected", quality: StatusCodes.Good, retain: true, severity: 700 }
+            : { message: "Grid fault cleared", quality: StatusCodes.Good, retain: true, severity: 100 };
+    // An inactive, acknowledged alarm has nothing left to show: it is no longer retained.
+    const afterChange = () => {
+        const b = alarm.currentBranch();
+        if (!b.getActiveState() && b.getAckedState() && b.getRetain()) {
+            b.setRetain(false);
+        }
+    };
+    if (process.env.GRID_FAULT_AT_START === "1") {
+        gridFault.setValueFromSource({ dataType: DataType.Boolean, value: true });
+    }
+    gridFault.on("value_changed", (dv) => {
+        setImmediate(afterChange);
+        console.log(`raised GridFault active ${dv.value.value}`);
+    });
+
+    const command = ns.addVariable({
+        componentOf: inverter,
+        browseName: "Command",
+        nodeId: "s=Inverter1.Command",
+        dataType: "String",
+        value: new Variant({ dataType: DataType.String, value: "" }),
+        ...rw,
+    });
+    command.on("value_changed", (dv) => {
+        const line = String(dv.value.value || "").trim();
+        if (!line) {
+            return;
+        }
+        const [verb, ...args] = line.split(/\s+/);
+        try {
+            if (verb === "event") {
+                const severity = parseInt(args[0], 10);
+                const code = parseInt(args[1], 10);
+                const message = args.slice(2).join(" ");
+                inverter.raiseEvent(eventType, {
+                    sourceName: { dataType: DataType.String, value: "Inverter1" },
+                    sourceNode: { dataType: DataType.NodeId, value: inverter.nodeId },
+                    severity: { dataType: DataType.UInt16, value: severity },
+                    message: { dataType: DataType.LocalizedText, value: new LocalizedText({ text: message, locale: "en" }) },
+                    errorCode: { dataType: DataType.UInt32, value: code },
+                });
+                console.log(`raised InverterEventType severity ${severity}`);
+            } else {
+                console.log(`unknown command ${line}`);
+            }
+        } catch (err) {
+            console.log(`command ${line} failed: ${err.stack || err}`);
+        }
+    });
 }
 
 main().catch((err) => {
