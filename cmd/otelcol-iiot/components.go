@@ -14,7 +14,6 @@ import (
 	resourceprocessor "github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
 	transformprocessor "github.com/open-telemetry/opentelemetry-collector-contrib/processor/transformprocessor"
 	hostmetricsreceiver "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/hostmetricsreceiver"
-	spanquantilesconnector "github.com/otelcol-iiot/otelcol-iiot/connector/spanquantilesconnector"
 	tenantremotewriteexporter "github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter"
 	tdigestprocessor "github.com/otelcol-iiot/otelcol-iiot/processor/tdigestprocessor"
 	tenantprocessor "github.com/otelcol-iiot/otelcol-iiot/processor/tenantprocessor"
@@ -135,15 +134,11 @@ func components() (otelcol.Factories, error) {
 		tenantprocessor.NewFactory().Type():        "github.com/otelcol-iiot/otelcol-iiot v0.0.0",
 	})
 
-	factories.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](
-		spanquantilesconnector.NewFactory(),
-	)
+	factories.Connectors, err = otelcol.MakeFactoryMap[connector.Factory]()
 	if err != nil {
 		return otelcol.Factories{}, err
 	}
-	factories.ConnectorModules = makeModulesMap(factories.Connectors, map[component.Type]string{
-		spanquantilesconnector.NewFactory().Type(): "github.com/otelcol-iiot/otelcol-iiot v0.0.0",
-	})
+	factories.ConnectorModules = makeModulesMap(factories.Connectors, map[component.Type]string{})
 
 	return factories, nil
 }

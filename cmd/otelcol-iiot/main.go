@@ -6,6 +6,7 @@ package main
 import (
 	"os"
 
+	memlimit "github.com/otelcol-iiot/otelcol-iiot/internal/memlimit"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 	envprovider "go.opentelemetry.io/collector/confmap/provider/envprovider"
@@ -35,6 +36,9 @@ func main() {
 					httpprovider.NewFactory(),
 					httpsprovider.NewFactory(),
 				},
+				ConverterFactories: []confmap.ConverterFactory{
+					memlimit.NewFactory(),
+				},
 			},
 		},
 		ProviderModules: map[string]string{
@@ -44,7 +48,9 @@ func main() {
 			httpprovider.NewFactory().Create(confmap.ProviderSettings{}).Scheme():  "go.opentelemetry.io/collector/confmap/provider/httpprovider v1.65.0",
 			httpsprovider.NewFactory().Create(confmap.ProviderSettings{}).Scheme(): "go.opentelemetry.io/collector/confmap/provider/httpsprovider v1.65.0",
 		},
-		ConverterModules: []string{},
+		ConverterModules: []string{
+			"github.com/otelcol-iiot/otelcol-iiot v0.0.0",
+		},
 	}
 
 	if err := run(set); err != nil {

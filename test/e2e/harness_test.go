@@ -382,7 +382,12 @@ type collector struct {
 // startCollectorFiles runs the collector on config files (merged in order, as --config flags are).
 func startCollectorFiles(t testing.TB, env map[string]string, configFiles ...string) *collector {
 	t.Helper()
-	bin := buildCollector(t)
+	return startBinaryFiles(t, buildCollector(t), env, configFiles...)
+}
+
+// startBinaryFiles runs bin (the edge or the gateway distribution) on config files.
+func startBinaryFiles(t testing.TB, bin string, env map[string]string, configFiles ...string) *collector {
+	t.Helper()
 	environ := os.Environ()
 	for k, v := range env {
 		environ = append(environ, k+"="+v)
@@ -392,7 +397,7 @@ func startCollectorFiles(t testing.TB, env map[string]string, configFiles ...str
 		args = append(args, "--config="+f)
 	}
 	c := &collector{configPath: configFiles[0], process: &process{
-		name: "otelcol-iiot " + t.Name(),
+		name: filepath.Base(bin) + " " + t.Name(),
 		path: bin,
 		args: args,
 		env:  environ,

@@ -90,8 +90,8 @@ func startToolOnFreePort(t *testing.T, name string, args func(addr string) []str
 // TestTDigestFromReceivers: the poll latency of real receivers (DL/T 645 and Modbus simulators as
 // child processes) becomes, through the tdigest processor grouped by device_group, Summary quantile
 // series in a real Prometheus that agree with the raw poll-duration samples Prometheus holds for the
-// same group; the receivers' poll spans become span-duration quantiles through the spanquantiles
-// connector.
+// same group; the receivers' poll spans, sent by OTLP to the gateway distribution, become
+// span-duration quantiles through its spanquantiles connector.
 func TestTDigestFromReceivers(t *testing.T) {
 	dltAddr := startDLT645Sim(t)
 	modbusPort := startModbusSim(t)
@@ -102,8 +102,11 @@ func TestTDigestFromReceivers(t *testing.T) {
 		window = 6 * time.Second
 		slide  = 2 * time.Second
 	)
-	startCollectorTestdata(t, nil, vars{"DLT645Addr": dltAddr, "Profiles": profiles, "ModbusPort": modbusPort,
-		"Window": window, "Slide": slide, "RemoteWrite": prom.RemoteWriteURL()}, "tdigest/receivers.yaml")
+	// the spanquantiles connector is a gateway component: the edge sends its poll spans there by OTLP
+	data := vars{"DLT645Addr": dltAddr, "Profiles": profiles, "ModbusPort": modbusPort, "GatewayOTLPPort": freePort(t),
+		"Window": window, "Slide": slide, "RemoteWrite": prom.RemoteWriteURL()}
+	startGatewayTestdata(t, nil, data, "tdigest/receivers_gateway.yaml")
+	startCollectorTestdata(t, nil, data, "tdigest/receivers.yaml")
 
 	const wait = 3 * time.Minute // a loaded 2-core machine: first emission after a few slides
 	quantiles := []string{"0.5", "0.9", "0.99", "0.999"}

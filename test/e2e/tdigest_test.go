@@ -18,14 +18,15 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// TestTDigestQuantilesInPrometheus: poll durations sent by OTLP go through the
+// TestTDigestQuantilesInPrometheus (gateway distribution): poll durations sent by OTLP go through the
 // tdigest processor, span durations through the spanquantiles connector; both
 // windows' quantiles arrive in a real Prometheus by remote-write with the exact
 // values (the windows hold few values, so they are exact).
 func TestTDigestQuantilesInPrometheus(t *testing.T) {
 	prom := startPrometheus(t)
 	otlpPort := freePort(t)
-	startCollectorTestdata(t, nil, vars{"OTLPPort": otlpPort, "RemoteWrite": prom.RemoteWriteURL()}, "tdigest/otlp.yaml")
+	// the gateway distribution: the spanquantiles connector is not in the edge
+	startGatewayTestdata(t, nil, vars{"OTLPPort": otlpPort, "RemoteWrite": prom.RemoteWriteURL()}, "tdigest/otlp.yaml")
 
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", otlpPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)

@@ -58,12 +58,24 @@ func renderFile(t testing.TB, dir, rel string, data vars) string {
 // when a test uses it).
 func startCollectorTestdata(t testing.TB, env map[string]string, data vars, configs ...string) *collector {
 	t.Helper()
+	return startBinaryTestdata(t, buildCollector(t), env, data, configs...)
+}
+
+// startGatewayTestdata is startCollectorTestdata for the gateway distribution (components the edge
+// does not carry, e.g. the spanquantiles connector).
+func startGatewayTestdata(t testing.TB, env map[string]string, data vars, configs ...string) *collector {
+	t.Helper()
+	return startBinaryTestdata(t, buildGateway(t), env, data, configs...)
+}
+
+func startBinaryTestdata(t testing.TB, bin string, env map[string]string, data vars, configs ...string) *collector {
+	t.Helper()
 	dir := t.TempDir()
 	var files []string
 	for i, c := range configs {
 		files = append(files, renderFile(t, filepath.Join(dir, fmt.Sprint(i)), c, data))
 	}
-	return startCollectorFiles(t, env, files...)
+	return startBinaryFiles(t, bin, env, files...)
 }
 
 // expectation is one PromQL query and the value of its only sample.

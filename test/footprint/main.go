@@ -31,6 +31,9 @@ type options struct {
 	interval                                 time.Duration
 	only                                     map[string]bool
 	keep                                     bool
+	envFile                                  string
+	env                                      map[string]string // Go runtime settings given to the collector
+	envFrom                                  map[string]string
 }
 
 func main() {
@@ -54,7 +57,15 @@ func run(args []string, out, progress io.Writer) error {
 	fs.DurationVar(&o.interval, "interval", time.Second, "poll interval")
 	names := fs.String("workloads", "", "comma-separated workloads to run (default all: "+workloadNames()+")")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configurations, collector logs)")
+	fs.StringVar(&o.envFile, "env-file", "distributions/otelcol-iiot/otelcol-iiot.conf",
+		"the packaged env file: its GOGC and GOMEMLIMIT reach the collector as they reach the service (empty: none)")
+	var overrides envList
+	fs.Var(&overrides, "env", "NAME=VALUE for the collector, over the env file and the environment (repeatable), e.g. -env GOGC=100")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if o.env, o.envFrom, err = runtimeEnv(o.envFile, os.Getenv, overrides); err != nil {
 		return err
 	}
 	if o.polls < 5 {
@@ -242,6 +253,9 @@ func measure(o options, w workload, dir string, progress io.Writer) (res result,
 		"OTELCOL_IIOT_TELEMETRY_PORT="+strconv.Itoa(ports[2]),
 		"OTELCOL_IIOT_SITE=footprint",
 	)
+	for k, v := range o.env {
+		cmd.Env = append(cmd.Env, k+"="+v) // later entries win
+	}
 	logPath := filepath.Join(dir, "collector.log")
 	logFile, err := os.Create(logPath) //nolint:gosec // a file in our own work directory
 	if err != nil {
@@ -469,7 +483,7 @@ func printTable(out io.Writer, o options, size, stripped int64, results []result
 	if stripped >= 0 {
 		fmt.Fprintf(out, ", stripped (strip) %.1f MB", float64(stripped)/1e6)
 	}
-	fmt.Fprintf(out, ". %d polls at %s per workload, edge default configuration.\n\n", o.polls, o.interval)
+	fmt.Fprintf(out, ". %d polls at %s per workload, edge default configuration, %s.\n\n", o.polls, o.interval, describeEnv(o.env, o.envFrom))
 	fmt.Fprintln(out, "| workload | device-polls | CPU s | CPU s / 1,000 device-polls | CPU % of a core | requests / device-poll | peak RSS MiB | steady RSS MiB (anon) | RW bytes / sample | RW bytes / device-poll | samples / device-poll | RW requests | series | labels / series (max) |")
 	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
