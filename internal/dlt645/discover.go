@@ -51,7 +51,8 @@ func ClientSearch(c *Client) SearchExchange {
 			return Frame{}, HeardNothing, err
 		}
 		after := c.Counts()
-		in := after.BytesIn - before.BytesIn
+		// Bytes waited out before the request (the tail of an earlier garble) are not its answer.
+		in := (after.BytesIn - before.BytesIn) - (after.Discarded - before.Discarded)
 		if after.Skipped > before.Skipped {
 			// An echo is the request as sent, preamble and all.
 			in -= min(in, uint64(req.Len(c.Preamble)))
@@ -121,7 +122,8 @@ func forwardActive(v Version) DI {
 // wildcards, which meters match byte by byte, so the narrowing goes a digit pair at a time): each of
 // the 100 values of the next byte is asked once, an answer is a meter, a garble is several whose
 // addresses share those bytes, searched one byte deeper. A garble is asked again before it counts, so
-// that a burst of line noise costs one request, not a hundred.
+// that a burst of line noise costs one request, not a hundred; an answer counts once the meter has
+// answered at its own address too (one request more per meter).
 func Search(ctx context.Context, x SearchExchange, opts SearchOptions) (SearchResult, error) {
 	s := &searcher{x: x, opts: opts, seen: map[Address]bool{}}
 	req := ReadAddressRequest()
@@ -161,8 +163,10 @@ func (s *searcher) ask(ctx context.Context, req Frame) (Frame, Heard, error) {
 	return s.send(ctx, req)
 }
 
-// found adds the meter that answered a request to pattern.
-func (s *searcher) found(f Frame, pattern Address) error {
+// found adds the meter that answered a request to pattern, once it has answered at its own address
+// too: overlaid answers can, rarely, make a frame that passes its checksum, whose address is a blend of
+// the senders'. false: no meter of that address answers, so the answer was a garble.
+func (s *searcher) found(ctx context.Context, f Frame, pattern Address) (bool, error) {
 	a := f.Address
 	if f.Control.Func() == FuncReadAddress2007 && !f.Control.IsAbnormal() {
 		if pa, err := ParseAddressReply(f); err == nil {
@@ -170,16 +174,23 @@ func (s *searcher) found(f Frame, pattern Address) error {
 		}
 	}
 	// A reply names one meter: no wildcard byte, and one the request reached.
-	if slices.Contains(a[:], 0xAA) || a == BroadcastAddress || !pattern.Matches(a) || s.seen[a] {
-		return nil
+	if slices.Contains(a[:], 0xAA) || a == BroadcastAddress || !pattern.Matches(a) {
+		return false, nil
+	}
+	if s.seen[a] {
+		return true, nil
+	}
+	g, h, err := s.send(ctx, SearchRequest(s.opts.Version, a))
+	if err != nil || h != HeardAnswer || g.Address != a {
+		return false, err
 	}
 	s.seen[a] = true
 	s.res.Meters = append(s.res.Meters, a)
 	if s.opts.MaxMeters > 0 && len(s.res.Meters) >= s.opts.MaxMeters {
 		s.res.Stopped = "max_meters"
-		return errStop
+		return true, errStop
 	}
-	return nil
+	return true, nil
 }
 
 func (s *searcher) first(ctx context.Context, req Frame) error {
@@ -188,7 +199,9 @@ func (s *searcher) first(ctx context.Context, req Frame) error {
 	case err != nil:
 		return err
 	case h == HeardAnswer:
-		return s.found(f, WildcardAddress)
+		if ok, err := s.found(ctx, f, WildcardAddress); ok || err != nil {
+			return err
+		}
 	case h == HeardNothing:
 		return nil
 	}
@@ -206,9 +219,16 @@ func (s *searcher) narrow(ctx context.Context, prefix []byte) error {
 		if err != nil {
 			return err
 		}
+		if h == HeardAnswer {
+			var ok bool
+			if ok, err = s.found(ctx, f, pat); err != nil {
+				return err
+			}
+			if !ok {
+				h = HeardGarble
+			}
+		}
 		switch {
-		case h == HeardAnswer:
-			err = s.found(f, pat)
 		case h == HeardGarble && len(prefix) < len(pat)-1:
 			err = s.narrow(ctx, pat[:len(prefix)+1])
 		case h == HeardGarble:

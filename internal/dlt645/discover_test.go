@@ -70,7 +70,8 @@ func strs(as []dlt645.Address) []string {
 // TestSearchThreeMeters: three meters whose addresses share their leading digits and, two of them, their
 // lowest four: the first request collides (the simulator overlays the frames as a bus does, with the FE
 // preamble), the two collide again on 01 and on 01 00, and part on the third byte. Found in the order of
-// the search, each once, in 2 + (100 + 1) + (100 + 1) + 100 requests (a garble is asked twice).
+// the search, each once, in 2 + (100 + 1) + (100 + 1) + 100 requests (a garble is asked twice), and
+// one more each to check it answers at its own address.
 func TestSearchThreeMeters(t *testing.T) {
 	t.Parallel()
 	srv, c := line(t, sim.Options{Preamble: 4}, meters(t, dlt645.V2007, "123456780001", "123456790001", "123456780002")...)
@@ -80,7 +81,7 @@ func TestSearchThreeMeters(t *testing.T) {
 	assert.True(t, res.Collided)
 	assert.True(t, res.Complete())
 	assert.Empty(t, res.Shared)
-	assert.Equal(t, 2+101+101+100, res.Frames)
+	assert.Equal(t, 2+101+101+100+3, res.Frames)
 	assert.Equal(t, uint64(res.Frames), srv.Stats().Requests)
 }
 
@@ -92,7 +93,7 @@ func TestSearchOneAndNone(t *testing.T) {
 	res, err := dlt645.Search(context.Background(), dlt645.ClientSearch(c), dlt645.SearchOptions{Version: dlt645.V2007})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"000012345678"}, strs(res.Meters))
-	assert.Equal(t, 1, res.Frames)
+	assert.Equal(t, 2, res.Frames, "the read-address command, and a read at the address")
 	assert.False(t, res.Collided)
 
 	_, c = line(t, sim.Options{})
@@ -111,7 +112,7 @@ func TestSearchOneAndNone(t *testing.T) {
 	res, err = dlt645.Search(context.Background(), dlt645.ClientSearch(c), dlt645.SearchOptions{Version: dlt645.V1997})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"000000001997", "000000002097"}, strs(res.Meters), "1997: narrowed by wildcard reads")
-	assert.Equal(t, 2+101+100, res.Frames)
+	assert.Equal(t, 2+101+100+2, res.Frames)
 }
 
 // TestSearchBounds: the frame bound stops a search midway and reports what it found so far; the meter
@@ -119,12 +120,13 @@ func TestSearchOneAndNone(t *testing.T) {
 func TestSearchBounds(t *testing.T) {
 	t.Parallel()
 	_, c := line(t, sim.Options{}, meters(t, dlt645.V2007, "000000000101", "000000000201", "000000000350")...)
-	res, err := dlt645.Search(context.Background(), dlt645.ClientSearch(c), dlt645.SearchOptions{Version: dlt645.V2007, MaxFrames: 7})
+	res, err := dlt645.Search(context.Background(), dlt645.ClientSearch(c), dlt645.SearchOptions{Version: dlt645.V2007, MaxFrames: 8})
 	require.NoError(t, err)
 	assert.Equal(t, "max_frames", res.Stopped)
 	assert.False(t, res.Complete())
-	assert.Equal(t, 7, res.Frames)
-	// 2 for the first, 1 for 00, 2 for 01, then 00 and 01 under 01: the first meter is found.
+	assert.Equal(t, 8, res.Frames)
+	// 2 for the first, 1 for 00, 2 for 01, then 00 and 01 under 01, and 01 01 at its address: the
+	// first meter is found.
 	assert.Equal(t, []string{"000000000101"}, strs(res.Meters))
 	assert.Contains(t, res.String(), "stopped at max_frames (partial)")
 
@@ -153,7 +155,29 @@ func TestSearchEcho(t *testing.T) {
 	res, err := dlt645.Search(context.Background(), dlt645.ClientSearch(c), dlt645.SearchOptions{Version: dlt645.V2007})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"000000000001", "000000000002"}, strs(res.Meters))
-	assert.Equal(t, 2+100, res.Frames, "silences stay silences")
+	assert.Equal(t, 2+100+2, res.Frames, "silences stay silences")
+}
+
+// TestSearchBlend: answers that overlay into a frame passing its checksum, whose address blends the
+// senders' (000000000101 | 000000000201 = 000000000301, which no meter has), are not taken for a meter:
+// the blend does not answer at its own address, so the search goes a byte deeper and finds both.
+func TestSearchBlend(t *testing.T) {
+	t.Parallel()
+	// Neither has forward active energy: both answer with the same error reply but for the address,
+	// and the simulator's overlay of the two passes the checksum.
+	a, b := sim.NewMeter(addr(t, "000000000101"), dlt645.V2007), sim.NewMeter(addr(t, "000000000201"), dlt645.V2007)
+	blend := false
+	_, c := line(t, sim.Options{AlignedCollisions: true}, a, b)
+	x := func(ctx context.Context, req dlt645.Frame) (dlt645.Frame, dlt645.Heard, error) {
+		f, h, err := dlt645.ClientSearch(c)(ctx, req)
+		blend = blend || (h == dlt645.HeardAnswer && f.Address.String() == "000000000301")
+		return f, h, err
+	}
+	res, err := dlt645.Search(context.Background(), x, dlt645.SearchOptions{Version: dlt645.V2007})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"000000000101", "000000000201"}, strs(res.Meters))
+	assert.True(t, res.Complete())
+	assert.True(t, blend, "the line did blend the two answers into a frame")
 }
 
 // TestSearchLineFails: a line that closes ends the search with its error and what was found so far.
