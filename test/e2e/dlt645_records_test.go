@@ -159,7 +159,9 @@ func TestDLT645RecordsVictoriaMetrics(t *testing.T) {
 	col := startCollectorTestdata(t, nil, vars{"TCPAddr": l.Addr().String(), "RemoteWrite": vm.RemoteWriteURL()}, "dlt645_records/config.yaml")
 
 	at := func(ts time.Time, v float64) map[time.Time]float64 { return map[time.Time]float64{ts: v} }
-	fwd := func(tariff string) map[string]string { return map[string]string{"direction": "forward", "tariff": tariff} }
+	fwd := func(tariff string) map[string]string {
+		return map[string]string{"direction": "forward", "tariff": tariff}
+	}
 	wants := []recordWant{
 		{name: "dlt645_demand_max_active_kW", labels: fwd("total"), samples: at(demandAt, 12.3456)},
 		{name: "dlt645_demand_max_active_kW", labels: fwd("1"), samples: at(tariff1At, 10)},
