@@ -301,3 +301,12 @@ func TestCollisions(t *testing.T) {
 		assert.Equal(t, tc.want, f.Address.String())
 	}
 }
+
+func TestCollisionsConfig(t *testing.T) {
+	c, err := ParseConfig([]byte("aligned_collisions: true\nmeters: [{address: \"1\"}, {address: \"2\"}]\n"))
+	require.NoError(t, err)
+	assert.True(t, c.Options().AlignedCollisions)
+	c, err = ParseConfig([]byte("meters: [{address: \"1\"}]\n"))
+	require.NoError(t, err)
+	assert.False(t, c.Options().AlignedCollisions)
+}
