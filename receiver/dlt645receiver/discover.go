@@ -334,10 +334,16 @@ func (d *discovery) deviceList() string {
 	return b.String()
 }
 
-// yamlScalar quotes s unless it is a plain word.
+// yamlScalar quotes s unless it is a plain word that starts with a letter (digits would read as a
+// number: an empty id_prefix makes ids of bare addresses).
 func yamlScalar(s string) string {
+	letter := func(c rune) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+	plain := func(c rune) bool { return letter(c) || c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' }
+	if s == "" || !letter(rune(s[0])) {
+		return fmt.Sprintf("%q", s)
+	}
 	for _, c := range s {
-		if !(c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+		if !plain(c) {
 			return fmt.Sprintf("%q", s)
 		}
 	}

@@ -118,10 +118,9 @@ func TestDiscoverThreeMeters(t *testing.T) {
   - {id: meter-123456780002, address: "123456780002", identifiers: ["02010100"]}
 `, list)
 	// The list pastes under the bus: it loads as its meters.
-	conf := confmap.NewFromStringMap(map[string]any{})
 	ret, err := confmap.NewRetrievedFromYAML([]byte(list))
 	require.NoError(t, err)
-	conf, err = ret.AsConf()
+	conf, err := ret.AsConf()
 	require.NoError(t, err)
 	var bus BusConfig
 	require.NoError(t, conf.Unmarshal(&bus))
@@ -309,4 +308,11 @@ buses:
 	assert.Equal(t, "tcp://127.0.0.1:4001/000000000123", m.identity.Address)
 	assert.NotEmpty(t, m.reads)
 	assert.True(t, strings.HasPrefix(m.identity.Attributes[attrVersion], "2007"))
+}
+
+func TestYAMLScalar(t *testing.T) {
+	assert.Equal(t, "meter-000000000001", yamlScalar("meter-000000000001"))
+	assert.Equal(t, `"000000000001"`, yamlScalar("000000000001"), "an id of digits stays a string")
+	assert.Equal(t, `"a b: c"`, yamlScalar("a b: c"))
+	assert.Equal(t, `""`, yamlScalar(""))
 }
