@@ -2,6 +2,7 @@ package dlt645receiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -105,7 +106,8 @@ func (r *meterResolver) discover(d DiscoverConfig, bs *busSpec, meters []MeterCo
 	for _, ic := range d.Identifiers {
 		ds.identifiers = append(ds.identifiers, ic.DI)
 	}
-	ds.template = meterSpec{location: r.location}
+	// discover: true keeps the address out of the template's identity; each meter found sets its own.
+	ds.template = meterSpec{location: r.location, discover: true}
 	errs = append(errs, r.meterKeys(&ds.template, d.meter(), bs, prefix)...)
 	return ds, errs
 }
@@ -113,7 +115,7 @@ func (r *meterResolver) discover(d DiscoverConfig, bs *busSpec, meters []MeterCo
 // meterAt is the spec of the meter found at address a.
 func (ds *discoverSpec) meterAt(a dlt645.Address, endpoint string) meterSpec {
 	s := ds.template
-	s.address = a
+	s.address, s.discover = a, false
 	s.reads = slices.Clone(ds.template.reads)
 	s.identity.ID = ds.idPrefix + a.String()
 	s.identity.Address = fmt.Sprintf("%s/%s", strings.TrimSuffix(endpoint, "/"), a)
@@ -293,6 +295,8 @@ func (d *discovery) report(res dlt645.SearchResult, err error, added []dlt645.Ad
 		fields = append(fields, zap.Stringers("shared_addresses", res.Shared))
 	}
 	switch {
+	case err != nil && errors.Is(err, context.Canceled):
+		return // shutting down
 	case err != nil:
 		d.logger.Warn("Meter search failed; found meters are polled, the search is repeated", append(fields, zap.Error(err))...)
 		return
