@@ -31,7 +31,7 @@ func TestClientSearchLateAnswerIsNoGarble(t *testing.T) {
 		}
 		// The first answer comes when the client has given up on it, half-way through the time
 		// it waits the line out.
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(150 * time.Millisecond) //nolint:forbidigo // the meter answers late: the delay is the fault, not a wait
 		late, _ := ReadResponse(V2007, meter, 0x00010000, []byte{0, 0, 0, 0}, false).Encode(4)
 		return [][]byte{late}
 	})
