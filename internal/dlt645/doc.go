@@ -24,4 +24,9 @@
 // settlement days), freezes (stamped by their freeze time), event counts and
 // last events, and the load profile (loadprofile.go: records read by start time
 // and count, decoded with their own time).
+//
+// Search (discover.go) finds the addresses of the meters on a line: the
+// read-address command, then, when several meters answer at once, a search
+// that narrows the AA wildcard address from the lowest byte up. The receiver's
+// `discover:` and the probe's `dlt645 scan` both run it.
 package dlt645

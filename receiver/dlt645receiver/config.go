@@ -80,6 +80,49 @@ type BusConfig struct {
 	TimeSync TimeSyncConfig `mapstructure:"time_sync"`
 	// Meters on this bus.
 	Meters []MeterConfig `mapstructure:"meters"`
+	// Discover finds the meters of the bus that Meters does not list, and polls each as it says.
+	Discover *DiscoverConfig `mapstructure:"discover"`
+}
+
+// DiscoverConfig searches a bus for its meters (at start, and again on a rescan) and polls every meter
+// found that the bus's `meters` do not list, each with the same keys: a template of a meter.
+type DiscoverConfig struct {
+	// ID is the device.id of the bus's search itself: its health metrics, dlt645.search spans and the
+	// dlt645.discovery.meters metric (default dlt645-bus-<bus index>).
+	ID string `mapstructure:"id"`
+	// IDPrefix makes each meter's device.id: the prefix and the meter's address (default "meter-").
+	IDPrefix string `mapstructure:"id_prefix"`
+	// MaxMeters is the most meters polled (default 32); the search stops at as many.
+	MaxMeters int `mapstructure:"max_meters"`
+	// MaxFrames is the most requests one search sends (default 2000); a search stopped by it reports
+	// what it found so far.
+	MaxFrames int `mapstructure:"max_frames"`
+	// RescanInterval searches the bus again this often, adding meters that joined (0, the default: never).
+	RescanInterval time.Duration `mapstructure:"rescan_interval"`
+	// RescanAfterSilence searches the bus again when a meter found has answered no poll for this long (a
+	// meter replaced by one with another address); 0, the default: never.
+	RescanAfterSilence time.Duration `mapstructure:"rescan_after_silence"`
+
+	// The keys of a meter, for every meter found.
+	Version            string               `mapstructure:"version"`
+	Profile            string               `mapstructure:"profile"`
+	Identifiers        []IdentifierConfig   `mapstructure:"identifiers"`
+	ExcludeIdentifiers []string             `mapstructure:"exclude_identifiers"`
+	Manufacturer       string               `mapstructure:"manufacturer"`
+	Model              string               `mapstructure:"model"`
+	TimeZone           string               `mapstructure:"time_zone"`
+	ResourceAttributes map[string]string    `mapstructure:"resource_attributes"`
+	Poll               device.PollOverrides `mapstructure:"poll"`
+	Report             device.ReportConfig  `mapstructure:"report"`
+}
+
+// meter is the template as a meter's keys.
+func (d *DiscoverConfig) meter() MeterConfig {
+	return MeterConfig{
+		Version: d.Version, Profile: d.Profile, Identifiers: d.Identifiers, ExcludeIdentifiers: d.ExcludeIdentifiers,
+		Manufacturer: d.Manufacturer, Model: d.Model, TimeZone: d.TimeZone, ResourceAttributes: d.ResourceAttributes,
+		Poll: d.Poll, Report: d.Report,
+	}
 }
 
 // TimeSyncConfig sets the broadcast time sync (control code 08) of a bus.

@@ -41,6 +41,7 @@ func TestConfigs(t *testing.T) {
 	}{
 		{name: ""},
 		{name: "discover"},
+		{name: "discover_bus"},
 		{name: "demo"},
 		{name: "discover_shared_bus", wantErr: []string{`buses[0].meters[0] "a": address: "discover" needs the meter to be alone on its bus (this bus has 2 meters)`}},
 		{name: "unknown_identifier", wantErr: []string{`buses[0].meters[0] "a": identifiers[0] 04A00101: not in the DL/T 645-2007 catalogue: give format (e.g. XXX.XX) and metric (and unit, kind)`}},
@@ -169,6 +170,32 @@ func TestConfigDiscover(t *testing.T) {
 	assert.Equal(t, "tcp://127.0.0.1:4001", m.identity.Address)
 	assert.NotContains(t, m.identity.Attributes, "dlt645.meter.address")
 	assert.Equal(t, 10*time.Millisecond, buses[0].gap)
+}
+
+// A bus with discover: resolves its template once; every meter found is that template at its address.
+func TestConfigDiscoverBus(t *testing.T) {
+	cfg, err := loadConfig(t, "discover_bus")
+	require.NoError(t, err)
+	buses, err := cfg.resolve()
+	require.NoError(t, err)
+	ds := buses[0].discover
+	require.NotNil(t, ds)
+	assert.Equal(t, "flats", ds.id)
+	assert.Equal(t, 8, ds.maxMeters)
+	assert.Equal(t, 500, ds.maxFrames)
+	assert.Equal(t, 24*time.Hour, ds.rescan)
+	assert.Equal(t, time.Hour, ds.silence)
+	assert.Equal(t, 30*time.Second, ds.template.poll.Interval)
+	assert.Equal(t, 300*time.Millisecond, ds.template.poll.Timeout)
+	listed, _ := dlt645.ParseAddress("210300000001")
+	assert.Equal(t, map[dlt645.Address]bool{listed: true}, ds.listed)
+	a, _ := dlt645.ParseAddress("000012345678")
+	m := ds.meterAt(a, buses[0].endpoint)
+	assert.Equal(t, "flat-000012345678", m.identity.ID)
+	assert.Equal(t, map[string]string{"site": "block-a", "dlt645.meter.address": "000012345678", "dlt645.version": "2007"}, m.identity.Attributes)
+	assert.NotContains(t, ds.template.identity.Attributes, "dlt645.meter.address", "the template is not changed by a meter found")
+	assert.False(t, m.discover, "a meter found is polled at its address")
+	require.Len(t, buses[0].meters, 1)
 }
 
 func TestConfigUnknownKey(t *testing.T) {

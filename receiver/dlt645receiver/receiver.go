@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
@@ -34,6 +35,9 @@ type dlt645Receiver struct {
 	storage     map[component.ID]storage.Client
 	storageErrs map[component.ID]error // storages that could not open their file
 	profileSink profileSink
+	// foundIDs: the device ids of the meters found by the buses' searches
+	foundMu  sync.Mutex
+	foundIDs map[string]bool
 	*device.Fleet
 }
 
@@ -164,6 +168,9 @@ func (r *dlt645Receiver) add(specs []busSpec) {
 			m := newMeterPoller(ms, b, rec, r.Clock(), r.Logger())
 			r.addLoadProfile(m, ms)
 			r.Add(rec, m, ms.poll, b.link)
+		}
+		if bs.discover != nil {
+			r.addDiscovery(bs.discover, b)
 		}
 		if bs.timeSync > 0 {
 			r.AddJob(b.syncJob(bs.timeSync))

@@ -33,6 +33,8 @@ type busSpec struct {
 	endpoints     []string
 	failoverAfter int
 	failbackAfter time.Duration
+	// discover: the bus is searched for the meters not listed (nil: not searched)
+	discover *discoverSpec
 }
 
 // meterSpec is one meter with its profile, overrides and defaults applied.
@@ -121,8 +123,8 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 			}
 		}
 		bs.location = defaultLoc
-		if len(b.Meters) == 0 {
-			add(fmt.Errorf("%s.meters: at least one meter is required", bprefix))
+		if len(b.Meters) == 0 && b.Discover == nil {
+			add(fmt.Errorf("%s.meters: at least one meter is required (or discover: to find them)", bprefix))
 		}
 		addresses := map[dlt645.Address]string{}
 		for mi, m := range b.Meters {
@@ -135,7 +137,12 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 				bs.meters = append(bs.meters, spec)
 			}
 		}
-		if len(bs.meters) > 0 { // a bus whose meters are all disabled is not opened (no time sync either)
+		if b.Discover != nil {
+			ds, derrs := r.discover(*b.Discover, &bs, b.Meters, bprefix, bi)
+			add(derrs...)
+			bs.discover = ds
+		}
+		if len(bs.meters) > 0 || bs.discover != nil { // a bus whose meters are all disabled is not opened (no time sync either)
 			buses = append(buses, bs)
 		}
 	}
@@ -283,6 +290,16 @@ func (r *meterResolver) meter(m MeterConfig, bs *busSpec, onBus int, addresses m
 	}
 	spec := meterSpec{location: r.location}
 	errs = append(errs, spec.resolveAddress(m, onBus, addresses, mprefix, mi)...)
+	errs = append(errs, r.meterKeys(&spec, m, bs, mprefix)...)
+	if len(errs) > 0 {
+		return meterSpec{}, errs
+	}
+	return spec, nil
+}
+
+// meterKeys resolves the keys of meter m besides its id and address into spec.
+func (r *meterResolver) meterKeys(spec *meterSpec, m MeterConfig, bs *busSpec, mprefix string) []error {
+	var errs []error
 	prof, err := r.profiles.lookup(m.Profile, mprefix)
 	if err != nil {
 		errs = append(errs, err)
@@ -297,13 +314,13 @@ func (r *meterResolver) meter(m MeterConfig, bs *busSpec, onBus int, addresses m
 		errs = append(errs, fmt.Errorf("%sload_profile: needs a DL/T 645-2007 meter (version 2007)", mprefix))
 	}
 	if len(errs) > 0 {
-		return meterSpec{}, errs
+		return errs
 	}
 	spec.reads, spec.clock, spec.loadProfile = reads, clock, lp
 	// an identifier's report keys over its meter's, over its profile's, over the receiver's
 	spec.report = r.report.Over(prof.report).Over(m.Report)
 	spec.identity = spec.identityOn(m, prof, bs.endpoint)
-	return spec, nil
+	return nil
 }
 
 // resolveAddress reads the meter's address, or "discover" (only for the one meter of a bus).

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"strings"
 	"time"
 
@@ -73,12 +72,6 @@ func dial(cfg ScanConfig) (dlt645.Link, io.Closer, time.Duration, error) {
 		ct = cfg.Serial.CharTime()
 	}
 	return c, c, ct, nil
-}
-
-// collided tells whether a failed exchange received bytes that made no answer: several meters
-// answering at once (their frames overlay on the bus). Silence is no meter.
-func collided(err error, before, after dlt645.Counts) bool {
-	return errors.Is(err, dlt645.ErrChecksum) || after.BytesIn > before.BytesIn || after.Noise > before.Noise || after.Rejected > before.Rejected
 }
 
 // Scan finds the meters (unless given) and reads the catalogue from each.
@@ -171,58 +164,29 @@ func isMeterError(err error) bool {
 	return errors.As(err, &me)
 }
 
-// discover finds the meters of one edition: the read-address command (2007) or a read of forward
-// active energy from the wildcard address (1997) finds the only meter of a line. When several meters
-// answer at once their frames collide; then the addresses are searched byte by byte from the lowest,
-// the bytes above left as AA wildcards (abbreviated addressing), so that only the meters whose low
-// digits match answer.
+// discover finds the meters of one edition with the address search the receiver uses (dlt645.Search).
 func discover(ctx context.Context, c *dlt645.Client, v dlt645.Version) ([]*Meter, string, error) {
-	before := c.Counts()
-	req := dlt645.ReadRequest(v, dlt645.WildcardAddress, forwardActive(v))
-	if v == dlt645.V2007 {
-		req = dlt645.ReadAddressRequest()
-	}
-	// Any whole frame names its sender, an error reply too (a meter of the other edition may answer so).
-	f, err := c.Exchange(ctx, req)
-	if err == nil {
-		if a, perr := dlt645.ParseAddressReply(f); v == dlt645.V2007 && perr == nil {
-			return []*Meter{{Address: a, Version: v, Found: "read address"}}, "", nil
-		}
-		return []*Meter{{Address: f.Address, Version: v, Found: "read address"}}, "", nil
-	}
-	if ctx.Err() != nil {
-		return nil, "", ctx.Err()
-	}
-	if !collided(err, before, c.Counts()) {
-		return nil, fmt.Sprintf("DL/T 645-%s: no meter answered the %s (%v)", v, readAddressName(v), err), nil
-	}
-	var out []*Meter
-	var search func(prefix []byte) error
-	search = func(prefix []byte) error {
-		for d := 0; d <= 99; d++ {
-			b := byte(d/10<<4 | d%10)
-			pat := dlt645.WildcardAddress
-			copy(pat[:], prefix)
-			pat[len(prefix)] = b
-			before := c.Counts()
-			f, err := c.Exchange(ctx, dlt645.ReadRequest(v, pat, forwardActive(v)))
-			switch {
-			case err == nil:
-				out = append(out, &Meter{Address: f.Address, Version: v, Found: "address search"})
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case collided(err, before, c.Counts()) && len(prefix) < 5:
-				if err := search(append(slices.Clone(prefix), b)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	if err := search(nil); err != nil {
+	res, err := dlt645.Search(ctx, dlt645.ClientSearch(c), dlt645.SearchOptions{Version: v})
+	if err != nil {
 		return nil, "", err
 	}
-	return out, fmt.Sprintf("DL/T 645-%s: several meters answered the %s at once; searched their addresses digit pair by digit pair", v, readAddressName(v)), nil
+	how := "read address"
+	if res.Collided {
+		how = "address search"
+	}
+	var out []*Meter
+	for _, a := range res.Meters {
+		out = append(out, &Meter{Address: a, Version: v, Found: how})
+	}
+	switch {
+	case len(res.Shared) > 0:
+		return out, fmt.Sprintf("DL/T 645-%s: replies to %s still collided: two meters share an address (give one another with its own tool)", v, res.Shared[0]), nil
+	case res.Collided:
+		return out, fmt.Sprintf("DL/T 645-%s: several meters answered the %s at once; searched their addresses digit pair by digit pair (%d requests)", v, readAddressName(v), res.Frames), nil
+	case len(out) == 0:
+		return nil, fmt.Sprintf("DL/T 645-%s: no meter answered the %s", v, readAddressName(v)), nil
+	}
+	return out, "", nil
 }
 
 func readAddressName(v dlt645.Version) string {

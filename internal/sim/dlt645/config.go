@@ -27,8 +27,11 @@ type Config struct {
 	BaudRate int `yaml:"baud_rate"`
 	// ResponseDelay is how long meters think before they answer.
 	ResponseDelay time.Duration `yaml:"response_delay"`
-	Noise         NoiseSettings `yaml:"noise"`
-	Meters        []MeterConfig `yaml:"meters"`
+	// AlignedCollisions overlays the answers of meters that answer at once bit for bit (default: each
+	// later one a character behind).
+	AlignedCollisions bool          `yaml:"aligned_collisions"`
+	Noise             NoiseSettings `yaml:"noise"`
+	Meters            []MeterConfig `yaml:"meters"`
 }
 
 // SerialSettings set up the simulator's serial device.
@@ -185,6 +188,8 @@ func (c *Config) Options() Options {
 		NoiseProbability: c.Noise.Probability,
 		NoiseBytes:       c.Noise.MaxBytes,
 		Seed:             c.Noise.Seed,
+
+		AlignedCollisions: c.AlignedCollisions,
 	}
 	if c.BaudRate > 0 {
 		s := dlt645.DefaultSerialConfig("")

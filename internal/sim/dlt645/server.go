@@ -36,6 +36,12 @@ type Options struct {
 	// Echo sends every request back before the reply, as RS-485 adapters
 	// that hear their own transmission do.
 	Echo bool
+	// AlignedCollisions makes meters that answer at once start in the same
+	// character time, so their frames overlay bit for bit: the worst case, in
+	// which the overlay can pass its checksum as a frame whose address blends
+	// the senders'. By default each meter after the first starts one
+	// character later, as meters' reaction times differ.
+	AlignedCollisions bool
 	// Now is the clock of the meters (default time.Now).
 	Now func() time.Time
 }
@@ -133,6 +139,7 @@ func (s *Server) Handle(req dlt645.Frame, now time.Time) []dlt645.Frame {
 // encodeReplies renders the replies as bytes on the line.
 func (s *Server) encodeReplies(replies []dlt645.Frame) []byte {
 	var buf []byte
+	shift := 0
 	for _, f := range replies {
 		b, err := f.Append(nil, s.opts.Preamble)
 		if err != nil {
@@ -142,7 +149,12 @@ func (s *Server) encodeReplies(replies []dlt645.Frame) []byte {
 			buf = b
 			continue
 		}
-		// A collision: the frames overlay each other.
+		// A collision: the frames overlay each other (a driver sending a 1 bit wins over the idle
+		// line; here the bits of both are kept), the later one some characters behind.
+		if !s.opts.AlignedCollisions {
+			shift++
+			b = append(make([]byte, shift), b...)
+		}
 		for i := range b {
 			if i < len(buf) {
 				buf[i] |= b[i]

@@ -275,3 +275,38 @@ func TestEchoIsSkipped(t *testing.T) {
 	}
 	assert.Equal(t, uint64(5), cl.Counts().Skipped, "one echoed request per read")
 }
+
+// Meters answering at once collide: by default each later one starts a character behind, and the
+// overlay is no frame; aligned, the overlay of two error replies that differ in one address bit is a
+// frame that passes its checksum, with the blended address (the worst case a search must survive).
+func TestCollisions(t *testing.T) {
+	for _, tc := range []struct {
+		aligned bool
+		want    string
+	}{{false, ""}, {true, "000000000301"}} {
+		srv := NewServer(Options{Preamble: 4, AlignedCollisions: tc.aligned},
+			NewMeter(addr(t, "000000000101"), dlt645.V2007), NewMeter(addr(t, "000000000201"), dlt645.V2007))
+		pattern := addr(t, "000000000001")
+		pattern[1], pattern[2], pattern[3], pattern[4], pattern[5] = 0xAA, 0xAA, 0xAA, 0xAA, 0xAA
+		replies := srv.Handle(dlt645.ReadRequest(dlt645.V2007, pattern, 0x00010000), time.Now())
+		require.Len(t, replies, 2)
+		var sp dlt645.Splitter
+		_, _ = sp.Write(srv.encodeReplies(replies))
+		f, ok := sp.Next()
+		if tc.want == "" {
+			assert.False(t, ok, "no frame in the garble: %v", f)
+			continue
+		}
+		require.True(t, ok)
+		assert.Equal(t, tc.want, f.Address.String())
+	}
+}
+
+func TestCollisionsConfig(t *testing.T) {
+	c, err := ParseConfig([]byte("aligned_collisions: true\nmeters: [{address: \"1\"}, {address: \"2\"}]\n"))
+	require.NoError(t, err)
+	assert.True(t, c.Options().AlignedCollisions)
+	c, err = ParseConfig([]byte("meters: [{address: \"1\"}]\n"))
+	require.NoError(t, err)
+	assert.False(t, c.Options().AlignedCollisions)
+}
