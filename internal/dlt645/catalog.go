@@ -64,11 +64,11 @@ type Attribute struct{ Key, Value string }
 
 // Entry describes one data identifier.
 type Entry struct {
-	Version    Version
-	DI         DI
-	Name       string
-	Format     Format
-	Unit       string // UCUM
+	Version Version
+	DI      DI
+	Name    string
+	Format  Format
+	Unit    string // UCUM
 	// Exp: the reading is the decoded number × 10^Exp, in Unit. The standard's kWh, kW, kvar and kVA
 	// registers are read as Wh, W, var and VA (3): one unit per quantity (internal/device/README.md).
 	Exp        int
