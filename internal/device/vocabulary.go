@@ -105,12 +105,17 @@ func (q Quantity) AllowedValues(key string) []string {
 		return q.Phases
 	case AttrDirection:
 		if q.Direction {
-			return []string{DirectionImport, DirectionExport}
+			return directions
 		}
 	case AttrQuadrant:
 		if q.Direction {
-			return []string{"1", "2", "3", "4"}
+			return quadrants
 		}
 	}
 	return nil
 }
+
+var (
+	directions = []string{DirectionImport, DirectionExport}
+	quadrants  = []string{"1", "2", "3", "4"}
+)
