@@ -2,6 +2,7 @@ package tenantremotewriteexporter
 
 import (
 	"context"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -105,4 +106,20 @@ func TestRenameUnitsIdempotent(t *testing.T) {
 	renameUnits(md)
 	assert.Equal(t, once, md)
 	assert.False(t, hasPromUnits(md))
+}
+
+// The demo scrapes the contrib prometheus exporter and spells the same units with a transform
+// processor: its statements must be this map's, for every unit of the electrical vocabulary.
+func TestDemoSpellsUnitsAsPromUnits(t *testing.T) {
+	b, err := os.ReadFile("../../distributions/otelcol-iiot/demo.yaml")
+	require.NoError(t, err)
+	re := regexp.MustCompile(`set\(metric\.unit, "([a-z_]+)"\) where metric\.unit == "([^"]+)"`)
+	got := map[string]string{}
+	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+		got[m[2]] = m[1]
+	}
+	for _, u := range []string{"VA", "var", "Wh", "varh", "deg"} {
+		require.Contains(t, got, u)
+		assert.Equal(t, promUnits[u], got[u], u)
+	}
 }
