@@ -130,7 +130,7 @@ func compileSchema(c SchemaConfig) (*schema, []error) {
 	for i, p := range c.MetricPrefixes {
 		configured = true
 		if p == "" {
-			errs = append(errs, fmt.Errorf("schema::metric_prefixes[%d]: empty prefix; give the start of metric names, e.g. acme.", i))
+			errs = append(errs, fmt.Errorf("schema::metric_prefixes[%d]: empty prefix; give the start of metric names (e.g. acme.)", i))
 			continue
 		}
 		s.prefixes = append(s.prefixes, p)
