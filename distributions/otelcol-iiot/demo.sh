@@ -97,7 +97,10 @@ show() {
   done < <(grep -E '^iiot_device_up\{' <<<"$body" | sed -E 's/.*device_id="([^"]*)".*\} ([0-9.e+-]+).*/\1 \2/')
   echo
   echo "== $(date +%T)  $(grep -vc '^#' <<<"$body" || true) series exported; poll spans so far: $(grep -o '"name":"[a-z0-9]*\.poll"' "$DEMO_WORK/traces.jsonl" 2>/dev/null | sort | uniq -c | awk '{printf "%s %s  ", $2, $1}' | tr -d '"' | sed 's/name://g')"
-  grep -E '^(iiot_device_up|iiot_device_poll_duration_p99_seconds|iiot_device_breaker_state|meter_power_active_total_watts|meter_energy_active_import_kWh_total|inverter_ac_power_active_watts|inverter_dc_voltage_volts|dlt645_energy_active_kWh_total|dlt645_voltage_volts|dlt645_meter_clock_drift_seconds|opcua_line_[a-z_]+|iiot_device_poll_errors_total)\{' <<<"$body" |
+  # Electrical readings share one vocabulary (internal/device/README.md): phase A voltage, total active
+  # power and the imported energy (total register) of every meter and inverter, whatever the protocol.
+  grep -E '^(iiot_device_up|iiot_device_poll_duration_p99_seconds|iiot_device_breaker_state|electrical_voltage_volts|electrical_power_active_watts|electrical_energy_active_watt_hours_total|inverter_dc_voltage_volts|dlt645_meter_clock_drift_seconds|opcua_line_[a-z_]+|iiot_device_poll_errors_total)\{' <<<"$body" |
+    grep -vE 'phase="(B|C|AB|BC|CA|N)"|tariff="[0-9]+"|direction="export"' |
     awk '{
       split($0, a, "{"); name=a[1]; rest=substr($0, length(name)+2); labels=substr(rest, 1, index(rest, "}")-1); value=$NF
       n=split(labels, kv, ","); keep=""

@@ -147,6 +147,7 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 		return nil, fmt.Errorf("tenantremotewrite: remote-write client for tenant %q: %w", tenant, err)
 	}
 	sender = e.promoteResourceAttributes(sender)
+	sender = namePrometheusUnits(sender)
 
 	outerSet := e.set
 	outerSet.ID = id

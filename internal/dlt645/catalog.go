@@ -64,11 +64,14 @@ type Attribute struct{ Key, Value string }
 
 // Entry describes one data identifier.
 type Entry struct {
-	Version    Version
-	DI         DI
-	Name       string
-	Format     Format
-	Unit       string // UCUM
+	Version Version
+	DI      DI
+	Name    string
+	Format  Format
+	Unit    string // UCUM
+	// Exp: the reading is the decoded number × 10^Exp, in Unit. The standard's kWh, kW, kvar and kVA
+	// registers are read as Wh, W, var and VA (3): one unit per quantity (internal/device/README.md).
+	Exp        int
 	Metric     string
 	Kind       Kind
 	Attributes []Attribute
@@ -126,6 +129,7 @@ type Output struct {
 	Value      OutputValue
 	Metric     string
 	Unit       string
+	Exp        int // as Entry.Exp
 	Kind       Kind
 	Attributes []Attribute
 }
@@ -136,7 +140,7 @@ func (e Entry) Readings() []Output {
 	if len(e.Outputs) > 0 {
 		return e.Outputs
 	}
-	return []Output{{Name: e.Name, Metric: e.Metric, Unit: e.Unit, Kind: e.Kind, Attributes: e.Attributes}}
+	return []Output{{Name: e.Name, Metric: e.Metric, Unit: e.Unit, Exp: e.Exp, Kind: e.Kind, Attributes: e.Attributes}}
 }
 
 // Attr returns the value of an attribute, or "".
@@ -285,28 +289,50 @@ var builtin = buildCatalog()
 // Builtin is the catalogue of common identifiers of both editions.
 func Builtin() *Catalog { return builtin }
 
-// Metric names of the built-in catalogue.
+// Metric names of the built-in catalogue: the electrical vocabulary shared by every receiver
+// (internal/device/README.md), in its units (V, A, W, var, VA, Wh, varh, Hz).
 const (
-	MetricActiveEnergy   = "dlt645.energy.active"
-	MetricReactiveEnergy = "dlt645.energy.reactive"
+	MetricActiveEnergy   = "electrical.energy.active"
+	MetricReactiveEnergy = "electrical.energy.reactive"
 	// Combined energies are computed by the meter from the others according
 	// to its combination setting (e.g. forward + reverse, or forward minus
 	// reverse), so they may go down: gauges.
-	MetricCombinedActiveEnergy   = "dlt645.energy.active.combined"
-	MetricCombinedReactiveEnergy = "dlt645.energy.reactive.combined"
-	MetricVoltage                = "dlt645.voltage"
-	MetricCurrent                = "dlt645.current"
-	MetricActivePower            = "dlt645.power.active"
-	MetricReactivePower          = "dlt645.power.reactive"
-	MetricApparentPower          = "dlt645.power.apparent"
-	MetricPowerFactor            = "dlt645.power_factor"
-	MetricPhaseAngle             = "dlt645.phase_angle"
-	MetricFrequency              = "dlt645.frequency"
-	MetricActiveDemand           = "dlt645.demand.active"
-	MetricReactiveDemand         = "dlt645.demand.reactive"
-	MetricApparentDemand         = "dlt645.demand.apparent"
-	MetricTemperature            = "dlt645.temperature"
-	MetricBattery                = "dlt645.battery.voltage"
+	MetricCombinedActiveEnergy   = "electrical.energy.active.combined"
+	MetricCombinedReactiveEnergy = "electrical.energy.reactive.combined"
+	MetricVoltage                = "electrical.voltage"
+	MetricCurrent                = "electrical.current"
+	MetricActivePower            = "electrical.power.active"
+	MetricReactivePower          = "electrical.power.reactive"
+	MetricApparentPower          = "electrical.power.apparent"
+	MetricPowerFactor            = "electrical.power_factor"
+	MetricPhaseAngle             = "electrical.phase_angle"
+	MetricFrequency              = "electrical.frequency"
+	MetricActiveDemand           = "electrical.demand.active"
+	MetricReactiveDemand         = "electrical.demand.reactive"
+	MetricApparentDemand         = "electrical.demand.apparent"
+	// The meter's own temperature and batteries are the meter's, not the grid's: protocol names.
+	MetricTemperature = "dlt645.temperature"
+	MetricBattery     = "dlt645.battery.voltage"
+)
+
+// Units of the built-in catalogue. The standard's registers are in kWh, kvarh, kW, kvar and kVA:
+// they are read as Wh, varh, W, var and VA (Exp 3), so a quantity has one unit whatever the protocol.
+const (
+	UnitActiveEnergy   = "Wh"
+	UnitReactiveEnergy = "varh"
+	UnitActivePower    = "W"
+	UnitReactivePower  = "var"
+	UnitApparentPower  = "VA"
+	// ExpKilo reads a kilo-unit register in its base unit.
+	ExpKilo = 3
+)
+
+// Attribute values of the built-in catalogue (the vocabulary's): direction of energy and demand
+// (the standard's forward is import, reverse is export), and the phase of a whole-meter value.
+const (
+	DirectionImport = "import"
+	DirectionExport = "export"
+	PhaseTotal      = "total"
 )
 
 // Attribute keys of the built-in catalogue.
@@ -350,9 +376,10 @@ func energyAttrs(key, val, phase, tariff string) []Attribute {
 	if key != "" {
 		a = append(a, Attribute{key, val})
 	}
-	if phase != "" {
-		a = append(a, Attribute{AttrPhase, phase})
+	if phase == "" {
+		phase = PhaseTotal
 	}
+	a = append(a, Attribute{AttrPhase, phase})
 	return append(a, Attribute{AttrTariff, tariff})
 }
 
@@ -374,15 +401,15 @@ func buildCatalog() *Catalog {
 		phaseName string
 	}
 	energies := []energy{
-		{0x00, "combined active energy", MetricCombinedActiveEnergy, "kWh", Gauge, true, "", "", 0, ""},
-		{0x01, "forward active energy", MetricActiveEnergy, "kWh", Sum, false, AttrDirection, "forward", 0x15, ""},
-		{0x02, "reverse active energy", MetricActiveEnergy, "kWh", Sum, false, AttrDirection, "reverse", 0x16, ""},
-		{0x03, "combined reactive energy 1", MetricCombinedReactiveEnergy, "kvarh", Gauge, true, AttrCombination, "1", 0x17, ""},
-		{0x04, "combined reactive energy 2", MetricCombinedReactiveEnergy, "kvarh", Gauge, true, AttrCombination, "2", 0x18, ""},
-		{0x05, "quadrant I reactive energy", MetricReactiveEnergy, "kvarh", Sum, false, AttrQuadrant, "1", 0x19, ""},
-		{0x06, "quadrant II reactive energy", MetricReactiveEnergy, "kvarh", Sum, false, AttrQuadrant, "2", 0x1A, ""},
-		{0x07, "quadrant III reactive energy", MetricReactiveEnergy, "kvarh", Sum, false, AttrQuadrant, "3", 0x1B, ""},
-		{0x08, "quadrant IV reactive energy", MetricReactiveEnergy, "kvarh", Sum, false, AttrQuadrant, "4", 0x1C, ""},
+		{0x00, "combined active energy", MetricCombinedActiveEnergy, UnitActiveEnergy, Gauge, true, "", "", 0, ""},
+		{0x01, "forward active energy", MetricActiveEnergy, UnitActiveEnergy, Sum, false, AttrDirection, DirectionImport, 0x15, ""},
+		{0x02, "reverse active energy", MetricActiveEnergy, UnitActiveEnergy, Sum, false, AttrDirection, DirectionExport, 0x16, ""},
+		{0x03, "combined reactive energy 1", MetricCombinedReactiveEnergy, UnitReactiveEnergy, Gauge, true, AttrCombination, "1", 0x17, ""},
+		{0x04, "combined reactive energy 2", MetricCombinedReactiveEnergy, UnitReactiveEnergy, Gauge, true, AttrCombination, "2", 0x18, ""},
+		{0x05, "quadrant I reactive energy", MetricReactiveEnergy, UnitReactiveEnergy, Sum, false, AttrQuadrant, "1", 0x19, ""},
+		{0x06, "quadrant II reactive energy", MetricReactiveEnergy, UnitReactiveEnergy, Sum, false, AttrQuadrant, "2", 0x1A, ""},
+		{0x07, "quadrant III reactive energy", MetricReactiveEnergy, UnitReactiveEnergy, Sum, false, AttrQuadrant, "3", 0x1B, ""},
+		{0x08, "quadrant IV reactive energy", MetricReactiveEnergy, UnitReactiveEnergy, Sum, false, AttrQuadrant, "4", 0x1C, ""},
 	}
 	for _, en := range energies {
 		f := builtinFormat("XXXXXX.XX", en.signed)
@@ -390,7 +417,7 @@ func buildCatalog() *Catalog {
 			add(Entry{
 				Version: V2007, DI: DI(en.di2)<<16 | DI(t)<<8,
 				Name:   en.name + ", " + tariffText(t),
-				Format: f, Unit: en.unit, Metric: en.metric, Kind: en.kind,
+				Format: f, Unit: en.unit, Exp: ExpKilo, Metric: en.metric, Kind: en.kind,
 				Attributes: energyAttrs(en.key, en.val, "", tariffName(t)),
 			})
 		}
@@ -399,7 +426,7 @@ func buildCatalog() *Catalog {
 				add(Entry{
 					Version: V2007, DI: DI(en.perPhase+byte(i)*0x14) << 16,
 					Name:   "phase " + ph + " " + en.name,
-					Format: f, Unit: en.unit, Metric: en.metric, Kind: en.kind,
+					Format: f, Unit: en.unit, Exp: ExpKilo, Metric: en.metric, Kind: en.kind,
 					Attributes: energyAttrs(en.key, en.val, ph, "total"),
 				})
 			}
@@ -412,38 +439,39 @@ func buildCatalog() *Catalog {
 		name      string
 		metric    string
 		unit      string
+		exp       int
 		format    string
 		signed    bool
 		withTotal bool
 	}
 	variables := []variable{
-		{0x01, "voltage", MetricVoltage, "V", "XXX.X", false, false},
-		{0x02, "current", MetricCurrent, "A", "XXX.XXX", true, false},
-		{0x03, "active power", MetricActivePower, "kW", "XX.XXXX", true, true},
-		{0x04, "reactive power", MetricReactivePower, "kvar", "XX.XXXX", true, true},
-		{0x05, "apparent power", MetricApparentPower, "kVA", "XX.XXXX", true, true},
-		{0x06, "power factor", MetricPowerFactor, "1", "X.XXX", true, true},
-		{0x07, "phase angle", MetricPhaseAngle, "deg", "XXX.X", false, false},
+		{0x01, "voltage", MetricVoltage, "V", 0, "XXX.X", false, false},
+		{0x02, "current", MetricCurrent, "A", 0, "XXX.XXX", true, false},
+		{0x03, "active power", MetricActivePower, UnitActivePower, ExpKilo, "XX.XXXX", true, true},
+		{0x04, "reactive power", MetricReactivePower, UnitReactivePower, ExpKilo, "XX.XXXX", true, true},
+		{0x05, "apparent power", MetricApparentPower, UnitApparentPower, ExpKilo, "XX.XXXX", true, true},
+		{0x06, "power factor", MetricPowerFactor, "1", 0, "X.XXX", true, true},
+		{0x07, "phase angle", MetricPhaseAngle, "deg", 0, "XXX.X", false, false},
 	}
 	for _, va := range variables {
 		f := builtinFormat(va.format, va.signed)
 		if va.withTotal {
 			add(Entry{Version: V2007, DI: 0x02<<24 | DI(va.di2)<<16, Name: "total " + va.name,
-				Format: f, Unit: va.unit, Metric: va.metric, Kind: Gauge,
-				Attributes: []Attribute{{AttrPhase, "total"}}})
+				Format: f, Unit: va.unit, Exp: va.exp, Metric: va.metric, Kind: Gauge,
+				Attributes: []Attribute{{AttrPhase, PhaseTotal}}})
 		}
 		for i, ph := range phases {
 			add(Entry{Version: V2007, DI: 0x02<<24 | DI(va.di2)<<16 | DI(i+1)<<8, Name: "phase " + ph + " " + va.name,
-				Format: f, Unit: va.unit, Metric: va.metric, Kind: Gauge,
+				Format: f, Unit: va.unit, Exp: va.exp, Metric: va.metric, Kind: Gauge,
 				Attributes: []Attribute{{AttrPhase, ph}}})
 		}
 	}
 	others := []Entry{
 		{DI: 0x02800001, Name: "neutral current", Format: builtinFormat("XXX.XXX", true), Unit: "A", Metric: MetricCurrent, Attributes: []Attribute{{AttrPhase, "N"}}},
 		{DI: 0x02800002, Name: "frequency", Format: builtinFormat("XX.XX", false), Unit: "Hz", Metric: MetricFrequency},
-		{DI: 0x02800004, Name: "active demand", Format: builtinFormat("XX.XXXX", true), Unit: "kW", Metric: MetricActiveDemand},
-		{DI: 0x02800005, Name: "reactive demand", Format: builtinFormat("XX.XXXX", true), Unit: "kvar", Metric: MetricReactiveDemand},
-		{DI: 0x02800006, Name: "apparent demand", Format: builtinFormat("XX.XXXX", true), Unit: "kVA", Metric: MetricApparentDemand},
+		{DI: 0x02800004, Name: "active demand", Format: builtinFormat("XX.XXXX", true), Unit: UnitActivePower, Exp: ExpKilo, Metric: MetricActiveDemand, Attributes: []Attribute{{AttrPhase, PhaseTotal}}},
+		{DI: 0x02800005, Name: "reactive demand", Format: builtinFormat("XX.XXXX", true), Unit: UnitReactivePower, Exp: ExpKilo, Metric: MetricReactiveDemand, Attributes: []Attribute{{AttrPhase, PhaseTotal}}},
+		{DI: 0x02800006, Name: "apparent demand", Format: builtinFormat("XX.XXXX", true), Unit: UnitApparentPower, Exp: ExpKilo, Metric: MetricApparentDemand, Attributes: []Attribute{{AttrPhase, PhaseTotal}}},
 		{DI: 0x02800007, Name: "meter temperature", Format: builtinFormat("XXX.X", true), Unit: "Cel", Metric: MetricTemperature},
 		{DI: 0x02800008, Name: "clock battery voltage", Format: builtinFormat("XX.XX", false), Unit: "V", Metric: MetricBattery, Attributes: []Attribute{{AttrBattery, "clock"}}},
 		{DI: 0x02800009, Name: "meter-reading battery voltage", Format: builtinFormat("XX.XX", false), Unit: "V", Metric: MetricBattery, Attributes: []Attribute{{AttrBattery, "reading"}}},
@@ -464,20 +492,20 @@ func buildCatalog() *Catalog {
 		unit     string
 		key, val string
 	}{
-		{0x9010, "forward active energy", MetricActiveEnergy, "kWh", AttrDirection, "forward"},
-		{0x9020, "reverse active energy", MetricActiveEnergy, "kWh", AttrDirection, "reverse"},
-		{0x9110, "forward reactive energy", MetricReactiveEnergy, "kvarh", AttrDirection, "forward"},
-		{0x9120, "reverse reactive energy", MetricReactiveEnergy, "kvarh", AttrDirection, "reverse"},
-		{0x9130, "quadrant I reactive energy", MetricReactiveEnergy, "kvarh", AttrQuadrant, "1"},
-		{0x9140, "quadrant IV reactive energy", MetricReactiveEnergy, "kvarh", AttrQuadrant, "4"},
-		{0x9150, "quadrant II reactive energy", MetricReactiveEnergy, "kvarh", AttrQuadrant, "2"},
-		{0x9160, "quadrant III reactive energy", MetricReactiveEnergy, "kvarh", AttrQuadrant, "3"},
+		{0x9010, "forward active energy", MetricActiveEnergy, UnitActiveEnergy, AttrDirection, DirectionImport},
+		{0x9020, "reverse active energy", MetricActiveEnergy, UnitActiveEnergy, AttrDirection, DirectionExport},
+		{0x9110, "forward reactive energy", MetricReactiveEnergy, UnitReactiveEnergy, AttrDirection, DirectionImport},
+		{0x9120, "reverse reactive energy", MetricReactiveEnergy, UnitReactiveEnergy, AttrDirection, DirectionExport},
+		{0x9130, "quadrant I reactive energy", MetricReactiveEnergy, UnitReactiveEnergy, AttrQuadrant, "1"},
+		{0x9140, "quadrant IV reactive energy", MetricReactiveEnergy, UnitReactiveEnergy, AttrQuadrant, "4"},
+		{0x9150, "quadrant II reactive energy", MetricReactiveEnergy, UnitReactiveEnergy, AttrQuadrant, "2"},
+		{0x9160, "quadrant III reactive energy", MetricReactiveEnergy, UnitReactiveEnergy, AttrQuadrant, "3"},
 	}
 	for _, en := range energies97 {
 		for t := 0; t <= 0xE; t++ {
 			add(Entry{Version: V1997, DI: en.base + DI(t), Name: en.name + ", " + tariffText(t),
-				Format: builtinFormat("XXXXXX.XX", false), Unit: en.unit, Metric: en.metric, Kind: Sum,
-				Attributes: []Attribute{{en.key, en.val}, {AttrTariff, tariffName(t)}}})
+				Format: builtinFormat("XXXXXX.XX", false), Unit: en.unit, Exp: ExpKilo, Metric: en.metric, Kind: Sum,
+				Attributes: energyAttrs(en.key, en.val, "", tariffName(t))})
 		}
 	}
 	// Variables B6yz (y: quantity, z: phase, 0 = total).
@@ -486,24 +514,25 @@ func buildCatalog() *Catalog {
 		name      string
 		metric    string
 		unit      string
+		exp       int
 		format    string
 		withTotal bool
 	}{
-		{0xB610, "voltage", MetricVoltage, "V", "XXX", false},
-		{0xB620, "current", MetricCurrent, "A", "XX.XX", false},
-		{0xB630, "active power", MetricActivePower, "kW", "XX.XXXX", true},
-		{0xB640, "reactive power", MetricReactivePower, "kvar", "XX.XX", true},
-		{0xB650, "power factor", MetricPowerFactor, "1", "X.XXX", true},
+		{0xB610, "voltage", MetricVoltage, "V", 0, "XXX", false},
+		{0xB620, "current", MetricCurrent, "A", 0, "XX.XX", false},
+		{0xB630, "active power", MetricActivePower, UnitActivePower, ExpKilo, "XX.XXXX", true},
+		{0xB640, "reactive power", MetricReactivePower, UnitReactivePower, ExpKilo, "XX.XX", true},
+		{0xB650, "power factor", MetricPowerFactor, "1", 0, "X.XXX", true},
 	}
 	for _, va := range variables97 {
 		f := builtinFormat(va.format, false)
 		if va.withTotal {
-			add(Entry{Version: V1997, DI: va.base, Name: "total " + va.name, Format: f, Unit: va.unit,
-				Metric: va.metric, Attributes: []Attribute{{AttrPhase, "total"}}})
+			add(Entry{Version: V1997, DI: va.base, Name: "total " + va.name, Format: f, Unit: va.unit, Exp: va.exp,
+				Metric: va.metric, Attributes: []Attribute{{AttrPhase, PhaseTotal}}})
 		}
 		for i, ph := range phases {
 			add(Entry{Version: V1997, DI: va.base + DI(i+1), Name: "phase " + ph + " " + va.name, Format: f,
-				Unit: va.unit, Metric: va.metric, Attributes: []Attribute{{AttrPhase, ph}}})
+				Unit: va.unit, Exp: va.exp, Metric: va.metric, Attributes: []Attribute{{AttrPhase, ph}}})
 		}
 	}
 	addRecords2007(c)

@@ -12,9 +12,9 @@ const (
 	// MetricMaxDemandActive, MetricMaxDemandReactive and MetricMaxDemandApparent are the maximum
 	// demand of a billing period, stamped with the time it occurred (01…). The current period and
 	// the last 12 settled ones are points of one series at their own times.
-	MetricMaxDemandActive   = "dlt645.demand.max.active"
-	MetricMaxDemandReactive = "dlt645.demand.max.reactive"
-	MetricMaxDemandApparent = "dlt645.demand.max.apparent"
+	MetricMaxDemandActive   = "electrical.demand.max.active"
+	MetricMaxDemandReactive = "electrical.demand.max.reactive"
+	MetricMaxDemandApparent = "electrical.demand.max.apparent"
 	// SuffixSettled is added to an energy's metric name for its value at a settlement day (00…01 to
 	// 00…0C), stamped with that day's settlement time.
 	SuffixSettled = ".settled"
@@ -23,8 +23,8 @@ const (
 	SuffixFrozen = ".frozen"
 	// MetricHarmonicVoltage and MetricHarmonicCurrent are the harmonic content by phase and order
 	// (020A…, 020B…), in percent of the fundamental.
-	MetricHarmonicVoltage = "dlt645.voltage.harmonic"
-	MetricHarmonicCurrent = "dlt645.current.harmonic"
+	MetricHarmonicVoltage = "electrical.voltage.harmonic"
+	MetricHarmonicCurrent = "electrical.current.harmonic"
 	// MetricEventCount counts events (power-down, over-voltage, cover-open, programming) since the
 	// meter's events were last cleared: a monotonic sum.
 	MetricEventCount = "dlt645.event.count"
@@ -147,17 +147,23 @@ type demandKind struct {
 	key, val string
 }
 
+// demandAttrs are a maximum demand's attributes: its direction, quadrant or combination, the whole
+// meter's phase, and the tariff.
+func demandAttrs(d demandKind, tariff string) []Attribute {
+	return []Attribute{{d.key, d.val}, {AttrPhase, PhaseTotal}, {AttrTariff, tariff}}
+}
+
 var demandKinds = []demandKind{
-	{0x01, "forward active maximum demand", MetricMaxDemandActive, "kW", AttrDirection, "forward"},
-	{0x02, "reverse active maximum demand", MetricMaxDemandActive, "kW", AttrDirection, "reverse"},
-	{0x03, "combined reactive 1 maximum demand", MetricMaxDemandReactive, "kvar", AttrCombination, "1"},
-	{0x04, "combined reactive 2 maximum demand", MetricMaxDemandReactive, "kvar", AttrCombination, "2"},
-	{0x05, "quadrant I maximum demand", MetricMaxDemandReactive, "kvar", AttrQuadrant, "1"},
-	{0x06, "quadrant II maximum demand", MetricMaxDemandReactive, "kvar", AttrQuadrant, "2"},
-	{0x07, "quadrant III maximum demand", MetricMaxDemandReactive, "kvar", AttrQuadrant, "3"},
-	{0x08, "quadrant IV maximum demand", MetricMaxDemandReactive, "kvar", AttrQuadrant, "4"},
-	{0x09, "forward apparent maximum demand", MetricMaxDemandApparent, "kVA", AttrDirection, "forward"},
-	{0x0A, "reverse apparent maximum demand", MetricMaxDemandApparent, "kVA", AttrDirection, "reverse"},
+	{0x01, "forward active maximum demand", MetricMaxDemandActive, UnitActivePower, AttrDirection, DirectionImport},
+	{0x02, "reverse active maximum demand", MetricMaxDemandActive, UnitActivePower, AttrDirection, DirectionExport},
+	{0x03, "combined reactive 1 maximum demand", MetricMaxDemandReactive, UnitReactivePower, AttrCombination, "1"},
+	{0x04, "combined reactive 2 maximum demand", MetricMaxDemandReactive, UnitReactivePower, AttrCombination, "2"},
+	{0x05, "quadrant I maximum demand", MetricMaxDemandReactive, UnitReactivePower, AttrQuadrant, "1"},
+	{0x06, "quadrant II maximum demand", MetricMaxDemandReactive, UnitReactivePower, AttrQuadrant, "2"},
+	{0x07, "quadrant III maximum demand", MetricMaxDemandReactive, UnitReactivePower, AttrQuadrant, "3"},
+	{0x08, "quadrant IV maximum demand", MetricMaxDemandReactive, UnitReactivePower, AttrQuadrant, "4"},
+	{0x09, "forward apparent maximum demand", MetricMaxDemandApparent, UnitApparentPower, AttrDirection, DirectionImport},
+	{0x0A, "reverse apparent maximum demand", MetricMaxDemandApparent, UnitApparentPower, AttrDirection, DirectionExport},
 }
 
 // addDemand: 01 type tariff period, XX.XXXX + YYMMDDhhmm, stamped with when it occurred. The
@@ -168,8 +174,8 @@ func addDemand(add func(Entry)) {
 		for t := 0; t <= 0x3F; t++ {
 			add(Entry{
 				DI: 0x01<<24 | DI(d.di2)<<16 | DI(t)<<8, Name: d.name + ", " + tariffText(t),
-				Format: f, Unit: d.unit, Metric: d.metric, Kind: Gauge,
-				Attributes: []Attribute{{d.key, d.val}, {AttrTariff, tariffName(t)}},
+				Format: f, Unit: d.unit, Exp: ExpKilo, Metric: d.metric, Kind: Gauge,
+				Attributes: demandAttrs(d, tariffName(t)),
 				Stamp:      StampField, TimeField: 1,
 			})
 		}
@@ -198,7 +204,7 @@ func addFreezes(c *Catalog, add func(Entry)) {
 			attrs := append([]Attribute{{AttrFreeze, fz.name}}, withoutKey(base.Attributes, AttrTariff)...)
 			e := Entry{
 				DI: timeDI | DI(d)<<8, Name: energyName(base.Name) + suffix,
-				Format: base.Format, Unit: base.Unit, Metric: base.Metric + SuffixFrozen, Kind: Gauge,
+				Format: base.Format, Unit: base.Unit, Exp: base.Exp, Metric: base.Metric + SuffixFrozen, Kind: Gauge,
 				Attributes: attrs, Stamp: StampIdentifier, TimeDI: timeDI, Repeat: fz.full,
 			}
 			if !fz.full {
@@ -212,8 +218,8 @@ func addFreezes(c *Catalog, add func(Entry)) {
 		for i, d := range demandKinds[:2] {
 			add(Entry{
 				DI: timeDI | DI(9+i)<<8, Name: d.name + suffix,
-				Format: builtinFormat(FormatDemandRecord, false), Unit: d.unit, Metric: d.metric + SuffixFrozen, Kind: Gauge,
-				Attributes: []Attribute{{AttrFreeze, fz.name}, {d.key, d.val}},
+				Format: builtinFormat(FormatDemandRecord, false), Unit: d.unit, Exp: ExpKilo, Metric: d.metric + SuffixFrozen, Kind: Gauge,
+				Attributes: []Attribute{{AttrFreeze, fz.name}, {d.key, d.val}, {AttrPhase, PhaseTotal}},
 				Stamp:      StampIdentifier, TimeDI: timeDI, Repeat: true,
 			})
 		}
@@ -227,16 +233,16 @@ func frozenPower(freeze, suffix string, timeDI DI) Entry {
 	var outs []Output
 	phases := []string{"total", "A", "B", "C"}
 	for q, k := range []struct{ name, metric, unit string }{
-		{"active power", MetricActivePower + SuffixFrozen, "kW"}, {"reactive power", MetricReactivePower + SuffixFrozen, "kvar"},
+		{"active power", MetricActivePower + SuffixFrozen, UnitActivePower}, {"reactive power", MetricReactivePower + SuffixFrozen, UnitReactivePower},
 	} {
 		for i, ph := range phases {
-			outs = append(outs, Output{Name: k.name + " " + ph + suffix, Field: 4*q + i, Metric: k.metric, Unit: k.unit, Kind: Gauge,
+			outs = append(outs, Output{Name: k.name + " " + ph + suffix, Field: 4*q + i, Metric: k.metric, Unit: k.unit, Exp: ExpKilo, Kind: Gauge,
 				Attributes: []Attribute{{AttrFreeze, freeze}, {AttrPhase, ph}}})
 		}
 	}
 	return Entry{DI: timeDI | 0x10<<8, Name: "active and reactive power" + suffix,
 		Format: builtinFormat("XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX,XX.XXXX", true),
-		Unit:   "kW", Metric: outs[0].Metric, Kind: Gauge, Attributes: outs[0].Attributes, Outputs: outs,
+		Unit:   UnitActivePower, Exp: ExpKilo, Metric: outs[0].Metric, Kind: Gauge, Attributes: outs[0].Attributes, Outputs: outs,
 		Stamp: StampIdentifier, TimeDI: timeDI}
 }
 

@@ -1,6 +1,7 @@
 package dlt645
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -60,30 +61,30 @@ func TestCatalogEntries(t *testing.T) {
 		kind   Kind
 		attrs  []Attribute
 	}{
-		{V2007, 0x00000000, MetricCombinedActiveEnergy, "kWh", "XXXXXX.XX", true, Gauge, []Attribute{{"tariff", "total"}}},
-		{V2007, 0x00010000, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "forward"}, {"tariff", "total"}}},
-		{V2007, 0x00010300, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "forward"}, {"tariff", "3"}}},
-		{V2007, 0x00020400, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "reverse"}, {"tariff", "4"}}},
-		{V2007, 0x00030000, MetricCombinedReactiveEnergy, "kvarh", "XXXXXX.XX", true, Gauge, []Attribute{{"combination", "1"}, {"tariff", "total"}}},
-		{V2007, 0x00070000, MetricReactiveEnergy, "kvarh", "XXXXXX.XX", false, Sum, []Attribute{{"quadrant", "3"}, {"tariff", "total"}}},
-		{V2007, 0x00290000, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "forward"}, {"phase", "B"}, {"tariff", "total"}}},
+		{V2007, 0x00000000, MetricCombinedActiveEnergy, "Wh", "XXXXXX.XX", true, Gauge, []Attribute{{"phase", "total"}, {"tariff", "total"}}},
+		{V2007, 0x00010000, MetricActiveEnergy, "Wh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "import"}, {"phase", "total"}, {"tariff", "total"}}},
+		{V2007, 0x00010300, MetricActiveEnergy, "Wh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "import"}, {"phase", "total"}, {"tariff", "3"}}},
+		{V2007, 0x00020400, MetricActiveEnergy, "Wh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "export"}, {"phase", "total"}, {"tariff", "4"}}},
+		{V2007, 0x00030000, MetricCombinedReactiveEnergy, "varh", "XXXXXX.XX", true, Gauge, []Attribute{{"combination", "1"}, {"phase", "total"}, {"tariff", "total"}}},
+		{V2007, 0x00070000, MetricReactiveEnergy, "varh", "XXXXXX.XX", false, Sum, []Attribute{{"quadrant", "3"}, {"phase", "total"}, {"tariff", "total"}}},
+		{V2007, 0x00290000, MetricActiveEnergy, "Wh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "import"}, {"phase", "B"}, {"tariff", "total"}}},
 		{V2007, 0x02010100, MetricVoltage, "V", "XXX.X", false, Gauge, []Attribute{{"phase", "A"}}},
 		{V2007, 0x02020300, MetricCurrent, "A", "XXX.XXX", true, Gauge, []Attribute{{"phase", "C"}}},
-		{V2007, 0x02030000, MetricActivePower, "kW", "XX.XXXX", true, Gauge, []Attribute{{"phase", "total"}}},
-		{V2007, 0x02040200, MetricReactivePower, "kvar", "XX.XXXX", true, Gauge, []Attribute{{"phase", "B"}}},
-		{V2007, 0x02050000, MetricApparentPower, "kVA", "XX.XXXX", true, Gauge, []Attribute{{"phase", "total"}}},
+		{V2007, 0x02030000, MetricActivePower, "W", "XX.XXXX", true, Gauge, []Attribute{{"phase", "total"}}},
+		{V2007, 0x02040200, MetricReactivePower, "var", "XX.XXXX", true, Gauge, []Attribute{{"phase", "B"}}},
+		{V2007, 0x02050000, MetricApparentPower, "VA", "XX.XXXX", true, Gauge, []Attribute{{"phase", "total"}}},
 		{V2007, 0x02060000, MetricPowerFactor, "1", "X.XXX", true, Gauge, []Attribute{{"phase", "total"}}},
 		{V2007, 0x02800002, MetricFrequency, "Hz", "XX.XX", false, Gauge, nil},
 		{V2007, 0x02800001, MetricCurrent, "A", "XXX.XXX", true, Gauge, []Attribute{{"phase", "N"}}},
 		{V2007, 0x04000101, "", "", "YYMMDDWW", false, ClockPart, nil},
 		{V2007, 0x04000102, "", "", "hhmmss", false, ClockPart, nil},
-		{V1997, 0x9010, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "forward"}, {"tariff", "total"}}},
-		{V1997, 0x9024, MetricActiveEnergy, "kWh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "reverse"}, {"tariff", "4"}}},
-		{V1997, 0x9110, MetricReactiveEnergy, "kvarh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "forward"}, {"tariff", "total"}}},
+		{V1997, 0x9010, MetricActiveEnergy, "Wh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "import"}, {"phase", "total"}, {"tariff", "total"}}},
+		{V1997, 0x9024, MetricActiveEnergy, "Wh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "export"}, {"phase", "total"}, {"tariff", "4"}}},
+		{V1997, 0x9110, MetricReactiveEnergy, "varh", "XXXXXX.XX", false, Sum, []Attribute{{"direction", "import"}, {"phase", "total"}, {"tariff", "total"}}},
 		{V1997, 0xB611, MetricVoltage, "V", "XXX", false, Gauge, []Attribute{{"phase", "A"}}},
 		{V1997, 0xB622, MetricCurrent, "A", "XX.XX", false, Gauge, []Attribute{{"phase", "B"}}},
-		{V1997, 0xB630, MetricActivePower, "kW", "XX.XXXX", false, Gauge, []Attribute{{"phase", "total"}}},
-		{V1997, 0xB640, MetricReactivePower, "kvar", "XX.XX", false, Gauge, []Attribute{{"phase", "total"}}},
+		{V1997, 0xB630, MetricActivePower, "W", "XX.XXXX", false, Gauge, []Attribute{{"phase", "total"}}},
+		{V1997, 0xB640, MetricReactivePower, "var", "XX.XX", false, Gauge, []Attribute{{"phase", "total"}}},
 		{V1997, 0xB650, MetricPowerFactor, "1", "X.XXX", false, Gauge, []Attribute{{"phase", "total"}}},
 		{V1997, 0xC010, "", "", "YYMMDDWW", false, ClockPart, nil},
 		{V1997, 0xC011, "", "", "hhmmss", false, ClockPart, nil},
@@ -94,6 +95,11 @@ func TestCatalogEntries(t *testing.T) {
 		name := tt.di.Format(tt.v) + " " + e.Name
 		assert.Equal(t, tt.metric, e.Metric, name)
 		assert.Equal(t, tt.unit, e.Unit, name)
+		if strings.HasPrefix(tt.unit, "W") || strings.HasPrefix(tt.unit, "var") || tt.unit == "VA" {
+			assert.Equal(t, ExpKilo, e.Exp, name+": the standard's k-unit read in the base unit")
+		} else {
+			assert.Zero(t, e.Exp, name)
+		}
 		assert.Equal(t, tt.format, e.Format.Pattern, name)
 		assert.Equal(t, tt.signed, e.Format.Signed, name)
 		assert.Equal(t, tt.kind, e.Kind, name)

@@ -157,6 +157,23 @@ func (f Format) Decode(b []byte) (float64, error) {
 	return v, nil
 }
 
+// Rescale turns a number decoded with decimals digits after the point into 10^exp of its unit
+// (exp 3: kWh to Wh). The BCD integer is recovered and scaled once, so the result is as exact as a
+// float64 can be: XXXXXX.XX kWh becomes an exact integer number of Wh (a multiple of 10).
+func Rescale(v float64, decimals, exp int) float64 {
+	if exp == 0 || decimals < 0 || decimals >= len(pow10) {
+		return v
+	}
+	n := math.Round(v * pow10[decimals]) // at most 14 BCD digits: exact
+	switch d := exp - decimals; {
+	case d >= 0 && d < len(pow10):
+		return n * pow10[d]
+	case d < 0 && -d < len(pow10):
+		return n / pow10[-d]
+	}
+	return v * math.Pow10(exp)
+}
+
 // Encode writes a number, rounded to the format's decimals, low byte first.
 func (f Format) Encode(v float64) ([]byte, error) {
 	return f.AppendEncode(make([]byte, 0, f.Size), v)

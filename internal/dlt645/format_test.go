@@ -132,3 +132,28 @@ func TestClockFormats(t *testing.T) {
 	_, err = date.DecodeClock([]byte{0x02, 0x0A, 0x03, 0x24})
 	assert.ErrorIs(t, err, ErrBCD)
 }
+
+func TestRescaleExact(t *testing.T) {
+	f := builtinFormat("XXXXXX.XX", false)
+	naiveWrong := 0
+	for n := uint64(0); n < 100000000; n += 99991 {
+		b, err := f.Encode(float64(n) / 100)
+		require.NoError(t, err)
+		v, err := f.Decode(b)
+		require.NoError(t, err)
+		got := Rescale(v, f.Decimals, ExpKilo)
+		require.Equal(t, float64(n*10), got, "%d (in 10 Wh) as Wh", n)
+		if v*1000 != float64(n*10) {
+			naiveWrong++
+		}
+	}
+	assert.Positive(t, naiveWrong, "multiplying the decoded kWh by 1000 is not exact: Rescale is needed")
+
+	kw := builtinFormat("XX.XXXX", true)
+	b, err := kw.Encode(-12.3456)
+	require.NoError(t, err)
+	v, err := kw.Decode(b)
+	require.NoError(t, err)
+	assert.Equal(t, -12345.6, Rescale(v, kw.Decimals, ExpKilo))
+	assert.Equal(t, 221.5, Rescale(221.5, 1, 0), "exp 0: unchanged")
+}

@@ -58,9 +58,10 @@ func TestDemandRecordFrame(t *testing.T) {
 	e, ok := Builtin().Lookup(V2007, 0x01010000)
 	require.True(t, ok)
 	assert.Equal(t, MetricMaxDemandActive, e.Metric)
-	assert.Equal(t, "kW", e.Unit)
+	assert.Equal(t, "W", e.Unit)
+	assert.Equal(t, ExpKilo, e.Exp)
 	assert.Equal(t, StampField, e.Stamp)
-	assert.Equal(t, []Attribute{{AttrDirection, "forward"}, {AttrTariff, "total"}}, e.Attributes)
+	assert.Equal(t, []Attribute{{AttrDirection, "import"}, {AttrPhase, "total"}, {AttrTariff, "total"}}, e.Attributes)
 	fields, err := e.Format.DecodeRecord(r.Value)
 	require.NoError(t, err)
 	assert.Equal(t, 12.3456, fields[0].Number)
@@ -102,7 +103,7 @@ func TestSettlementEntriesAndTimes(t *testing.T) {
 	assert.Equal(t, Gauge, e.Kind)
 	assert.Equal(t, StampSettlement, e.Stamp)
 	assert.Equal(t, 3, e.History)
-	assert.Equal(t, []Attribute{{AttrDirection, "forward"}, {AttrTariff, "total"}}, e.Attributes)
+	assert.Equal(t, []Attribute{{AttrDirection, "import"}, {AttrPhase, "total"}, {AttrTariff, "total"}}, e.Attributes)
 	e, ok = Builtin().Lookup(V2007, 0x0029000C)
 	require.True(t, ok, "phase B forward active energy, 12th settlement day")
 	assert.Equal(t, "B", e.Attr(AttrPhase))
@@ -176,7 +177,7 @@ func TestFreezeRecords(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want[i], v)
 		assert.Equal(t, "daily", p.Entry.Attr(AttrFreeze))
-		assert.Equal(t, "forward", p.Entry.Attr(AttrDirection))
+		assert.Equal(t, "import", p.Entry.Attr(AttrDirection))
 	}
 	assert.Equal(t, "total", parts[0].Entry.Attr(AttrTariff))
 	assert.Equal(t, "2", parts[2].Entry.Attr(AttrTariff))
@@ -317,7 +318,7 @@ func TestLoadProfileRecord(t *testing.T) {
 	assert.Equal(t, vals, recs[0].Values)
 	assert.Equal(t, MetricVoltage, ProfileClass(1)[0].Metric)
 	assert.Equal(t, MetricActiveEnergy, ProfileClass(4)[0].Metric)
-	assert.Equal(t, "reverse", ProfileClass(4)[1].Attr(AttrDirection))
+	assert.Equal(t, "export", ProfileClass(4)[1].Attr(AttrDirection))
 
 	// A class read answered with that class alone, without the other separators (seen on meters):
 	// A0 A0 len=16h (5 + 17), time, class 1, CS, E5.

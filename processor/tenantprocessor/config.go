@@ -118,6 +118,18 @@ type SchemaConfig struct {
 	MaxValueLength int `mapstructure:"max_value_length"`
 	// Action: drop_attribute (default) or drop_data (the data point, span, or whole resource).
 	Action SchemaAction `mapstructure:"action"`
+	// AttributeValues lists the values allowed for attribute keys (resource, data point and span
+	// attributes), e.g. phase: [A, B, C, total].
+	AttributeValues map[string][]string `mapstructure:"attribute_values"`
+	// MetricUnits gives the unit each listed metric must have.
+	MetricUnits map[string]string `mapstructure:"metric_units"`
+	// MetricPrefixes: a metric whose name starts with one of these must be listed in MetricUnits (or in
+	// the vocabulary).
+	MetricPrefixes []string `mapstructure:"metric_prefixes"`
+	// Vocabulary enforces a built-in vocabulary: "electrical" (internal/device): metrics named
+	// electrical.* must be its quantities with their units, and their phase, direction and quadrant
+	// attributes its values.
+	Vocabulary string `mapstructure:"vocabulary"`
 }
 
 // BudgetAction is what happens to data points of series beyond the budget.

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
 	"github.com/otelcol-iiot/otelcol-iiot/processor/tenantprocessor/internal/metadata"
 )
 
@@ -122,8 +123,8 @@ func (tp *tenantProcessor) countSchema(c counts, tenant string, v *[numReasons]i
 	for r := reasonKeyPattern; r < numReasons; r++ {
 		if v[r] > 0 {
 			action := tp.schemaAction()
-			if r == reasonDuplicate {
-				action = string(SchemaDropData)
+			if r == reasonDuplicate || r == reasonUnknownMetric || r == reasonWrongUnit {
+				action = string(SchemaDropData) // whole points or metrics, whatever the action
 			}
 			c.add(countKey{kind: 1, tenant: tenant, a: r.String(), b: action}, int64(v[r]))
 			v[r] = 0
@@ -212,9 +213,10 @@ func (tp *tenantProcessor) points(rm pmetric.ResourceMetrics, tenant string, now
 	// keep decides for one data point: schema, then budget. overflowed says the point is over
 	// the budget and is to be folded into the overflow series by the caller.
 	attrsRemoved := false
+	var quantity *device.Quantity // of the metric at hand, when the schema has a vocabulary
 	keep := func(mh uint64, attrs pcommon.Map) (ok, overflowed bool) {
 		if s != nil {
-			drop, removed := s.enforce(attrs, &violations)
+			drop, removed := s.enforceIn(attrs, &violations, quantity)
 			if drop {
 				return false, false
 			}
@@ -254,6 +256,16 @@ func (tp *tenantProcessor) points(rm pmetric.ResourceMetrics, tenant string, now
 	sms.RemoveIf(func(sm pmetric.ScopeMetrics) bool {
 		ms := sm.Metrics()
 		ms.RemoveIf(func(m pmetric.Metric) bool {
+			quantity = nil
+			if s != nil && s.checksMetrics() {
+				r, q := s.metricVerdict(m.Name(), m.Unit())
+				if r != reasonNone {
+					violations[r] += metricPoints(m)
+					removed = true
+					return true
+				}
+				quantity = q
+			}
 			var mh uint64
 			if tp.budget != nil {
 				mh = tp.budget.metricHash(m)

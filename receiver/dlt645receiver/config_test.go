@@ -61,8 +61,8 @@ func TestConfigs(t *testing.T) {
 			`buses[1].meters: at least one meter is required`,
 		}},
 		{name: "duplicate_series", wantErr: []string{
-			`buses[0].meters[0] "a": identifiers[1] 0201FF00: metric dlt645.voltage{phase=A} is already read by 02010100; give different attributes`,
-			`buses[0].meters[0] "a": identifiers[2] 02020100: metric dlt645.voltage: unit "A" and kind gauge differ from another identifier's ("V", gauge)`,
+			`buses[0].meters[0] "a": identifiers[1] 0201FF00: metric electrical.voltage{phase=A} is already read by 02010100; give different attributes`,
+			`buses[0].meters[0] "a": identifiers[2] 02020100: metric electrical.voltage: unit "A" and kind gauge differ from another identifier's ("V", gauge)`,
 		}},
 		{name: "half_clock", wantErr: []string{`identifiers: the meter clock needs both the date and the time identifier (04000101 and 04000102, or 0400010C)`}},
 		{name: "no_buses", wantErr: []string{"buses: at least one bus with meters is required"}},

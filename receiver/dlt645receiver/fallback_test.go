@@ -44,8 +44,8 @@ buses:
 	require.Eventually(t, func() bool { return len(polls()) >= 3 }, 10*time.Second, 20*time.Millisecond)
 
 	pts := dataPoints(s.metrics.AllMetrics())
-	for tariff, want := range map[string]float64{"total": 12345.67, "1": 4000.12, "2": 5000.55, "3": 3345, "4": 0} {
-		v, ok := last(pts, "m2", dlt645.MetricActiveEnergy, map[string]string{"direction": "forward", "tariff": tariff})
+	for tariff, want := range map[string]float64{"total": 12345670, "1": 4000120, "2": 5000550, "3": 3345000, "4": 0} {
+		v, ok := last(pts, "m2", dlt645.MetricActiveEnergy, map[string]string{"direction": "import", "tariff": tariff})
 		require.True(t, ok, tariff)
 		assert.False(t, v.stale, tariff)
 		assert.Equal(t, want, v.value, tariff)
@@ -57,7 +57,7 @@ buses:
 	}
 	pfc, _ := last(pts, "m2", dlt645.MetricPowerFactor, map[string]string{"phase": "C"})
 	assert.Equal(t, -0.999, pfc.value)
-	_, ok := last(pts, "m2", dlt645.MetricActiveEnergy, map[string]string{"direction": "forward", "tariff": "5"})
+	_, ok := last(pts, "m2", dlt645.MetricActiveEnergy, map[string]string{"direction": "import", "tariff": "5"})
 	assert.False(t, ok, "a member the meter does not have makes no series")
 	_, ok = last(pts, "m2", dlt645.MetricReactivePower, nil)
 	assert.False(t, ok, "the meter has no reactive power")

@@ -70,6 +70,7 @@ type dataPoint struct {
 	device, metric, unit string
 	attrs                map[string]string
 	value                float64
+	isInt                bool
 	stale, sum           bool
 	monotonic            bool
 	res                  map[string]any
@@ -79,7 +80,7 @@ type dataPoint struct {
 func dataPoints(mds []pmetric.Metrics) []dataPoint {
 	var out []dataPoint
 	for _, p := range devicetest.Points(mds...) {
-		out = append(out, dataPoint{device: p.Device, metric: p.Metric, unit: p.Unit, attrs: p.Attrs, value: p.Value,
+		out = append(out, dataPoint{device: p.Device, metric: p.Metric, unit: p.Unit, attrs: p.Attrs, value: p.Value, isInt: p.Int,
 			stale: p.Stale, sum: p.Sum, monotonic: p.Monotonic, res: p.Resource, exemplars: p.Exemplars})
 	}
 	return out

@@ -263,6 +263,10 @@ func (o overrides) apply(e dlt645.Entry, ic IdentifierConfig) dlt645.Entry {
 		e.Kind = *o.kind
 	}
 	e.Metric = device.LayerSet(e.Metric, ic.Metric)
+	if ic.Unit != "" && ic.Unit != e.Unit {
+		// Another unit than the catalogue's: the value as the meter sends it (times scale).
+		e.Exp = 0
+	}
 	e.Unit = device.LayerSet("1", e.Unit, ic.Unit)
 	if len(ic.Attributes) > 0 {
 		e.Attributes = mergeAttrs(e.Attributes, ic.Attributes)
@@ -270,7 +274,7 @@ func (o overrides) apply(e dlt645.Entry, ic IdentifierConfig) dlt645.Entry {
 	if len(e.Outputs) == 1 {
 		// the one reading of a record takes the entry's (overridden) metric, unit, kind and attributes
 		o := e.Outputs[0]
-		o.Metric, o.Unit, o.Kind, o.Attributes = e.Metric, e.Unit, e.Kind, e.Attributes
+		o.Metric, o.Unit, o.Exp, o.Kind, o.Attributes = e.Metric, e.Unit, e.Exp, e.Kind, e.Attributes
 		e.Outputs = []dlt645.Output{o}
 	}
 	return e

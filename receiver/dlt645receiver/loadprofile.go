@@ -106,6 +106,7 @@ type loadProfile struct {
 	emit       func(ctx context.Context, md pmetric.Metrics) error
 	rec        *device.Recorder
 	series     [6][]*device.Series
+	entries    [6][]dlt645.Entry // of series: a value is rescaled to its metric's unit (kWh → Wh)
 	logger     *zap.Logger
 
 	loaded  bool
@@ -136,6 +137,7 @@ func newLoadProfile(spec *loadProfileSpec, id device.Identity, rec *device.Recor
 				desc = e.Name
 			}
 			lp.series[c-1] = append(lp.series[c-1], rec.Series(o.Metric, o.Unit, desc, kind, attrs))
+			lp.entries[c-1] = append(lp.entries[c-1], e)
 		}
 	}
 	return lp
@@ -245,7 +247,8 @@ func (m *meterPoller) Finish(_ *device.Poll) {
 		for c, vals := range r.rec.Values {
 			for i, v := range vals {
 				if i < len(lp.series[c]) {
-					p.Record(lp.series[c][i], r.at, v)
+					e := lp.entries[c][i]
+					p.Record(lp.series[c][i], r.at, dlt645.Rescale(v, e.Format.Decimals, e.Exp))
 				}
 			}
 		}

@@ -118,7 +118,7 @@ func (rig *profileRig) profile() (recs []stampedPoint, live int) {
 	rig.mu.Lock()
 	defer rig.mu.Unlock()
 	for _, p := range devicetest.Points(rig.mds...) {
-		if p.Metric != dlt645.MetricActiveEnergy || p.Attrs["direction"] != "forward" || p.Attrs["tariff"] != "total" || p.Stale {
+		if p.Metric != dlt645.MetricActiveEnergy || p.Attrs["direction"] != "import" || p.Attrs["tariff"] != "total" || p.Stale {
 			continue
 		}
 		if p.Attrs[attrRecord] == recordLoadProfile {
@@ -165,7 +165,7 @@ buses:
 func wantRecords(first, last int) []stampedPoint {
 	var out []stampedPoint
 	for k := first; k <= last; k++ {
-		out = append(out, stampedPoint{ts: profileT0.Add(time.Duration(k) * time.Minute), value: float64(1000 + k)})
+		out = append(out, stampedPoint{ts: profileT0.Add(time.Duration(k) * time.Minute), value: float64(1000+k) * 1000}) // kWh → Wh
 	}
 	return out
 }

@@ -58,10 +58,11 @@ buses:
 	}, 10*time.Second, 20*time.Millisecond)
 	pts := dataPoints(s.metrics.AllMetrics())
 
-	e, _ := last(pts, "m1", dlt645.MetricActiveEnergy, map[string]string{"direction": "forward", "tariff": "total"})
-	assert.Equal(t, 12345.67, e.value)
+	e, _ := last(pts, "m1", dlt645.MetricActiveEnergy, map[string]string{"direction": "import", "phase": "total", "tariff": "total"})
+	assert.Equal(t, 12345670.0, e.value, "12345.67 kWh in Wh")
+	assert.True(t, e.isInt, "XXXXXX.XX kWh is a whole number of Wh: an exact integer point")
 	assert.True(t, e.sum && e.monotonic, "energy is a monotonic sum")
-	assert.Equal(t, "kWh", e.unit)
+	assert.Equal(t, "Wh", e.unit)
 	assert.Equal(t, "lab", e.res["site"])
 	assert.Equal(t, "dlt645", e.res["device.protocol"])
 	assert.Equal(t, "tcp://"+addr+"/000000000001", e.res["device.address"])
@@ -79,8 +80,8 @@ buses:
 		assert.Equal(t, want, v.value, phase)
 	}
 	p, _ := last(pts, "m1", dlt645.MetricActivePower, map[string]string{"phase": "total"})
-	assert.Equal(t, -1.2345, p.value)
-	assert.Equal(t, "kW", p.unit)
+	assert.Equal(t, -1234.5, p.value, "-1.2345 kW in W")
+	assert.Equal(t, "W", p.unit)
 	assert.False(t, p.sum)
 	pf, _ := last(pts, "m1", dlt645.MetricPowerFactor, map[string]string{"phase": "total"})
 	assert.Equal(t, -0.866, pf.value)
@@ -89,12 +90,12 @@ buses:
 	assert.Equal(t, "Hz", hz.unit)
 
 	// m2: the three_phase profile reads blocks.
-	for tariff, want := range map[string]float64{"total": 12345.67, "1": 4000.12, "2": 5000.55, "3": 3345, "4": 0} {
-		v, ok := last(pts, "m2", dlt645.MetricActiveEnergy, map[string]string{"direction": "forward", "tariff": tariff})
+	for tariff, want := range map[string]float64{"total": 12345670, "1": 4000120, "2": 5000550, "3": 3345000, "4": 0} {
+		v, ok := last(pts, "m2", dlt645.MetricActiveEnergy, map[string]string{"direction": "import", "tariff": tariff})
 		require.True(t, ok, tariff)
 		assert.Equal(t, want, v.value, tariff)
 	}
-	_, ok := last(pts, "m2", dlt645.MetricActiveEnergy, map[string]string{"direction": "forward", "tariff": "5"})
+	_, ok := last(pts, "m2", dlt645.MetricActiveEnergy, map[string]string{"direction": "import", "tariff": "5"})
 	assert.False(t, ok, "the meter has 4 tariffs")
 	pfc, _ := last(pts, "m2", dlt645.MetricPowerFactor, map[string]string{"phase": "C"})
 	assert.Equal(t, -0.999, pfc.value)
@@ -164,11 +165,11 @@ buses:
 		attrs  map[string]string
 		want   float64
 	}{
-		{dlt645.MetricActiveEnergy, map[string]string{"direction": "forward", "tariff": "total"}, 2345.6},
-		{dlt645.MetricActiveEnergy, map[string]string{"direction": "reverse", "tariff": "total"}, 1.25},
+		{dlt645.MetricActiveEnergy, map[string]string{"direction": "import", "tariff": "total"}, 2345600},
+		{dlt645.MetricActiveEnergy, map[string]string{"direction": "export", "tariff": "total"}, 1250},
 		{dlt645.MetricVoltage, map[string]string{"phase": "A"}, 231},
 		{dlt645.MetricCurrent, map[string]string{"phase": "A"}, 4.35},
-		{dlt645.MetricActivePower, map[string]string{"phase": "total"}, 1.0005},
+		{dlt645.MetricActivePower, map[string]string{"phase": "total"}, 1000.5},
 		{dlt645.MetricPowerFactor, map[string]string{"phase": "total"}, 0.987},
 	} {
 		v, ok := last(pts, "old", c.metric, c.attrs)
@@ -205,7 +206,7 @@ buses:
 				return ok
 			}, 10*time.Second, 20*time.Millisecond)
 			pts := dataPoints(s.metrics.AllMetrics())
-			for tariff, want := range map[string]float64{"total": 100, "1": 10, "2": 20, "3": 30, "4": 40} {
+			for tariff, want := range map[string]float64{"total": 100000, "1": 10000, "2": 20000, "3": 30000, "4": 40000} {
 				x, _ := last(pts, "found", dlt645.MetricActiveEnergy, map[string]string{"tariff": tariff})
 				assert.Equal(t, want, x.value)
 				assert.Equal(t, addr, x.res["dlt645.meter.address"])

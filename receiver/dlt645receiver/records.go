@@ -74,6 +74,9 @@ func (m *meterPoller) recordPart(ctx context.Context, p *device.Poll, rs *readSt
 	if !ok {
 		return nil // an event that has not happened yet
 	}
+	if part.out.Value == dlt645.OutNumber && part.out.Exp != 0 {
+		v = dlt645.Rescale(v, numberField(part).Decimals, part.out.Exp)
+	}
 	v *= part.scale
 	if st.at.IsZero() {
 		if isCount(part) {
@@ -92,21 +95,28 @@ func (m *meterPoller) recordPart(ctx context.Context, p *device.Poll, rs *readSt
 	return nil
 }
 
-// isCount reports a counter of whole numbers (event counts, accumulated minutes): a monotonic sum of a
-// number field without decimals and without a scale. It becomes an integer data point.
+// isCount reports a counter of whole numbers (event counts, accumulated minutes, energies in Wh): a
+// monotonic sum of a number field that has no decimals once rescaled (XXXXXX.XX kWh is a whole number
+// of Wh), without a scale. It becomes an integer data point.
 func isCount(part partSpec) bool {
 	o := part.out
 	if o.Kind != dlt645.Sum || o.Value != dlt645.OutNumber || part.scale != 1 {
 		return false
 	}
+	f := numberField(part)
+	return f.Kind == dlt645.Number && f.Decimals <= o.Exp
+}
+
+// numberField is the format of the field a reading takes its number from.
+func numberField(part partSpec) dlt645.Format {
 	f := part.entry.Format
 	if f.Kind == dlt645.Record {
-		if o.Field < 0 || o.Field >= len(f.Fields) {
-			return false
+		if o := part.out; o.Field >= 0 && o.Field < len(f.Fields) {
+			return f.Fields[o.Field]
 		}
-		f = f.Fields[o.Field]
+		return dlt645.Format{Kind: dlt645.Opaque}
 	}
-	return f.Kind == dlt645.Number && f.Decimals == 0
+	return f
 }
 
 // outputValue is the value of reading o: a number, a time as Unix seconds, or the seconds between

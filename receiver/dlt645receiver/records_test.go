@@ -148,25 +148,25 @@ buses:
 	require.NoError(t, err)
 	one := func(ts time.Time, v float64) []stampedPoint { return []stampedPoint{{ts: ts, value: v}} }
 	want := map[string][]stampedPoint{
-		"dlt645.demand.max.active{direction=forward,tariff=total}":                 one(at(3, 5, 14, 30, 0), 12.3456),
-		"dlt645.demand.max.active{direction=forward,tariff=1}":                     one(at(3, 4, 9, 15, 0), 10),
-		"dlt645.demand.max.active{direction=forward,tariff=2}":                     one(at(3, 5, 14, 30, 0), 12.3456),
-		"dlt645.energy.active.settled{direction=forward,tariff=total}":             {{ts: at(3, 1, 0, 0, 0), value: 900}, {ts: at(2, 1, 0, 0, 0), value: 800}},
-		"dlt645.energy.active.frozen{direction=forward,freeze=daily,tariff=total}": one(at(3, 5, 0, 0, 0), 1000),
-		"dlt645.energy.active.frozen{direction=forward,freeze=daily,tariff=1}":     one(at(3, 5, 0, 0, 0), 400),
-		"dlt645.energy.active.frozen{direction=forward,freeze=daily,tariff=2}":     one(at(3, 5, 0, 0, 0), 600),
-		"dlt645.voltage.harmonic{order=1,phase=A}":                                 one(pollTime, 99.5),
-		"dlt645.voltage.harmonic{order=2,phase=A}":                                 one(pollTime, 3.25),
-		"dlt645.voltage.harmonic{order=3,phase=A}":                                 one(pollTime, 0.07),
-		"dlt645.event.count{event=power_down}":                                     one(pollTime, 7),
-		"dlt645.event.last.time{event=power_down}":                                 one(pollTime, float64(at(3, 4, 8, 0, 0).Unix())),
-		"dlt645.event.last.duration{event=power_down}":                             one(pollTime, 90),
-		"dlt645.event.count{event=over_voltage,phase=A}":                           one(pollTime, 3),
-		"dlt645.event.duration{event=over_voltage,phase=A}":                        one(pollTime, 120),
-		"dlt645.event.count{event=over_voltage,phase=B}":                           one(pollTime, 0),
-		"dlt645.event.duration{event=over_voltage,phase=B}":                        one(pollTime, 0),
-		"dlt645.event.count{event=over_voltage,phase=C}":                           one(pollTime, 1),
-		"dlt645.event.duration{event=over_voltage,phase=C}":                        one(pollTime, 5),
+		"electrical.demand.max.active{direction=import,phase=total,tariff=total}":                 one(at(3, 5, 14, 30, 0), 12345.6),
+		"electrical.demand.max.active{direction=import,phase=total,tariff=1}":                     one(at(3, 4, 9, 15, 0), 10000),
+		"electrical.demand.max.active{direction=import,phase=total,tariff=2}":                     one(at(3, 5, 14, 30, 0), 12345.6),
+		"electrical.energy.active.settled{direction=import,phase=total,tariff=total}":             {{ts: at(3, 1, 0, 0, 0), value: 900000}, {ts: at(2, 1, 0, 0, 0), value: 800000}},
+		"electrical.energy.active.frozen{direction=import,freeze=daily,phase=total,tariff=total}": one(at(3, 5, 0, 0, 0), 1000000),
+		"electrical.energy.active.frozen{direction=import,freeze=daily,phase=total,tariff=1}":     one(at(3, 5, 0, 0, 0), 400000),
+		"electrical.energy.active.frozen{direction=import,freeze=daily,phase=total,tariff=2}":     one(at(3, 5, 0, 0, 0), 600000),
+		"electrical.voltage.harmonic{order=1,phase=A}":                                            one(pollTime, 99.5),
+		"electrical.voltage.harmonic{order=2,phase=A}":                                            one(pollTime, 3.25),
+		"electrical.voltage.harmonic{order=3,phase=A}":                                            one(pollTime, 0.07),
+		"dlt645.event.count{event=power_down}":                                                    one(pollTime, 7),
+		"dlt645.event.last.time{event=power_down}":                                                one(pollTime, float64(at(3, 4, 8, 0, 0).Unix())),
+		"dlt645.event.last.duration{event=power_down}":                                            one(pollTime, 90),
+		"dlt645.event.count{event=over_voltage,phase=A}":                                          one(pollTime, 3),
+		"dlt645.event.duration{event=over_voltage,phase=A}":                                       one(pollTime, 120),
+		"dlt645.event.count{event=over_voltage,phase=B}":                                          one(pollTime, 0),
+		"dlt645.event.duration{event=over_voltage,phase=B}":                                       one(pollTime, 0),
+		"dlt645.event.count{event=over_voltage,phase=C}":                                          one(pollTime, 1),
+		"dlt645.event.duration{event=over_voltage,phase=C}":                                       one(pollTime, 5),
 		"acme.peak{}": one(at(3, 2, 13, 45, 0), 2.5),
 	}
 	assert.Equal(t, want, pts)
@@ -199,7 +199,7 @@ buses:
 	require.NoError(t, m.Set(0x00010000, 1500))
 	pts, err = pollOnce()
 	require.NoError(t, err)
-	assert.Empty(t, pts["dlt645.energy.active.settled{direction=forward,tariff=total}"], "within 5 minutes of a settlement")
+	assert.Empty(t, pts["electrical.energy.active.settled{direction=import,phase=total,tariff=total}"], "within 5 minutes of a settlement")
 
 	// The next settlement day and a freeze: the meter moves its values; only the new ones are sent.
 	m.Settle()
@@ -207,10 +207,10 @@ buses:
 	clk.Advance(14*time.Hour + 34*time.Minute) // 2024-04-01 14:36
 	pts, err = pollOnce()
 	require.NoError(t, err)
-	assert.Equal(t, []stampedPoint{{ts: at(4, 1, 0, 0, 0), value: 1500}, {ts: at(3, 1, 0, 0, 0), value: 900}},
-		pts["dlt645.energy.active.settled{direction=forward,tariff=total}"])
-	assert.Equal(t, one(at(4, 1, 0, 0, 0), 1500), pts["dlt645.energy.active.frozen{direction=forward,freeze=daily,tariff=total}"])
-	assert.Empty(t, pts["dlt645.demand.max.active{direction=forward,tariff=total}"], "the new period has no maximum yet")
+	assert.Equal(t, []stampedPoint{{ts: at(4, 1, 0, 0, 0), value: 1500000}, {ts: at(3, 1, 0, 0, 0), value: 900000}},
+		pts["electrical.energy.active.settled{direction=import,phase=total,tariff=total}"])
+	assert.Equal(t, one(at(4, 1, 0, 0, 0), 1500000), pts["electrical.energy.active.frozen{direction=import,freeze=daily,phase=total,tariff=total}"])
+	assert.Empty(t, pts["electrical.demand.max.active{direction=import,phase=total,tariff=total}"], "the new period has no maximum yet")
 }
 
 // Several values with one time: a daily freeze's active and reactive power, total and phases, all
@@ -245,9 +245,9 @@ buses:
 	md, _ := p.End(time.Now(), poll.BreakerClosed)
 	pts := pointsOf(md)
 	d1, d2 := day.AddDate(0, 0, 1), day
-	assert.Equal(t, []stampedPoint{{ts: d1, value: 4}, {ts: d2, value: 3.5}}, pts["dlt645.power.active.frozen{freeze=daily,phase=total}"])
-	assert.Equal(t, []stampedPoint{{ts: d1, value: 1.5}, {ts: d2, value: 1.5}}, pts["dlt645.power.active.frozen{freeze=daily,phase=A}"])
-	assert.Equal(t, []stampedPoint{{ts: d1, value: -0.75}, {ts: d2, value: -0.75}}, pts["dlt645.power.reactive.frozen{freeze=daily,phase=total}"])
+	assert.Equal(t, []stampedPoint{{ts: d1, value: 4000}, {ts: d2, value: 3500}}, pts["electrical.power.active.frozen{freeze=daily,phase=total}"])
+	assert.Equal(t, []stampedPoint{{ts: d1, value: 1500}, {ts: d2, value: 1500}}, pts["electrical.power.active.frozen{freeze=daily,phase=A}"])
+	assert.Equal(t, []stampedPoint{{ts: d1, value: -750}, {ts: d2, value: -750}}, pts["electrical.power.reactive.frozen{freeze=daily,phase=total}"])
 	assert.Len(t, pts, 8)
 }
 
@@ -279,9 +279,9 @@ buses:
 	require.Error(t, p.Err(), "05060001 is missing: the freeze has no time")
 	md, _ := p.End(time.Now(), poll.BreakerClosed)
 	pts := pointsOf(md)
-	assert.Len(t, pts["dlt645.energy.active.settled{direction=forward,tariff=total}"], 1)
-	assert.Empty(t, pts["dlt645.energy.active.frozen{direction=forward,freeze=daily,tariff=total}"])
-	assert.Len(t, pts["dlt645.voltage{phase=A}"], 1)
+	assert.Len(t, pts["electrical.energy.active.settled{direction=import,phase=total,tariff=total}"], 1)
+	assert.Empty(t, pts["electrical.energy.active.frozen{direction=import,freeze=daily,phase=total,tariff=total}"])
+	assert.Len(t, pts["electrical.voltage{phase=A}"], 1)
 
 	m.SetOff(true)
 	p = rec.Begin(time.Now())
@@ -289,9 +289,9 @@ buses:
 	require.Error(t, p.Err())
 	md, _ = p.End(time.Now(), poll.BreakerClosed)
 	pts = pointsOf(md)
-	assert.Empty(t, pts["dlt645.energy.active.settled{direction=forward,tariff=total}"], "history is not marked stale")
-	require.Len(t, pts["dlt645.voltage{phase=A}"], 1)
-	assert.True(t, pts["dlt645.voltage{phase=A}"][0].stale)
+	assert.Empty(t, pts["electrical.energy.active.settled{direction=import,phase=total,tariff=total}"], "history is not marked stale")
+	require.Len(t, pts["electrical.voltage{phase=A}"], 1)
+	assert.True(t, pts["electrical.voltage{phase=A}"][0].stale)
 }
 
 func TestRecordIdentifierErrors(t *testing.T) {
@@ -313,7 +313,7 @@ func TestRecordIdentifierErrors(t *testing.T) {
 		"06000001: load-profile records are not read as identifiers",
 		"03110001: a record of 2 readings takes no metric",
 		`04A00101: format: record "YYMMDDhhmm,hhmmss" has no number field`,
-		"01010100: metric dlt645.demand.max.active{direction=forward,tariff=1} is already read by 0101FF00",
+		"01010100: metric electrical.demand.max.active{direction=import,phase=total,tariff=1} is already read by 0101FF00",
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
@@ -350,13 +350,13 @@ buses:
 		return len(all()["dlt645.event.count{event=power_down}"]) >= 3
 	}, 10*time.Second, 20*time.Millisecond)
 	pts := all()
-	assert.Equal(t, []stampedPoint{{ts: time.Date(2026, 1, 15, 10, 45, 0, 0, time.UTC), value: 7.5321}},
-		pts["dlt645.demand.max.active{direction=forward,tariff=total}"], "sent once, at when it occurred")
+	assert.Equal(t, []stampedPoint{{ts: time.Date(2026, 1, 15, 10, 45, 0, 0, time.UTC), value: 7532.1}},
+		pts["electrical.demand.max.active{direction=import,phase=total,tariff=total}"], "sent once, at when it occurred")
 	now := time.Now()
 	last1, _ := dlt645.LastSettlement([]dlt645.SettlementDay{{Day: 1}}, 1, now)
 	last2, _ := dlt645.LastSettlement([]dlt645.SettlementDay{{Day: 1}}, 2, now)
-	assert.Equal(t, []stampedPoint{{ts: last1.UTC(), value: 12000.5}, {ts: last2.UTC(), value: 11000.25}},
-		pts["dlt645.energy.active.settled{direction=forward,tariff=total}"])
+	assert.Equal(t, []stampedPoint{{ts: last1.UTC(), value: 12000500}, {ts: last2.UTC(), value: 11000250}},
+		pts["electrical.energy.active.settled{direction=import,phase=total,tariff=total}"])
 	lt := pts["dlt645.event.last.time{event=power_down}"]
 	require.NotEmpty(t, lt)
 	assert.Equal(t, float64(time.Date(2026, 1, 10, 3, 12, 0, 0, time.FixedZone("", 8*3600)).Unix()), lt[0].value)
@@ -397,7 +397,7 @@ buses:
 	t.Cleanup(b.close)
 	rec := device.NewRecorder(buses[0].meters[0].identity, device.RecorderSettings{Start: time.Now()})
 	mp := newMeterPoller(&buses[0].meters[0], b, rec, clock.Real{}, zap.NewNop())
-	series := "dlt645.energy.active.frozen{direction=forward,freeze=daily,tariff=total}"
+	series := "electrical.energy.active.frozen{direction=import,freeze=daily,phase=total,tariff=total}"
 	pollOnce := func() map[string][]stampedPoint {
 		p := rec.Begin(time.Now())
 		mp.Poll(context.Background(), p)
@@ -408,5 +408,5 @@ buses:
 	assert.Empty(t, pollOnce()[series], "the values of 03-05 are not sent as 03-06's")
 	assert.True(t, froze.Load())
 	assert.Equal(t, 2, m.Reads(0x05060001), "the time before and after the values")
-	assert.Equal(t, []stampedPoint{{ts: day.AddDate(0, 0, 1), value: 1100}}, pollOnce()[series])
+	assert.Equal(t, []stampedPoint{{ts: day.AddDate(0, 0, 1), value: 1100000}}, pollOnce()[series])
 }

@@ -20,10 +20,10 @@ import (
 )
 
 const (
-	diEnergy    dlt645.DI = 0x00010000 // XXXXXX.XX kWh, sum
+	diEnergy    dlt645.DI = 0x00010000 // XXXXXX.XX kWh, sum: read as Wh
 	diVoltage   dlt645.DI = 0x02010100 // XXX.X V
 	diCurrent   dlt645.DI = 0x02020100 // XXX.XXX A
-	diPower     dlt645.DI = 0x02030000 // XX.XXXX kW
+	diPower     dlt645.DI = 0x02030000 // XX.XXXX kW: read as W
 	diFrequency dlt645.DI = 0x02800002 // XX.XX Hz
 )
 
@@ -161,7 +161,7 @@ buses:
     meters:
       - id: m
         address: "1"
-        identifiers: [{di: "00010000", report: {enabled: true, deadband: 0.1}}]
+        identifiers: [{di: "00010000", report: {enabled: true, deadband: 100}}]
 `), func(i int) {
 		require.NoError(t, m.Set(diEnergy, 1000+float64(i)*0.03))
 	})
@@ -174,11 +174,11 @@ buses:
 			}
 		}
 	}
-	// 0.03 kWh a poll: moved by more than 0.1 every 4th poll
+	// 0.03 kWh (30 Wh) a poll: moved by more than 100 Wh every 4th poll
 	assert.Len(t, vals, 90)
 	for i := 1; i < len(vals); i++ {
 		assert.Greater(t, vals[i], vals[i-1])
-		assert.InDelta(t, 0.12, vals[i]-vals[i-1], 1e-6)
+		assert.Equal(t, 120.0, vals[i]-vals[i-1], "exact: whole Wh")
 	}
 }
 

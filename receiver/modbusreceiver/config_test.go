@@ -113,7 +113,7 @@ func TestResolveExample(t *testing.T) {
 		byName[f.name] = f
 	}
 	assert.NotContains(t, byName, "phase_angle_l1")
-	assert.Equal(t, map[string]string{"phase": "L1", "feeder": "F1"}, byName["voltage_l1"].attributes)
+	assert.Equal(t, map[string]string{"phase": "A", "feeder": "F1"}, byName["voltage_l1"].attributes)
 	assert.Equal(t, TableInput, byName["voltage_l1"].table)
 	assert.Equal(t, TableInput, byName["temperature"].table)
 	assert.Equal(t, 800, byName["temperature"].address)

@@ -39,11 +39,11 @@ type FieldConfig struct {
 	ScaleFactor string `mapstructure:"scale_factor"`
 	// InvalidValues are raw values meaning "not available" (e.g. 0x8000, 0xFFFF): the reading is marked stale.
 	InvalidValues []int64 `mapstructure:"invalid_values"`
-	// Unit is the UCUM unit (V, A, W, kWh, Hz, Cel …).
+	// Unit is the UCUM unit (V, A, W, Wh, Hz, Cel …).
 	Unit string `mapstructure:"unit"`
 	// Kind is gauge (default) or sum (monotonic cumulative counter, e.g. energy).
 	Kind device.MetricKind `mapstructure:"kind"`
-	// Attributes are data-point attributes (e.g. phase: L1).
+	// Attributes are data-point attributes (e.g. phase: A).
 	Attributes map[string]string `mapstructure:"attributes"`
 	// StringAs says what a string becomes: info (a gauge of 1 with the string as attribute) or resource
 	// (a resource attribute of the device). Attribute names the attribute.

@@ -43,25 +43,25 @@ connections:
 	s := startReceiver(t, cfg)
 	require.Eventually(t, func() bool {
 		pts := points(s.metrics.AllMetrics())
-		_, a := latest(pts, "sdm", "meter.voltage", map[string]string{"phase": "L1"})
-		_, b := latest(pts, "inv", "inverter.ac.power.active", nil)
-		_, c := latest(pts, "dtsu", "meter.frequency", nil)
+		_, a := latest(pts, "sdm", "electrical.voltage", map[string]string{"phase": "A"})
+		_, b := latest(pts, "inv", "electrical.power.active", nil)
+		_, c := latest(pts, "dtsu", "electrical.frequency", nil)
 		return a && b && c
 	}, 5*time.Second, 20*time.Millisecond)
 	pts := points(s.metrics.AllMetrics())
 
-	v, _ := latest(pts, "sdm", "meter.voltage", map[string]string{"phase": "L2"})
+	v, _ := latest(pts, "sdm", "electrical.voltage", map[string]string{"phase": "B"})
 	assert.Equal(t, float64(float32(sdm.E.Voltage[1])), v.value)
 	assert.Equal(t, "lab", v.res["site"])
 	assert.Equal(t, "Eastron", v.res["device.manufacturer"])
 	assert.Equal(t, "tcp://"+addr+"/1", v.res["device.address"])
-	e, _ := latest(pts, "sdm", "meter.energy.active.import", nil)
+	e, _ := latest(pts, "sdm", "electrical.energy.active", map[string]string{"direction": "import", "phase": "total"})
 	assert.True(t, e.sum)
-	assert.InDelta(t, 100, e.value, 0.01)
+	assert.InDelta(t, 100000, e.value, 10, "100 kWh in Wh")
 
-	w, _ := latest(pts, "inv", "inverter.ac.power.active", nil)
+	w, _ := latest(pts, "inv", "electrical.power.active", nil)
 	assert.Equal(t, float64(int16(bank.Registers(2, modbussim.Holding, 40084, 1)[0])), w.value)
-	hz, _ := latest(pts, "inv", "inverter.ac.frequency", nil)
+	hz, _ := latest(pts, "inv", "electrical.frequency", nil)
 	assert.InDelta(t, float64(bank.Registers(2, modbussim.Holding, 40086, 1)[0])/100, hz.value, 1e-9)
 	assert.Equal(t, "SN-42", hz.res["device.serial_number"], "serial number as resource attribute")
 	assert.Equal(t, "Sim", hz.res["device.manufacturer"])
@@ -76,9 +76,9 @@ connections:
 	_, sfExported := latest(pts, "inv", "power_sf", nil)
 	assert.False(t, sfExported, "internal scale factors are not exported")
 
-	f, _ := latest(pts, "dtsu", "meter.frequency", nil)
+	f, _ := latest(pts, "dtsu", "electrical.frequency", nil)
 	assert.InDelta(t, dtsu.E.Frequency, f.value, 1e-4)
-	cur, _ := latest(pts, "dtsu", "meter.current", map[string]string{"phase": "L3"})
+	cur, _ := latest(pts, "dtsu", "electrical.current", map[string]string{"phase": "C"})
 	assert.InDelta(t, dtsu.E.Current[2], cur.value, 1e-5)
 
 	// The planner serves each profile in a handful of reads; the request counter shows it.

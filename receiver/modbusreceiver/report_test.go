@@ -233,6 +233,6 @@ func TestReportReadmeExample(t *testing.T) {
 	silence := 280 * time.Second
 	assert.Equal(t, device.Report{Enabled: true, Deadband: 0.2, DeadbandPercent: 0.5, MaxSilence: silence}, got["voltage_l1"])
 	assert.Equal(t, device.Report{Enabled: true, Deadband: 0.02, MaxSilence: silence}, got["frequency"])
-	assert.Equal(t, device.Report{Enabled: true, Deadband: 0.1, DeadbandPercent: 0.5, MaxSilence: silence}, got["energy_active_import"])
+	assert.Equal(t, device.Report{Enabled: true, Deadband: 100, DeadbandPercent: 0.5, MaxSilence: silence}, got["energy_active_import"])
 	assert.False(t, got["power_factor_total"].Enabled)
 }

@@ -90,8 +90,8 @@ buses:
 
 	dpts := devicetest.Points(ds.Metrics.AllMetrics()...)
 	want := map[string]map[string]float64{
-		"m1": {dlt645.MetricActiveEnergy: 12345.67, dlt645.MetricVoltage: 220.1},
-		"m2": {dlt645.MetricActiveEnergy: 765.4, dlt645.MetricVoltage: 231.9},
+		"m1": {dlt645.MetricActiveEnergy: 12345670, dlt645.MetricVoltage: 220.1},
+		"m2": {dlt645.MetricActiveEnergy: 765400, dlt645.MetricVoltage: 231.9},
 	}
 	seen := map[string]int{}
 	for _, p := range dpts {

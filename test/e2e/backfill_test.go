@@ -43,7 +43,7 @@ func TestLoadProfileBackfill(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 
 	col := startCollectorTestdata(t, nil, vars{"TCPAddr": l.Addr().String(), "Storage": t.TempDir(), "RemoteWrite": vm.RemoteWriteURL()}, "backfill/config.yaml")
-	const selector = `dlt645_energy_active_kWh_total{device_id="lp-1",dlt645_record="load_profile",direction="forward",tariff="total"}`
+	const selector = `electrical_energy_active_watt_hours_total{device_id="lp-1",dlt645_record="load_profile",direction="import",phase="total",tariff="total"}`
 
 	// check tells whether VictoriaMetrics holds each minute from first to last exactly once, and
 	// nothing else; it describes what differs.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
@@ -80,7 +81,7 @@ func TestDLT645EndToEnd(t *testing.T) {
 
 	prom.expectValues(t, "dlt645/expected.yaml", data)
 	// Resource attributes become labels.
-	s := prom.Query(t, `dlt645_voltage_volts{device_id="ser-1997",phase="A"}`)
+	s := prom.Query(t, `electrical_voltage_volts{device_id="ser-1997",phase="A"}`)
 	require.Len(t, s, 1)
 	require.Equal(t, "000000001997", s[0].Labels["dlt645_meter_address"])
 	require.Equal(t, "serial://"+pair.B+"/000000001997", s[0].Labels["device_address"])
@@ -88,7 +89,7 @@ func TestDLT645EndToEnd(t *testing.T) {
 	// The error word: tcp-2's frequency is a stale series (no sample at all, although the lookback
 	// is 1m), the exception is counted, and the meter is up.
 	require.True(t, assertEventually(10*time.Second, func() bool {
-		s, err := prom.QueryE(`dlt645_frequency_hertz{device_id="tcp-2"}`)
+		s, err := prom.QueryE(`electrical_frequency_hertz{device_id="tcp-2"}`)
 		return err == nil && len(s) == 0
 	}), "the frequency of tcp-2 is not stale")
 	require.True(t, assertEventually(10*time.Second, func() bool {
@@ -109,12 +110,12 @@ func TestDLT645EndToEnd(t *testing.T) {
 	tcp3.SetOff(true)
 	prom.eventuallyValue(t, `iiot_device_breaker_state{device_id="tcp-3"}`, 2, 30*time.Second)
 	require.True(t, assertEventually(10*time.Second, func() bool {
-		s, err := prom.QueryE(`dlt645_voltage_volts{device_id="tcp-3",phase="A"}`)
+		s, err := prom.QueryE(`electrical_voltage_volts{device_id="tcp-3",phase="A"}`)
 		return err == nil && len(s) == 0
 	}), "the readings of the dead meter are not stale")
 	time.Sleep(11 * time.Second) //nolint:forbidigo // the assertion is about a 10 s window of wall time after the fault
 	for _, dev := range []string{"tcp-1", "tcp-2"} {
-		s := prom.Query(t, fmt.Sprintf(`count_over_time(dlt645_voltage_volts{device_id=%q,phase="A"}[10s])`, dev))
+		s := prom.Query(t, fmt.Sprintf(`count_over_time(electrical_voltage_volts{device_id=%q,phase="A"}[10s])`, dev))
 		require.Len(t, s, 1, dev)
 		require.GreaterOrEqual(t, s[0].Value, 8.0, "%s was slowed down by the dead meter", dev)
 	}
@@ -143,10 +144,12 @@ func TestDLT645EndToEnd(t *testing.T) {
 	}), "missing poll spans, the error word span or the dead meter's timeout spans")
 
 	// The metric names the dashboards rely on.
-	names := prom.Query(t, `count by (__name__) ({__name__=~"dlt645_.*"})`)
+	names := prom.Query(t, `count by (__name__) ({__name__=~"(dlt645|electrical)_.*"})`)
 	var got []string
 	for _, n := range names {
 		got = append(got, n.Labels["__name__"])
+		assert.Regexp(t, `^[a-z0-9_]+$`, n.Labels["__name__"], "Prometheus names are lower case")
 	}
+	assert.Contains(t, got, "electrical_energy_active_watt_hours_total")
 	t.Logf("dlt645 series in Prometheus: %s", strings.Join(got, ", "))
 }

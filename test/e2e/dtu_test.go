@@ -70,7 +70,7 @@ func TestDTUDLT645(t *testing.T) {
 		s := prom.Query(t, fmt.Sprintf(`iiot_device_poll_errors_total{device_id=%q,error_type=~"timeout|checksum|protocol"}`, dev))
 		require.Empty(t, s, "%s: heartbeats broke frames: %v", dev, s)
 	}
-	s := prom.Query(t, `dlt645_voltage_volts{device_id="pv-b-inv1",phase="A"}`)
+	s := prom.Query(t, `electrical_voltage_volts{device_id="pv-b-inv1",phase="A"}`)
 	require.Len(t, s, 1)
 	require.Equal(t, "dtu://862951034567891/000000000003", s[0].Labels["device_address"])
 

@@ -235,7 +235,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 		{"gw-meter-b", defaultTenant, "none"}, // device_group: the spanquantiles dimension's default
 	}
 	for _, d := range devices {
-		sel := fmt.Sprintf(`meter_voltage_volts{device_id=%q,phase="L1"}`, d.id)
+		sel := fmt.Sprintf(`electrical_voltage_volts{device_id=%q,phase="A"}`, d.id)
 		var got []sample
 		require.True(t, assertEventually(60*time.Second, func() bool {
 			got, _ = prom.QueryE(sel)
@@ -302,7 +302,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 
 	// ---- durability: Prometheus down, gateway restarted meanwhile -----------------------------
 	for _, d := range devices {
-		prom.eventuallyValue(t, fmt.Sprintf(`count(timestamp(meter_voltage_volts{device_id=%q,phase="L1"}) > time() - 10)`, d.id), 1, 30*time.Second)
+		prom.eventuallyValue(t, fmt.Sprintf(`count(timestamp(electrical_voltage_volts{device_id=%q,phase="A"}) > time() - 10)`, d.id), 1, 30*time.Second)
 	}
 	queued := func(tenant string) func() bool {
 		return func() bool {
@@ -361,7 +361,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 		at := float64(w.to.UnixMilli()) / 1000
 		want := float64(rangeSec) / pollInterval.Seconds() / 2 // at least half of the polls of the window
 		for _, d := range devices {
-			for _, metric := range []string{fmt.Sprintf(`meter_voltage_volts{device_id=%q,phase="L1",tenant_id=%q}`, d.id, d.tenant),
+			for _, metric := range []string{fmt.Sprintf(`electrical_voltage_volts{device_id=%q,phase="A",tenant_id=%q}`, d.id, d.tenant),
 				fmt.Sprintf(`iiot_device_up{device_id=%q,tenant_id=%q}`, d.id, d.tenant)} {
 				q := fmt.Sprintf(`count_over_time(%s[%ds] @ %.3f)`, metric, rangeSec, at)
 				var got []sample
@@ -378,7 +378,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	// one of 5 s; a skipped poll on a busy machine leaves one of 2 s.
 	for _, d := range devices {
 		from, to := down.Add(-2*time.Second), up.Add(-pollInterval)
-		times, err := sampleTimes(prom, fmt.Sprintf(`meter_voltage_volts{device_id=%q,phase="L1"}`, d.id), from, to)
+		times, err := sampleTimes(prom, fmt.Sprintf(`electrical_voltage_volts{device_id=%q,phase="A"}`, d.id), from, to)
 		require.NoError(t, err)
 		rel := make([]string, len(times))
 		for i, ts := range times {

@@ -94,7 +94,7 @@ func kafkaMetrics(n int) pmetric.Metrics {
 		rm.Resource().Attributes().PutStr("device.id", fmt.Sprintf("kafka-meter-%d", d))
 		rm.Resource().Attributes().PutStr("tenant.id", "grid-operator")
 		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
-		m.SetName("meter.voltage")
+		m.SetName("electrical.voltage")
 		m.SetUnit("V")
 		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
 		dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))

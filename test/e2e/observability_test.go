@@ -220,6 +220,26 @@ func TestObservability(t *testing.T) {
 			// readings keep their own attributes
 			assert.NotEmpty(c, queryC(c, prom, `{__name__=~".+", device_id="incomer-meter", phase!=""}`))
 		}, wait, time.Second)
+
+		// The electrical vocabulary: a Modbus and a DL/T 645 meter's imported energy are one metric with
+		// the same labels (the DL/T 645 meter's tariff besides), in Wh.
+		base := []string{"__name__", "tenant_id", "site", "device_id", "device_group", "device_protocol", "job", "instance"}
+		for dev, own := range map[string][]string{
+			"incomer-meter": {"direction", "phase"},
+			obsShowDevice:   {"direction", "phase", "tariff"},
+		} {
+			require.EventuallyWithT(t, func(c *assert.CollectT) {
+				s := queryC(c, prom, fmt.Sprintf(`electrical_energy_active_watt_hours_total{device_id=%q, direction="import", phase="total", tariff=~"total|"}`, dev))
+				if assert.Len(c, s, 1, dev) {
+					var names []string
+					for k := range s[0].Labels {
+						names = append(names, k)
+					}
+					assert.ElementsMatch(c, append(slices.Clone(base), own...), names, dev)
+					t.Logf("%s: %d labels on electrical_energy_active_watt_hours_total (with __name__): %v", dev, len(names), names)
+				}
+			}, wait, time.Second)
+		}
 	})
 
 	t.Run("alerts", func(t *testing.T) {

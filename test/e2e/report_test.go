@@ -51,7 +51,7 @@ service:
 	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
 	startCollectorFiles(t, nil, path)
 
-	voltage := func(dev string) string { return fmt.Sprintf(`dlt645_voltage_volts{device_id=%q,phase="A"}`, dev) }
+	voltage := func(dev string) string { return fmt.Sprintf(`electrical_voltage_volts{device_id=%q,phase="A"}`, dev) }
 	prom.eventuallyValue(t, voltage("rbe"), 220.1, 20*time.Second)
 	prom.eventuallyValue(t, voltage("plain"), 220.1, 20*time.Second)
 

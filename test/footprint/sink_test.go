@@ -74,7 +74,7 @@ func TestSinkCounts(t *testing.T) {
 	ms := base.UnixMilli()
 	first := encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		series("iiot_device_up", "a", ms, ms+1000, ms+2000),
-		series("meter_voltage", "a", ms, ms+1000),
+		series("electrical_voltage_volts", "a", ms, ms+1000),
 	}})
 	require.Equal(t, http.StatusNoContent, post(t, s, first))
 	require.True(t, s.started())
@@ -86,7 +86,7 @@ func TestSinkCounts(t *testing.T) {
 	second := encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		series("iiot_device_up", "a", ms+3000),
 		series("iiot_device_up", "b", ms+3000),
-		series("meter_voltage", "a", ms+3000),
+		series("electrical_voltage_volts", "a", ms+3000),
 	}})
 	require.Equal(t, http.StatusNoContent, post(t, s, second))
 

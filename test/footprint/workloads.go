@@ -64,9 +64,9 @@ func twoUnits(ports []int, interval string) string {
 	b.WriteString("      - id: meter-1\n        unit_id: 1\n        resource_attributes: {device_group: meters}\n        fields:\n")
 	// holding 0-15: 8 float32 (one read); input 100-103: 4 uint16 (one read)
 	for i, f := range []struct{ metric, unit, phase string }{
-		{"meter.voltage", "V", "L1"}, {"meter.voltage", "V", "L2"}, {"meter.voltage", "V", "L3"},
-		{"meter.current", "A", "L1"}, {"meter.current", "A", "L2"}, {"meter.current", "A", "L3"},
-		{"meter.power.active", "W", ""}, {"meter.frequency", "Hz", ""},
+		{"electrical.voltage", "V", "A"}, {"electrical.voltage", "V", "B"}, {"electrical.voltage", "V", "C"},
+		{"electrical.current", "A", "A"}, {"electrical.current", "A", "B"}, {"electrical.current", "A", "C"},
+		{"electrical.power.active", "W", "total"}, {"electrical.frequency", "Hz", ""},
 	} {
 		attrs := ""
 		if f.phase != "" {
@@ -80,16 +80,16 @@ func twoUnits(ports []int, interval string) string {
 	b.WriteString("      - id: meter-2\n        unit_id: 2\n        resource_attributes: {device_group: meters}\n        fields:\n")
 	// holding 0-11: 6 float32; holding 200-202: 3 int16 (too far to merge); input 50-53: 2 uint32
 	for i, f := range []struct{ metric, unit, phase string }{
-		{"meter.voltage", "V", "L1"}, {"meter.voltage", "V", "L2"}, {"meter.voltage", "V", "L3"},
-		{"meter.power.active", "W", "L1"}, {"meter.power.active", "W", "L2"}, {"meter.power.active", "W", "L3"},
+		{"electrical.voltage", "V", "A"}, {"electrical.voltage", "V", "B"}, {"electrical.voltage", "V", "C"},
+		{"electrical.power.active", "W", "A"}, {"electrical.power.active", "W", "B"}, {"electrical.power.active", "W", "C"},
 	} {
 		fmt.Fprintf(&b, "          - {name: f%d, metric: %s, unit: %s, type: float32, address: %d, attributes: {phase: %s}}\n", i, f.metric, f.unit, 2*i, f.phase)
 	}
 	for i := range 3 {
 		fmt.Fprintf(&b, "          - {name: temp%d, metric: meter.temperature, unit: Cel, type: int16, scale: 0.1, address: %d, attributes: {sensor: t%d}}\n", i, 200+i, i)
 	}
-	b.WriteString("          - {name: import, metric: meter.energy.import, unit: Wh, kind: sum, table: input, type: uint32, address: 50}\n")
-	b.WriteString("          - {name: export, metric: meter.energy.export, unit: Wh, kind: sum, table: input, type: uint32, address: 52}\n")
+	b.WriteString("          - {name: import, metric: electrical.energy.active, unit: Wh, kind: sum, table: input, type: uint32, address: 50, attributes: {direction: import, phase: total}}\n")
+	b.WriteString("          - {name: export, metric: electrical.energy.active, unit: Wh, kind: sum, table: input, type: uint32, address: 52, attributes: {direction: export, phase: total}}\n")
 	return b.String()
 }
 

@@ -14,6 +14,7 @@ type Point struct {
 	Unit      string
 	Attrs     map[string]string // data point attributes, as strings
 	Value     float64           // int values converted
+	Int       bool              // an integer data point
 	Stale     bool              // the no-recorded-value flag (a staleness marker)
 	Sum       bool
 	Monotonic bool
@@ -63,7 +64,7 @@ func appendPoints(out []Point, m pmetric.Metric, dev string, res map[string]any)
 			v = float64(dp.IntValue())
 		}
 		out = append(out, Point{Device: dev, Metric: m.Name(), Unit: m.Unit(), Attrs: attrs, Value: v,
-			Stale: dp.Flags().NoRecordedValue(), Sum: sum, Monotonic: mono, Time: dp.Timestamp(), Resource: res,
+			Int: dp.ValueType() == pmetric.NumberDataPointValueTypeInt, Stale: dp.Flags().NoRecordedValue(), Sum: sum, Monotonic: mono, Time: dp.Timestamp(), Resource: res,
 			Exemplars: dp.Exemplars().Len()})
 	}
 	return out

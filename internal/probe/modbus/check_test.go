@@ -46,7 +46,7 @@ func TestCheckShippedProfile(t *testing.T) {
 	assert.Equal(t, [4]int{len(p.Fields) - 1, 1, 0, 0}, [4]int{ok, exc, bad, failed})
 	f := results(res)
 	assert.InDelta(t, m.E.Voltage[0], f["voltage_l1"].Value, 1e-3)
-	assert.InDelta(t, m.E.ImportKWh, f["energy_active_import"].Value, 1e-2)
+	assert.InDelta(t, m.E.ImportKWh*1000, f["energy_active_import"].Value, 10, "kWh register scaled to Wh")
 	assert.Equal(t, 2, f["frequency"].Code)
 
 	var out bytes.Buffer
@@ -111,8 +111,8 @@ func TestCheckPymodbus(t *testing.T) {
 	assert.InDelta(t, 230.4, f["voltage"].Value, 1e-4)
 	assert.InDelta(t, 49.98, f["frequency"].Value, 1e-4)
 	assert.InDelta(t, 230.4, f["voltage_int"].Value, 1e-9)
-	assert.InDelta(t, -15.25, f["power"].Value, 1e-9)
-	assert.InDelta(t, 1234.567, f["energy"].Value, 1e-9)
+	assert.InDelta(t, -15250, f["power"].Value, 1e-9)
+	assert.InDelta(t, 1234567, f["energy"].Value, 1e-9)
 	assert.Equal(t, KindException, f["missing"].Kind)
 	var out bytes.Buffer
 	WriteCheck(&out, cfg, res)
