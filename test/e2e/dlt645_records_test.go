@@ -160,20 +160,20 @@ func TestDLT645RecordsVictoriaMetrics(t *testing.T) {
 
 	at := func(ts time.Time, v float64) map[time.Time]float64 { return map[time.Time]float64{ts: v} }
 	fwd := func(tariff string) map[string]string {
-		return map[string]string{"direction": "forward", "tariff": tariff}
+		return map[string]string{"direction": "import", "tariff": tariff}
 	}
 	wants := []recordWant{
-		{name: "dlt645_demand_max_active_kW", labels: fwd("total"), samples: at(demandAt, 12.3456)},
-		{name: "dlt645_demand_max_active_kW", labels: fwd("1"), samples: at(tariff1At, 10)},
-		{name: "dlt645_demand_max_active_kW", labels: fwd("2"), samples: at(demandAt, 12.3456)},
-		{name: "dlt645_energy_active_settled_kWh", labels: fwd("total"), samples: map[time.Time]float64{settled1: 900, settled2: 800}},
-		{name: "dlt645_energy_active_frozen_kWh", labels: map[string]string{"direction": "forward", "tariff": "total", "freeze": "daily"}, samples: at(frozeAt, 1000)},
-		{name: "dlt645_energy_active_frozen_kWh", labels: map[string]string{"direction": "forward", "tariff": "1", "freeze": "daily"}, samples: at(frozeAt, 400)},
-		{name: "dlt645_energy_active_frozen_kWh", labels: map[string]string{"direction": "forward", "tariff": "2", "freeze": "daily"}, samples: at(frozeAt, 600)},
-		{name: "dlt645_voltage_harmonic_percent", labels: map[string]string{"phase": "A", "order": "1"}, latest: 99.5},
-		{name: "dlt645_voltage_harmonic_percent", labels: map[string]string{"phase": "A", "order": "2"}, latest: 3.25},
-		{name: "dlt645_voltage_harmonic_percent", labels: map[string]string{"phase": "A", "order": "3"}, latest: 0.07},
-		{name: "dlt645_current_harmonic_percent", labels: map[string]string{"phase": "A", "order": "2"}, latest: 12.5},
+		{name: "electrical_demand_max_active_watts", labels: fwd("total"), samples: at(demandAt, 12345.6)},
+		{name: "electrical_demand_max_active_watts", labels: fwd("1"), samples: at(tariff1At, 10000)},
+		{name: "electrical_demand_max_active_watts", labels: fwd("2"), samples: at(demandAt, 12345.6)},
+		{name: "electrical_energy_active_settled_watt_hours", labels: fwd("total"), samples: map[time.Time]float64{settled1: 900000, settled2: 800000}},
+		{name: "electrical_energy_active_frozen_watt_hours", labels: map[string]string{"direction": "import", "tariff": "total", "freeze": "daily"}, samples: at(frozeAt, 1000000)},
+		{name: "electrical_energy_active_frozen_watt_hours", labels: map[string]string{"direction": "import", "tariff": "1", "freeze": "daily"}, samples: at(frozeAt, 400000)},
+		{name: "electrical_energy_active_frozen_watt_hours", labels: map[string]string{"direction": "import", "tariff": "2", "freeze": "daily"}, samples: at(frozeAt, 600000)},
+		{name: "electrical_voltage_harmonic_percent", labels: map[string]string{"phase": "A", "order": "1"}, latest: 99.5},
+		{name: "electrical_voltage_harmonic_percent", labels: map[string]string{"phase": "A", "order": "2"}, latest: 3.25},
+		{name: "electrical_voltage_harmonic_percent", labels: map[string]string{"phase": "A", "order": "3"}, latest: 0.07},
+		{name: "electrical_current_harmonic_percent", labels: map[string]string{"phase": "A", "order": "2"}, latest: 12.5},
 		{name: "dlt645_event_count_total", labels: map[string]string{"event": "power_down"}, latest: 7},
 		{name: "dlt645_event_last_time_seconds", labels: map[string]string{"event": "power_down"}, latest: float64(powerDown.Unix())},
 		{name: "dlt645_event_last_duration_seconds", labels: map[string]string{"event": "power_down"}, latest: 90},
@@ -181,7 +181,7 @@ func TestDLT645RecordsVictoriaMetrics(t *testing.T) {
 		{name: "dlt645_event_duration_minutes_total", labels: map[string]string{"event": "over_voltage", "phase": "A"}, latest: 120},
 		{name: "dlt645_event_count_total", labels: map[string]string{"event": "over_voltage", "phase": "C"}, latest: 1},
 		{name: "dlt645_event_duration_minutes_total", labels: map[string]string{"event": "over_voltage", "phase": "C"}, latest: 5},
-		{name: "dlt645_energy_active_kWh_total", labels: fwd("total"), latest: 1000},
+		{name: "electrical_energy_active_watt_hours_total", labels: fwd("total"), latest: 1000000},
 	}
 	var why []string
 	check := func() bool {
@@ -197,7 +197,7 @@ func TestDLT645RecordsVictoriaMetrics(t *testing.T) {
 			}
 		}
 		for _, s := range all {
-			if s.Metric["__name__"] == "dlt645_demand_max_active_kW" && s.Metric["direction"] == "reverse" {
+			if s.Metric["__name__"] == "electrical_demand_max_active_watts" && s.Metric["direction"] == "export" {
 				why = append(why, "a period without a maximum sent a reverse demand")
 			}
 		}
@@ -215,7 +215,7 @@ func TestDLT645RecordsVictoriaMetrics(t *testing.T) {
 
 // seriesNames lists the metric names VictoriaMetrics holds, for a failure message.
 func seriesNames(vm *victoriaMetrics) string {
-	all, err := vm.export(`{__name__=~"dlt645_.*"}`)
+	all, err := vm.export(`{__name__=~"(dlt645|electrical)_.*"}`)
 	if err != nil {
 		return err.Error()
 	}
@@ -250,7 +250,7 @@ func TestDLT645Discovery(t *testing.T) {
 	data := vars{"TCPAddr": l.Addr().String(), "RemoteWrite": prom.RemoteWriteURL(), "TraceSink": "127.0.0.1:1"}
 	col := startCollectorTestdata(t, nil, data, "common.yaml", "dlt645_discovery/config.yaml")
 	prom.expectValues(t, "dlt645_discovery/expected.yaml", data)
-	s := prom.Query(t, `dlt645_voltage_volts{device_id="meter-000000000201",phase="A"}`)
+	s := prom.Query(t, `electrical_voltage_volts{device_id="meter-000000000201",phase="A"}`)
 	require.Len(t, s, 1)
 	require.Equal(t, "000000000201", s[0].Labels["dlt645_meter_address"])
 	require.Equal(t, "tcp://"+l.Addr().String()+"/000000000201", s[0].Labels["device_address"])
