@@ -15,7 +15,7 @@ func TestReadmeExamples(t *testing.T) {
 	b, err := os.ReadFile("README.md")
 	require.NoError(t, err)
 	blocks := strings.Split(string(b), "```yaml\n")[1:]
-	require.Len(t, blocks, 8)
+	require.Len(t, blocks, 9)
 	for i, blk := range blocks {
 		src := blk[:strings.Index(blk, "```")]
 		var doc struct {
