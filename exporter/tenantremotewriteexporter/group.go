@@ -26,11 +26,10 @@ type groupCommit struct {
 
 // groupWrites is the calls gathered for one write: the first of them (the leader) writes them all.
 type groupWrites struct {
-	md    pmetric.Metrics
-	turn  chan struct{} // closed when the previous write is done: the leader's turn
-	done  chan struct{} // closed when this write is done
-	err   error
-	calls int
+	md   pmetric.Metrics
+	turn chan struct{} // closed when the previous write is done: the leader's turn
+	done chan struct{} // closed when this write is done
+	err  error
 }
 
 func newGroupCommit(p exporter.Metrics) *groupCommit {
@@ -52,13 +51,14 @@ func (g *groupCommit) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) er
 		w = &groupWrites{md: pmetric.NewMetrics(), turn: make(chan struct{}), done: make(chan struct{})}
 		g.pending = w
 	}
-	if md.IsReadOnly() {
-		// Not expected (the exporter declares that it mutates data); the caller keeps its data.
-		md.ResourceMetrics().CopyTo(w.md.ResourceMetrics())
+	if src := md.ResourceMetrics(); md.IsReadOnly() {
+		// Shared with other consumers (the exporter then declares that it does not mutate data).
+		for i := range src.Len() {
+			src.At(i).CopyTo(w.md.ResourceMetrics().AppendEmpty())
+		}
 	} else {
-		md.ResourceMetrics().MoveAndAppendTo(w.md.ResourceMetrics())
+		src.MoveAndAppendTo(w.md.ResourceMetrics())
 	}
-	w.calls++
 	g.mu.Unlock()
 	if !lead {
 		<-w.done

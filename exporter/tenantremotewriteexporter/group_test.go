@@ -26,7 +26,7 @@ type gatedStorage struct {
 	storage.Extension
 
 	mu      sync.Mutex
-	puts    []int // items written (number of points is not known here: ops per write)
+	puts    int // writes of a queue item
 	held    bool
 	entered chan struct{} // closed when the first item write waits
 	release chan struct{} // closing it lets the first item write go on
@@ -50,7 +50,7 @@ func (g *gatedStorage) GetClient(ctx context.Context, kind component.Kind, id co
 func (g *gatedStorage) itemWrites() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.puts)
+	return g.puts
 }
 
 type gatedClient struct {
@@ -70,8 +70,8 @@ func (c *gatedClient) Batch(ctx context.Context, ops ...*storage.Operation) erro
 	}
 	g := c.g
 	g.mu.Lock()
-	g.puts = append(g.puts, len(ops))
-	n, hold := len(g.puts), !g.held
+	g.puts++
+	n, hold := g.puts, !g.held
 	g.held = true
 	g.mu.Unlock()
 	if hold {
@@ -109,7 +109,7 @@ func blockedCallers() int {
 
 // groupCommitRun has 50 devices' polls arrive while the queue writes a first one (held in the
 // storage), as on one poll tick; it returns each call's error and the storage.
-func groupCommitRun(t *testing.T, srv *rwServer, failAt int) ([]error, *gatedStorage, exporter.Metrics) {
+func groupCommitRun(t *testing.T, srv *rwServer, failAt int, readOnly bool) ([]error, *gatedStorage, exporter.Metrics) {
 	cfg := withTenants(testConfig(srv.URL), nil)
 	q := cfg.QueueConfig.Get()
 	q.StorageID = &storageID
@@ -128,7 +128,11 @@ func groupCommitRun(t *testing.T, srv *rwServer, failAt int) ([]error, *gatedSto
 		for i := range points {
 			points[i] = point{res: res("a", "device.id", fmt.Sprintf("dev-%02d", d)), name: fmt.Sprintf("reading_%d", i), ms: 1000, value: float64(100*d + i)}
 		}
-		return exp.ConsumeMetrics(context.Background(), metricsOf(points...))
+		md := metricsOf(points...)
+		if readOnly {
+			md.MarkReadOnly()
+		}
+		return exp.ConsumeMetrics(context.Background(), md)
 	}
 	errs := make([]error, devices)
 	var wg sync.WaitGroup
@@ -146,8 +150,18 @@ func groupCommitRun(t *testing.T, srv *rwServer, failAt int) ([]error, *gatedSto
 // Calls that arrive while the queue writes are written together in the next write, and each
 // returns once its own points are in the queue.
 func TestGroupCommitSharesWrites(t *testing.T) {
+	for _, readOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("read_only=%v", readOnly), func(t *testing.T) {
+			groupCommitShares(t, readOnly)
+		})
+	}
+}
+
+// groupCommitShares runs the 50 calls; read-only data (shared with another consumer) is copied
+// into the write, not moved.
+func groupCommitShares(t *testing.T, readOnly bool) {
 	srv := newRWServer(t)
-	errs, gs, _ := groupCommitRun(t, srv, 0)
+	errs, gs, _ := groupCommitRun(t, srv, 0, readOnly)
 	for d, err := range errs {
 		require.NoError(t, err, "device %d", d)
 	}
@@ -167,7 +181,7 @@ func TestGroupCommitSharesWrites(t *testing.T) {
 // A failed write fails every call it carried, and only those: the queue takes the next calls.
 func TestGroupCommitFailedWrite(t *testing.T) {
 	srv := newRWServer(t)
-	errs, gs, exp := groupCommitRun(t, srv, 2)
+	errs, gs, exp := groupCommitRun(t, srv, 2, false)
 	require.NoError(t, errs[0], "the first write succeeded")
 	for d := 1; d < len(errs); d++ {
 		require.ErrorIs(t, errs[d], errDiskFull, "device %d was in the failed write", d)
