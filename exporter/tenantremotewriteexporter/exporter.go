@@ -155,17 +155,24 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	if e.persistent() {
 		outerSet.Logger = logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return keptCore{Core: c} }))
 	}
+	var p exporter.Metrics
 	if e.cfg.Delivery.Mode == DeliveryFreshFirst {
-		return e.newFreshFirst(ctx, outerSet, tenant, sender)
+		p, err = e.newFreshFirst(ctx, outerSet, tenant, sender)
+	} else {
+		p, err = exporterhelper.NewMetrics(ctx, outerSet, e.cfg, e.guarded(id, tenant, logger, sender.ConsumeMetrics),
+			exporterhelper.WithQueue(e.cfg.QueueConfig),
+			exporterhelper.WithRetry(e.cfg.BackOffConfig),
+			exporterhelper.WithTimeout(e.cfg.TimeoutSettings),
+			exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+			exporterhelper.WithStart(sender.Start),
+			exporterhelper.WithShutdown(sender.Shutdown),
+		)
 	}
-	return exporterhelper.NewMetrics(ctx, outerSet, e.cfg, e.guarded(id, tenant, logger, sender.ConsumeMetrics),
-		exporterhelper.WithQueue(e.cfg.QueueConfig),
-		exporterhelper.WithRetry(e.cfg.BackOffConfig),
-		exporterhelper.WithTimeout(e.cfg.TimeoutSettings),
-		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
-		exporterhelper.WithStart(sender.Start),
-		exporterhelper.WithShutdown(sender.Shutdown),
-	)
+	if err != nil || !e.persistent() {
+		return p, err
+	}
+	// A write to a disk queue is a storage transaction: calls arriving during one share the next.
+	return newGroupCommit(p), nil
 }
 
 // guarded wraps the send of a queue (id) with the disk budget and max_sample_age: what the

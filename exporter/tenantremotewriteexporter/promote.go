@@ -99,6 +99,8 @@ type points[P interface{ Attributes() pcommon.Map }] interface {
 func promoteAll[P interface{ Attributes() pcommon.Map }](ps points[P], res pcommon.Map, keys []string) {
 	for i := 0; i < ps.Len(); i++ {
 		attrs := ps.At(i).Attributes()
+		// One allocation for the point's attributes instead of one per doubling.
+		attrs.EnsureCapacity(attrs.Len() + len(keys))
 		for _, k := range keys {
 			if _, ok := attrs.Get(k); ok {
 				continue

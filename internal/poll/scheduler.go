@@ -63,17 +63,26 @@ func (s *Scheduler) Add(j Job) { s.jobs = append(s.jobs, j) }
 // AddLoop registers a loop; call before Start.
 func (s *Scheduler) AddLoop(l Loop) { s.loops = append(s.loops, l) }
 
-// Start starts every job. The first poll of each job comes at a random phase within its first
-// interval, so devices configured together do not all fire at the same instant. Jobs that share a
-// link of one (a serial bus, a Modbus connection) run on one goroutine in the order they fall due:
-// they could only take turns anyway, and one goroutine spares each turn a hand-over between
-// goroutines, which costs more than a short request on a loopback or LAN connection.
+// Start starts every job. The jobs' grids share one phase, random within the shortest interval:
+// devices polled at one interval fall due on the same tick (each delayed by its own jitter), so
+// their records reach the pipeline together and a disk queue writes them in one transaction (group
+// commit) instead of one per device: spreading the devices over the interval made a storage
+// transaction, and with fsync a disk flush, per device-poll (issue 17). Jobs that share a link of
+// one (a serial bus, a Modbus connection) run on one goroutine in the order they fall due: they
+// could only take turns anyway, and one goroutine spares each turn a hand-over between goroutines,
+// which costs more than a short request on a loopback or LAN connection.
 func (s *Scheduler) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
 	start := s.clock.Now()
+	var shortest time.Duration
+	for _, j := range s.jobs {
+		if shortest == 0 || j.Interval < shortest {
+			shortest = j.Interval
+		}
+	}
+	first := start.Add(s.randomDuration(shortest))
 	serial := map[*Link]*serialGroup{}
 	for _, j := range s.jobs {
-		first := start.Add(s.randomDuration(j.Interval))
 		if j.Link != nil && cap(j.Link.slots) == 1 {
 			g := serial[j.Link]
 			if g == nil {

@@ -2,6 +2,7 @@ package poll
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,35 +72,52 @@ func TestSchedulerIntervalAndJitterBounds(t *testing.T) {
 	assert.True(t, sawDelay, "jitter moves polls around the grid")
 }
 
-func TestSchedulerSpreadsFirstPolls(t *testing.T) {
-	start := time.Unix(0, 0)
-	clock := clock.NewManual(start)
-	s := NewScheduler(clock, 7)
-	var mu sync.Mutex
-	first := map[int]time.Time{}
-	const n = 20
-	for i := range n {
-		s.Add(Job{Interval: 10 * time.Second, Run: func(context.Context) {
-			mu.Lock()
-			if _, ok := first[i]; !ok {
-				first[i] = clock.Now()
+// Devices polled at one interval fall due on one tick (a random phase of the interval, shared), so
+// their records reach the pipeline together; jitter still spreads each tick.
+func TestSchedulerAlignsFirstPolls(t *testing.T) {
+	for _, jitter := range []float64{0, 0.05} {
+		t.Run(fmt.Sprintf("jitter=%v", jitter), func(t *testing.T) {
+			start := time.Unix(0, 0)
+			clock := clock.NewManual(start)
+			s := NewScheduler(clock, 7)
+			var mu sync.Mutex
+			first := map[int]time.Time{}
+			const n = 20
+			intervals := []time.Duration{10 * time.Second, 30 * time.Second}
+			for i := range n {
+				s.Add(Job{Interval: intervals[i%2], Jitter: jitter, Run: func(context.Context) {
+					mu.Lock()
+					if _, ok := first[i]; !ok {
+						first[i] = clock.Now()
+					}
+					mu.Unlock()
+				}})
 			}
-			mu.Unlock()
-		}})
+			s.Start(context.Background())
+			defer s.Stop()
+			require.Eventually(t, func() bool { return clock.Waiters() == n }, 5*time.Second, time.Millisecond)
+			const step = 10 * time.Millisecond
+			stepClock(t, clock, n, step, int(12*time.Second/step))
+			mu.Lock()
+			defer mu.Unlock()
+			require.Len(t, first, n, "every job's first poll within the shortest interval (+jitter)")
+			lo, hi := first[0], first[0]
+			for _, f := range first {
+				if f.Before(lo) {
+					lo = f
+				}
+				if f.After(hi) {
+					hi = f
+				}
+			}
+			assert.Greater(t, lo.Sub(start), time.Duration(0), "the shared phase is random, here not 0")
+			maxJ := time.Duration(jitter * float64(30*time.Second)) // of the longest interval
+			assert.LessOrEqual(t, hi.Sub(lo), maxJ+step, "first polls on one tick, spread by the jitter only")
+			if jitter > 0 {
+				assert.Greater(t, hi.Sub(lo), 2*step, "jitter spreads the tick")
+			}
+		})
 	}
-	s.Start(context.Background())
-	defer s.Stop()
-	require.Eventually(t, func() bool { return clock.Waiters() == n }, 5*time.Second, time.Millisecond)
-	stepClock(t, clock, n, 100*time.Millisecond, 100)
-	mu.Lock()
-	defer mu.Unlock()
-	require.Len(t, first, n)
-	distinct := map[time.Time]bool{}
-	for _, f := range first {
-		assert.Less(t, f.Sub(start), 10*time.Second)
-		distinct[f] = true
-	}
-	assert.Greater(t, len(distinct), n/2, "first polls are spread over the interval, not all at once")
 }
 
 func TestLinkBoundsConcurrency(t *testing.T) {

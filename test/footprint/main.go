@@ -34,6 +34,7 @@ type options struct {
 	envFile                                  string
 	env                                      map[string]string // Go runtime settings given to the collector
 	envFrom                                  map[string]string
+	profile                                  string // directory for pprof profiles of the window
 }
 
 func main() {
@@ -61,6 +62,7 @@ func run(args []string, out, progress io.Writer) error {
 		"the packaged env file: its GOGC and GOMEMLIMIT reach the collector as they reach the service (empty: none)")
 	var overrides envList
 	fs.Var(&overrides, "env", "NAME=VALUE for the collector, over the env file and the environment (repeatable), e.g. -env GOGC=100")
+	fs.StringVar(&o.profile, "profile", "", "directory: enable the collector's pprof extension and write <workload>.cpu.pprof and .allocs.pprof of the window there (the profiling itself costs CPU: figures of a profiled run are not comparable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,8 +85,13 @@ func run(args []string, out, progress io.Writer) error {
 			o.only[n] = true
 		}
 	}
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o750); err != nil {
+			return fmt.Errorf("-profile: %w", err)
+		}
+	}
 	// children run in their own directories: every path given becomes absolute
-	for _, f := range []*string{&o.binary, &o.config, &o.server, &o.opcuasim} {
+	for _, f := range []*string{&o.binary, &o.config, &o.server, &o.opcuasim, &o.profile} {
 		if *f == "" {
 			continue
 		}
@@ -238,9 +245,17 @@ func measure(o options, w workload, dir string, progress io.Writer) (res result,
 	}
 	stops = append(stops, traces.close)
 
-	ports, err := freePorts(3)
+	ports, err := freePorts(4)
 	if err != nil {
 		return res, err
+	}
+	var prof *profiler
+	if o.profile != "" {
+		prof = &profiler{addr: "127.0.0.1:" + strconv.Itoa(ports[3]), dir: o.profile, name: w.name}
+		files["overlay.yaml"] = prof.overlay(files["overlay.yaml"])
+		if err := os.WriteFile(filepath.Join(conf, "overlay.yaml"), []byte(files["overlay.yaml"]), 0o600); err != nil {
+			return res, err
+		}
 	}
 	cmd := exec.Command(o.binary, "--config", o.config, "--config", filepath.Join(conf, "overlay.yaml")) //nolint:gosec // the binary under test, from the command line
 	cmd.Env = append(os.Environ(),
@@ -288,6 +303,14 @@ func measure(o options, w workload, dir string, progress io.Writer) (res result,
 	res.w = w
 	res.window = time.Duration(o.polls) * o.interval
 	t1 := t0.Add(res.window)
+	if prof != nil {
+		prof.start(res.window)
+		defer func() {
+			if perr := prof.wait(); perr != nil && err == nil {
+				err = perr
+			}
+		}()
+	}
 	var rss, anon []int64
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
