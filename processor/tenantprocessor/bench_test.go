@@ -350,7 +350,9 @@ func runLogsBench(b *testing.B, p consumer.Logs) {
 // transform, and rules with required and the schema on every record's attributes.
 func BenchmarkLogs(b *testing.B) {
 	b.Run("rules/tenant", func(b *testing.B) { runLogsBench(b, newTenantLogsBench(b, rulesTenant, consumertest.NewNop())) })
-	b.Run("rules/transform", func(b *testing.B) { runLogsBench(b, newTransformLogsBench(b, rulesTransformLogs, consumertest.NewNop())) })
+	b.Run("rules/transform", func(b *testing.B) {
+		runLogsBench(b, newTransformLogsBench(b, rulesTransformLogs, consumertest.NewNop()))
+	})
 	b.Run("full/tenant", func(b *testing.B) {
 		runLogsBench(b, newTenantLogsBench(b, rulesTenant+`
 required: {attributes: [tenant.id], action: default_tenant, default_tenant: site-operator}
