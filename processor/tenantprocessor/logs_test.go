@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -410,4 +411,35 @@ func TestLogsRegistryReload(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.Chtimes(path, st.ModTime(), st.ModTime().Add(2e9)))
 	require.Eventually(t, func() bool { return tenantOfPLC() == "second-owner" }, waitFor, tick)
+}
+
+// Concurrent logs batches (the opcua and otlp receivers of the edge default's logs pipeline) share the
+// decision cache and the schema's verdict cache safely.
+func TestLogsConcurrentBatches(t *testing.T) {
+	cfg := loadProcessorConfig(t, "testdata/golden/rules/config.yaml")
+	cfg.Schema = SchemaConfig{ForbiddenKeys: []string{"opcua.condition.acked"}, Action: SchemaDropAttribute}
+	sink := &consumertest.LogsSink{}
+	p := newLogsProcessor(t, cfg, nil, sink)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				assert.NoError(t, p.ConsumeLogs(context.Background(), gatewayEvents()))
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 8*50*10, sink.LogRecordCount())
+	for _, ld := range sink.AllLogs() {
+		for i := range ld.ResourceLogs().Len() {
+			rl := ld.ResourceLogs().At(i)
+			_, ok := rl.Resource().Attributes().Get("env")
+			require.True(t, ok, "defaults on every resource")
+			lrs := rl.ScopeLogs().At(0).LogRecords()
+			for k := range lrs.Len() {
+				_, ok := lrs.At(k).Attributes().Get("opcua.condition.acked")
+				require.False(t, ok)
+			}
+		}
+	}
 }
