@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/pdatatest/plogtest"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/pdatatest/pmetrictest"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/transformprocessor"
 	"github.com/stretchr/testify/require"
@@ -19,6 +20,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
@@ -254,4 +256,110 @@ func BenchmarkTrackerMemory(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/series, "bytes/series")
 		runtime.KeepAlive(bu)
 	}
+}
+
+// benchLogsInput: the devices of benchInput, each with 10 event records (an OPC UA alarm's
+// attributes, as the opcua receiver sets them).
+func benchLogsInput() plog.Logs {
+	ld := plog.NewLogs()
+	md := benchInput()
+	for d := range md.ResourceMetrics().Len() {
+		rl := ld.ResourceLogs().AppendEmpty()
+		md.ResourceMetrics().At(d).Resource().CopyTo(rl.Resource())
+		sl := rl.ScopeLogs().AppendEmpty()
+		sl.Scope().SetName("otelcol-iiot/bench")
+		for r := range benchMetricsPerDevice {
+			lr := sl.LogRecords().AppendEmpty()
+			lr.SetTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000 + r))
+			lr.SetSeverityNumber(plog.SeverityNumberError)
+			lr.SetSeverityText("ERROR")
+			lr.SetEventName("OffNormalAlarmType")
+			lr.Body().SetStr("Grid fault: inverter disconnected")
+			a := lr.Attributes()
+			a.PutStr("opcua.event.id", fmt.Sprintf("%032x", r))
+			a.PutStr("opcua.event.type", "i=10637")
+			a.PutInt("opcua.event.severity", 700)
+			a.PutStr("opcua.condition.name", "GridFault")
+			a.PutBool("opcua.condition.active", r%2 == 0)
+		}
+	}
+	return ld
+}
+
+func newTenantLogsBench(tb testing.TB, conf string, next consumer.Logs) processor.Logs {
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(tb, yamlConf(tb, conf).Unmarshal(cfg))
+	require.NoError(tb, confmap.Validate(cfg))
+	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(metadata.Type), cfg, next)
+	require.NoError(tb, err)
+	require.NoError(tb, p.Start(context.Background(), componenttest.NewNopHost()))
+	tb.Cleanup(func() { require.NoError(tb, p.Shutdown(context.Background())) })
+	return p
+}
+
+func newTransformLogsBench(tb testing.TB, conf string, next consumer.Logs) processor.Logs {
+	f := transformprocessor.NewFactory()
+	cfg := f.CreateDefaultConfig()
+	require.NoError(tb, yamlConf(tb, conf).Unmarshal(cfg))
+	require.NoError(tb, confmap.Validate(cfg))
+	p, err := f.CreateLogs(context.Background(), processortest.NewNopSettings(f.Type()), cfg, next)
+	require.NoError(tb, err)
+	require.NoError(tb, p.Start(context.Background(), componenttest.NewNopHost()))
+	tb.Cleanup(func() { require.NoError(tb, p.Shutdown(context.Background())) })
+	return p
+}
+
+// rulesTransformLogs is rulesTransform for logs.
+var rulesTransformLogs = strings.Replace(rulesTransform, "metric_statements:", "log_statements:", 1)
+
+// TestLogsBenchmarkEquivalence: on the logs batch both processors produce the same output.
+func TestLogsBenchmarkEquivalence(t *testing.T) {
+	ours, theirs := &consumertest.LogsSink{}, &consumertest.LogsSink{}
+	require.NoError(t, newTenantLogsBench(t, rulesTenant, ours).ConsumeLogs(context.Background(), benchLogsInput()))
+	require.NoError(t, newTransformLogsBench(t, rulesTransformLogs, theirs).ConsumeLogs(context.Background(), benchLogsInput()))
+	got, want := ours.AllLogs()[0], theirs.AllLogs()[0]
+	require.NoError(t, plogtest.CompareLogs(want, got))
+	v, ok := got.ResourceLogs().At(1).Resource().Attributes().Get("tenant.id")
+	require.True(t, ok)
+	require.Equal(t, "grid-operator", v.Str())
+}
+
+func runLogsBench(b *testing.B, p consumer.Logs) {
+	input := benchLogsInput()
+	records := input.LogRecordCount()
+	b.ReportAllocs()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		if i++; i%64 == 0 {
+			runtime.GC()
+		}
+		ld := plog.NewLogs()
+		input.CopyTo(ld)
+		b.StartTimer()
+		if err := p.ConsumeLogs(context.Background(), ld); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(records), "ns/record")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(input.ResourceLogs().Len()), "ns/resource")
+}
+
+// BenchmarkLogs: one batch of event records (100 devices × 10 records): the rules scenario, tenant vs
+// transform, and rules with required and the schema on every record's attributes.
+func BenchmarkLogs(b *testing.B) {
+	b.Run("rules/tenant", func(b *testing.B) { runLogsBench(b, newTenantLogsBench(b, rulesTenant, consumertest.NewNop())) })
+	b.Run("rules/transform", func(b *testing.B) {
+		runLogsBench(b, newTransformLogsBench(b, rulesTransformLogs, consumertest.NewNop()))
+	})
+	b.Run("full/tenant", func(b *testing.B) {
+		runLogsBench(b, newTenantLogsBench(b, rulesTenant+`
+required: {attributes: [tenant.id], action: default_tenant, default_tenant: site-operator}
+schema:
+  allowed_key_pattern: '^[a-z][a-z0-9_.]*$'
+  forbidden_keys: [user.id, "*session.id"]
+  max_value_length: 256
+`, consumertest.NewNop()))
+	})
 }

@@ -21,6 +21,7 @@ func NewFactory() processor.Factory {
 		createDefaultConfig,
 		processor.WithMetrics(createMetrics, metadata.MetricsStability),
 		processor.WithTraces(createTraces, metadata.TracesStability),
+		processor.WithLogs(createLogs, metadata.LogsStability),
 	)
 }
 
@@ -68,5 +69,14 @@ func createTraces(ctx context.Context, set processor.Settings, cfg component.Con
 		return nil, err
 	}
 	return processorhelper.NewTraces(ctx, set, cfg, next, tp.processTraces,
+		capabilities, processorhelper.WithStart(tp.start), processorhelper.WithShutdown(tp.shutdown))
+}
+
+func createLogs(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
+	tp, err := newFromConfig(set, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return processorhelper.NewLogs(ctx, set, cfg, next, tp.processLogs,
 		capabilities, processorhelper.WithStart(tp.start), processorhelper.WithShutdown(tp.shutdown))
 }

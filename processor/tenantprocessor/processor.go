@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processorhelper"
@@ -19,7 +20,7 @@ import (
 	"github.com/otelcol-iiot/otelcol-iiot/processor/tenantprocessor/internal/metadata"
 )
 
-// tenantProcessor applies the plan to metrics or traces.
+// tenantProcessor applies the plan to metrics, traces or logs.
 type tenantProcessor struct {
 	plan      *plan
 	logger    *zap.Logger
@@ -368,6 +369,44 @@ func (tp *tenantProcessor) processTraces(ctx context.Context, td ptrace.Traces) 
 	return td, nil
 }
 
+// processLogs labels logs as processTraces labels traces: per resource, then the schema on each
+// log record's attributes (drop_data drops the record). Neither the metric checks of the schema
+// nor duplicate_after_drop apply (two records alike are still two events), nor the series budget.
+func (tp *tenantProcessor) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
+	c := counts{}
+	buf := tp.bufPool.Get().(*[]byte)
+	defer tp.bufPool.Put(buf)
+	s := tp.plan.schema
+	ld.ResourceLogs().RemoveIf(func(rl plog.ResourceLogs) bool {
+		tenant, drop := tp.resource(rl.Resource(), func() int { return resourceLogRecords(rl) }, c, buf)
+		if drop {
+			return true
+		}
+		if s == nil {
+			return false
+		}
+		var v [numReasons]int
+		removed := false
+		rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
+			sl.LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
+				if drop, _ := s.enforce(lr.Attributes(), &v); drop {
+					removed = true
+					return true
+				}
+				return false
+			})
+			return removed && sl.LogRecords().Len() == 0
+		})
+		tp.countSchema(c, tenant, &v)
+		return removed && rl.ScopeLogs().Len() == 0
+	})
+	tp.flush(ctx, c)
+	if ld.ResourceLogs().Len() == 0 {
+		return ld, processorhelper.ErrSkipProcessingData
+	}
+	return ld, nil
+}
+
 func metricPoints(m pmetric.Metric) int {
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
@@ -400,6 +439,14 @@ func resourceSpans(rs ptrace.ResourceSpans) int {
 	n := 0
 	for i := range rs.ScopeSpans().Len() {
 		n += rs.ScopeSpans().At(i).Spans().Len()
+	}
+	return n
+}
+
+func resourceLogRecords(rl plog.ResourceLogs) int {
+	n := 0
+	for i := range rl.ScopeLogs().Len() {
+		n += rl.ScopeLogs().At(i).LogRecords().Len()
 	}
 	return n
 }

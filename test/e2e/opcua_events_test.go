@@ -75,16 +75,17 @@ func conditionIs(active, acked bool) func(logRecord) bool {
 }
 
 // TestOPCUAEventsAlarmLifecycle: the built edge binary with a logs pipeline in the edge default's style
-// (memory_limiter, OTLP through a disk-backed queue) delivers the node-opcua server's events as log
-// records to an OTLP sink: a plain event with a selected field, a low-severity event filtered out by
-// the server, and a grid-fault alarm's lifecycle, active → acknowledged → inactive, exactly.
+// (memory_limiter, tenant, OTLP through a disk-backed queue) delivers the node-opcua server's events as
+// log records to an OTLP sink: a plain event with a selected field, a low-severity event filtered out by
+// the server, and a grid-fault alarm's lifecycle, active → acknowledged → inactive, exactly; every record
+// labelled with its device's tenant from the registry and job/instance.
 func TestOPCUAEventsAlarmLifecycle(t *testing.T) {
 	sink := startTraceSink(t)
 	port := freePort(t)
 	srv := startNodeOPCUA(t, port, t.TempDir(), false)
 	nsIndex := srv.namespaceIndex(t)
 	data := vars{"Port": port, "Namespace": e2eNamespace, "NsIndex": nsIndex, "TraceSink": sink.Endpoint(),
-		"StorageDir": t.TempDir(), "RemoteWrite": "http://127.0.0.1:1/unused"}
+		"StorageDir": t.TempDir(), "RemoteWrite": "http://127.0.0.1:1/unused", "Registry": testdataPath(t, "opcua/events_registry.yaml")}
 	startCollectorTestdata(t, nil, data, "common.yaml", "opcua/events.yaml")
 
 	// The event item exists once the session asked for a ConditionRefresh.
@@ -103,6 +104,10 @@ func TestOPCUAEventsAlarmLifecycle(t *testing.T) {
 		assert.Equal(t, "opcua", r.Resource["device.protocol"])
 		assert.Equal(t, "pv-plant-3", r.Resource["site"])
 		assert.Equal(t, "inverter", r.Resource["device_group"])
+		// the tenant processor: the registry's tenant (not the default one), job/instance
+		assert.Equal(t, "pv-owner", r.Resource["tenant.id"])
+		assert.Equal(t, "opcua", r.Resource["service.name"])
+		assert.Equal(t, "pv-plant-3/inverter-1", r.Resource["service.instance.id"])
 	}
 	inverter := "nsu=" + e2eNamespace + ";s=Inverter1"
 	var latencies []time.Duration

@@ -82,13 +82,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ProcessorTenantRequiredMissing, err = builder.meter.Int64Counter(
 		"otelcol_processor_tenant_required_missing",
-		metric.WithDescription("Data points or spans whose resource lacks a required attribute (attributes tenant, action = default_tenant, drop or pass). [Development]"),
+		metric.WithDescription("Data points, spans or log records whose resource lacks a required attribute (attributes tenant, action = default_tenant, drop or pass). [Development]"),
 		metric.WithUnit("{item}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorTenantSchemaViolations, err = builder.meter.Int64Counter(
 		"otelcol_processor_tenant_schema_violations",
-		metric.WithDescription("Attributes violating the label schema (attributes tenant, reason = key_pattern, forbidden_key, value_length or value_not_allowed, action = drop_attribute or drop_data), and data points dropped by it (reason = duplicate_after_drop, or unknown_metric and wrong_unit for metrics outside the allowed names and units, action = drop_data). [Development]"),
+		metric.WithDescription("Attributes violating the label schema (resource, data point, span or log record attributes; attributes tenant, reason = key_pattern, forbidden_key, value_length or value_not_allowed, action = drop_attribute or drop_data), and data points dropped by it (reason = duplicate_after_drop, or unknown_metric and wrong_unit for metrics outside the allowed names and units, action = drop_data). [Development]"),
 		metric.WithUnit("{attribute}"),
 	)
 	errs = errors.Join(errs, err)
