@@ -102,6 +102,18 @@ func (f *Fleet) Add(rec *Recorder, target Target, cfg PollConfig, link *poll.Lin
 	return runner
 }
 
+// Runner returns the runner of a device the fleet does not schedule itself: a meter found at run
+// time and polled by its finder's loop. Its state feeds the component status as a scheduled device's
+// does, and it counts among the fleet's devices.
+func (f *Fleet) Runner(rec *Recorder, target Target) *Runner {
+	runner := NewRunner(rec, target, f.settings.Breaker, f.clock, f.set.Logger, f.Emit)
+	runner.onChange = f.deviceChanged
+	f.mu.Lock()
+	f.runners = append(f.runners, runner)
+	f.mu.Unlock()
+	return runner
+}
+
 // AddJob schedules work that is not a device poll (e.g. a time sync broadcast on a bus).
 func (f *Fleet) AddJob(j poll.Job) { f.sched.Add(j) }
 
@@ -126,7 +138,11 @@ func (f *Fleet) AddSource(rec *Recorder, target Target, cfg PollConfig, emit Emi
 func (f *Fleet) OnShutdown(close func()) { f.closers = append(f.closers, close) }
 
 // Runners returns the devices' runners in the order they were added.
-func (f *Fleet) Runners() []*Runner { return f.runners }
+func (f *Fleet) Runners() []*Runner {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.runners)
+}
 
 // Scheduler returns the scheduler built by Start or Build.
 func (f *Fleet) Scheduler() *poll.Scheduler { return f.sched }

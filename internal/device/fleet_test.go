@@ -119,3 +119,34 @@ func TestFleetReportsComponentStatus(t *testing.T) {
 		}
 	}
 }
+
+// A device found at run time (Fleet.Runner, driven by its finder) reports its state to the component
+// status as a scheduled one does, and counts among the fleet's devices.
+func TestFleetRunnerReportsComponentStatus(t *testing.T) {
+	f := NewFleet(receivertest.NewNopSettings(component.MustNewType("test")), "test/scope", NewDefaultSettings(), AllHealthMetrics())
+	host := &statusHost{Host: componenttest.NewNopHost()}
+	f.Start(context.Background(), host, func() {
+		rec := f.Recorder(Identity{ID: "listed", Protocol: "test", Address: "listed"})
+		f.Add(rec, TargetFunc(func(_ context.Context, p *Poll) { p.StartRequest("read").End(nil) }), PollConfig{Interval: time.Hour}, nil)
+	})
+	defer func() { require.NoError(t, f.Shutdown(context.Background())) }()
+	var silent atomic.Bool
+	silent.Store(true)
+	found := TargetFunc(func(_ context.Context, p *Poll) {
+		if silent.Load() {
+			p.Fail(NewError(ErrTimeout, errors.New("no answer")))
+			return
+		}
+		p.StartRequest("read").End(nil)
+	})
+	run := f.Runner(f.Recorder(Identity{ID: "meter-000000000201", Protocol: "test", Address: "201"}), found)
+	require.Len(t, f.Runners(), 2)
+	run.Run(context.Background(), found)
+	ev := host.last()
+	require.NotNil(t, ev)
+	assert.Equal(t, componentstatus.StatusRecoverableError, ev.Status())
+	assert.EqualError(t, ev.Err(), "1 of 2 devices do not answer; meter-000000000201: timeout: no answer")
+	silent.Store(false)
+	run.Run(context.Background(), found)
+	assert.Equal(t, componentstatus.StatusOK, host.last().Status())
+}
