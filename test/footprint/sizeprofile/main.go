@@ -36,7 +36,7 @@ func main() {
 	flag.Parse()
 	if err := run(os.Stdout, *binary, *stripped, *pkg, *top); err != nil {
 		fmt.Fprintln(os.Stderr, "sizeprofile:", err)
-		os.Exit(1)
+		os.Exit(1) //nolint:forbidigo // a command's exit status
 	}
 }
 
@@ -115,7 +115,7 @@ const infrastructure = "infrastructure: collector core, confmap, own telemetry (
 // the one component (or the set of components) that alone pulls it in. Dropping that component from the
 // manifest drops those packages.
 func pulledInBy(pkg string) (map[string]string, error) {
-	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", pkg).Output()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", pkg).Output() //nolint:gosec // the package named on the command line
 	if err != nil {
 		return nil, fmt.Errorf("go list -deps %s: %w", pkg, err)
 	}
