@@ -152,6 +152,18 @@ FOOTPRINT_FLAGS ?=
 bench-footprint: deps build
 	$(GO) run ./test/footprint -binary $(BINARY) $(FOOTPRINT_FLAGS)
 
+# What the stripped edge binary is made of (issue 17: size against Telegraf's): builds it as `make dist`
+# does, once with its symbol table and once stripped, and prints its sections, the top modules, the
+# families (collector core, contrib, gRPC, OTel SDK, …) and what pulls each package in (the collector's
+# infrastructure or which component). Not part of `make test`. SIZE_FLAGS='-top 30' for longer tables.
+SIZE_FLAGS ?=
+.PHONY: size-profile
+size-profile:
+	@mkdir -p $(BUILD)/size
+	$(GOBUILD) -o $(BUILD)/size/otelcol-iiot ./cmd/otelcol-iiot
+	$(GOBUILD) -ldflags='-s -w' -o $(BUILD)/size/otelcol-iiot.stripped ./cmd/otelcol-iiot
+	$(GO) run ./test/footprint/sizeprofile -binary $(BUILD)/size/otelcol-iiot -stripped $(BUILD)/size/otelcol-iiot.stripped -pkg ./cmd/otelcol-iiot $(SIZE_FLAGS)
+
 # --- release -------------------------------------------------------------------------------
 PLATFORMS := linux/amd64 linux/arm64 linux/arm/7
 # dist cross-compiles both distributions for every platform (stripped) and prints their sizes.

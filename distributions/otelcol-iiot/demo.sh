@@ -91,6 +91,7 @@ declare -A ever_up=()
 show() {
   local body
   body=$(curl -sf "http://127.0.0.1:$DEMO_PROMETHEUS_PORT/metrics" || true)
+  printf '%s\n' "$body" >"$logs/metrics.txt"
   while read -r id up; do
     [ -n "$id" ] || continue
     if [ "$up" = 1 ]; then ever_up[$id]=1; elif [ -z "${ever_up[$id]+x}" ]; then ever_up[$id]=0; fi
@@ -121,6 +122,10 @@ while :; do
   if [ "$seconds" != 0 ] && [ $SECONDS -ge $deadline ]; then break; fi
   sleep 10
 done
+
+echo
+echo "== labels per series in the last page (kept in $logs/metrics.txt):"
+python3 "$root/distributions/otelcol-iiot/demo.labels.py" "$logs/metrics.txt" || true
 
 errors=$(grep -cE '"level":"error"|	error	' "$logs/collector.log" || true)
 warnings=$(grep -cE '"level":"warn"|	warn	' "$logs/collector.log" || true)
