@@ -3,6 +3,7 @@ package opcuareceiver
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,22 +234,26 @@ func (h *harness) newestPoint(name string, attrs map[string]string) (pmetric.Num
 // same value, or a double of the same value.
 func (h *harness) waitNumber(t *testing.T, name string, attrs map[string]string, want number) {
 	t.Helper()
-	var last string
-	require.Eventually(t, func() bool {
+	var last atomic.Value // the condition runs in testify's goroutine
+	last.Store("none")
+	ok := assert.Eventually(t, func() bool {
 		dp, ok := h.newestPoint(name, attrs)
 		if !ok || dp.Flags().NoRecordedValue() {
 			return false
 		}
 		switch dp.ValueType() {
 		case pmetric.NumberDataPointValueTypeInt:
-			last = fmt.Sprintf("int %d", dp.IntValue())
+			last.Store(fmt.Sprintf("int %d", dp.IntValue()))
 			return want.isInt && dp.IntValue() == want.i
 		case pmetric.NumberDataPointValueTypeDouble:
-			last = fmt.Sprintf("double %v", dp.DoubleValue())
+			last.Store(fmt.Sprintf("double %v", dp.DoubleValue()))
 			return !want.isInt && dp.DoubleValue() == want.f
 		}
 		return false
-	}, 15*time.Second, 20*time.Millisecond, "%s%v never became %+v (last: %s)", name, attrs, want, last)
+	}, 15*time.Second, 20*time.Millisecond)
+	if !ok {
+		t.Fatalf("%s%v never became %+v (last: %s)", name, attrs, want, last.Load())
+	}
 }
 
 // gridMeterConfig reads the simulator's Counter as a grid meter's import energy in kWh, scaled by the
@@ -328,5 +333,43 @@ func TestScaledNodeRepeatKeepsInteger(t *testing.T) {
 	for _, dp := range h.numberPoints("electrical.energy.active", importTotal) {
 		require.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType(), "received and repeated points are integers")
 		require.Equal(t, int64(9007199254740993000), dp.IntValue())
+	}
+}
+
+// The absolute deadband of a scaled node is in the scaled unit: node-opcua (which, unlike the Go
+// simulator, applies deadbands) gets 2 kW for 2000 W on a node in kW. A change of 1 kW is held back, one
+// of 3.5 kW is sent; the UInt32 counter in kWh arrives as an exact integer in Wh.
+func TestScaledDeadbandOnServer(t *testing.T) {
+	srv := startNodeServer(t)
+	cfg := testConfig(srv.endpoint())
+	cfg.Mode = ModeSubscribe
+	cfg.Subscription.RepeatInterval = 0 // only what the server sends
+	cfg.Groups = []GroupConfig{{
+		Name:      "grid_meter",
+		Namespace: e2eNS,
+		NodeDefaults: NodeDefaults{
+			MetricPrefix: "electrical.",
+			Scale:        device.Ptr(1000.0),
+			Attributes:   map[string]string{"phase": "total"},
+		},
+		Nodes: []NodeConfig{
+			{ID: "s=Temperature", Name: "power.active", Unit: "W", // Double, kW
+				MonitoredItemDefaults: MonitoredItemDefaults{Deadband: DeadbandConfig{Type: DeadbandAbsolute, Value: 2000}}},
+			{ID: "s=Counter", Name: "energy.active", Unit: "Wh", Kind: device.KindSum, Attributes: map[string]string{"direction": "import"}},
+		},
+	}}
+	h := startReceiver(t, cfg)
+	total := map[string]string{"phase": "total"}
+	h.waitNumber(t, "electrical.power.active", total, double(21500))
+	h.waitNumber(t, "electrical.energy.active", importTotal, exactInt(1_000_000))
+
+	srv.writeNode("Temperature", 22.5) // 1 kW = 1000 W, inside the 2000 W deadband
+	// A change of the counter written after it: once it has arrived, so would have the power change.
+	srv.writeNode("Counter", uint32(1001))
+	h.waitNumber(t, "electrical.energy.active", importTotal, exactInt(1_001_000))
+	srv.writeNode("Temperature", 25.0) // 3.5 kW from 21.5: beyond the deadband
+	h.waitNumber(t, "electrical.power.active", total, double(25000))
+	for _, dp := range h.numberPoints("electrical.power.active", total) {
+		assert.NotEqual(t, 22500.0, dp.DoubleValue(), "the change inside the deadband was not sent")
 	}
 }
