@@ -373,3 +373,27 @@ func TestScaledDeadbandOnServer(t *testing.T) {
 		assert.NotEqual(t, 22500.0, dp.DoubleValue(), "the change inside the deadband was not sent")
 	}
 }
+
+// BenchmarkConvert is the cost of turning one value into a number: identity and scaled, Double and
+// UInt64 (the path every polled or notified value takes).
+func BenchmarkConvert(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		c    conversion
+		v    any
+	}{
+		{"double/identity", identityConversion, 21.5},
+		{"double/scaled", kWhToWh(), 21.5},
+		{"uint64/identity", identityConversion, uint64(1<<53 + 1)},
+		{"uint64/scaled", kWhToWh(), uint64(1<<53 + 1)},
+		{"int32/fractional", newConversion(0.1, 0), int32(1234)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var sink number
+			for b.Loop() {
+				sink, _ = bc.c.convert(bc.v)
+			}
+			_ = sink
+		})
+	}
+}
