@@ -397,3 +397,16 @@ func BenchmarkConvert(b *testing.B) {
 		})
 	}
 }
+
+// A browse entry's scale and offset apply to every variable it finds.
+func TestScaledBrowse(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	cfg := testConfig(srv.Endpoint())
+	cfg.Browse = []BrowseConfig{{
+		Root:         nsu + "s=Folder.Plant",
+		NameFilter:   "^Counter$",
+		NodeDefaults: NodeDefaults{MetricPrefix: "meter.", Scale: device.Ptr(1000.0), Offset: device.Ptr(-5.0)},
+	}}
+	h := startReceiver(t, cfg)
+	h.waitNumber(t, "meter.Counter", map[string]string{"opcua.browse_path": "Line1"}, exactInt(999_995))
+}
