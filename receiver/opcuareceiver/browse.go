@@ -193,6 +193,7 @@ func (r *opcuaReceiver) browsedSpec(b *browseSpec, nid *ua.NodeID, path, name st
 		unit:     unit,
 		kind:     kind,
 		attrs:    attrs,
+		conv:     newConversion(device.Layer(1, b.defaults.Scale), device.Layer(0, b.defaults.Offset)),
 		interval: b.defaults.Interval,
 		group:    b.group,
 		item:     b.defaults.MonitoredItemDefaults,

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopcua/opcua/ua"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
@@ -58,14 +59,31 @@ func TestLoadConfigValid(t *testing.T) {
 
 	specs, err := full.readingSpecs()
 	require.NoError(t, err)
-	require.Len(t, specs, 4)
-	temp, energy, m1, m2 := specs[0], specs[1], specs[2], specs[3]
+	require.Len(t, specs, 6)
+	temp, m1, m2, energy, power, pf := specs[0], specs[1], specs[2], specs[3], specs[4], specs[5]
 	assert.Equal(t, "plant.temperature", temp.metric)
 	assert.Equal(t, "urn:acme:press", temp.ref.nsURI)
 	assert.Equal(t, DeadbandConfig{Type: DeadbandPercent, Value: 2}, temp.item.Deadband, "a node's deadband overrides the subscription's")
 	assert.Equal(t, device.Ptr(250*time.Millisecond), temp.item.SamplingInterval)
+	assert.Equal(t, identityConversion, temp.conv, "no scale, no offset: the identity")
+	assert.Equal(t, "electrical.energy.active", energy.metric)
+	assert.Equal(t, "Wh", energy.unit)
 	assert.Equal(t, device.KindSum, energy.kind)
+	assert.Equal(t, map[string]string{"direction": "import", "phase": "total", "opcua.node_id": "nsu=urn:acme:press;i=1001"}, energy.attrs)
+	assert.Equal(t, newConversion(1000, 0), energy.conv, "the group's scale")
+	assert.Equal(t, newConversion(0.01, 0), pf.conv, "a node's scale replaces the group's")
 	assert.Equal(t, DeadbandConfig{Type: DeadbandAbsolute, Value: 0.5}, energy.item.Deadband, "the subscription's deadband is the default")
+	// The deadband is configured in the reading's unit (W, Wh), the server compares raw values (kW, kWh).
+	rawDeadband := func(s *readingSpec) float64 {
+		var f ua.DataChangeFilter
+		obj := monitoredItemRequest(&item{spec: s}, 1).RequestedParameters.Filter
+		require.NotNil(t, obj)
+		f = *obj.Value.(*ua.DataChangeFilter)
+		return f.DeadbandValue
+	}
+	assert.InDelta(t, 0.0005, rawDeadband(energy), 1e-15, "0.5 Wh is 0.0005 kWh")
+	assert.InDelta(t, 0.5, rawDeadband(power), 1e-15, "500 W is 0.5 kW")
+	assert.InDelta(t, 2, rawDeadband(pf), 0, "a percent deadband (of the EURange) needs no conversion")
 	assert.Equal(t, "plant.motor.current", m1.metric)
 	assert.Equal(t, "nsu=urn:acme:press;s=Motor1.Current", m1.ref.text, "the group's namespace applies to bare ids")
 	assert.Equal(t, "A", m1.unit)
@@ -136,6 +154,14 @@ func TestLoadConfigErrors(t *testing.T) {
 			"nodes[0].deadband.value: set deadband.type to absolute or percent",
 			"nodes[1].deadband.value: must be >= 0",
 			"nodes[2].deadband.value: a percent deadband must be between 0 and 100",
+		}},
+		{"bad_scale", []string{
+			"nodes[0].scale: must be a finite number other than 0 (value = raw × scale + offset), got 0",
+			"nodes[1].offset: must be a finite number, got NaN",
+			"nodes[2].scale: must be a finite number other than 0 (value = raw × scale + offset), got -Inf",
+			`groups[0] "meter".scale: must be a finite number other than 0`,
+			`groups[0] "meter".offset: must be a finite number, got +Inf`,
+			"browse[0].scale: must be a finite number other than 0",
 		}},
 		{"no_nodes", []string{"nodes, groups, browse, events: at least one"}},
 		{"bad_events", []string{

@@ -3,6 +3,7 @@ package opcuareceiver
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"sort"
@@ -83,6 +84,10 @@ type NodeConfig struct {
 	Description string            `mapstructure:"description"`
 	Kind        device.MetricKind `mapstructure:"kind"`
 	Attributes  map[string]string `mapstructure:"attributes"`
+	// Scale and Offset: value = raw × scale + offset (defaults 1 and 0; the group's or browse's when
+	// left out), e.g. scale 1000 for a node in kWh written as the vocabulary's Wh. See conversion.
+	Scale  *float64 `mapstructure:"scale"`
+	Offset *float64 `mapstructure:"offset"`
 	// MonitoredItemDefaults override the group's for this node (mode: subscribe).
 	MonitoredItemDefaults `mapstructure:",squash"`
 }
@@ -97,6 +102,9 @@ type NodeDefaults struct {
 	Unit       string            `mapstructure:"unit"`
 	Kind       device.MetricKind `mapstructure:"kind"`
 	Attributes map[string]string `mapstructure:"attributes"`
+	// Scale and Offset are the default scale and offset of these nodes (a node's own win).
+	Scale  *float64 `mapstructure:"scale"`
+	Offset *float64 `mapstructure:"offset"`
 	// MonitoredItemDefaults override the subscription's for these nodes.
 	MonitoredItemDefaults `mapstructure:",squash"`
 }
@@ -195,7 +203,19 @@ func (d NodeDefaults) Validate(prefix string, mode Mode, pollInterval time.Durat
 	} else if mode == ModePoll && d.Interval > 0 && pollInterval > 0 && d.Interval < pollInterval {
 		add("%sinterval: %s is shorter than poll.interval %s (groups are read on the poll schedule)", prefix, d.Interval, pollInterval)
 	}
-	errs = append(errs, d.Kind.Validate(prefix), d.MonitoredItemDefaults.Validate(prefix))
+	errs = append(errs, d.Kind.Validate(prefix), validateScale(prefix, d.Scale, d.Offset), d.MonitoredItemDefaults.Validate(prefix))
+	return errors.Join(errs...)
+}
+
+// validateScale checks the scale and offset keys a level sets, named under prefix.
+func validateScale(prefix string, scale, offset *float64) error {
+	var errs []error
+	if scale != nil && (*scale == 0 || math.IsNaN(*scale) || math.IsInf(*scale, 0)) {
+		errs = append(errs, fmt.Errorf("%sscale: must be a finite number other than 0 (value = raw × scale + offset), got %g", prefix, *scale))
+	}
+	if offset != nil && (math.IsNaN(*offset) || math.IsInf(*offset, 0)) {
+		errs = append(errs, fmt.Errorf("%soffset: must be a finite number, got %g", prefix, *offset))
+	}
 	return errors.Join(errs...)
 }
 
@@ -231,6 +251,7 @@ type readingSpec struct {
 	description string
 	kind        device.MetricKind
 	attrs       map[string]string
+	conv        conversion
 	// interval: poll mode read interval (0: every poll); group: index of the poll group.
 	interval time.Duration
 	group    int
@@ -289,6 +310,8 @@ func (d NodeDefaults) over(parent NodeDefaults) NodeDefaults {
 		Unit:                  device.LayerSet(parent.Unit, d.Unit),
 		Kind:                  device.LayerSet(parent.Kind, d.Kind),
 		Attributes:            mergeAttrs(parent.Attributes, d.Attributes),
+		Scale:                 device.LayerSet(parent.Scale, d.Scale),
+		Offset:                device.LayerSet(parent.Offset, d.Offset),
 		MonitoredItemDefaults: d.MonitoredItemDefaults.over(parent.MonitoredItemDefaults),
 	}
 	// In subscribe mode a group's interval is the default sampling interval of its nodes.
@@ -343,7 +366,7 @@ func (n NodeConfig) spec(prefix, namespace string, defaults NodeDefaults, group 
 	if n.Name != "" && !metricNameRE.MatchString(metric) {
 		add("%s.name: metric name %q must start with a letter or _ and hold only letters, digits, _ . : / -", prefix, metric)
 	}
-	errs = append(errs, n.Kind.Validate(prefix+"."))
+	errs = append(errs, n.Kind.Validate(prefix+"."), validateScale(prefix+".", n.Scale, n.Offset))
 	for k := range n.Attributes {
 		if k == attrIndex || k == attrNodeID || k == "" {
 			add("%s.attributes: %q is reserved", prefix, k)
@@ -360,6 +383,7 @@ func (n NodeConfig) spec(prefix, namespace string, defaults NodeDefaults, group 
 		description: n.Description,
 		kind:        device.LayerSet(device.KindGauge, defaults.Kind, n.Kind),
 		attrs:       mergeAttrs(defaults.Attributes, n.Attributes),
+		conv:        newConversion(device.Layer(1, defaults.Scale, n.Scale), device.Layer(0, defaults.Offset, n.Offset)),
 		interval:    defaults.Interval,
 		group:       group,
 		item:        n.over(defaults.MonitoredItemDefaults),

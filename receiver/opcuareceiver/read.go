@@ -269,18 +269,19 @@ func (r *opcuaReceiver) recordValue(p *device.Poll, it *item, dv *ua.DataValue, 
 			e.lastTime = p.Start()
 		}
 	}
-	if f, ok := scalarValue(v); ok {
-		p.Record(e.scalar, ts, f)
+	conv := it.spec.conv
+	if n, ok := conv.convert(v); ok {
+		n.record(p, e.scalar, ts)
 		if hold {
-			e.last = append(e.last, heldPoint{e.scalar, f})
+			e.last = append(e.last, heldPoint{e.scalar, n})
 		}
 		return
 	}
-	shape := visitValue(v, func(flat int, label string, f float64) {
+	shape := visitValue(v, conv, func(flat int, label string, n number) {
 		s := r.indexSeries(e, flat, label)
-		p.Record(s, ts, f)
+		n.record(p, s, ts)
 		if hold {
-			e.last = append(e.last, heldPoint{s, f})
+			e.last = append(e.last, heldPoint{s, n})
 		}
 	})
 	if shape == shapeUnsupported {

@@ -34,5 +34,5 @@ func TestReadmeExamplesAreValid(t *testing.T) {
 			require.NoError(t, confmap.Validate(cfg), name)
 		}
 	}
-	require.Equal(t, 4, found, "the README has four receiver examples")
+	require.Equal(t, 5, found, "the README has five receiver examples")
 }

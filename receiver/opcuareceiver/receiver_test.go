@@ -20,7 +20,6 @@ func plantNodes() []NodeConfig {
 	return []NodeConfig{
 		{ID: nsu + "s=Temperature", Name: "temperature", Unit: "Cel", Attributes: map[string]string{"line": "1"}},
 		{ID: nsu + "s=Pressure", Name: "pressure", Unit: "bar"},
-		{ID: nsu + "s=Counter", Name: "energy", Unit: "kWh", Kind: device.KindSum},
 		{ID: nsu + "s=Running", Name: "running"},
 		{ID: nsu + "s=Vector", Name: "vector"},
 		{ID: nsu + "s=Name", Name: "name"},
@@ -30,22 +29,34 @@ func plantNodes() []NodeConfig {
 	}
 }
 
+// plantMeter is the simulator's Counter (UInt32, kWh) as a grid meter's import energy in the
+// electrical vocabulary: Wh, so scale 1000 (an exact integer).
+func plantMeter() []GroupConfig {
+	return []GroupConfig{{
+		Name:         "grid_meter",
+		NodeDefaults: NodeDefaults{MetricPrefix: "electrical.", Attributes: map[string]string{"phase": "total"}},
+		Nodes: []NodeConfig{{ID: nsu + "s=Counter", Name: "energy.active", Unit: "Wh", Kind: device.KindSum,
+			Scale: device.Ptr(1000.0), Attributes: map[string]string{"direction": "import"}}},
+	}}
+}
+
 func TestPollReadsEveryKindOfValue(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	cfg := testConfig(srv.Endpoint())
 	cfg.Nodes = plantNodes()
+	cfg.Groups = plantMeter()
 	h := startReceiver(t, cfg)
 
 	h.waitValue(t, "opcua.temperature", map[string]string{"line": "1"}, 21.5)
 	h.waitValue(t, "opcua.pressure", nil, 1.25)
-	h.waitValue(t, "opcua.energy", nil, 1000)
+	h.waitValue(t, "electrical.energy.active", importTotal, 1_000_000)
 	h.waitValue(t, "opcua.running", nil, 1)
 	h.waitValue(t, "opcua.vector", map[string]string{"index": "0"}, 1.5)
 	h.waitValue(t, "opcua.vector", map[string]string{"index": "2"}, 3.5)
 	h.waitValue(t, "opcua.doubtful", nil, 7)
 	h.waitStale(t, "opcua.broken", nil)
 	h.waitStale(t, "opcua.ghost", nil)
-	p, _ := h.latest("opcua.energy", nil)
+	p, _ := h.latest("electrical.energy.active", importTotal)
 	assert.True(t, p.sum, "kind sum is a cumulative sum")
 	assert.Equal(t, "press-7", p.res[device.AttrDeviceID])
 	assert.Equal(t, "opcua", p.res[device.AttrDeviceProtocol])

@@ -88,7 +88,7 @@ type seriesEntry struct {
 // heldPoint is one point of a reading's last value.
 type heldPoint struct {
 	series *device.Series
-	value  float64
+	value  number // as converted: an integer stays one when repeated
 }
 
 // entry returns the series of a reading, registering it with the recorder on first use.

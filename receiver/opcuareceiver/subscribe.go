@@ -2,6 +2,7 @@ package opcuareceiver
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/gopcua/opcua"
@@ -106,6 +107,11 @@ func (r *opcuaReceiver) createSubscription(ctx context.Context, p *device.Poll, 
 // monitoredItemRequest builds the request of one reading's monitored item.
 func monitoredItemRequest(it *item, handle uint32) *ua.MonitoredItemCreateRequest {
 	m := it.spec.item
+	if sc := it.spec.conv.scale; m.Deadband.Type == DeadbandAbsolute && sc != 0 {
+		// The deadband is configured in the reading's unit, after scale; the server compares raw values.
+		// A percent deadband is a share of the node's EURange and needs no conversion.
+		m.Deadband.Value /= math.Abs(sc)
+	}
 	sampling := -1.0 // unset: the publishing interval
 	if m.SamplingInterval != nil {
 		sampling = float64(*m.SamplingInterval) / float64(time.Millisecond) // 0: the server's fastest rate

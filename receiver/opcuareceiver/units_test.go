@@ -87,7 +87,7 @@ func TestVisitValue(t *testing.T) {
 	}
 	visit := func(v any) ([]pt, valueShape) {
 		var out []pt
-		shape := visitValue(v, func(flat int, label string, f float64) { out = append(out, pt{flat, label, f}) })
+		shape := visitValue(v, identityConversion, func(flat int, label string, n number) { out = append(out, pt{flat, label, n.float()}) })
 		return out, shape
 	}
 	for _, v := range []any{int8(-3), uint8(3), int16(-3), uint16(3), int32(-3), uint32(3), int64(-3), uint64(3), float32(-3), float64(3)} {
@@ -157,7 +157,7 @@ func TestDataChangeFilter(t *testing.T) {
 	f = dataChangeFilter(MonitoredItemDefaults{Trigger: TriggerStatus, Deadband: DeadbandConfig{Type: DeadbandPercent, Value: 10}})
 	assert.Equal(t, &ua.DataChangeFilter{Trigger: ua.DataChangeTriggerStatus, DeadbandType: 2, DeadbandValue: 10}, f)
 
-	it := &item{spec: &readingSpec{item: MonitoredItemDefaults{SamplingInterval: device.Ptr(250 * time.Millisecond), QueueSize: device.Ptr(uint32(4)), Deadband: DeadbandConfig{Type: DeadbandAbsolute, Value: 1}}},
+	it := &item{spec: &readingSpec{conv: identityConversion, item: MonitoredItemDefaults{SamplingInterval: device.Ptr(250 * time.Millisecond), QueueSize: device.Ptr(uint32(4)), Deadband: DeadbandConfig{Type: DeadbandAbsolute, Value: 1}}},
 		rv: &ua.ReadValueID{NodeID: ua.NewStringNodeID(2, "T"), AttributeID: ua.AttributeIDValue}}
 	req := monitoredItemRequest(it, 7)
 	assert.Equal(t, uint32(7), req.RequestedParameters.ClientHandle)

@@ -7,7 +7,7 @@
 //	  Line1                            folder
 //	    Temperature  s=Temperature     Double
 //	    Pressure     s=Pressure        Float
-//	    Counter      s=Counter         UInt32 (an energy-like counter)
+//	    Counter      s=Counter         UInt32 (an energy counter in kWh: read as Wh with scale 1000)
 //	    Running      s=Running         Boolean
 //	    Vector       s=Vector          Double[3]
 //	    Name         s=Name            String (not a number)
