@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/config/configtls"
+
+	"github.com/otelcol-iiot/otelcol-iiot/internal/transport"
 )
 
 // Defaults of Config.
@@ -204,4 +206,13 @@ func ParseEndpoint(raw string) (id string, ok bool, err error) {
 		return "", true, fmt.Errorf("%q must be dtu://<id>, the id the DTU registers with (e.g. dtu://862951034567890)", raw)
 	}
 	return rest, true, nil
+}
+
+// ParseLineEndpoint parses the endpoint of a device line: dtu://<id> (the id as Address) or one of
+// schemes (transport.ParseEndpoint).
+func ParseLineEndpoint(raw string, schemes ...transport.Scheme) (transport.Endpoint, error) {
+	if id, ok, err := ParseEndpoint(raw); ok {
+		return transport.Endpoint{URL: raw, Scheme: Scheme, Address: id}, err
+	}
+	return transport.ParseEndpoint(raw, schemes...)
 }

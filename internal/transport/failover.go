@@ -119,3 +119,30 @@ func ParseEndpoints(prefix string, raws []string, parse func(raw string) (Endpoi
 	}
 	return eps, errs
 }
+
+// Backups are the endpoints of a connection or bus in order (`endpoints:`) and when to move between
+// them.
+type Backups struct {
+	Addresses     []string // each endpoint's address (host:port, device path, DTU id); nil without `endpoints:`
+	URLs          []string // the endpoints as configured
+	FailoverAfter int
+	FailbackAfter time.Duration
+}
+
+// ResolveBackups checks `endpoints:` and the failover keys of a connection or bus once, for every
+// receiver: any scheme parse knows, the same for all (a second serial server, USB adapter or DTU
+// reaches the same devices another way).
+func ResolveBackups(prefix, endpoint string, endpoints []string, after int, back time.Duration, parse func(raw string) (Endpoint, error)) (Backups, []error) {
+	var b Backups
+	var errs []error
+	b.FailoverAfter, b.FailbackAfter, errs = FailoverKeys(prefix, endpoint, endpoints, after, back)
+	if len(endpoints) == 0 {
+		return b, errs
+	}
+	eps, perrs := ParseEndpoints(prefix, endpoints, parse)
+	for _, ep := range eps {
+		b.Addresses = append(b.Addresses, ep.Address)
+		b.URLs = append(b.URLs, ep.URL)
+	}
+	return b, append(errs, perrs...)
+}

@@ -50,3 +50,20 @@ func TestParseEndpoints(t *testing.T) {
 		assert.EqualError(t, errs[2], "c.endpoints[3]: a:1 is endpoints[0] already")
 	}
 }
+
+// ResolveBackups: the endpoints' addresses and URLs in order with the failover defaults; without
+// `endpoints:` no addresses; a bad endpoint and a bad key are each one error.
+func TestResolveBackups(t *testing.T) {
+	parse := func(raw string) (Endpoint, error) { return ParseEndpoint(raw, modbusSchemes...) }
+	b, errs := ResolveBackups("c", "", []string{"tcp://a:1", "tcp://b:1"}, 0, 0, parse)
+	assert.Empty(t, errs)
+	assert.Equal(t, Backups{Addresses: []string{"a:1", "b:1"}, URLs: []string{"tcp://a:1", "tcp://b:1"},
+		FailoverAfter: DefaultFailoverAfter, FailbackAfter: DefaultFailbackAfter}, b)
+
+	b, errs = ResolveBackups("c", "tcp://a:1", nil, 0, 0, parse)
+	assert.Empty(t, errs)
+	assert.Nil(t, b.Addresses)
+
+	_, errs = ResolveBackups("c", "", []string{"tcp://a:1", "x://"}, -1, 0, parse)
+	assert.Len(t, errs, 2)
+}

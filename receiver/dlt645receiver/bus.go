@@ -53,8 +53,8 @@ func newBus(spec *busSpec, dtus *dtu.Listener, clock clock.Clock, logger *zap.Lo
 		// One transaction at a time; the gap also separates the polls of two meters.
 		link: poll.NewLink(clock, 1, spec.gap),
 	}
-	if len(spec.endpoints) > 1 {
-		b.fo = transport.NewFailover(len(spec.endpoints), spec.failoverAfter, spec.failbackAfter)
+	if len(spec.URLs) > 1 {
+		b.fo = transport.NewFailover(len(spec.URLs), spec.FailoverAfter, spec.FailbackAfter)
 	}
 	return b
 }
@@ -104,7 +104,7 @@ func (b *bus) servedBy() string {
 func (b *bus) openLine(ctx context.Context, timeout time.Duration) (*dlt645.Client, error) {
 	address := b.spec.address
 	if b.fo != nil {
-		b.tried, address = b.spec.endpoints[b.fo.Active()], b.spec.addresses[b.fo.Active()]
+		b.tried, address = b.spec.URLs[b.fo.Active()], b.spec.Addresses[b.fo.Active()]
 		if len(b.ports) > 1 {
 			b.port = b.ports[b.fo.Active()]
 		}
@@ -190,7 +190,7 @@ func (b *bus) nextOnFail() {
 	if from := b.servedBy(); b.fo.Failed(b.clock.Now()) {
 		b.failed = false // the next endpoint's failure is logged again
 		b.logger.Warn("Bus endpoint failing; switching to the next", zap.String("from", from),
-			zap.String("to", b.spec.endpoints[b.fo.Active()]), zap.Int("failed_connects", b.spec.failoverAfter))
+			zap.String("to", b.spec.URLs[b.fo.Active()]), zap.Int("failed_connects", b.spec.FailoverAfter))
 	}
 }
 

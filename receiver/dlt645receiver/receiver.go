@@ -104,15 +104,15 @@ func (r *dlt645Receiver) Start(ctx context.Context, host component.Host) error {
 // joinBackups joins the ports of bus i's backup endpoints.
 func (r *dlt645Receiver) joinBackups(i int) error {
 	spec := &r.specs[i]
-	if len(spec.addresses) < 2 {
+	if len(spec.Addresses) < 2 {
 		return nil
 	}
 	if r.backups == nil {
 		r.backups = make([][]*serialbus.Handle, len(r.specs))
 	}
-	for k, addr := range spec.addresses[1:] {
+	for k, addr := range spec.Addresses[1:] {
 		u := (&bus{spec: spec}).user(r.id, fmt.Sprintf("buses[%d].endpoints[%d]", i, k+1))
-		u.Address, u.First = addr, spec.addresses[0]
+		u.Address, u.First = addr, spec.Addresses[0]
 		h, err := serialbus.Default.Join(u, r.Clock())
 		if err != nil {
 			return err

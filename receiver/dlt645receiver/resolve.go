@@ -29,10 +29,7 @@ type busSpec struct {
 	location *time.Location
 	meters   []meterSpec
 	// endpoints: the endpoint and its backups (tcp://), more than one with `endpoints:`.
-	addresses     []string
-	endpoints     []string
-	failoverAfter int
-	failbackAfter time.Duration
+	transport.Backups
 	// discover: the bus is searched for the meters not listed (nil: not searched)
 	discover *discoverSpec
 }
@@ -111,7 +108,7 @@ func (cfg *Config) resolve() ([]busSpec, error) {
 			for i, addr := range bs.lineAddresses() {
 				key := serialbus.Key(bs.scheme == schemeSerial, addr)
 				where, owner := bprefix+".endpoint", bprefix
-				if len(bs.addresses) > 0 {
+				if len(bs.Addresses) > 0 {
 					where = fmt.Sprintf("%s.endpoints[%d]", bprefix, i)
 					owner = where
 				}
@@ -187,15 +184,15 @@ func (cfg *Config) bindDTU(bs *busSpec, dtus map[string]string, prefix string) e
 		dtus[n] = owner
 		return n
 	}
-	if len(bs.addresses) == 0 {
+	if len(bs.Addresses) == 0 {
 		bs.address = bind(bs.address, prefix+".endpoint", prefix)
 		return errors.Join(errs...)
 	}
-	for i := range bs.addresses {
+	for i := range bs.Addresses {
 		key := fmt.Sprintf("%s.endpoints[%d]", prefix, i)
-		bs.addresses[i] = bind(bs.addresses[i], key, key)
+		bs.Addresses[i] = bind(bs.Addresses[i], key, key)
 	}
-	bs.address = bs.addresses[0]
+	bs.address = bs.Addresses[0]
 	return errors.Join(errs...)
 }
 
@@ -205,8 +202,8 @@ func dtuIDs(buses []busSpec) []string {
 	for _, b := range buses {
 		switch {
 		case b.scheme != schemeDTU:
-		case len(b.addresses) > 0:
-			ids = append(ids, b.addresses...) // the backups' ids too: the listener accepts only those bound
+		case len(b.Addresses) > 0:
+			ids = append(ids, b.Addresses...) // the backups' ids too: the listener accepts only those bound
 		default:
 			ids = append(ids, b.address)
 		}
@@ -439,34 +436,22 @@ func (s *meterSpec) identityOn(m MeterConfig, prof profile, endpoint string) dev
 	}
 }
 
-// backups checks `endpoints:` and the failover keys (defaults: 3 failed connects, 10m). Any scheme,
-// the same for all: a second serial server, USB adapter or DTU reaches the same meters another way.
+// backups checks `endpoints:` and the failover keys (defaults: 3 failed connects, 10m).
 func (bs *busSpec) backups(b BusConfig, prefix string) []error {
-	after, back, errs := transport.FailoverKeys(prefix, b.Endpoint, b.Endpoints, b.FailoverAfter, b.FailbackAfter)
-	bs.failoverAfter, bs.failbackAfter = after, back
-	if len(b.Endpoints) == 0 {
-		return errs
-	}
-	eps, perrs := transport.ParseEndpoints(prefix, b.Endpoints, parseEndpoint)
-	for _, ep := range eps {
-		bs.addresses = append(bs.addresses, ep.Address)
-		bs.endpoints = append(bs.endpoints, ep.URL)
-	}
-	return append(errs, perrs...)
+	var errs []error
+	bs.Backups, errs = transport.ResolveBackups(prefix, b.Endpoint, b.Endpoints, b.FailoverAfter, b.FailbackAfter, parseEndpoint)
+	return errs
 }
 
-// parseEndpoint parses one endpoint: dtu://<id> (the id as Address), serial:// or tcp://.
+// parseEndpoint parses one endpoint: dtu://<id>, serial:// or tcp://.
 func parseEndpoint(raw string) (transport.Endpoint, error) {
-	if id, ok, err := dtu.ParseEndpoint(raw); ok {
-		return transport.Endpoint{URL: raw, Scheme: schemeDTU, Address: id}, err
-	}
-	return transport.ParseEndpoint(raw, schemes...)
+	return dtu.ParseLineEndpoint(raw, schemes...)
 }
 
 // lineAddresses are the ports of the bus's endpoint and its backups.
 func (bs *busSpec) lineAddresses() []string {
-	if len(bs.addresses) > 0 {
-		return bs.addresses
+	if len(bs.Addresses) > 0 {
+		return bs.Addresses
 	}
 	return []string{bs.address}
 }

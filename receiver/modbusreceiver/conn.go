@@ -74,7 +74,7 @@ func newConn(spec *connSpec, dtus *dtu.Listener, clock clock.Clock, logger *zap.
 		clock:  clock,
 		logger: logger.With(zap.String("endpoint", spec.endpoint)),
 		port:   spec.port,
-		fo:     transport.NewFailover(max(len(spec.addresses), 1), spec.failoverAfter, spec.failbackAfter),
+		fo:     transport.NewFailover(max(len(spec.Addresses), 1), spec.FailoverAfter, spec.FailbackAfter),
 	}
 	if c.port != nil {
 		c.ports = append([]*serialbus.Handle{c.port}, spec.backupPorts...)
@@ -85,7 +85,7 @@ func newConn(spec *connSpec, dtus *dtu.Listener, clock clock.Clock, logger *zap.
 		h, err := reg.Join(spec.user("modbus"), clock)
 		if err == nil {
 			c.port, c.ports, c.private = h, []*serialbus.Handle{h}, true
-			for k := 1; k < len(spec.addresses); k++ {
+			for k := 1; k < len(spec.Addresses); k++ {
 				if b, err := reg.Join(spec.backupUser("modbus", k), clock); err == nil {
 					c.ports = append(c.ports, b)
 				}
@@ -129,7 +129,7 @@ func (cs *connSpec) user(receiver string) serialbus.User {
 func (cs *connSpec) backupUser(receiver string, k int) serialbus.User {
 	u := cs.user(receiver)
 	u.Name = fmt.Sprintf("receiver %s %s.endpoints[%d]", receiver, cs.key, k)
-	u.Address, u.First = cs.addresses[k], cs.addresses[0]
+	u.Address, u.First = cs.Addresses[k], cs.Addresses[0]
 	return u
 }
 
@@ -192,7 +192,7 @@ func (c *conn) nextOnFail() {
 	if from := c.tried; c.fo.Failed(c.clock.Now()) {
 		c.down = false // the next endpoint's failure is logged again
 		c.logger.Warn("Modbus endpoint failing; switching to the next", zap.String("from", from),
-			zap.String("to", c.spec.endpoints[c.fo.Active()]), zap.Int("failed_connects", c.spec.failoverAfter))
+			zap.String("to", c.spec.URLs[c.fo.Active()]), zap.Int("failed_connects", c.spec.FailoverAfter))
 	}
 }
 
@@ -215,7 +215,7 @@ func (c *conn) connected() {
 // to fail, so a poll that no reply came back to counts as a failed connect to the endpoint in use,
 // and a failback attempt that got none goes back to the backup at once.
 func (c *conn) heard(answered bool) {
-	if c.spec.scheme != schemeUDP || len(c.spec.endpoints) < 2 {
+	if c.spec.scheme != schemeUDP || len(c.spec.URLs) < 2 {
 		return
 	}
 	c.mu.Lock()
@@ -232,7 +232,7 @@ func (c *conn) heard(answered bool) {
 		from := c.tried
 		if c.fo.Failed(c.clock.Now()) {
 			c.logger.Warn("Modbus endpoint not answering; switching to the next", zap.String("from", from),
-				zap.String("to", c.spec.endpoints[c.fo.Active()]), zap.Int("unanswered_polls", c.spec.failoverAfter))
+				zap.String("to", c.spec.URLs[c.fo.Active()]), zap.Int("unanswered_polls", c.spec.FailoverAfter))
 			c.closeLocked()
 		}
 	}
@@ -240,16 +240,16 @@ func (c *conn) heard(answered bool) {
 
 // activeEndpoint makes the endpoint in use the one tried, and returns its address.
 func (c *conn) activeEndpoint() string {
-	if len(c.spec.endpoints) > 1 {
-		c.tried = c.spec.endpoints[c.fo.Active()]
+	if len(c.spec.URLs) > 1 {
+		c.tried = c.spec.URLs[c.fo.Active()]
 	}
 	return c.address()
 }
 
 // address is the address of the endpoint in use.
 func (c *conn) address() string {
-	if len(c.spec.addresses) > 1 {
-		return c.spec.addresses[c.fo.Active()]
+	if len(c.spec.Addresses) > 1 {
+		return c.spec.Addresses[c.fo.Active()]
 	}
 	return c.spec.address
 }

@@ -143,7 +143,7 @@ func (d *devicePoller) Poll(ctx context.Context, p *device.Poll) {
 	p.Attr(attrEndpoint, d.conn.spec.endpoint)
 	p.Attr(attrUnitID, int(d.spec.unitID))
 	err := d.conn.ensure(ctx, d.spec.poll.Timeout)
-	if len(d.conn.spec.endpoints) > 1 {
+	if len(d.conn.spec.URLs) > 1 {
 		p.Attr(attrServedBy, d.conn.servedBy())
 	}
 	if err != nil {

@@ -64,7 +64,7 @@ func (r *modbusReceiver) Start(ctx context.Context, host component.Host) error {
 		}
 		cs.port = h
 		// Each backup endpoint's port has its own owner, shared with whoever else uses that port.
-		for k := 1; k < len(cs.addresses); k++ {
+		for k := 1; k < len(cs.Addresses); k++ {
 			h, err := serialbus.Default.Join(cs.backupUser(r.id, k), r.Clock())
 			if err != nil {
 				r.leave()

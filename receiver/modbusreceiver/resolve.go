@@ -36,10 +36,7 @@ type connSpec struct {
 	dtuFrame    string // dtu://: rtu, tcp or ascii
 	// endpoints are the endpoint and its backups (addresses, as configured): more than one with
 	// `endpoints:`; address is the first.
-	addresses     []string
-	endpoints     []string
-	failoverAfter int
-	failbackAfter time.Duration
+	transport.Backups
 }
 
 // deviceSpec is one device with its profile, overrides and defaults applied.
@@ -89,7 +86,7 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 			for i, addr := range cs.lineAddresses() {
 				key := serialbus.Key(cs.scheme == schemeRTU || cs.scheme == schemeASCII, addr)
 				where, owner := fmt.Sprintf("connections[%d].endpoint", ci), fmt.Sprintf("connections[%d]", ci)
-				if len(cs.addresses) > 0 {
+				if len(cs.Addresses) > 0 {
 					where = fmt.Sprintf("connections[%d].endpoints[%d]", ci, i)
 					owner = where
 				}
@@ -117,29 +114,16 @@ func (cfg *Config) compile(atCreation bool) ([]connSpec, error) {
 	return conns, nil
 }
 
-// backups checks `endpoints:` and the failover keys, and resolves the addresses of every endpoint
-// (any scheme, the same for all: a second serial server, USB adapter or DTU id reaches the same
-// devices another way).
+// backups checks `endpoints:` and the failover keys (defaults: 3 failed connects, 10m).
 func (cs *connSpec) backups(c ConnectionConfig, prefix string) []error {
-	after, back, errs := transport.FailoverKeys(prefix, c.Endpoint, c.Endpoints, c.FailoverAfter, c.FailbackAfter)
-	cs.failoverAfter, cs.failbackAfter = after, back
-	if len(c.Endpoints) == 0 {
-		return errs
-	}
-	eps, perrs := transport.ParseEndpoints(prefix, c.Endpoints, parseEndpoint)
-	for _, ep := range eps {
-		cs.addresses = append(cs.addresses, ep.Address)
-		cs.endpoints = append(cs.endpoints, ep.URL)
-	}
-	return append(errs, perrs...)
+	var errs []error
+	cs.Backups, errs = transport.ResolveBackups(prefix, c.Endpoint, c.Endpoints, c.FailoverAfter, c.FailbackAfter, parseEndpoint)
+	return errs
 }
 
-// parseEndpoint parses one endpoint: dtu://<id> (the id as Address) or one of schemes.
+// parseEndpoint parses one endpoint: dtu://<id> or one of schemes.
 func parseEndpoint(raw string) (transport.Endpoint, error) {
-	if id, ok, err := dtu.ParseEndpoint(raw); ok {
-		return transport.Endpoint{URL: raw, Scheme: schemeDTU, Address: id}, err
-	}
-	return transport.ParseEndpoint(raw, schemes...)
+	return dtu.ParseLineEndpoint(raw, schemes...)
 }
 
 // bindDTU normalizes the DTU id of a dtu:// connection; a DTU is one serial line, so one connection per id.
@@ -157,22 +141,22 @@ func (cfg *Config) bindDTU(cs *connSpec, dtus map[string]string) error {
 		dtus[n] = owner
 		return n
 	}
-	if len(cs.addresses) == 0 {
+	if len(cs.Addresses) == 0 {
 		cs.address = bind(cs.address, cs.key+".endpoint", cs.key)
 		return errors.Join(errs...)
 	}
-	for i := range cs.addresses {
+	for i := range cs.Addresses {
 		key := fmt.Sprintf("%s.endpoints[%d]", cs.key, i)
-		cs.addresses[i] = bind(cs.addresses[i], key, key)
+		cs.Addresses[i] = bind(cs.Addresses[i], key, key)
 	}
-	cs.address = cs.addresses[0]
+	cs.address = cs.Addresses[0]
 	return errors.Join(errs...)
 }
 
 // lineAddresses are the ports of the connection's endpoint and its backups.
 func (cs *connSpec) lineAddresses() []string {
-	if len(cs.addresses) > 0 {
-		return cs.addresses
+	if len(cs.Addresses) > 0 {
+		return cs.Addresses
 	}
 	return []string{cs.address}
 }
@@ -183,8 +167,8 @@ func dtuIDs(conns []connSpec) []string {
 	for _, c := range conns {
 		switch {
 		case c.scheme != schemeDTU:
-		case len(c.addresses) > 0:
-			ids = append(ids, c.addresses...) // the backups' ids too: the listener accepts only those bound
+		case len(c.Addresses) > 0:
+			ids = append(ids, c.Addresses...) // the backups' ids too: the listener accepts only those bound
 		default:
 			ids = append(ids, c.address)
 		}
