@@ -216,3 +216,31 @@ func ParseLineEndpoint(raw string, schemes ...transport.Scheme) (transport.Endpo
 	}
 	return transport.ParseEndpoint(raw, schemes...)
 }
+
+// BindLine normalizes the DTU ids of one device line — its endpoint's, or each of its backups'
+// (`endpoints:`, normalized in place) — and claims them in ids (id → who named it): a DTU is one serial
+// line, so one line per id; hint tells the user how to fix a second claim. It returns the line's address,
+// its first id.
+func (c *Config) BindLine(address string, backups []string, prefix string, ids map[string]string, hint string) (string, error) {
+	var errs []error
+	bind := func(id, key, owner string) string {
+		n, err := c.NormalizeID(id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			return id
+		}
+		if prev, ok := ids[n]; ok {
+			errs = append(errs, fmt.Errorf("%s: DTU %q is already the endpoint of %s (one DTU is one serial line: %s)", key, n, prev, hint))
+		}
+		ids[n] = owner
+		return n
+	}
+	if len(backups) == 0 {
+		return bind(address, prefix+".endpoint", prefix), errors.Join(errs...)
+	}
+	for i := range backups {
+		key := fmt.Sprintf("%s.endpoints[%d]", prefix, i)
+		backups[i] = bind(backups[i], key, key)
+	}
+	return backups[0], errors.Join(errs...)
+}

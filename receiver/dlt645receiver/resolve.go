@@ -169,31 +169,11 @@ func loadLocation(name string) (*time.Location, error) {
 	return loc, nil
 }
 
-// bindDTU normalizes the DTU id of a dtu:// bus; a DTU is one serial line, so one bus per id.
+// bindDTU normalizes the DTU ids of a dtu:// bus and its backups; a DTU is one serial line, so one bus per id.
 func (cfg *Config) bindDTU(bs *busSpec, dtus map[string]string, prefix string) error {
-	var errs []error
-	bind := func(id, key, owner string) string {
-		n, err := cfg.DTU.NormalizeID(id)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
-			return id
-		}
-		if prev, ok := dtus[n]; ok {
-			errs = append(errs, fmt.Errorf("%s: DTU %q is already the endpoint of %s (one DTU is one serial line: put its meters on one bus)", key, n, prev))
-		}
-		dtus[n] = owner
-		return n
-	}
-	if len(bs.Addresses) == 0 {
-		bs.address = bind(bs.address, prefix+".endpoint", prefix)
-		return errors.Join(errs...)
-	}
-	for i := range bs.Addresses {
-		key := fmt.Sprintf("%s.endpoints[%d]", prefix, i)
-		bs.Addresses[i] = bind(bs.Addresses[i], key, key)
-	}
-	bs.address = bs.Addresses[0]
-	return errors.Join(errs...)
+	var err error
+	bs.address, err = cfg.DTU.BindLine(bs.address, bs.Addresses, prefix, dtus, "put its meters on one bus")
+	return err
 }
 
 // dtuIDs are the DTU ids the buses are bound to.

@@ -126,31 +126,12 @@ func parseEndpoint(raw string) (transport.Endpoint, error) {
 	return dtu.ParseLineEndpoint(raw, schemes...)
 }
 
-// bindDTU normalizes the DTU id of a dtu:// connection; a DTU is one serial line, so one connection per id.
+// bindDTU normalizes the DTU ids of a dtu:// connection and its backups; a DTU is one serial line, so one
+// connection per id.
 func (cfg *Config) bindDTU(cs *connSpec, dtus map[string]string) error {
-	var errs []error
-	bind := func(id, key, owner string) string {
-		n, err := cfg.DTU.NormalizeID(id)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
-			return id
-		}
-		if prev, ok := dtus[n]; ok {
-			errs = append(errs, fmt.Errorf("%s: DTU %q is already the endpoint of %s (one DTU is one serial line: list every device under one connection)", key, n, prev))
-		}
-		dtus[n] = owner
-		return n
-	}
-	if len(cs.Addresses) == 0 {
-		cs.address = bind(cs.address, cs.key+".endpoint", cs.key)
-		return errors.Join(errs...)
-	}
-	for i := range cs.Addresses {
-		key := fmt.Sprintf("%s.endpoints[%d]", cs.key, i)
-		cs.Addresses[i] = bind(cs.Addresses[i], key, key)
-	}
-	cs.address = cs.Addresses[0]
-	return errors.Join(errs...)
+	var err error
+	cs.address, err = cfg.DTU.BindLine(cs.address, cs.Addresses, cs.key, dtus, "list every device under one connection")
+	return err
 }
 
 // lineAddresses are the ports of the connection's endpoint and its backups.
