@@ -153,7 +153,7 @@ type fieldSpec struct {
 	highByte    bool
 	order       ByteOrder
 	conv        device.Scale // scale and offset
-	scaleFactor int // index of the scale-factor field, -1 if none
+	scaleFactor int          // index of the scale-factor field, -1 if none
 	invalid     []int64
 	unit        string
 	kind        device.MetricKind
