@@ -1,6 +1,9 @@
 package device_test
 
 import (
+	"cmp"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -110,45 +113,139 @@ func TestVocabularyDLT645Catalogue(t *testing.T) {
 	assert.Greater(t, n, 500)
 }
 
-// Every electrical field of the shipped Modbus profiles is in the vocabulary.
-func TestVocabularyModbusProfiles(t *testing.T) {
-	files, err := filepath.Glob("../../distributions/otelcol-iiot/profiles/*.yaml")
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	var seen []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		var doc struct {
-			Profiles map[string]struct {
-				Fields []struct {
-					Name       string            `yaml:"name"`
-					Metric     string            `yaml:"metric"`
-					Unit       string            `yaml:"unit"`
-					Kind       string            `yaml:"kind"`
-					Attributes map[string]string `yaml:"attributes"`
-				} `yaml:"fields"`
-			} `yaml:"profiles"`
+// reading is one metric a shipped config declares.
+type reading struct {
+	where, metric, unit, kind string
+	attrs                     map[string]string
+}
+
+// configReadings collects what a shipped config declares, wherever it sits in the file: Modbus fields
+// (profiles, device files, a receiver in a collector config: any "fields" list) and OPC UA nodes and
+// groups (a device file or a receiver: any map with "nodes" or "groups" of node ids), with the OPC UA
+// layering (metric_prefix, a group's unit, kind and attributes under a node's own).
+func configReadings(path string, node any) []reading {
+	var out []reading
+	switch n := node.(type) {
+	case []any:
+		for i, c := range n {
+			out = append(out, configReadings(fmt.Sprintf("%s[%d]", path, i), c)...)
 		}
-		require.NoError(t, yaml.Unmarshal(b, &doc), f)
-		for pname, p := range doc.Profiles {
-			for _, fl := range p.Fields {
-				kind := device.KindGauge
-				if fl.Kind == "sum" {
-					kind = device.KindSum
+	case map[string]any:
+		if fields, ok := n["fields"].([]any); ok {
+			for i, x := range fields {
+				fl, _ := x.(map[string]any)
+				metric := str(fl["metric"])
+				if metric == "" {
+					metric = str(fl["name"]) // a field's metric defaults to its name
 				}
-				checkReading(t, pname+"."+fl.Name, fl.Metric, fl.Unit, kind, fl.Attributes)
-				if strings.HasPrefix(fl.Metric, device.VocabularyPrefix) && !slices.Contains(seen, fl.Metric) {
-					seen = append(seen, fl.Metric)
+				out = append(out, reading{fmt.Sprintf("%s.fields[%d] %s", path, i, str(fl["name"])), metric, str(fl["unit"]), str(fl["kind"]), strMap(fl["attributes"])})
+			}
+		}
+		if _, isOPCUA := n["endpoint"]; isOPCUA || n["groups"] != nil {
+			prefix := str(n["metric_prefix"])
+			out = append(out, opcuaNodes(path+".nodes", n["nodes"], prefix, "", "", nil)...)
+			groups, _ := n["groups"].([]any)
+			for i, x := range groups {
+				g, _ := x.(map[string]any)
+				gp := str(g["metric_prefix"])
+				if gp == "" {
+					gp = prefix
 				}
-				for _, old := range []string{"meter.", "inverter.ac."} {
-					assert.False(t, strings.HasPrefix(fl.Metric, old), "%s.%s: %s is an electrical quantity", pname, fl.Name, fl.Metric)
-				}
+				out = append(out, opcuaNodes(fmt.Sprintf("%s.groups[%d].nodes", path, i), g["nodes"], gp, str(g["unit"]), str(g["kind"]), strMap(g["attributes"]))...)
+			}
+		}
+		for k, c := range n {
+			if k != "fields" && k != "nodes" && k != "groups" {
+				out = append(out, configReadings(path+"."+k, c)...)
 			}
 		}
 	}
-	assert.Contains(t, seen, "electrical.energy.active")
+	return out
+}
+
+func opcuaNodes(path string, list any, prefix, unit, kind string, attrs map[string]string) []reading {
+	nodes, _ := list.([]any)
+	var out []reading
+	for i, x := range nodes {
+		nd, _ := x.(map[string]any)
+		if _, ok := nd["id"]; !ok {
+			continue
+		}
+		merged := map[string]string{}
+		maps.Copy(merged, attrs)
+		maps.Copy(merged, strMap(nd["attributes"]))
+		out = append(out, reading{fmt.Sprintf("%s[%d]", path, i), prefix + str(nd["name"]),
+			cmp.Or(str(nd["unit"]), unit), cmp.Or(str(nd["kind"]), kind), merged})
+	}
+	return out
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func strMap(v any) map[string]string {
+	m, _ := v.(map[string]any)
+	out := make(map[string]string, len(m))
+	for k, x := range m {
+		out[k] = fmt.Sprint(x)
+	}
+	return out
+}
+
+// namesElectrical matches a config line that names a metric of the vocabulary (outside comments).
+var namesElectrical = regexp.MustCompile(`(^|[^#]*[\s:{,\[])electrical\.`)
+
+// Every electrical reading of every shipped config — the Modbus profiles, the device files, the edge
+// default and the demo — is in the vocabulary: name, unit, kind and attribute values, with a phase where
+// the quantity has phases. A config that names an electrical metric in a shape this test cannot read
+// fails it, so a new file cannot slip past.
+func TestVocabularyShippedConfigs(t *testing.T) {
+	files, err := filepath.Glob("../../distributions/otelcol-iiot/*.yaml")
+	require.NoError(t, err)
+	for _, dir := range []string{"profiles", "devices"} {
+		more, err := filepath.Glob("../../distributions/otelcol-iiot/" + dir + "/*.yaml")
+		require.NoError(t, err)
+		files = append(files, more...)
+	}
+	require.NotEmpty(t, files)
+	seen := map[string][]string{} // metric → files
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		names := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if namesElectrical.MatchString(line) && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+				names = true
+			}
+		}
+		var doc any
+		require.NoError(t, yaml.Unmarshal(b, &doc), f)
+		base := filepath.Base(filepath.Dir(f)) + "/" + filepath.Base(f)
+		n := 0
+		for _, r := range configReadings(base, doc) {
+			kind := device.KindGauge
+			if r.kind == "sum" {
+				kind = device.KindSum
+			}
+			checkReading(t, r.where, r.metric, r.unit, kind, r.attrs)
+			if strings.HasPrefix(r.metric, device.VocabularyPrefix) {
+				n++
+				if !slices.Contains(seen[r.metric], base) {
+					seen[r.metric] = append(seen[r.metric], base)
+				}
+			}
+			for _, old := range []string{"meter.", "inverter.ac."} {
+				assert.False(t, strings.HasPrefix(r.metric, old), "%s: %s is an electrical quantity", r.where, r.metric)
+			}
+		}
+		if names {
+			assert.Positive(t, n, "%s names electrical metrics the test does not find", base)
+		}
+	}
 	assert.Contains(t, seen, "electrical.voltage")
+	assert.Subset(t, seen["electrical.energy.active"], []string{"profiles/eastron-sdm630.yaml", "devices/opcua.yaml", "otelcol-iiot/demo.yaml"})
 }
 
 func TestLookupQuantityRecords(t *testing.T) {
@@ -163,4 +260,8 @@ func TestLookupQuantityRecords(t *testing.T) {
 	v, _ := device.LookupQuantity("electrical.voltage")
 	assert.Nil(t, v.AllowedValues(device.AttrDirection))
 	assert.Equal(t, []string{"A", "B", "C", "AB", "BC", "CA"}, v.AllowedValues(device.AttrPhase))
+	assert.Equal(t, []string{device.AttrPhase}, v.Required())
+	assert.Equal(t, []string{device.AttrPhase}, q.Required(), "a settled record keeps the quantity's phase")
+	f, _ := device.LookupQuantity("electrical.frequency")
+	assert.Empty(t, f.Required())
 }
