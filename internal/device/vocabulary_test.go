@@ -1,9 +1,6 @@
 package device_test
 
 import (
-	"cmp"
-	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,30 +13,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 )
-
-// checkReading reports what is wrong with one reading of the electrical vocabulary.
-func checkReading(t *testing.T, where, metric, unit string, kind device.MetricKind, attrs map[string]string) {
-	t.Helper()
-	if !strings.HasPrefix(metric, device.VocabularyPrefix) {
-		return
-	}
-	q, ok := device.LookupQuantity(metric)
-	if !assert.True(t, ok, "%s: %s is not in the electrical vocabulary", where, metric) {
-		return
-	}
-	assert.Equal(t, q.Unit, unit, "%s: unit of %s", where, metric)
-	assert.Equal(t, q.Kind, kind, "%s: kind of %s", where, metric)
-	for k, v := range attrs {
-		if allowed := q.AllowedValues(k); allowed != nil {
-			assert.Contains(t, allowed, v, "%s: %s{%s}", where, metric, k)
-		}
-	}
-	if q.Phases != nil {
-		assert.Contains(t, attrs, device.AttrPhase, "%s: %s carries a phase", where, metric)
-	}
-}
 
 // The README table is the vocabulary: every quantity with its unit, nothing else.
 func TestVocabularyReadme(t *testing.T) {
@@ -89,7 +65,7 @@ func TestVocabularyDLT645Catalogue(t *testing.T) {
 			if strings.HasPrefix(o.Metric, device.VocabularyPrefix) {
 				n++
 			}
-			checkReading(t, e.DI.Format(e.Version), o.Metric, o.Unit, kind, attrs)
+			devicetest.CheckReading(t, devicetest.Reading{Where: e.DI.Format(e.Version), Metric: o.Metric, Unit: o.Unit, Kind: kind, Attrs: attrs})
 		}
 	}
 	for _, v := range []dlt645.Version{dlt645.V2007, dlt645.V1997} {
@@ -111,87 +87,6 @@ func TestVocabularyDLT645Catalogue(t *testing.T) {
 		check(e)
 	}
 	assert.Greater(t, n, 500)
-}
-
-// reading is one metric a shipped config declares.
-type reading struct {
-	where, metric, unit, kind string
-	attrs                     map[string]string
-}
-
-// configReadings collects what a shipped config declares, wherever it sits in the file: Modbus fields
-// (profiles, device files, a receiver in a collector config: any "fields" list) and OPC UA nodes and
-// groups (a device file or a receiver: any map with "nodes" or "groups" of node ids), with the OPC UA
-// layering (metric_prefix, a group's unit, kind and attributes under a node's own).
-func configReadings(path string, node any) []reading {
-	var out []reading
-	switch n := node.(type) {
-	case []any:
-		for i, c := range n {
-			out = append(out, configReadings(fmt.Sprintf("%s[%d]", path, i), c)...)
-		}
-	case map[string]any:
-		if fields, ok := n["fields"].([]any); ok {
-			for i, x := range fields {
-				fl, _ := x.(map[string]any)
-				metric := str(fl["metric"])
-				if metric == "" {
-					metric = str(fl["name"]) // a field's metric defaults to its name
-				}
-				out = append(out, reading{fmt.Sprintf("%s.fields[%d] %s", path, i, str(fl["name"])), metric, str(fl["unit"]), str(fl["kind"]), strMap(fl["attributes"])})
-			}
-		}
-		if _, isOPCUA := n["endpoint"]; isOPCUA || n["groups"] != nil {
-			prefix := str(n["metric_prefix"])
-			out = append(out, opcuaNodes(path+".nodes", n["nodes"], prefix, "", "", nil)...)
-			groups, _ := n["groups"].([]any)
-			for i, x := range groups {
-				g, _ := x.(map[string]any)
-				gp := str(g["metric_prefix"])
-				if gp == "" {
-					gp = prefix
-				}
-				out = append(out, opcuaNodes(fmt.Sprintf("%s.groups[%d].nodes", path, i), g["nodes"], gp, str(g["unit"]), str(g["kind"]), strMap(g["attributes"]))...)
-			}
-		}
-		for k, c := range n {
-			if k != "fields" && k != "nodes" && k != "groups" {
-				out = append(out, configReadings(path+"."+k, c)...)
-			}
-		}
-	}
-	return out
-}
-
-func opcuaNodes(path string, list any, prefix, unit, kind string, attrs map[string]string) []reading {
-	nodes, _ := list.([]any)
-	var out []reading
-	for i, x := range nodes {
-		nd, _ := x.(map[string]any)
-		if _, ok := nd["id"]; !ok {
-			continue
-		}
-		merged := map[string]string{}
-		maps.Copy(merged, attrs)
-		maps.Copy(merged, strMap(nd["attributes"]))
-		out = append(out, reading{fmt.Sprintf("%s[%d]", path, i), prefix + str(nd["name"]),
-			cmp.Or(str(nd["unit"]), unit), cmp.Or(str(nd["kind"]), kind), merged})
-	}
-	return out
-}
-
-func str(v any) string {
-	s, _ := v.(string)
-	return s
-}
-
-func strMap(v any) map[string]string {
-	m, _ := v.(map[string]any)
-	out := make(map[string]string, len(m))
-	for k, x := range m {
-		out[k] = fmt.Sprint(x)
-	}
-	return out
 }
 
 // namesElectrical matches a config line that names a metric of the vocabulary (outside comments).
@@ -224,20 +119,16 @@ func TestVocabularyShippedConfigs(t *testing.T) {
 		require.NoError(t, yaml.Unmarshal(b, &doc), f)
 		base := filepath.Base(filepath.Dir(f)) + "/" + filepath.Base(f)
 		n := 0
-		for _, r := range configReadings(base, doc) {
-			kind := device.KindGauge
-			if r.kind == "sum" {
-				kind = device.KindSum
-			}
-			checkReading(t, r.where, r.metric, r.unit, kind, r.attrs)
-			if strings.HasPrefix(r.metric, device.VocabularyPrefix) {
+		for _, r := range devicetest.ConfigReadings(base, doc) {
+			devicetest.CheckReading(t, r)
+			if strings.HasPrefix(r.Metric, device.VocabularyPrefix) {
 				n++
-				if !slices.Contains(seen[r.metric], base) {
-					seen[r.metric] = append(seen[r.metric], base)
+				if !slices.Contains(seen[r.Metric], base) {
+					seen[r.Metric] = append(seen[r.Metric], base)
 				}
 			}
 			for _, old := range []string{"meter.", "inverter.ac."} {
-				assert.False(t, strings.HasPrefix(r.metric, old), "%s: %s is an electrical quantity", r.where, r.metric)
+				assert.False(t, strings.HasPrefix(r.Metric, old), "%s: %s is an electrical quantity", r.Where, r.Metric)
 			}
 		}
 		if names {
