@@ -129,10 +129,10 @@ func eightNodes(port int, interval string) string {
 	} {
 		fmt.Fprintf(&b, "  - {id: \"nsu=urn:otelcol-iiot:opcuasim;s=%s\", name: %s}\n", n.id, n.name)
 	}
-	// The simulator's Counter is an energy meter in kWh: read as the electrical vocabulary's Wh, as
-	// devices/opcua.yaml does.
-	b.WriteString("  - {id: \"nsu=urn:otelcol-iiot:opcuasim;s=Counter\", name: electrical.energy.active, unit: Wh, kind: sum, " +
-		"scale: 1000, attributes: {direction: import, phase: total}}\n")
+	// The simulator's Counter is an energy meter in kWh: read as the electrical vocabulary's Wh, with
+	// the meter group of devices/opcua.yaml.
+	b.WriteString("groups:\n  - name: meter\n    metric_prefix: electrical.\n    scale: 1000\n    attributes: {phase: total}\n    nodes:\n" +
+		"      - {id: \"nsu=urn:otelcol-iiot:opcuasim;s=Counter\", name: energy.active, unit: Wh, kind: sum, attributes: {direction: import}}\n")
 	return b.String()
 }
 

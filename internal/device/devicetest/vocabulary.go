@@ -66,7 +66,10 @@ func ConfigReadings(path string, node any) []Reading {
 			}
 		}
 		if _, isOPCUA := n["endpoint"]; isOPCUA || n["groups"] != nil {
-			prefix := str(n["metric_prefix"])
+			prefix := "opcua." // the receiver's default metric_prefix
+			if p, ok := n["metric_prefix"]; ok {
+				prefix = str(p)
+			}
 			out = append(out, opcuaNodes(path+".nodes", n["nodes"], prefix, "", "", nil)...)
 			groups, _ := n["groups"].([]any)
 			for i, x := range groups {
