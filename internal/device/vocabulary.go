@@ -115,7 +115,18 @@ func (q Quantity) AllowedValues(key string) []string {
 	return nil
 }
 
+// Required are the attribute keys every point of q carries: phase, for a quantity that has phases (a
+// device's own total is phase="total"; a point without a phase would be counted twice, or not at all, by
+// a query that sums the phases or picks the total).
+func (q Quantity) Required() []string {
+	if q.Phases != nil {
+		return requirePhase
+	}
+	return nil
+}
+
 var (
-	directions = []string{DirectionImport, DirectionExport}
-	quadrants  = []string{"1", "2", "3", "4"}
+	requirePhase = []string{AttrPhase}
+	directions   = []string{DirectionImport, DirectionExport}
+	quadrants    = []string{"1", "2", "3", "4"}
 )

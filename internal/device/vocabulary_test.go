@@ -13,30 +13,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/device"
+	"github.com/otelcol-iiot/otelcol-iiot/internal/device/devicetest"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/dlt645"
 )
-
-// checkReading reports what is wrong with one reading of the electrical vocabulary.
-func checkReading(t *testing.T, where, metric, unit string, kind device.MetricKind, attrs map[string]string) {
-	t.Helper()
-	if !strings.HasPrefix(metric, device.VocabularyPrefix) {
-		return
-	}
-	q, ok := device.LookupQuantity(metric)
-	if !assert.True(t, ok, "%s: %s is not in the electrical vocabulary", where, metric) {
-		return
-	}
-	assert.Equal(t, q.Unit, unit, "%s: unit of %s", where, metric)
-	assert.Equal(t, q.Kind, kind, "%s: kind of %s", where, metric)
-	for k, v := range attrs {
-		if allowed := q.AllowedValues(k); allowed != nil {
-			assert.Contains(t, allowed, v, "%s: %s{%s}", where, metric, k)
-		}
-	}
-	if q.Phases != nil {
-		assert.Contains(t, attrs, device.AttrPhase, "%s: %s carries a phase", where, metric)
-	}
-}
 
 // The README table is the vocabulary: every quantity with its unit, nothing else.
 func TestVocabularyReadme(t *testing.T) {
@@ -86,7 +65,7 @@ func TestVocabularyDLT645Catalogue(t *testing.T) {
 			if strings.HasPrefix(o.Metric, device.VocabularyPrefix) {
 				n++
 			}
-			checkReading(t, e.DI.Format(e.Version), o.Metric, o.Unit, kind, attrs)
+			devicetest.CheckReading(t, devicetest.Reading{Where: e.DI.Format(e.Version), Metric: o.Metric, Unit: o.Unit, Kind: kind, Attrs: attrs})
 		}
 	}
 	for _, v := range []dlt645.Version{dlt645.V2007, dlt645.V1997} {
@@ -110,45 +89,54 @@ func TestVocabularyDLT645Catalogue(t *testing.T) {
 	assert.Greater(t, n, 500)
 }
 
-// Every electrical field of the shipped Modbus profiles is in the vocabulary.
-func TestVocabularyModbusProfiles(t *testing.T) {
-	files, err := filepath.Glob("../../distributions/otelcol-iiot/profiles/*.yaml")
+// namesElectrical matches a config line that names a metric of the vocabulary (outside comments).
+var namesElectrical = regexp.MustCompile(`(^|[^#]*[\s:{,\[])electrical\.`)
+
+// Every electrical reading of every shipped config — the Modbus profiles, the device files, the edge
+// default and the demo — is in the vocabulary: name, unit, kind and attribute values, with a phase where
+// the quantity has phases. A config that names an electrical metric in a shape this test cannot read
+// fails it, so a new file cannot slip past.
+func TestVocabularyShippedConfigs(t *testing.T) {
+	files, err := filepath.Glob("../../distributions/otelcol-iiot/*.yaml")
 	require.NoError(t, err)
+	for _, dir := range []string{"profiles", "devices"} {
+		more, err := filepath.Glob("../../distributions/otelcol-iiot/" + dir + "/*.yaml")
+		require.NoError(t, err)
+		files = append(files, more...)
+	}
 	require.NotEmpty(t, files)
-	var seen []string
+	seen := map[string][]string{} // metric → files
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
-		var doc struct {
-			Profiles map[string]struct {
-				Fields []struct {
-					Name       string            `yaml:"name"`
-					Metric     string            `yaml:"metric"`
-					Unit       string            `yaml:"unit"`
-					Kind       string            `yaml:"kind"`
-					Attributes map[string]string `yaml:"attributes"`
-				} `yaml:"fields"`
-			} `yaml:"profiles"`
-		}
-		require.NoError(t, yaml.Unmarshal(b, &doc), f)
-		for pname, p := range doc.Profiles {
-			for _, fl := range p.Fields {
-				kind := device.KindGauge
-				if fl.Kind == "sum" {
-					kind = device.KindSum
-				}
-				checkReading(t, pname+"."+fl.Name, fl.Metric, fl.Unit, kind, fl.Attributes)
-				if strings.HasPrefix(fl.Metric, device.VocabularyPrefix) && !slices.Contains(seen, fl.Metric) {
-					seen = append(seen, fl.Metric)
-				}
-				for _, old := range []string{"meter.", "inverter.ac."} {
-					assert.False(t, strings.HasPrefix(fl.Metric, old), "%s.%s: %s is an electrical quantity", pname, fl.Name, fl.Metric)
-				}
+		names := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if namesElectrical.MatchString(line) && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+				names = true
 			}
 		}
+		var doc any
+		require.NoError(t, yaml.Unmarshal(b, &doc), f)
+		base := filepath.Base(filepath.Dir(f)) + "/" + filepath.Base(f)
+		n := 0
+		for _, r := range devicetest.ConfigReadings(base, doc) {
+			devicetest.CheckReading(t, r)
+			if strings.HasPrefix(r.Metric, device.VocabularyPrefix) {
+				n++
+				if !slices.Contains(seen[r.Metric], base) {
+					seen[r.Metric] = append(seen[r.Metric], base)
+				}
+			}
+			for _, old := range []string{"meter.", "inverter.ac."} {
+				assert.False(t, strings.HasPrefix(r.Metric, old), "%s: %s is an electrical quantity", r.Where, r.Metric)
+			}
+		}
+		if names {
+			assert.Positive(t, n, "%s names electrical metrics the test does not find", base)
+		}
 	}
-	assert.Contains(t, seen, "electrical.energy.active")
 	assert.Contains(t, seen, "electrical.voltage")
+	assert.Subset(t, seen["electrical.energy.active"], []string{"profiles/eastron-sdm630.yaml", "devices/opcua.yaml", "otelcol-iiot/demo.yaml"})
 }
 
 func TestLookupQuantityRecords(t *testing.T) {
@@ -163,4 +151,8 @@ func TestLookupQuantityRecords(t *testing.T) {
 	v, _ := device.LookupQuantity("electrical.voltage")
 	assert.Nil(t, v.AllowedValues(device.AttrDirection))
 	assert.Equal(t, []string{"A", "B", "C", "AB", "BC", "CA"}, v.AllowedValues(device.AttrPhase))
+	assert.Equal(t, []string{device.AttrPhase}, v.Required())
+	assert.Equal(t, []string{device.AttrPhase}, q.Required(), "a settled record keeps the quantity's phase")
+	f, _ := device.LookupQuantity("electrical.frequency")
+	assert.Empty(t, f.Required())
 }

@@ -124,7 +124,7 @@ func (tp *tenantProcessor) countSchema(c counts, tenant string, v *[numReasons]i
 	for r := reasonKeyPattern; r < numReasons; r++ {
 		if v[r] > 0 {
 			action := tp.schemaAction()
-			if r == reasonDuplicate || r == reasonUnknownMetric || r == reasonWrongUnit {
+			if r == reasonDuplicate || r == reasonUnknownMetric || r == reasonWrongUnit || r == reasonMissing {
 				action = string(SchemaDropData) // whole points or metrics, whatever the action
 			}
 			c.add(countKey{kind: 1, tenant: tenant, a: r.String(), b: action}, int64(v[r]))

@@ -31,6 +31,9 @@ const (
 	reasonUnknownMetric
 	// reasonWrongUnit: a listed metric with another unit; the metric is dropped.
 	reasonWrongUnit
+	// reasonMissing: a data point of a vocabulary quantity without an attribute the quantity requires
+	// (phase); it is dropped.
+	reasonMissing
 	numReasons
 )
 
@@ -53,6 +56,8 @@ func (r reason) String() string {
 		return "unknown_metric"
 	case reasonWrongUnit:
 		return "wrong_unit"
+	case reasonMissing:
+		return "missing_attribute"
 	}
 	return "none"
 }
@@ -294,12 +299,22 @@ func (s *schema) enforceIn(attrs pcommon.Map, counts *[numReasons]int, q *device
 			found = true
 		}
 	}
-	if !found {
-		return false, false
+	if found {
+		if s.dropData {
+			return true, false
+		}
+		attrs.RemoveIf(func(k string, v pcommon.Value) bool { return s.verdictIn(k, v, q) != reasonNone })
+		removed = true
 	}
-	if s.dropData {
-		return true, false
+	// A point missing a required attribute (phase), or left without it by drop_attribute, cannot be
+	// repaired: it is dropped whatever the action.
+	if q != nil {
+		for _, k := range q.Required() {
+			if _, ok := attrs.Get(k); !ok {
+				counts[reasonMissing]++
+				return true, removed
+			}
+		}
 	}
-	attrs.RemoveIf(func(k string, v pcommon.Value) bool { return s.verdictIn(k, v, q) != reasonNone })
-	return false, true
+	return false, removed
 }

@@ -78,7 +78,9 @@ func TestSchemaElectricalVocabulary(t *testing.T) {
 		reading{"electrical.voltage.line", "V", map[string]string{"phase": "AB"}},            // not a quantity
 		reading{"electrical.current", "A", map[string]string{"phase": "L1"}},                 // phase of the old profiles
 		reading{"electrical.energy.active", "Wh", map[string]string{"direction": "forward"}}, // DL/T 645's old value
-		reading{"electrical.energy.active.settled", "Wh", map[string]string{"direction": "import"}},
+		reading{"electrical.energy.active.settled", "Wh", map[string]string{"phase": "total"}},
+		reading{"electrical.power.active", "W", nil},                    // no phase: summed with the phases, counted twice
+		reading{"electrical.frequency", "Hz", nil},                      // a quantity without phases
 		reading{"meter.voltage", "V", map[string]string{"phase": "L1"}}, // outside the vocabulary: untouched
 	)
 	for _, tc := range []struct {
@@ -86,21 +88,25 @@ func TestSchemaElectricalVocabulary(t *testing.T) {
 		want   []string
 		counts []metricdata.DataPoint[int64]
 	}{
+		// drop_attribute: the current and the energy lose their wrong attribute, and with it (or without
+		// it from the start) the phase they must carry, so they are dropped as well.
 		{SchemaDropAttribute, []string{
-			"electrical.voltage{phase=A,}", "electrical.voltage{phase=AB,}", "electrical.current{}", "electrical.energy.active{}",
-			"electrical.energy.active.settled{direction=import,}", "meter.voltage{phase=L1,}",
+			"electrical.voltage{phase=A,}", "electrical.voltage{phase=AB,}",
+			"electrical.energy.active.settled{phase=total,}", "electrical.frequency{}", "meter.voltage{phase=L1,}",
 		}, []metricdata.DataPoint[int64]{
 			{Attributes: aset(str("tenant", "grid"), str("reason", "value_not_allowed"), str("action", "drop_attribute")), Value: 2},
 			{Attributes: aset(str("tenant", "grid"), str("reason", "wrong_unit"), str("action", "drop_data")), Value: 1},
 			{Attributes: aset(str("tenant", "grid"), str("reason", "unknown_metric"), str("action", "drop_data")), Value: 1},
+			{Attributes: aset(str("tenant", "grid"), str("reason", "missing_attribute"), str("action", "drop_data")), Value: 3},
 		}},
 		{SchemaDropData, []string{
 			"electrical.voltage{phase=A,}", "electrical.voltage{phase=AB,}",
-			"electrical.energy.active.settled{direction=import,}", "meter.voltage{phase=L1,}",
+			"electrical.energy.active.settled{phase=total,}", "electrical.frequency{}", "meter.voltage{phase=L1,}",
 		}, []metricdata.DataPoint[int64]{
 			{Attributes: aset(str("tenant", "grid"), str("reason", "value_not_allowed"), str("action", "drop_data")), Value: 2},
 			{Attributes: aset(str("tenant", "grid"), str("reason", "wrong_unit"), str("action", "drop_data")), Value: 1},
 			{Attributes: aset(str("tenant", "grid"), str("reason", "unknown_metric"), str("action", "drop_data")), Value: 1},
+			{Attributes: aset(str("tenant", "grid"), str("reason", "missing_attribute"), str("action", "drop_data")), Value: 1},
 		}},
 	} {
 		t.Run(string(tc.action), func(t *testing.T) {

@@ -117,7 +117,7 @@ func TestResolveExample(t *testing.T) {
 	assert.Equal(t, TableInput, byName["voltage_l1"].table)
 	assert.Equal(t, TableInput, byName["temperature"].table)
 	assert.Equal(t, 800, byName["temperature"].address)
-	assert.Equal(t, 0.1, byName["temperature"].scale)
+	assert.Equal(t, 0.1, byName["temperature"].conv.Factor)
 
 	tank := conns[0].devices[1]
 	assert.Equal(t, 30*time.Second, tank.poll.Interval)

@@ -16,10 +16,11 @@ func regs64(v uint64) []uint16 {
 	return []uint16{uint16(v >> 48), uint16(v >> 32), uint16(v >> 16), uint16(v)}
 }
 
-// Integer registers without scale, offset or scale factor are integer data points, exact: a 64-bit
-// Wh counter at 2^53+1 keeps its last digit (float64 would make it 2^53), and so do the int64 and
-// uint64 limits up to 2^63-1; above that a uint64 is the nearest double. A scale or an offset makes the
-// value a double.
+// Integer registers are integer data points, exact, under a whole scale and offset (device.Scale): a
+// 64-bit Wh counter at 2^53+1 keeps its last digit (float64 would make it 2^53), and so do the int64
+// and uint64 limits up to 2^63-1; above that a uint64 is the nearest double. A kWh register with
+// scale 1000 stays an exact integer in Wh; a fractional scale, a result beyond int64 and a float field
+// are doubles.
 func TestExactIntegers(t *testing.T) {
 	bank := modbussim.NewBank(1)
 	bank.SetRegisters(1, modbussim.Holding, 0, regs64(1<<53+1)...)
@@ -31,6 +32,11 @@ func TestExactIntegers(t *testing.T) {
 	bank.SetRegisters(1, modbussim.Holding, 19, regs64(1<<53+1)...)
 	bank.SetRegisters(1, modbussim.Holding, 23, regs64(1<<53+1)...)
 	bank.SetRegisters(1, modbussim.Holding, 27, regs64(math.MaxUint64)...)
+	bank.SetRegisters(1, modbussim.Holding, 31, regs64(1<<53+1)...)       // kWh
+	bank.SetRegisters(1, modbussim.Holding, 35, 0xFFFF, 0xFFFF)           // uint32 max, kWh
+	bank.SetRegisters(1, modbussim.Holding, 37, 0x8000)                   // int16 minimum
+	bank.SetRegisters(1, modbussim.Holding, 38, regs64(math.MaxInt64)...) // overflows ×1000
+	bank.SetRegisters(1, modbussim.Holding, 42, 0x3FC0, 0x0000)           // float32 1.5
 	addr := startTCPServer(t, bank)
 	cfg := loadConfig(t, `
 poll: {interval: 2s, timeout: 1s, retries: 0}
@@ -49,6 +55,11 @@ connections:
           - {name: i16, address: 18, type: int16, metric: exact.value, attributes: {k: i16}}
           - {name: scaled, address: 19, type: uint64, scale: 0.001, metric: exact.value, attributes: {k: scaled}}
           - {name: offset, address: 23, type: uint64, offset: 1, metric: exact.value, attributes: {k: offset}}
+          - {name: kwh64, address: 31, type: uint64, scale: 1000, metric: exact.value, attributes: {k: kwh64}}
+          - {name: kwh32, address: 35, type: uint32, scale: 1000, offset: -7, metric: exact.value, attributes: {k: kwh32}}
+          - {name: neg16, address: 37, type: int16, scale: -1, metric: exact.value, attributes: {k: neg16}}
+          - {name: over, address: 38, type: int64, scale: 1000, metric: exact.value, attributes: {k: over}}
+          - {name: f32, address: 42, type: float32, scale: 1000, metric: exact.value, attributes: {k: f32}}
 `)
 	md := devicetest.FirstEmissions(t, startReceiver(t, cfg).metrics, 1)
 	got := map[string]pmetric.NumberDataPoint{}
@@ -81,6 +92,10 @@ connections:
 		"exact.value/minus1": -1,
 		"exact.value/i32":    -1,
 		"exact.value/i16":    math.MinInt16,
+		"exact.value/offset": 1<<53 + 2,
+		"exact.value/kwh64":  (1<<53 + 1) * 1000,
+		"exact.value/kwh32":  math.MaxUint32*1000 - 7,
+		"exact.value/neg16":  -math.MinInt16,
 	}
 	for k, want := range ints {
 		dp, ok := got[k]
@@ -91,7 +106,8 @@ connections:
 	doubles := map[string]float64{
 		"exact.value/u64max": float64(math.MaxUint64),
 		"exact.value/scaled": float64(1<<53+1) * 0.001,
-		"exact.value/offset": float64(1<<53+1) + 1,
+		"exact.value/over":   float64(math.MaxInt64) * 1000,
+		"exact.value/f32":    1500,
 	}
 	for k, want := range doubles {
 		dp, ok := got[k]

@@ -152,9 +152,8 @@ type fieldSpec struct {
 	bit         int
 	highByte    bool
 	order       ByteOrder
-	scale       float64
-	offset      float64
-	scaleFactor int // index of the scale-factor field, -1 if none
+	conv        device.Scale // scale and offset
+	scaleFactor int          // index of the scale-factor field, -1 if none
 	invalid     []int64
 	unit        string
 	kind        device.MetricKind
@@ -224,7 +223,7 @@ func (fs *fieldSet) add(i int, f FieldConfig) {
 		fs.errs = append(fs.errs, fmt.Errorf("%sname: %q is used by another field of the device", fp, f.Name))
 	}
 	s := fieldSpec{name: f.Name, metric: device.LayerSet(f.Name, f.Metric), description: f.Description,
-		scale: device.Layer(1, f.Scale), offset: device.Layer(0, f.Offset), scaleFactor: -1,
+		conv: device.NewScale(device.Layer(1, f.Scale), device.Layer(0, f.Offset)), scaleFactor: -1,
 		unit: f.Unit, kind: device.LayerSet(device.KindGauge, f.Kind), attributes: f.Attributes, stringAs: f.StringAs,
 		attribute: f.Attribute, invalid: f.InvalidValues, internal: device.Layer(false, f.Internal), report: f.Report}
 	if err := f.Report.Validate(fp + "report."); err != nil {
@@ -365,7 +364,7 @@ func (s *fieldSpec) resolveValue(f FieldConfig, order ByteOrder, fp string) []er
 	if err := f.Kind.Validate(fp); err != nil {
 		errs = append(errs, err)
 	}
-	if s.scale == 0 || s.scale != s.scale {
+	if sc := s.conv.Factor; sc == 0 || sc != sc {
 		errs = append(errs, fmt.Errorf("%sscale: must be a non-zero number", fp))
 	}
 	return errs

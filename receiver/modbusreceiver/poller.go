@@ -383,25 +383,24 @@ func (d *devicePoller) setString(i int, s string) {
 	d.infoSeries[i].SetReport(device.ResolveReport(d.spec.poll.Interval, f.report))
 }
 
-// recordExact records an integer field without scaling as an integer data point, from its raw bit
-// pattern (never through float64: a 64-bit counter above 2^53 keeps its last digit; a uint64 above
-// the int64 limit becomes a double). It reports false for fields that are not integers.
-func recordExact(p *device.Poll, s *device.Series, f *fieldSpec, raw uint64) bool {
+// integerReading converts an integer field from its raw bit pattern by the field's scale and offset
+// (device.Scale: never through float64 while they are whole numbers, so a 64-bit counter above 2^53,
+// or one in kWh scaled ×1000 to Wh, keeps its last digit). It reports false for fields that are not
+// integers (floats, bools and bits are doubles).
+func integerReading(f *fieldSpec, raw uint64) (device.Number, bool) {
 	switch f.typ {
 	case TypeUint8, TypeUint16, TypeUint32, TypeUint64:
-		p.RecordUint(s, time.Time{}, raw)
+		return f.conv.Uint(raw), true
 	case TypeInt8:
-		p.RecordInt(s, time.Time{}, int64(int8(raw)))
+		return f.conv.Int(int64(int8(raw))), true
 	case TypeInt16:
-		p.RecordInt(s, time.Time{}, int64(int16(raw)))
+		return f.conv.Int(int64(int16(raw))), true
 	case TypeInt32:
-		p.RecordInt(s, time.Time{}, int64(int32(raw)))
+		return f.conv.Int(int64(int32(raw))), true
 	case TypeInt64:
-		p.RecordInt(s, time.Time{}, int64(raw))
-	default:
-		return false
+		return f.conv.Int(int64(raw)), true
 	}
-	return true
+	return device.Number{}, false
 }
 
 // recordAll applies scale factors and records every field of the poll.
@@ -432,8 +431,13 @@ func (d *devicePoller) recordAll(p *device.Poll) {
 			p.RecordStale(d.series[i])
 			continue
 		}
-		if f.scaleFactor < 0 && f.scale == 1 && f.offset == 0 && recordExact(p, d.series[i], f, d.raws[i]) {
-			continue
+		// A scale factor read from the device (SunSpec sunssf) can change between polls, so its
+		// fields stay doubles: a series does not switch between integer and double points.
+		if f.scaleFactor < 0 {
+			if n, ok := integerReading(f, d.raws[i]); ok {
+				n.Record(p, d.series[i], time.Time{})
+				continue
+			}
 		}
 		v := d.values[i]
 		if f.scaleFactor >= 0 {
@@ -443,6 +447,6 @@ func (d *devicePoller) recordAll(p *device.Poll) {
 			}
 			v *= math.Pow(10, d.values[f.scaleFactor])
 		}
-		p.Record(d.series[i], time.Time{}, v*f.scale+f.offset)
+		f.conv.Float(v).Record(p, d.series[i], time.Time{})
 	}
 }

@@ -271,7 +271,7 @@ func (r *opcuaReceiver) recordValue(p *device.Poll, it *item, dv *ua.DataValue, 
 	}
 	conv := it.spec.conv
 	if n, ok := conv.convert(v); ok {
-		n.record(p, e.scalar, ts)
+		n.Record(p, e.scalar, ts)
 		if hold {
 			e.last = append(e.last, heldPoint{e.scalar, n})
 		}
@@ -279,7 +279,7 @@ func (r *opcuaReceiver) recordValue(p *device.Poll, it *item, dv *ua.DataValue, 
 	}
 	shape := visitValue(v, conv, func(flat int, label string, n number) {
 		s := r.indexSeries(e, flat, label)
-		n.record(p, s, ts)
+		n.Record(p, s, ts)
 		if hold {
 			e.last = append(e.last, heldPoint{s, n})
 		}

@@ -43,7 +43,7 @@ func (r *opcuaReceiver) repeatHeld(p *device.Poll, s *session) {
 			continue
 		}
 		for _, h := range e.last {
-			h.value.record(p, h.series, now)
+			h.value.Record(p, h.series, now)
 		}
 		e.seq, e.lastTime, e.floor = r.pollSeq, now, now
 		repeated++

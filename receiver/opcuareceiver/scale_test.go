@@ -17,8 +17,8 @@ import (
 )
 
 // exactInt and double describe the number a conversion must give.
-func exactInt(i int64) number     { return number{i: i, isInt: true} }
-func double(f float64) number     { return number{f: f} }
+func exactInt(i int64) number     { return device.IntNumber(i) }
+func double(f float64) number     { return device.FloatNumber(f) }
 func twoTo53Plus1() int64         { return 1<<53 + 1 }
 func kWhToWh() conversion         { return newConversion(1000, 0) }
 func celsiusToKelvin() conversion { return newConversion(1, 273.15) }
@@ -58,7 +58,7 @@ func TestConversionIdentityKeepsIntegersExact(t *testing.T) {
 	}
 	n, ok := c.convert(math.NaN())
 	require.True(t, ok)
-	assert.True(t, !n.isInt && math.IsNaN(n.f), "NaN stays NaN")
+	assert.True(t, !n.IsInt && math.IsNaN(n.Float), "NaN stays NaN")
 	for _, v := range []any{"text", time.Now(), []byte("x"), nil} {
 		_, ok := c.convert(v)
 		assert.False(t, ok, "%T", v)
@@ -113,14 +113,14 @@ func TestConversionIntegerScale(t *testing.T) {
 // exact int64 multiplier.
 func TestConversionFractionalScale(t *testing.T) {
 	n, _ := newConversion(0.1, 0).convert(int32(1234))
-	assert.False(t, n.isInt)
-	assert.InDelta(t, 123.4, n.f, 1e-12)
+	assert.False(t, n.IsInt)
+	assert.InDelta(t, 123.4, n.Float, 1e-12)
 	n, _ = newConversion(0.01, 0).convert(uint16(95))
-	assert.InDelta(t, 0.95, n.f, 1e-15)
+	assert.InDelta(t, 0.95, n.Float, 1e-15)
 	n, _ = celsiusToKelvin().convert(int16(20))
 	assert.Equal(t, double(293.15), n, "a fractional offset on an integer")
 	n, _ = celsiusToKelvin().convert(float64(21.5))
-	assert.InDelta(t, 294.65, n.f, 1e-12)
+	assert.InDelta(t, 294.65, n.Float, 1e-12)
 	n, _ = newConversion(2, 0.5).convert(int8(3))
 	assert.Equal(t, double(6.5), n)
 	n, _ = newConversion(1e300, 0).convert(int8(2))
@@ -153,33 +153,6 @@ func TestVisitValueConverts(t *testing.T) {
 	assert.Equal(t, []pt{{"0", exactInt(math.MinInt64)}, {"1", exactInt(twoTo53Plus1())}},
 		visit([]int64{math.MinInt64, 1<<53 + 1}, identityConversion), "identity keeps 64-bit array elements exact")
 	assert.Equal(t, []pt{{"0", double(0.5)}}, visit([]int32{5}, newConversion(0.1, 0)))
-}
-
-func TestMulAddInt64(t *testing.T) {
-	tests := []struct {
-		x, m, a int64
-		want    int64
-		ok      bool
-	}{
-		{3, 1000, 0, 3000, true},
-		{-3, 1000, 7, -2993, true},
-		{math.MaxInt64, 1, 0, math.MaxInt64, true},
-		{math.MaxInt64, 1, 1, 0, false},
-		{math.MinInt64, 1, -1, 0, false},
-		{math.MinInt64, -1, 0, 0, false},
-		{-1, -1, math.MaxInt64 - 1, math.MaxInt64, true},
-		{math.MaxInt64/2 + 1, 2, 0, 0, false},
-		{math.MinInt64 / 2, 2, 0, math.MinInt64, true},
-		{0, 1 << 53, math.MinInt64, math.MinInt64, true},
-		{1 << 11, 1 << 53, 0, 0, false}, // 2^64 overflows
-	}
-	for _, tt := range tests {
-		got, ok := mulAddInt64(tt.x, tt.m, tt.a)
-		assert.Equal(t, tt.ok, ok, "%d×%d+%d", tt.x, tt.m, tt.a)
-		if tt.ok {
-			assert.Equal(t, tt.want, got, "%d×%d+%d", tt.x, tt.m, tt.a)
-		}
-	}
 }
 
 // numberPoints returns the data points of a metric whose attributes include attrs, oldest first.
@@ -244,10 +217,10 @@ func (h *harness) waitNumber(t *testing.T, name string, attrs map[string]string,
 		switch dp.ValueType() {
 		case pmetric.NumberDataPointValueTypeInt:
 			last.Store(fmt.Sprintf("int %d", dp.IntValue()))
-			return want.isInt && dp.IntValue() == want.i
+			return want.IsInt && dp.IntValue() == want.Int
 		case pmetric.NumberDataPointValueTypeDouble:
 			last.Store(fmt.Sprintf("double %v", dp.DoubleValue()))
-			return !want.isInt && dp.DoubleValue() == want.f
+			return !want.IsInt && dp.DoubleValue() == want.Float
 		}
 		return false
 	}, 15*time.Second, 20*time.Millisecond)

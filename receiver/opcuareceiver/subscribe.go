@@ -107,7 +107,7 @@ func (r *opcuaReceiver) createSubscription(ctx context.Context, p *device.Poll, 
 // monitoredItemRequest builds the request of one reading's monitored item.
 func monitoredItemRequest(it *item, handle uint32) *ua.MonitoredItemCreateRequest {
 	m := it.spec.item
-	if sc := it.spec.conv.scale; m.Deadband.Type == DeadbandAbsolute && sc != 0 {
+	if sc := it.spec.conv.Factor; m.Deadband.Type == DeadbandAbsolute && sc != 0 {
 		// The deadband is configured in the reading's unit, after scale; the server compares raw values.
 		// A percent deadband is a share of the node's EURange and needs no conversion.
 		m.Deadband.Value /= math.Abs(sc)

@@ -87,7 +87,7 @@ func TestVisitValue(t *testing.T) {
 	}
 	visit := func(v any) ([]pt, valueShape) {
 		var out []pt
-		shape := visitValue(v, identityConversion, func(flat int, label string, n number) { out = append(out, pt{flat, label, n.float()}) })
+		shape := visitValue(v, identityConversion, func(flat int, label string, n number) { out = append(out, pt{flat, label, n.Value()}) })
 		return out, shape
 	}
 	for _, v := range []any{int8(-3), uint8(3), int16(-3), uint16(3), int32(-3), uint32(3), int64(-3), uint64(3), float32(-3), float64(3)} {

@@ -2,7 +2,6 @@ package opcuareceiver
 
 import (
 	"fmt"
-	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -58,130 +57,51 @@ func scalarValue(v any) (float64, bool) {
 	return 0, false
 }
 
-// conversion turns a raw value of a node into the reading: raw × scale + offset.
-//
-// An integer value (SByte … UInt64, and arrays of them) stays an integer data point, never passing
-// through float64, when scale and offset are integers — the identity, and also an exact multiplier such
-// as 1000 for kWh → Wh: a 64-bit counter above 2^53 keeps its last digit. The result must fit an int64
-// (data points hold signed 64-bit integers); one that does not (a UInt64 above 2^63−1, or a product
-// that overflows) becomes the nearest double. Any other scale or offset (0.1, 0.5 …), and any Float,
-// Double or Boolean value, gives a double computed in float64.
-type conversion struct {
-	scale, offset float64
-	// iscale, ioffset are scale and offset as integers when exact is set: both are whole numbers within
-	// ±2^53 (so the float64 is exactly that integer).
-	iscale, ioffset int64
-	exact           bool
-	identity        bool
-}
-
-// maxExactFloatInt is 2^53: every integer up to it in magnitude is exactly a float64.
-const maxExactFloatInt = 1 << 53
+// conversion turns a raw value of a node into the reading: raw × scale + offset, by the rule every
+// receiver shares (device.Scale): an integer value (SByte … UInt64, and arrays of them) stays an exact
+// integer data point when scale and offset are whole numbers and the result fits an int64; else, and
+// for Float, Double and Boolean values, a double.
+type conversion struct{ device.Scale }
 
 func newConversion(scale, offset float64) conversion {
-	c := conversion{scale: scale, offset: offset, identity: scale == 1 && offset == 0}
-	if scale == math.Trunc(scale) && math.Abs(scale) <= maxExactFloatInt &&
-		offset == math.Trunc(offset) && math.Abs(offset) <= maxExactFloatInt {
-		c.exact, c.iscale, c.ioffset = true, int64(scale), int64(offset)
-	}
-	return c
+	return conversion{device.NewScale(scale, offset)}
 }
 
 // identityConversion leaves values as the server sends them.
-var identityConversion = newConversion(1, 0)
+var identityConversion = conversion{device.IdentityScale}
 
-// number is one converted value: an integer data point when isInt, else a double.
-type number struct {
-	f     float64
-	i     int64
-	isInt bool
-}
-
-// record adds the number to the poll as an integer or a double data point.
-func (n number) record(p *device.Poll, s *device.Series, ts time.Time) {
-	if n.isInt {
-		p.RecordInt(s, ts, n.i)
-		return
-	}
-	p.Record(s, ts, n.f)
-}
-
-// float is the number as a float64 (the nearest one for a large integer).
-func (n number) float() float64 {
-	if n.isInt {
-		return float64(n.i)
-	}
-	return n.f
-}
-
-func (c conversion) ofInt(x int64) number {
-	if c.exact {
-		if r, ok := mulAddInt64(x, c.iscale, c.ioffset); ok {
-			return number{i: r, isInt: true}
-		}
-	}
-	return number{f: float64(x)*c.scale + c.offset}
-}
-
-func (c conversion) ofUint(x uint64) number {
-	if x <= math.MaxInt64 {
-		return c.ofInt(int64(x))
-	}
-	return number{f: float64(x)*c.scale + c.offset}
-}
-
-func (c conversion) ofFloat(f float64) number {
-	if c.identity {
-		return number{f: f}
-	}
-	return number{f: f*c.scale + c.offset}
-}
-
-// mulAddInt64 is x × m + a, ok false when it overflows an int64.
-func mulAddInt64(x, m, a int64) (int64, bool) {
-	p := x
-	if m != 1 {
-		p = x * m
-		if x != 0 && (p/x != m || (x == -1 && m == math.MinInt64) || (m == -1 && x == math.MinInt64)) {
-			return 0, false
-		}
-	}
-	r := p + a
-	if (a > 0 && r < p) || (a < 0 && r > p) {
-		return 0, false
-	}
-	return r, true
-}
+// number is one converted value: an integer data point when IsInt, else a double.
+type number = device.Number
 
 // convert converts a scalar of a numeric or Boolean type (a Boolean is 1 or 0, a double); ok is false
 // for any other type.
 func (c conversion) convert(v any) (number, bool) {
 	switch x := v.(type) {
 	case float64:
-		return c.ofFloat(x), true
+		return c.Float(x), true
 	case float32:
-		return c.ofFloat(float64(x)), true
+		return c.Float(float64(x)), true
 	case int32:
-		return c.ofInt(int64(x)), true
+		return c.Int(int64(x)), true
 	case uint32:
-		return c.ofInt(int64(x)), true
+		return c.Int(int64(x)), true
 	case int16:
-		return c.ofInt(int64(x)), true
+		return c.Int(int64(x)), true
 	case uint16:
-		return c.ofInt(int64(x)), true
+		return c.Int(int64(x)), true
 	case int64:
-		return c.ofInt(x), true
+		return c.Int(x), true
 	case uint64:
-		return c.ofUint(x), true
+		return c.Uint(x), true
 	case int8:
-		return c.ofInt(int64(x)), true
+		return c.Int(int64(x)), true
 	case uint8:
-		return c.ofInt(int64(x)), true
+		return c.Int(int64(x)), true
 	case bool:
 		if x {
-			return c.ofFloat(1), true
+			return c.Float(1), true
 		}
-		return c.ofFloat(0), true
+		return c.Float(0), true
 	}
 	return number{}, false
 }
@@ -206,22 +126,22 @@ func visitValue(v any, c conversion, emit func(flat int, label string, n number)
 	switch a := v.(type) {
 	case []float64:
 		for i, x := range a {
-			emit(i, "", c.ofFloat(x))
+			emit(i, "", c.Float(x))
 		}
 		return shapeArray
 	case []float32:
 		for i, x := range a {
-			emit(i, "", c.ofFloat(float64(x)))
+			emit(i, "", c.Float(float64(x)))
 		}
 		return shapeArray
 	case []int32:
 		for i, x := range a {
-			emit(i, "", c.ofInt(int64(x)))
+			emit(i, "", c.Int(int64(x)))
 		}
 		return shapeArray
 	case ua.ByteArray:
 		for i, x := range a {
-			emit(i, "", c.ofInt(int64(x)))
+			emit(i, "", c.Int(int64(x)))
 		}
 		return shapeArray
 	case []byte:

@@ -123,12 +123,16 @@ func eightNodes(port int, interval string) string {
 	fmt.Fprintf(&b, "endpoint: opc.tcp://127.0.0.1:%d\ndevice_id: plc-1\nresource_attributes: {device_group: plc}\n", port)
 	fmt.Fprintf(&b, "poll: {interval: %s, timeout: 1s}\nmode: poll\nnodes:\n", interval)
 	for _, n := range []struct{ id, name string }{
-		{"Temperature", "line.temperature"}, {"Pressure", "line.pressure"}, {"Counter", "line.energy"},
+		{"Temperature", "line.temperature"}, {"Pressure", "line.pressure"},
 		{"Running", "line.running"}, {"Line2.Temperature", "line2.temperature"}, {"Line2.Pressure", "line2.pressure"},
 		{"Bulk.00000", "bulk.value0"}, {"Bulk.00001", "bulk.value1"},
 	} {
 		fmt.Fprintf(&b, "  - {id: \"nsu=urn:otelcol-iiot:opcuasim;s=%s\", name: %s}\n", n.id, n.name)
 	}
+	// The simulator's Counter is an energy meter in kWh: read as the electrical vocabulary's Wh, with
+	// the meter group of devices/opcua.yaml.
+	b.WriteString("groups:\n  - name: meter\n    metric_prefix: electrical.\n    scale: 1000\n    attributes: {phase: total}\n    nodes:\n" +
+		"      - {id: \"nsu=urn:otelcol-iiot:opcuasim;s=Counter\", name: energy.active, unit: Wh, kind: sum, attributes: {direction: import}}\n")
 	return b.String()
 }
 

@@ -88,7 +88,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ProcessorTenantSchemaViolations, err = builder.meter.Int64Counter(
 		"otelcol_processor_tenant_schema_violations",
-		metric.WithDescription("Attributes violating the label schema (resource, data point, span or log record attributes; attributes tenant, reason = key_pattern, forbidden_key, value_length or value_not_allowed, action = drop_attribute or drop_data), and data points dropped by it (reason = duplicate_after_drop, or unknown_metric and wrong_unit for metrics outside the allowed names and units, action = drop_data). [Development]"),
+		metric.WithDescription("Attributes violating the label schema (resource, data point, span or log record attributes; attributes tenant, reason = key_pattern, forbidden_key, value_length or value_not_allowed, action = drop_attribute or drop_data), and data points dropped by it (reason = duplicate_after_drop, unknown_metric and wrong_unit for metrics outside the allowed names and units, or missing_attribute for a vocabulary quantity without its phase, action = drop_data). [Development]"),
 		metric.WithUnit("{attribute}"),
 	)
 	errs = errors.Join(errs, err)

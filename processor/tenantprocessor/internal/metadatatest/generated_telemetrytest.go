@@ -88,7 +88,7 @@ func AssertEqualProcessorTenantRequiredMissing(t *testing.T, tt *componenttest.T
 func AssertEqualProcessorTenantSchemaViolations(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_tenant_schema_violations",
-		Description: "Attributes violating the label schema (resource, data point, span or log record attributes; attributes tenant, reason = key_pattern, forbidden_key, value_length or value_not_allowed, action = drop_attribute or drop_data), and data points dropped by it (reason = duplicate_after_drop, or unknown_metric and wrong_unit for metrics outside the allowed names and units, action = drop_data). [Development]",
+		Description: "Attributes violating the label schema (resource, data point, span or log record attributes; attributes tenant, reason = key_pattern, forbidden_key, value_length or value_not_allowed, action = drop_attribute or drop_data), and data points dropped by it (reason = duplicate_after_drop, unknown_metric and wrong_unit for metrics outside the allowed names and units, or missing_attribute for a vocabulary quantity without its phase, action = drop_data). [Development]",
 		Unit:        "{attribute}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
