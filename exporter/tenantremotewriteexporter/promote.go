@@ -55,37 +55,45 @@ func promote(md pmetric.Metrics, keys []string) {
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
 		res := rm.Resource().Attributes()
-		var found []string
+		// The resource's values are looked up once, not once per point.
+		var found promoted
 		for _, k := range keys {
-			if _, ok := res.Get(k); ok {
-				found = append(found, k)
+			if v, ok := res.Get(k); ok {
+				found.keys = append(found.keys, k)
+				found.vals = append(found.vals, v)
 			}
 		}
-		if len(found) == 0 {
+		if len(found.keys) == 0 {
 			continue
 		}
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			ms := sms.At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
-				promoteMetric(ms.At(k), res, found)
+				promoteMetric(ms.At(k), found)
 			}
 		}
 	}
 }
 
-func promoteMetric(m pmetric.Metric, res pcommon.Map, keys []string) {
+// promoted are the listed resource attributes a resource has, with their values.
+type promoted struct {
+	keys []string
+	vals []pcommon.Value
+}
+
+func promoteMetric(m pmetric.Metric, found promoted) {
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
-		promoteAll(m.Gauge().DataPoints(), res, keys)
+		promoteAll(m.Gauge().DataPoints(), found)
 	case pmetric.MetricTypeSum:
-		promoteAll(m.Sum().DataPoints(), res, keys)
+		promoteAll(m.Sum().DataPoints(), found)
 	case pmetric.MetricTypeHistogram:
-		promoteAll(m.Histogram().DataPoints(), res, keys)
+		promoteAll(m.Histogram().DataPoints(), found)
 	case pmetric.MetricTypeExponentialHistogram:
-		promoteAll(m.ExponentialHistogram().DataPoints(), res, keys)
+		promoteAll(m.ExponentialHistogram().DataPoints(), found)
 	case pmetric.MetricTypeSummary:
-		promoteAll(m.Summary().DataPoints(), res, keys)
+		promoteAll(m.Summary().DataPoints(), found)
 	case pmetric.MetricTypeEmpty:
 	}
 }
@@ -96,17 +104,16 @@ type points[P interface{ Attributes() pcommon.Map }] interface {
 	At(int) P
 }
 
-func promoteAll[P interface{ Attributes() pcommon.Map }](ps points[P], res pcommon.Map, keys []string) {
+func promoteAll[P interface{ Attributes() pcommon.Map }](ps points[P], found promoted) {
 	for i := 0; i < ps.Len(); i++ {
 		attrs := ps.At(i).Attributes()
 		// One allocation for the point's attributes instead of one per doubling.
-		attrs.EnsureCapacity(attrs.Len() + len(keys))
-		for _, k := range keys {
+		attrs.EnsureCapacity(attrs.Len() + len(found.keys))
+		for j, k := range found.keys {
 			if _, ok := attrs.Get(k); ok {
 				continue
 			}
-			v, _ := res.Get(k)
-			v.CopyTo(attrs.PutEmpty(k))
+			found.vals[j].CopyTo(attrs.PutEmpty(k))
 		}
 	}
 }
