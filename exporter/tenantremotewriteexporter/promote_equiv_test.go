@@ -173,8 +173,8 @@ func randomBatch(r *rand.Rand) pmetric.Metrics {
 }
 
 // translated is what FromMetrics makes of md, series sorted by their labels.
-func translated(t *testing.T, md pmetric.Metrics) []prompb.TimeSeries {
-	tss, _ := prwt.FromMetrics(md, prwt.Settings{AddMetricSuffixes: true})
+func translated(md pmetric.Metrics, settings prwt.Settings) []prompb.TimeSeries {
+	tss, _ := prwt.FromMetrics(md, settings)
 	out := make([]prompb.TimeSeries, 0, len(tss))
 	for _, ts := range tss {
 		out = append(out, *ts)
@@ -195,7 +195,13 @@ func TestPromoteMatchesReference(t *testing.T) {
 		require.Equal(t, want, got)
 		renameUnits(want)
 		renameUnits(got)
-		requireSameSeries(t, translated(t, want), translated(t, got))
+		// The edge default (no scope labels) and the contrib default, with external labels.
+		for _, settings := range []prwt.Settings{
+			{AddMetricSuffixes: true, DisableScopeInfo: true},
+			{AddMetricSuffixes: true, ExternalLabels: map[string]string{"site": "ext", "region": "eu"}},
+		} {
+			requireSameSeries(t, translated(want, settings), translated(got, settings))
+		}
 	}
 	t.Run("tick", func(t *testing.T) { check(t, tickBatch(t, 50), defaultPromoted) })
 	t.Run("device", func(t *testing.T) { check(t, deviceMetrics(), defaultPromoted) })

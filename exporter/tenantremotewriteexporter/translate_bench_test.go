@@ -36,11 +36,11 @@ func tickBatch(tb testing.TB, n int) pmetric.Metrics {
 
 // BenchmarkTranslateTick is the remote-write translation of one 50-device tick as the sender does it:
 // promote_resource_attributes copied onto the points, the units renamed, then contrib's FromMetrics
-// (the default settings: target_info on, scope labels on). The batch is copied fresh outside the
+// (with the edge default's settings: target_info on, disable_scope_info, suffixes). The batch is copied fresh outside the
 // clock each round (the queue hands the sender a decoded request it may change).
 func BenchmarkTranslateTick(b *testing.B) {
 	base := tickBatch(b, 50)
-	settings := prwt.Settings{AddMetricSuffixes: true}
+	settings := prwt.Settings{AddMetricSuffixes: true, DisableScopeInfo: true}
 	b.ReportMetric(float64(base.DataPointCount()), "points/tick")
 	for _, step := range []string{"promote", "translate", "all"} {
 		b.Run(step, func(b *testing.B) {
