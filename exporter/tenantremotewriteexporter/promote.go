@@ -55,45 +55,37 @@ func promote(md pmetric.Metrics, keys []string) {
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
 		res := rm.Resource().Attributes()
-		// The resource's values are looked up once, not once per point.
-		var found promoted
+		var found []string
 		for _, k := range keys {
-			if v, ok := res.Get(k); ok {
-				found.keys = append(found.keys, k)
-				found.vals = append(found.vals, v)
+			if _, ok := res.Get(k); ok {
+				found = append(found, k)
 			}
 		}
-		if len(found.keys) == 0 {
+		if len(found) == 0 {
 			continue
 		}
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			ms := sms.At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
-				promoteMetric(ms.At(k), found)
+				promoteMetric(ms.At(k), res, found)
 			}
 		}
 	}
 }
 
-// promoted are the listed resource attributes a resource has, with their values.
-type promoted struct {
-	keys []string
-	vals []pcommon.Value
-}
-
-func promoteMetric(m pmetric.Metric, found promoted) {
+func promoteMetric(m pmetric.Metric, res pcommon.Map, keys []string) {
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
-		promoteAll(m.Gauge().DataPoints(), found)
+		promoteAll(m.Gauge().DataPoints(), res, keys)
 	case pmetric.MetricTypeSum:
-		promoteAll(m.Sum().DataPoints(), found)
+		promoteAll(m.Sum().DataPoints(), res, keys)
 	case pmetric.MetricTypeHistogram:
-		promoteAll(m.Histogram().DataPoints(), found)
+		promoteAll(m.Histogram().DataPoints(), res, keys)
 	case pmetric.MetricTypeExponentialHistogram:
-		promoteAll(m.ExponentialHistogram().DataPoints(), found)
+		promoteAll(m.ExponentialHistogram().DataPoints(), res, keys)
 	case pmetric.MetricTypeSummary:
-		promoteAll(m.Summary().DataPoints(), found)
+		promoteAll(m.Summary().DataPoints(), res, keys)
 	case pmetric.MetricTypeEmpty:
 	}
 }
@@ -104,16 +96,17 @@ type points[P interface{ Attributes() pcommon.Map }] interface {
 	At(int) P
 }
 
-func promoteAll[P interface{ Attributes() pcommon.Map }](ps points[P], found promoted) {
+func promoteAll[P interface{ Attributes() pcommon.Map }](ps points[P], res pcommon.Map, keys []string) {
 	for i := 0; i < ps.Len(); i++ {
 		attrs := ps.At(i).Attributes()
 		// One allocation for the point's attributes instead of one per doubling.
-		attrs.EnsureCapacity(attrs.Len() + len(found.keys))
-		for j, k := range found.keys {
+		attrs.EnsureCapacity(attrs.Len() + len(keys))
+		for _, k := range keys {
 			if _, ok := attrs.Get(k); ok {
 				continue
 			}
-			found.vals[j].CopyTo(attrs.PutEmpty(k))
+			v, _ := res.Get(k)
+			v.CopyTo(attrs.PutEmpty(k))
 		}
 	}
 }
