@@ -13,8 +13,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
-// promoteReference is promote as it was before the resource values were looked up once per
-// resource: the behaviour the faster one must keep, point for point.
+// promoteReference is promote written the plainest way: what any faster promote (or a translation
+// that takes the promoted labels without copying them) must keep, point for point.
 func promoteReference(md pmetric.Metrics, keys []string) {
 	for _, rm := range md.ResourceMetrics().All() {
 		res := rm.Resource().Attributes()
@@ -183,7 +183,8 @@ func translated(md pmetric.Metrics, settings prwt.Settings) []prompb.TimeSeries 
 	return out
 }
 
-// promote must do exactly what the reference does: same data, same remote-write series.
+// promote must do exactly what the reference does: same data, and the same remote-write series
+// byte for byte (contrib's FromMetrics).
 func TestPromoteMatchesReference(t *testing.T) {
 	check := func(t *testing.T, md pmetric.Metrics, keys []string) {
 		want := pmetric.NewMetrics()
