@@ -541,3 +541,9 @@ func buildCatalog() *Catalog {
 	add(Entry{Version: V1997, DI: DITime1997, Name: "time", Format: builtinFormat("hhmmss", false), Kind: ClockPart})
 	return c
 }
+
+// WholeAfter reports that a number of format f, read × 10^exp, is always a whole number (XXXXXX.XX kWh
+// read as Wh): BCD holds at most 14 digits, so it is exact as an integer data point.
+func WholeAfter(f Format, exp int) bool {
+	return f.Kind == Number && f.Decimals <= exp
+}

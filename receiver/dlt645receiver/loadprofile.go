@@ -248,7 +248,12 @@ func (m *meterPoller) Finish(_ *device.Poll) {
 			for i, v := range vals {
 				if i < len(lp.series[c]) {
 					e := lp.entries[c][i]
-					p.Record(lp.series[c][i], r.at, dlt645.Rescale(v, e.Format.Decimals, e.Exp))
+					v = dlt645.Rescale(v, e.Format.Decimals, e.Exp)
+					if e.Kind == dlt645.Sum && dlt645.WholeAfter(e.Format, e.Exp) {
+						p.RecordInt(lp.series[c][i], r.at, int64(v)) // energies in Wh, as the live reads send them
+						continue
+					}
+					p.Record(lp.series[c][i], r.at, v)
 				}
 			}
 		}

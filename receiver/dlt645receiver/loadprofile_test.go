@@ -172,6 +172,29 @@ func wantRecords(first, last int) []stampedPoint {
 
 // A restart resumes after the checkpoint: 31 missed records come over four polls (at most 10 each,
 // the live reading in every poll), each once, in order, with its record time.
+// A load-profile energy is an integer data point in Wh, as its live reading is (XXXXXX.XX kWh is a
+// whole number of Wh).
+func TestLoadProfileEnergyIsInteger(t *testing.T) {
+	clk := clock.NewManual(profileT0.Add(30 * time.Second))
+	m := meter(t, "1", dlt645.V2007, map[dlt645.DI]float64{0x00010000: 5})
+	m.SetClock(0, time.UTC)
+	profileMeter(t, m, -3, 0)
+	_, addr := startSim(t, sim.Options{Now: clk.Now}, m)
+	rig := startRig(t, profileYAML(addr, ""), t.TempDir(), clk)
+	defer rig.stop(t)
+	rig.poll()
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	n := 0
+	for _, p := range devicetest.Points(rig.mds...) {
+		if p.Metric == dlt645.MetricActiveEnergy && !p.Stale {
+			assert.True(t, p.Int, "%s %v at %v (record %q)", p.Metric, p.Attrs, p.Time.AsTime(), p.Attrs[attrRecord])
+			n++
+		}
+	}
+	assert.Greater(t, n, 4, "live and load-profile energies")
+}
+
 func TestLoadProfileRestart(t *testing.T) {
 	clk := clock.NewManual(profileT0.Add(30 * time.Second))
 	m := meter(t, "1", dlt645.V2007, map[dlt645.DI]float64{0x00010000: 5})

@@ -103,8 +103,7 @@ func isCount(part partSpec) bool {
 	if o.Kind != dlt645.Sum || o.Value != dlt645.OutNumber || part.scale != 1 {
 		return false
 	}
-	f := numberField(part)
-	return f.Kind == dlt645.Number && f.Decimals <= o.Exp
+	return dlt645.WholeAfter(numberField(part), o.Exp)
 }
 
 // numberField is the format of the field a reading takes its number from.
