@@ -62,4 +62,3 @@ func TestSinkBreakdown(t *testing.T) {
 	plain.record(at, 100, 0, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("voltage", "a", 1)}})
 	assert.Empty(t, plain.breakdowns)
 }
-
