@@ -34,7 +34,9 @@ type options struct {
 	envFile                                  string
 	env                                      map[string]string // Go runtime settings given to the collector
 	envFrom                                  map[string]string
-	profile                                  string // directory for pprof profiles of the window
+	profile                                  string   // directory for pprof profiles of the window
+	breakdown                                bool     // print where the remote-write bytes go
+	extra                                    []string // more --config files, after the workload's overlay
 }
 
 func main() {
@@ -63,9 +65,13 @@ func run(args []string, out, progress io.Writer) error {
 	var overrides envList
 	fs.Var(&overrides, "env", "NAME=VALUE for the collector, over the env file and the environment (repeatable), e.g. -env GOGC=100")
 	fs.StringVar(&o.profile, "profile", "", "directory: enable the collector's pprof extension and write <workload>.cpu.pprof and .allocs.pprof of the window there (the profiling itself costs CPU: figures of a profiled run are not comparable)")
+	fs.BoolVar(&o.breakdown, "breakdown", false, "after the table, take each workload's remote-write requests apart: per metric family series, samples, label and sample bytes before and after snappy; the share of host metrics, health series, target_info and readings; what timestamps aligned to the poll interval would cost")
+	var extra fileList
+	fs.Var(&extra, "overlay", "a configuration file given to the collector after the edge default and the workload's overlay (repeatable), e.g. a 10 s flush or other host metrics to measure")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.extra = []string(extra)
 	var err error
 	if o.env, o.envFrom, err = runtimeEnv(o.envFile, os.Getenv, overrides); err != nil {
 		return err
@@ -91,7 +97,11 @@ func run(args []string, out, progress io.Writer) error {
 		}
 	}
 	// children run in their own directories: every path given becomes absolute
-	for _, f := range []*string{&o.binary, &o.config, &o.server, &o.opcuasim, &o.profile} {
+	files := []*string{&o.binary, &o.config, &o.server, &o.opcuasim, &o.profile}
+	for i := range o.extra {
+		files = append(files, &o.extra[i])
+	}
+	for _, f := range files {
 		if *f == "" {
 			continue
 		}
@@ -140,6 +150,9 @@ func run(args []string, out, progress io.Writer) error {
 		results = append(results, r)
 	}
 	printTable(out, o, size, stripped, results)
+	for _, r := range results {
+		fmt.Fprint(out, r.breakdown)
+	}
 	return nil
 }
 
@@ -190,6 +203,7 @@ type result struct {
 	labels      float64 // mean labels per series (besides __name__, target_info aside)
 	maxLabels   int
 	spans       int
+	breakdown   string // with -breakdown
 }
 
 // measure runs one workload: device servers, sinks, the collector; from the first sample at the sink
@@ -235,6 +249,7 @@ func measure(o options, w workload, dir string, progress io.Writer) (res result,
 	}
 
 	sink := newRWSink(o.upMetric, o.requestsMetric)
+	sink.detail, sink.align = o.breakdown, o.interval
 	if err := sink.start(); err != nil {
 		return res, err
 	}
@@ -257,7 +272,11 @@ func measure(o options, w workload, dir string, progress io.Writer) (res result,
 			return res, err
 		}
 	}
-	cmd := exec.Command(o.binary, "--config", o.config, "--config", filepath.Join(conf, "overlay.yaml")) //nolint:gosec // the binary under test, from the command line
+	args := []string{"--config", o.config, "--config", filepath.Join(conf, "overlay.yaml")}
+	for _, f := range o.extra {
+		args = append(args, "--config", f)
+	}
+	cmd := exec.Command(o.binary, args...) //nolint:gosec // the binary under test, from the command line
 	cmd.Env = append(os.Environ(),
 		"OTELCOL_IIOT_CONFIG_DIR="+conf,
 		"OTELCOL_IIOT_STORAGE_DIR="+filepath.Join(dir, "storage"),
@@ -360,6 +379,11 @@ func measure(o options, w workload, dir string, progress io.Writer) (res result,
 	res.series = sink.seriesCount()
 	res.labels, res.maxLabels = sink.labelsPerSeries()
 	res.spans = traces.spanCount()
+	if o.breakdown {
+		var b strings.Builder
+		sink.printBreakdown(&b, w.title, t0)
+		res.breakdown = b.String()
+	}
 	if w.devices > 0 && res.devicePolls == 0 {
 		return res, failed(fmt.Sprintf("no %s samples in the window: is -up-metric the per-poll health series?", o.upMetric))
 	}

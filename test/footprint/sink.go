@@ -43,6 +43,12 @@ type rwSink struct {
 	counters map[string][]point // requestsMetric's samples by series
 	first    chan struct{}      // closed by the first request that carries samples
 
+	// with -breakdown: every request taken apart by family, and re-encoded with its timestamps rounded
+	// down to align (the poll interval)
+	breakdowns []reqBreakdown
+	detail     bool
+	align      time.Duration
+
 	ln  net.Listener
 	srv *http.Server
 }
@@ -97,13 +103,16 @@ func (s *rwSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "protobuf: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	s.record(time.Now(), len(body), &wr)
+	s.record(time.Now(), len(body), len(raw), &wr)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *rwSink) record(at time.Time, bytes int, wr *prompb.WriteRequest) {
+func (s *rwSink) record(at time.Time, bytes, raw int, wr *prompb.WriteRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.detail {
+		s.breakdowns = append(s.breakdowns, s.breakdown(at, bytes, raw, wr))
+	}
 	n := 0
 	var key strings.Builder
 	for _, ts := range wr.Timeseries {

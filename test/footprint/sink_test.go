@@ -210,7 +210,7 @@ func TestSinkRequestsPerPoll(t *testing.T) {
 // target_info (one series per resource) is not a reading's series: left out of labels per series.
 func TestSinkLabelsPerSeries(t *testing.T) {
 	s := newRWSink("iiot_device_up", "iiot_device_requests_total")
-	s.record(time.Now(), 10, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+	s.record(time.Now(), 10, 0, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		{Labels: []prompb.Label{{Name: "__name__", Value: "a"}, {Name: "job", Value: "j"}}, Samples: []prompb.Sample{{Timestamp: 1}}},
 		{Labels: []prompb.Label{{Name: "__name__", Value: "b"}, {Name: "job", Value: "j"}, {Name: "instance", Value: "i"}, {Name: "phase", Value: "L1"}}, Samples: []prompb.Sample{{Timestamp: 1}}},
 		{Labels: []prompb.Label{{Name: "__name__", Value: "target_info"}, {Name: "job", Value: "j"}, {Name: "instance", Value: "i"}, {Name: "device_address", Value: "x"}, {Name: "site", Value: "s"}, {Name: "more", Value: "m"}}, Samples: []prompb.Sample{{Timestamp: 1}}},
