@@ -348,17 +348,7 @@ func (tp *tenantProcessor) processTraces(ctx context.Context, td ptrace.Traces) 
 			return false
 		}
 		var v [numReasons]int
-		removed := false
-		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
-			ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
-				if drop, _ := s.enforce(sp.Attributes(), &v); drop {
-					removed = true
-					return true
-				}
-				return false
-			})
-			return removed && ss.Spans().Len() == 0
-		})
+		removed := enforceRecords[ptrace.ScopeSpans, ptrace.Span](s, &v, rs.ScopeSpans(), ptrace.ScopeSpans.Spans)
 		tp.countSchema(c, tenant, &v)
 		return removed && rs.ScopeSpans().Len() == 0
 	})
@@ -386,17 +376,7 @@ func (tp *tenantProcessor) processLogs(ctx context.Context, ld plog.Logs) (plog.
 			return false
 		}
 		var v [numReasons]int
-		removed := false
-		rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
-			sl.LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
-				if drop, _ := s.enforce(lr.Attributes(), &v); drop {
-					removed = true
-					return true
-				}
-				return false
-			})
-			return removed && sl.LogRecords().Len() == 0
-		})
+		removed := enforceRecords[plog.ScopeLogs, plog.LogRecord](s, &v, rl.ScopeLogs(), plog.ScopeLogs.LogRecords)
 		tp.countSchema(c, tenant, &v)
 		return removed && rl.ScopeLogs().Len() == 0
 	})
@@ -405,6 +385,32 @@ func (tp *tenantProcessor) processLogs(ctx context.Context, ld plog.Logs) (plog.
 		return ld, processorhelper.ErrSkipProcessingData
 	}
 	return ld, nil
+}
+
+// removableSlice is a pdata slice of T (spans, scopes, log records …).
+type removableSlice[T any] interface {
+	RemoveIf(func(T) bool)
+	Len() int
+}
+
+// enforceRecords applies the schema to the attributes of each record (span, log record) of one
+// resource's scopes: a record the schema drops is removed, and once one was, a scope left empty
+// goes too. It reports whether any record was removed.
+func enforceRecords[S any, R interface{ Attributes() pcommon.Map }, SS removableSlice[S], RS removableSlice[R]](
+	s *schema, v *[numReasons]int, scopes SS, records func(S) RS,
+) (removed bool) {
+	scopes.RemoveIf(func(sc S) bool {
+		rs := records(sc)
+		rs.RemoveIf(func(r R) bool {
+			if drop, _ := s.enforce(r.Attributes(), v); drop {
+				removed = true
+				return true
+			}
+			return false
+		})
+		return removed && rs.Len() == 0
+	})
+	return removed
 }
 
 func metricPoints(m pmetric.Metric) int {
