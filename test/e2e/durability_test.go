@@ -257,7 +257,13 @@ func runVMOutage(t *testing.T, mode string) (toFresh, toBacklog time.Duration) {
 	assert.Empty(t, failedPoints, "nothing refused by the backend")
 
 	if mode == "fresh_first" {
-		assert.Less(t, freshAt, backlogAt, "fresh data first: the fresh sample came before the backlog was through")
+		// Both seen in one check of the backend means the backlog drained within one of
+		// VictoriaMetrics' visibility steps (group commit sends it in few requests): the order is
+		// not observable then, but a backlog visibly complete before the fresh sample still fails.
+		if freshAt == backlogAt {
+			t.Logf("%s: fresh sample and backlog became visible in the same check: order not observable", mode)
+		}
+		assert.LessOrEqual(t, freshAt, backlogAt, "fresh data first: the backlog was through before the fresh sample")
 	} else {
 		assert.LessOrEqual(t, backlogAt, freshAt, "in order: the backlog before the fresh sample")
 	}
