@@ -153,13 +153,14 @@ type rwSample struct {
 }
 
 // rwObserver is a remote-write endpoint on loopback. It records the headers and samples of every
-// request and either answers itself (204) or forwards to a backend chosen from the URL path
-// /insert/{tenant}/api/v1/write (a tenant router in front of real Prometheus instances); a
-// backend that is down answers 503.
+// request, in arrival order, and either answers itself (204), forwards every request to one backend,
+// or forwards to a backend chosen from the URL path /insert/{tenant}/api/v1/write (a tenant router
+// in front of real Prometheus instances); a backend that is down answers 503.
 type rwObserver struct {
 	srv      *http.Server
 	addr     string
-	backends map[string]string // tenant -> remote-write URL; nil: answer 204 itself
+	backends map[string]string // tenant -> remote-write URL; nil: answer 204 itself (or forward)
+	forward  string            // every request to this remote-write URL (backends nil)
 
 	mu       sync.Mutex
 	requests []rwObserved
@@ -204,6 +205,9 @@ func (o *rwObserver) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	tenant := r.Header.Get("X-Scope-OrgID")
 	status := http.StatusNoContent
+	if o.forward != "" {
+		status = forwardRW(o.forward, r.Header, body)
+	}
 	if o.backends != nil {
 		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 		if len(parts) < 2 || parts[0] != "insert" || o.backends[parts[1]] == "" {
