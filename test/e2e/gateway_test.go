@@ -185,7 +185,8 @@ func labelString(l map[string]string) string {
 // The two tiers together. An edge collector polls the Modbus simulator (two meters, one with a
 // tenant.id, one without) and sends metrics and poll traces by OTLP to the gateway distribution,
 // which runs its shipped config: it gives every resource a tenant (its default tenant for the meter
-// without one), turns the poll spans into latency quantiles, writes each tenant's share to a real
+// without one), turns the poll spans into latency quantiles, writes an OPC UA server's events (logs) to
+// a log store by OTLP/HTTP, writes each tenant's share to a real
 // Prometheus through a disk-backed queue and load-balances the traces by trace id onto a trace
 // sink. Then Prometheus goes down, the gateway is restarted during the outage, Prometheus comes
 // back: the readings of the outage, held on disk by the gateway across its restart, arrive.
@@ -198,8 +199,11 @@ func TestGatewayEndToEnd(t *testing.T) {
 	simPort := startModbusSim(t) // SDM630 at unit 1, DTSU666 at unit 3
 	prom := startPrometheus(t)
 	sink := startTraceSink(t)
+	opcuaPort := freePort(t)
+	plc := startNodeOPCUA(t, opcuaPort, t.TempDir(), false)
 	gw := startGateway(t, map[string]string{
 		"OTELCOL_IIOT_REMOTE_WRITE_URL": prom.RemoteWriteURL(),
+		"OTELCOL_IIOT_LOGS_ENDPOINT":    sink.HTTPURL(),
 		// The dns resolver of the load_balancing exporter looks this name up (an IP literal resolves
 		// to itself; "localhost" would work here too, /etc/hosts maps it to 127.0.0.1 only) and sends
 		// to every address found, on this port.
@@ -215,7 +219,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	profiles := filepath.Join(dist, "profiles")
 	confDir := t.TempDir()
 	renderTree(t, confDir, "gateway/confdir", vars{"PollInterval": pollInterval, "Profiles": profiles, "ModbusPort": simPort,
-		"DeadDLT645Port": freePort(t), "DeadOPCUAPort": freePort(t), "TenantA": tenantA})
+		"DeadDLT645Port": freePort(t), "OPCUAPort": opcuaPort, "Namespace": e2eNamespace, "TenantA": tenantA})
 	startCollectorFiles(t, map[string]string{
 		"OTELCOL_IIOT_CONFIG_DIR":            confDir,
 		"OTELCOL_IIOT_STORAGE_DIR":           t.TempDir(),
@@ -280,6 +284,28 @@ func TestGatewayEndToEnd(t *testing.T) {
 		}
 		return len(ok) == len(devices)
 	}), "no modbus.poll span with a child request span (same trace) for each meter, with its tenant.id")
+
+	// ---- OPC UA events as logs: edge logs pipeline → uplink → gateway logs pipeline → OTLP/HTTP ----
+	// An event raised before the edge's event subscription exists is not delivered (OPC UA keeps no
+	// event history for a new subscription), so the server raises one until a record arrives.
+	var event logRecord
+	require.True(t, assertEventually(90*time.Second, func() bool {
+		body := fmt.Sprintf("gateway path check %d", time.Now().UnixNano())
+		plc.write(t, "Inverter1.Command", "event 300 4711 "+body)
+		return assertEventually(3*time.Second, func() bool {
+			for _, r := range sink.Logs(t) {
+				if strings.HasPrefix(r.Body, "gateway path check") {
+					event = r
+					return true
+				}
+			}
+			return false
+		})
+	}), "no OPC UA event record reached the gateway's log store; gateway:\n%s", gw.output())
+	t.Logf("after %s: event %q of %v (tenant.id %v) at the log store", since(), event.Body, event.Resource["device.id"], event.Resource["tenant.id"])
+	assert.Equal(t, "gw-inverter", event.Resource["device.id"])
+	assert.Equal(t, defaultTenant, event.Resource["tenant.id"], "the event record carries its device's tenant")
+	assert.Equal(t, "InverterEventType", event.EventName)
 
 	// ---- poll-latency quantiles from the spans (spanquantiles connector) ---------------------
 	// One series per receiver (job), span name, device_group and tenant: the connector keeps the

@@ -417,11 +417,12 @@ func (c *collector) Restart(t testing.TB) {
 	c.start(t)
 }
 
-// traceSink is a second collector: OTLP gRPC receiver -> file exporter (JSON lines).
+// traceSink is a second collector: OTLP gRPC and HTTP receiver -> file exporter (JSON lines).
 type traceSink struct {
 	*collector
-	port int
-	file string
+	port     int
+	httpPort int
+	file     string
 }
 
 type span struct {
@@ -438,9 +439,10 @@ type span struct {
 // startTraceSink starts a second collector that writes every span it receives to a file.
 func startTraceSink(t testing.TB) *traceSink {
 	t.Helper()
-	port := freePort(t)
+	port, httpPort := freePort(t), freePort(t)
 	file := filepath.Join(t.TempDir(), "spans.jsonl")
-	s := &traceSink{collector: startCollectorTestdata(t, nil, vars{"Port": port, "File": file}, "tracesink.yaml"), port: port, file: file}
+	s := &traceSink{collector: startCollectorTestdata(t, nil, vars{"Port": port, "HTTPPort": httpPort, "File": file}, "tracesink.yaml"),
+		port: port, httpPort: httpPort, file: file}
 	s.name = "trace sink"
 	require.Eventually(t, func() bool {
 		conn, err := net.Dial("tcp", s.Endpoint())
@@ -455,6 +457,9 @@ func startTraceSink(t testing.TB) *traceSink {
 
 // Endpoint is the sink's OTLP gRPC endpoint (host:port).
 func (s *traceSink) Endpoint() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// HTTPURL is the sink's OTLP/HTTP base URL (an otlp_http exporter appends /v1/traces, /v1/logs).
+func (s *traceSink) HTTPURL() string { return "http://127.0.0.1:" + strconv.Itoa(s.httpPort) }
 
 // Spans returns every span received so far.
 func (s *traceSink) Spans(t testing.TB) []span {
