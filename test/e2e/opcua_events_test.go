@@ -84,7 +84,7 @@ func TestOPCUAEventsAlarmLifecycle(t *testing.T) {
 	port := freePort(t)
 	srv := startNodeOPCUA(t, port, t.TempDir(), false)
 	nsIndex := srv.namespaceIndex(t)
-	data := vars{"Port": port, "Namespace": e2eNamespace, "NsIndex": nsIndex, "TraceSink": sink.Endpoint(),
+	data := vars{"Port": port, "Namespace": e2eNamespace, "NsIndex": nsIndex, "TraceSink": sink.Endpoint(), "LogStore": sink.HTTPURL(),
 		"StorageDir": t.TempDir(), "RemoteWrite": "http://127.0.0.1:1/unused", "Registry": testdataPath(t, "opcua/events_registry.yaml")}
 	startCollectorTestdata(t, nil, data, "common.yaml", "opcua/events.yaml")
 
