@@ -114,6 +114,9 @@ type DiscoverConfig struct {
 	ResourceAttributes map[string]string    `mapstructure:"resource_attributes"`
 	Poll               device.PollOverrides `mapstructure:"poll"`
 	Report             device.ReportConfig  `mapstructure:"report"`
+	// LoadProfile backfills every found meter's load profile; each keeps its own checkpoint (by its
+	// device.id, which its address makes stable across restarts and rescans).
+	LoadProfile *LoadProfileConfig `mapstructure:"load_profile"`
 }
 
 // meter is the template as a meter's keys.
@@ -121,7 +124,7 @@ func (d *DiscoverConfig) meter() MeterConfig {
 	return MeterConfig{
 		Version: d.Version, Profile: d.Profile, Identifiers: d.Identifiers, ExcludeIdentifiers: d.ExcludeIdentifiers,
 		Manufacturer: d.Manufacturer, Model: d.Model, TimeZone: d.TimeZone, ResourceAttributes: d.ResourceAttributes,
-		Poll: d.Poll, Report: d.Report,
+		Poll: d.Poll, Report: d.Report, LoadProfile: d.LoadProfile,
 	}
 }
 

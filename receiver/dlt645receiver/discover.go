@@ -277,6 +277,7 @@ func (d *discovery) add(found []dlt645.Address) []dlt645.Address {
 		d.known[a] = true
 		rec := d.r.Recorder(spec.identity)
 		m := newMeterPoller(&spec, d.bus, rec, d.r.Clock(), d.r.Logger())
+		d.r.addLoadProfile(m, &spec)
 		run := d.r.Runner(rec, m) // its state feeds the component status
 		d.meters = append(d.meters, &foundMeter{poller: m, runner: run, answered: d.r.Clock().Now()})
 		added = append(added, a)

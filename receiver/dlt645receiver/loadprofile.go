@@ -297,7 +297,7 @@ func (s *profileSink) emit(ctx context.Context, md pmetric.Metrics) error {
 	return err
 }
 
-// storageClients opens, at Start, one client of each storage extension the meters' load_profile
+// storageClients opens, at Start, one client of each storage extension the meters' (and the discover templates') load_profile
 // names; a missing extension or one that is no storage fails the start, naming the meter. A storage
 // that cannot open its file (corrupt, unreadable) does not: its meters keep their checkpoint in
 // memory and backfill from now minus max_backfill, and say so (live readings matter more).
@@ -305,36 +305,46 @@ func (r *dlt645Receiver) storageClients(ctx context.Context, host component.Host
 	r.storage = map[component.ID]storage.Client{}
 	r.storageErrs = map[component.ID]error{}
 	var errs []error
+	type user struct {
+		lp  *loadProfileSpec
+		key string
+	}
+	var users []user
 	for bi := range r.specs {
 		for mi := range r.specs[bi].meters {
-			lp := r.specs[bi].meters[mi].loadProfile
-			if lp == nil || lp.storage == nil {
-				continue
-			}
-			if _, ok := r.storage[*lp.storage]; ok {
-				continue
-			}
-			if _, ok := r.storageErrs[*lp.storage]; ok {
-				continue
-			}
-			key := fmt.Sprintf("buses[%d].meters[%d].load_profile.storage", bi, mi)
-			ext, ok := host.GetExtensions()[*lp.storage]
-			if !ok {
-				errs = append(errs, fmt.Errorf("%s: extension %q not found (add it to service::extensions)", key, lp.storage))
-				continue
-			}
-			se, ok := ext.(storage.Extension)
-			if !ok {
-				errs = append(errs, fmt.Errorf("%s: extension %q is not a storage extension (e.g. file_storage)", key, lp.storage))
-				continue
-			}
-			c, err := se.GetClient(ctx, component.KindReceiver, r.setID, "load_profile")
-			if err != nil {
-				r.storageErrs[*lp.storage] = err
-				continue
-			}
-			r.storage[*lp.storage] = c
+			users = append(users, user{r.specs[bi].meters[mi].loadProfile, fmt.Sprintf("buses[%d].meters[%d].load_profile.storage", bi, mi)})
 		}
+		if ds := r.specs[bi].discover; ds != nil {
+			users = append(users, user{ds.template.loadProfile, fmt.Sprintf("buses[%d].discover.load_profile.storage", bi)})
+		}
+	}
+	for _, u := range users {
+		lp, key := u.lp, u.key
+		if lp == nil || lp.storage == nil {
+			continue
+		}
+		if _, ok := r.storage[*lp.storage]; ok {
+			continue
+		}
+		if _, ok := r.storageErrs[*lp.storage]; ok {
+			continue
+		}
+		ext, ok := host.GetExtensions()[*lp.storage]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: extension %q not found (add it to service::extensions)", key, lp.storage))
+			continue
+		}
+		se, ok := ext.(storage.Extension)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: extension %q is not a storage extension (e.g. file_storage)", key, lp.storage))
+			continue
+		}
+		c, err := se.GetClient(ctx, component.KindReceiver, r.setID, "load_profile")
+		if err != nil {
+			r.storageErrs[*lp.storage] = err
+			continue
+		}
+		r.storage[*lp.storage] = c
 	}
 	if err := errors.Join(errs...); err != nil {
 		_ = r.closeStorage(ctx) // the start fails with errs already

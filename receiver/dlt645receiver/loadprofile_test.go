@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
@@ -426,4 +427,93 @@ func TestLoadProfileStorageMissing(t *testing.T) {
 	err = r.Start(context.Background(), componenttest.NewNopHost())
 	require.ErrorContains(t, err, `buses[0].meters[0].load_profile.storage: extension "file_storage" not found`)
 	require.NoError(t, r.Shutdown(context.Background()))
+
+	// The same for a discover: template, named by its key.
+	r, err = newReceiver(context.Background(), loadYAML(t, `
+buses:
+  - endpoint: tcp://127.0.0.1:1
+    discover:
+      identifiers: ["00010000"]
+      load_profile: {class: 4, interval: 1m, storage: file_storage}
+`), receivertestSettings())
+	require.NoError(t, err)
+	err = r.Start(context.Background(), componenttest.NewNopHost())
+	require.ErrorContains(t, err, `buses[0].discover.load_profile.storage: extension "file_storage" not found`)
+	require.NoError(t, r.Shutdown(context.Background()))
+}
+
+// TestDiscoverLoadProfile: a bus's discover: template with load_profile backfills the load profile of
+// every meter found, under the meter's own checkpoint (its device.id, made of its address): each record
+// arrives once, and a collector restarted on the same storage finds the checkpoint and sends none again.
+func TestDiscoverLoadProfile(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Minute)
+	m := meter(t, "123456780001", dlt645.V2007, map[dlt645.DI]float64{0x00010000: 5})
+	m.SetClock(0, time.UTC)
+	const first = -20
+	for k := first; k <= 0; k++ {
+		require.NoError(t, m.AddProfileRecord(now.Add(time.Duration(k)*time.Minute), [6][]float64{3: {float64(1000 + k), 0, 0, 0}}))
+	}
+	_, addr := startSim(t, sim.Options{}, m)
+	dir := t.TempDir()
+	cfg := `
+time_zone: UTC
+poll: {interval: 200ms, timeout: 100ms, retries: 0, jitter: 0}
+buses:
+  - endpoint: tcp://` + addr + `
+    inter_frame_gap: 1ms
+    discover:
+      identifiers: ["00010000"]
+      load_profile: {class: 4, interval: 1m, max_records_per_poll: 10, max_backfill: 1h, storage: file_storage}
+`
+	// run starts a collector on the storage and returns what its pipeline got; stop ends it.
+	run := func() (sink *consumertest.MetricsSink, stop func()) {
+		ext := startStorage(t, dir)
+		set := receivertestSettings()
+		set.ID = component.MustNewID("dlt645") // the same receiver across restarts: the same storage client
+		r, err := newReceiver(context.Background(), loadYAML(t, cfg), set)
+		require.NoError(t, err)
+		sink = new(consumertest.MetricsSink)
+		r.SetMetrics(sink)
+		r.profileSink.next = sink
+		require.NoError(t, r.Start(context.Background(), storageHost{map[component.ID]component.Component{storageID: ext}}))
+		return sink, func() {
+			require.NoError(t, r.Shutdown(context.Background()))
+			require.NoError(t, ext.Shutdown(context.Background()))
+		}
+	}
+	records := func(sink *consumertest.MetricsSink) (recs map[int64]int, live int) {
+		recs = map[int64]int{}
+		for _, p := range devicetest.Points(sink.AllMetrics()...) {
+			if p.Device != "meter-123456780001" || p.Metric != dlt645.MetricActiveEnergy || p.Attrs["direction"] != "import" || p.Attrs["tariff"] != "total" || p.Stale {
+				continue
+			}
+			if p.Attrs[attrRecord] == recordLoadProfile {
+				require.Equal(t, float64(1000+p.Time.AsTime().Sub(now)/time.Minute)*1000, p.Value, "record at %s", p.Time)
+				recs[p.Time.AsTime().Unix()]++
+			} else {
+				live++
+			}
+		}
+		return recs, live
+	}
+
+	sink, stop := run()
+	require.Eventually(t, func() bool {
+		recs, _ := records(sink)
+		return len(recs) == 1-first
+	}, 30*time.Second, 20*time.Millisecond, "the found meter's load profile, minute %d to now", first)
+	recs, _ := records(sink)
+	for ts, n := range recs {
+		assert.Equal(t, 1, n, "record at %s sent %d times", time.Unix(ts, 0).UTC(), n)
+	}
+	stop()
+
+	sink, stop = run()
+	defer stop()
+	require.Eventually(t, func() bool {
+		_, live := records(sink)
+		return live >= 3
+	}, 30*time.Second, 20*time.Millisecond, "the meter is found and polled again after the restart")
+	recs, _ = records(sink)
+	assert.Empty(t, recs, "after the restart the found meter resumes after its checkpoint: no record again")
 }
