@@ -80,6 +80,7 @@ func New(settings prwt.Settings) (*Translator, error) {
 	t := &Translator{
 		settings:    settings,
 		metricNamer: otlptranslator.MetricNamer{WithMetricSuffixes: withSuffixes, Namespace: settings.Namespace, UTF8Allowed: utf8Allowed},
+		//nolint:staticcheck // SA1019: contrib v0.159.0 still sets it; the labels must be the same as its.
 		labelNamer:  otlptranslator.LabelNamer{UnderscoreLabelSanitization: !permissive, PreserveMultipleUnderscores: permissive, UTF8Allowed: utf8Allowed},
 		targetNamer: otlptranslator.LabelNamer{PreserveMultipleUnderscores: !permissive},
 		targetName:  otlptranslator.TargetInfoMetricName,

@@ -222,7 +222,7 @@ func TestCasesAsContrib(t *testing.T) {
 			exemplar(e, 4)
 			e.FilteredAttributes().PutStr("long", string(make([]byte, 100)))
 			exemplar(sum(ms, "updown", "", false, nil, 5).At(0).Exemplars().AppendEmpty(), 1)
-			h := histogram(ms, "latency", map[string]any{"op": "read"}, []float64{0.1, 1, -0.0, 0}, []uint64{1, 2, 3, 4, 5})
+			h := histogram(ms, "latency", map[string]any{"op": "read"}, []float64{0.1, 1, math.Copysign(0, -1), 0}, []uint64{1, 2, 3, 4, 5})
 			for _, v := range []float64{0.05, 0.5, 5, -1, 0, math.NaN()} {
 				exemplar(h.Exemplars().AppendEmpty(), v)
 			}
