@@ -82,29 +82,30 @@ func tickBatch(tb testing.TB, n int) pmetric.Metrics {
 
 // pointAttributes are the attributes of each of the metric's points.
 func pointAttributes(m pmetric.Metric) []pcommon.Map {
-	var out []pcommon.Map
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
-		for _, p := range m.Gauge().DataPoints().All() {
-			out = append(out, p.Attributes())
-		}
+		return attributesOf(m.Gauge().DataPoints())
 	case pmetric.MetricTypeSum:
-		for _, p := range m.Sum().DataPoints().All() {
-			out = append(out, p.Attributes())
-		}
+		return attributesOf(m.Sum().DataPoints())
 	case pmetric.MetricTypeHistogram:
-		for _, p := range m.Histogram().DataPoints().All() {
-			out = append(out, p.Attributes())
-		}
+		return attributesOf(m.Histogram().DataPoints())
 	case pmetric.MetricTypeExponentialHistogram:
-		for _, p := range m.ExponentialHistogram().DataPoints().All() {
-			out = append(out, p.Attributes())
-		}
+		return attributesOf(m.ExponentialHistogram().DataPoints())
 	case pmetric.MetricTypeSummary:
-		for _, p := range m.Summary().DataPoints().All() {
-			out = append(out, p.Attributes())
-		}
+		return attributesOf(m.Summary().DataPoints())
 	case pmetric.MetricTypeEmpty:
+	}
+	return nil
+}
+
+func attributesOf[P interface{ Attributes() pcommon.Map }](points interface {
+	Len() int
+	At(int) P
+},
+) []pcommon.Map {
+	out := make([]pcommon.Map, points.Len())
+	for i := range out {
+		out[i] = points.At(i).Attributes()
 	}
 	return out
 }

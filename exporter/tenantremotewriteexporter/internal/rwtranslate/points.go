@@ -77,34 +77,30 @@ func promExemplars(exemplars pmetric.ExemplarSlice) []prompb.Exemplar {
 
 // mostRecentTimestamp is the newest point of a metric: the time of the resource's target_info.
 func mostRecentTimestamp(metric pmetric.Metric) pcommon.Timestamp {
-	var ts pcommon.Timestamp
 	switch metric.Type() {
 	case pmetric.MetricTypeGauge:
-		dps := metric.Gauge().DataPoints()
-		for x := 0; x < dps.Len(); x++ {
-			ts = max(ts, dps.At(x).Timestamp())
-		}
+		return newest(metric.Gauge().DataPoints())
 	case pmetric.MetricTypeSum:
-		dps := metric.Sum().DataPoints()
-		for x := 0; x < dps.Len(); x++ {
-			ts = max(ts, dps.At(x).Timestamp())
-		}
+		return newest(metric.Sum().DataPoints())
 	case pmetric.MetricTypeHistogram:
-		dps := metric.Histogram().DataPoints()
-		for x := 0; x < dps.Len(); x++ {
-			ts = max(ts, dps.At(x).Timestamp())
-		}
+		return newest(metric.Histogram().DataPoints())
 	case pmetric.MetricTypeExponentialHistogram:
-		dps := metric.ExponentialHistogram().DataPoints()
-		for x := 0; x < dps.Len(); x++ {
-			ts = max(ts, dps.At(x).Timestamp())
-		}
+		return newest(metric.ExponentialHistogram().DataPoints())
 	case pmetric.MetricTypeSummary:
-		dps := metric.Summary().DataPoints()
-		for x := 0; x < dps.Len(); x++ {
-			ts = max(ts, dps.At(x).Timestamp())
-		}
+		return newest(metric.Summary().DataPoints())
 	case pmetric.MetricTypeEmpty:
+	}
+	return 0
+}
+
+func newest[P interface{ Timestamp() pcommon.Timestamp }](points interface {
+	Len() int
+	At(int) P
+},
+) pcommon.Timestamp {
+	var ts pcommon.Timestamp
+	for i := 0; i < points.Len(); i++ {
+		ts = max(ts, points.At(i).Timestamp())
 	}
 	return ts
 }
@@ -186,6 +182,17 @@ func bucketsLayout(buckets pmetric.ExponentialHistogramDataPointBuckets, scaleDo
 		deltas = append(deltas, count-prevCount)
 		prevCount = count
 	}
+	// A gap of more than two buckets starts a new span (client_golang's constant); a smaller one is
+	// filled with empty buckets.
+	skip := func(gap int32) {
+		if gap > 2 {
+			spans = append(spans, prompb.BucketSpan{Offset: gap})
+			return
+		}
+		for range gap {
+			appendDelta(0)
+		}
+	}
 	numBuckets := bucketCounts.Len()
 	bucketIdx := buckets.Offset()>>scaleDown + 1
 	spans = append(spans, prompb.BucketSpan{Offset: bucketIdx})
@@ -199,26 +206,12 @@ func bucketsLayout(buckets pmetric.ExponentialHistogramDataPointBuckets, scaleDo
 			count = int64(bucketCounts.At(i))
 			continue
 		}
-		gap := nextBucketIdx - bucketIdx - 1
-		if gap > 2 {
-			spans = append(spans, prompb.BucketSpan{Offset: gap})
-		} else {
-			for range gap {
-				appendDelta(0)
-			}
-		}
+		skip(nextBucketIdx - bucketIdx - 1)
 		appendDelta(count)
 		count = int64(bucketCounts.At(i))
 		bucketIdx = nextBucketIdx
 	}
-	gap := (int32(numBuckets)+buckets.Offset()-1)>>scaleDown + 1 - bucketIdx
-	if gap > 2 {
-		spans = append(spans, prompb.BucketSpan{Offset: gap})
-	} else {
-		for range gap {
-			appendDelta(0)
-		}
-	}
+	skip((int32(numBuckets)+buckets.Offset()-1)>>scaleDown + 1 - bucketIdx)
 	appendDelta(count)
 	return spans, deltas
 }

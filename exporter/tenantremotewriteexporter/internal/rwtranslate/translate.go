@@ -371,9 +371,7 @@ func (c *call) numbers(dps pmetric.NumberDataPointSlice, resource pcommon.Resour
 			s.Value = pt.DoubleValue()
 		case pmetric.NumberDataPointValueTypeEmpty:
 		}
-		if pt.Flags().NoRecordedValue() {
-			s.Value = staleNaN
-		}
+		s.Value = sampleValue(pt.Flags(), s.Value)
 		i := c.addSample(&e.series[0], s)
 		if exemplars && pt.Exemplars().Len() > 0 {
 			c.series[i].Exemplars = append(c.series[i].Exemplars, promExemplars(pt.Exemplars())...)
@@ -383,15 +381,35 @@ func (c *call) numbers(dps pmetric.NumberDataPointSlice, resource pcommon.Resour
 
 // numberEntry is the entry of a point with one series named name (numbers, exponential histograms).
 func (c *call) numberEntry(mark int, attrs pcommon.Map, resource pcommon.Resource, scope pcommon.InstrumentationScope, name string) *entry {
+	return c.pointEntry(mark, attrs, 0, nil, func() *entry {
+		labels, err := createAttributes(resource, attrs, scope, c.t.settings.ExternalLabels, nil, c.t.labelNamer, c.t.settings.DisableScopeInfo, model.MetricNameLabel, name)
+		if err != nil {
+			return &entry{err: err}
+		}
+		return &entry{series: []labelSet{newLabelSet(labels)}}
+	})
+}
+
+// pointEntry finds or builds the entry of a point: its metric's key (up to mark), its attributes and
+// the n floats its series are named by (a histogram's bounds, a summary's quantiles).
+func (c *call) pointEntry(mark int, attrs pcommon.Map, n int, float func(int) float64, build func() *entry) *entry {
 	c.key = appendMap(c.key[:mark], attrs)
+	c.key = appendUvarint(c.key, uint64(n))
+	for i := range n {
+		c.key = appendUint64(c.key, math.Float64bits(float(i)))
+	}
 	if e := c.lookup(); e != nil {
 		return e
 	}
-	labels, err := createAttributes(resource, attrs, scope, c.t.settings.ExternalLabels, nil, c.t.labelNamer, c.t.settings.DisableScopeInfo, model.MetricNameLabel, name)
-	if err != nil {
-		return c.remember(&entry{err: err})
+	return c.remember(build())
+}
+
+// sampleValue is v, or the stale marker for a point flagged as having no recorded value.
+func sampleValue(flags pmetric.DataPointFlags, v float64) float64 {
+	if flags.NoRecordedValue() {
+		return staleNaN
 	}
-	return c.remember(&entry{series: []labelSet{newLabelSet(labels)}})
+	return v
 }
 
 func (c *call) exponentialHistograms(dps pmetric.ExponentialHistogramDataPointSlice, resource pcommon.Resource, scope pcommon.InstrumentationScope, name string) {
@@ -437,42 +455,28 @@ func (c *call) histograms(dps pmetric.HistogramDataPointSlice, resource pcommon.
 		pt := dps.At(x)
 		bounds, counts := pt.ExplicitBounds(), pt.BucketCounts()
 		n := min(bounds.Len(), counts.Len())
-		c.key = appendMap(c.key[:mark], pt.Attributes())
-		c.key = appendUvarint(c.key, uint64(n))
-		for i := range n {
-			c.key = appendUint64(c.key, math.Float64bits(bounds.At(i)))
-		}
-		e := c.lookup()
-		if e == nil {
-			e = c.remember(c.t.histogramEntry(pt, n, resource, scope, name))
-		}
+		e := c.pointEntry(mark, pt.Attributes(), n, bounds.At, func() *entry { return c.t.histogramEntry(pt, n, resource, scope, name) })
 		if e.err != nil {
 			c.fail(e.err)
 			continue
 		}
 		ts := millis(pt.Timestamp())
-		stale := pt.Flags().NoRecordedValue()
-		value := func(v float64) float64 {
-			if stale {
-				return staleNaN
-			}
-			return v
-		}
+		flags := pt.Flags()
 		if pt.HasSum() {
-			c.addSample(&e.series[0], prompb.Sample{Value: value(pt.Sum()), Timestamp: ts})
+			c.addSample(&e.series[0], prompb.Sample{Value: sampleValue(flags, pt.Sum()), Timestamp: ts})
 		}
-		c.addSample(&e.series[1], prompb.Sample{Value: value(float64(pt.Count())), Timestamp: ts})
+		c.addSample(&e.series[1], prompb.Sample{Value: sampleValue(flags, float64(pt.Count())), Timestamp: ts})
 		withExemplars := pt.Exemplars().Len() > 0
 		c.bounds = c.bounds[:0]
 		var cumulative uint64
 		for i := range n {
 			cumulative += counts.At(i)
-			s := c.addSample(&e.series[2+i], prompb.Sample{Value: value(float64(cumulative)), Timestamp: ts})
+			s := c.addSample(&e.series[2+i], prompb.Sample{Value: sampleValue(flags, float64(cumulative)), Timestamp: ts})
 			if withExemplars {
 				c.bounds = append(c.bounds, bucketBound{series: s, bound: bounds.At(i)})
 			}
 		}
-		s := c.addSample(&e.series[2+n], prompb.Sample{Value: value(float64(pt.Count())), Timestamp: ts})
+		s := c.addSample(&e.series[2+n], prompb.Sample{Value: sampleValue(flags, float64(pt.Count())), Timestamp: ts})
 		if withExemplars {
 			c.bounds = append(c.bounds, bucketBound{series: s, bound: math.Inf(1)})
 			sort.Sort(byBound(c.bounds))
@@ -508,31 +512,18 @@ func (c *call) summaries(dps pmetric.SummaryDataPointSlice, resource pcommon.Res
 	for x := 0; x < dps.Len(); x++ {
 		pt := dps.At(x)
 		qs := pt.QuantileValues()
-		c.key = appendMap(c.key[:mark], pt.Attributes())
-		c.key = appendUvarint(c.key, uint64(qs.Len()))
-		for i := 0; i < qs.Len(); i++ {
-			c.key = appendUint64(c.key, math.Float64bits(qs.At(i).Quantile()))
-		}
-		e := c.lookup()
-		if e == nil {
-			e = c.remember(c.t.summaryEntry(pt, resource, scope, name))
-		}
+		quantile := func(i int) float64 { return qs.At(i).Quantile() }
+		e := c.pointEntry(mark, pt.Attributes(), qs.Len(), quantile, func() *entry { return c.t.summaryEntry(pt, resource, scope, name) })
 		if e.err != nil {
 			c.fail(e.err)
 			continue
 		}
 		ts := millis(pt.Timestamp())
-		stale := pt.Flags().NoRecordedValue()
-		value := func(v float64) float64 {
-			if stale {
-				return staleNaN
-			}
-			return v
-		}
-		c.addSample(&e.series[0], prompb.Sample{Value: value(pt.Sum()), Timestamp: ts})
-		c.addSample(&e.series[1], prompb.Sample{Value: value(float64(pt.Count())), Timestamp: ts})
+		flags := pt.Flags()
+		c.addSample(&e.series[0], prompb.Sample{Value: sampleValue(flags, pt.Sum()), Timestamp: ts})
+		c.addSample(&e.series[1], prompb.Sample{Value: sampleValue(flags, float64(pt.Count())), Timestamp: ts})
 		for i := 0; i < qs.Len(); i++ {
-			c.addSample(&e.series[2+i], prompb.Sample{Value: value(qs.At(i).Value()), Timestamp: ts})
+			c.addSample(&e.series[2+i], prompb.Sample{Value: sampleValue(flags, qs.At(i).Value()), Timestamp: ts})
 		}
 	}
 }
