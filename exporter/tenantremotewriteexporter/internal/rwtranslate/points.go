@@ -93,10 +93,11 @@ func mostRecentTimestamp(metric pmetric.Metric) pcommon.Timestamp {
 	return 0
 }
 
-func newest[P interface{ Timestamp() pcommon.Timestamp }](points interface {
+// newest is generic over the slice type, not an interface of it: no boxing of the slice per metric.
+func newest[P interface{ Timestamp() pcommon.Timestamp }, S interface {
 	Len() int
 	At(int) P
-},
+}](points S,
 ) pcommon.Timestamp {
 	var ts pcommon.Timestamp
 	for i := 0; i < points.Len(); i++ {
