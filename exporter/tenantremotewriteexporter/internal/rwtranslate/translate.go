@@ -148,8 +148,10 @@ func (t *Translator) publish(c *call) {
 		t.entries[k] = e
 	}
 	if sweep {
+		// Against the newest call: a concurrent later call may have used an entry already.
+		now := t.gen.Load()
 		for k, e := range t.entries {
-			if c.gen-e.used.Load() > t.maxIdle {
+			if e.used.Load()+t.maxIdle < now {
 				delete(t.entries, k)
 			}
 		}
@@ -311,10 +313,11 @@ func (c *call) metric(m pmetric.Metric, resource pcommon.Resource, scope pcommon
 // promName is the metric's Prometheus name (with suffixes, namespace), remembered by name, unit and
 // type.
 func (c *call) promName(m pmetric.Metric) (string, error) {
-	c.key = append(c.key[:0], 'm', byte(m.Type()))
+	monotonic := byte(0)
 	if m.Type() == pmetric.MetricTypeSum && m.Sum().IsMonotonic() {
-		c.key = append(c.key, 1)
+		monotonic = 1
 	}
+	c.key = append(c.key[:0], 'm', byte(m.Type()), monotonic)
 	c.key = appendString(c.key, m.Name())
 	c.key = appendString(c.key, m.Unit())
 	e := c.lookup()

@@ -459,3 +459,25 @@ func TestWarmAllocations(t *testing.T) {
 	})
 	require.Less(t, allocs, 50.0)
 }
+
+// TestSweepKeepsEntriesOfLaterCalls: a call's sweep that runs after a concurrent, later call used an
+// entry keeps it (the later call's generation is newer than the sweeping call's).
+func TestSweepKeepsEntriesOfLaterCalls(t *testing.T) {
+	tr, err := New(prwt.Settings{})
+	require.NoError(t, err)
+	md, ms := batch(device)
+	gauge(ms, "g", "", nil, 1)
+	_, err = tr.Translate(md) // gen 1
+	require.NoError(t, err)
+	before := len(tr.entries)
+	require.Positive(t, before)
+
+	// A call of gen 2 still running while one of gen 3 used every entry.
+	tr.gen.Store(3)
+	for _, e := range tr.entries {
+		e.used.Store(3)
+	}
+	tr.sweepEvery = 2
+	tr.publish(&call{t: tr, gen: 2})
+	require.Len(t, tr.entries, before)
+}
