@@ -46,14 +46,14 @@ type gathering struct {
 	window   time.Duration // 0: no gathering, every poll is handed over at once
 	expected int           // polls that complete a batch at once: the scheduled devices
 
-	mu      sync.Mutex
-	open    bool // a batch is gathering
-	gen     uint64
-	md      pmetric.Metrics
-	td      ptrace.Traces
-	n       int           // polls in the batch
-	timer   *time.Timer // the batch's window (wall time, whatever clock the devices run on)
-	queued  int         // batches waiting to be handed over
+	mu     sync.Mutex
+	open   bool // a batch is gathering
+	gen    uint64
+	md     pmetric.Metrics
+	td     ptrace.Traces
+	n      int         // polls in the batch
+	timer  *time.Timer // the batch's window (wall time, whatever clock the devices run on)
+	queued int         // batches waiting to be handed over
 }
 
 // NewConsumers returns an empty set for the receiver of set. Its type (modbus, opcua, dlt645) names

@@ -39,8 +39,8 @@ type Fleet struct {
 	polls    int
 	shortest time.Duration
 	spread   time.Duration // the largest jitter of a scheduled device
-	cancel  context.CancelFunc
-	stopped bool
+	cancel   context.CancelFunc
+	stopped  bool
 }
 
 // NewFleet returns the fleet of one receiver: scope is its instrumentation scope name, settings its
