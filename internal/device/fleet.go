@@ -35,8 +35,12 @@ type Fleet struct {
 	start   time.Time
 	runners []*Runner
 	closers []func()
-	cancel  context.CancelFunc
-	stopped bool
+	// the scheduled devices' polls, for gathering them (Consumers.SetGather)
+	polls    int
+	shortest time.Duration
+	spread   time.Duration // the largest jitter of a scheduled device
+	cancel   context.CancelFunc
+	stopped  bool
 }
 
 // NewFleet returns the fleet of one receiver: scope is its instrumentation scope name, settings its
@@ -79,7 +83,16 @@ func (f *Fleet) Start(ctx context.Context, host component.Host, build func()) {
 func (f *Fleet) Build(build func()) {
 	f.sched = poll.NewScheduler(f.clock, f.seed)
 	f.start = f.clock.Now()
+	f.polls, f.shortest, f.spread = 0, 0, 0
 	build()
+	f.SetGather(f.polls, gatherWindow(f.shortest, f.spread))
+}
+
+// gatherWindow is how long a batch of polls waits for the rest of its tick: the devices' jitter,
+// and a tenth of the shortest interval for the polls' own time; at most half the shortest interval,
+// so a batch is handed over before the next tick.
+func gatherWindow(shortest, spread time.Duration) time.Duration {
+	return min(spread+shortest/10, shortest/2)
 }
 
 // Recorder returns a new recorder for a device of the fleet.
@@ -99,6 +112,11 @@ func (f *Fleet) Add(rec *Recorder, target Target, cfg PollConfig, link *poll.Lin
 	runner.onChange = f.deviceChanged
 	f.runners = append(f.runners, runner)
 	f.sched.Add(runner.Job(cfg, link))
+	f.polls++
+	if f.shortest == 0 || cfg.Interval < f.shortest {
+		f.shortest = cfg.Interval
+	}
+	f.spread = max(f.spread, time.Duration(cfg.Jitter*float64(cfg.Interval)))
 	return runner
 }
 
@@ -200,6 +218,7 @@ func (f *Fleet) Shutdown(ctx context.Context) error {
 		if sched != nil {
 			sched.Stop()
 		}
+		f.Flush(ctx) // the polls have stopped: the batch they were gathering goes now
 		for _, c := range closers {
 			c()
 		}

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
 	"github.com/otelcol-iiot/otelcol-iiot/internal/poll"
 )
 
@@ -149,4 +150,51 @@ func TestFleetRunnerReportsComponentStatus(t *testing.T) {
 	silent.Store(false)
 	run.Run(context.Background(), found)
 	assert.Equal(t, componentstatus.StatusOK, host.last().Status())
+}
+
+// The fleet gathers its scheduled devices' polls of a tick into one pipeline call (here two devices
+// on their own links, on a manual clock: both polls of a tick in one call), and Shutdown hands over a
+// batch still gathering: at the second tick one device's request hangs until the fleet stops (a poll
+// cut short by the shutdown is not emitted), and the window is minutes of wall time.
+func TestFleetGathersATickAndFlushesOnShutdown(t *testing.T) {
+	clk := clock.NewManual(t0)
+	f := NewFleet(receivertest.NewNopSettings(component.MustNewType("test")), "test/scope", NewDefaultSettings(), AllHealthMetrics())
+	f.SetClock(clk)
+	sink := new(consumertest.MetricsSink)
+	f.SetMetrics(sink)
+	var second, hanging atomic.Bool
+	build := func() {
+		for _, id := range []string{"d1", "d2"} {
+			rec := f.Recorder(Identity{ID: id, Protocol: "test", Address: id})
+			s := rec.Series("v", "1", "", KindGauge, nil)
+			f.Add(rec, TargetFunc(func(ctx context.Context, p *Poll) {
+				q := p.StartRequest("read")
+				if id == "d2" && second.Load() {
+					hanging.Store(true)
+					<-ctx.Done()
+					q.End(ctx.Err())
+					return
+				}
+				q.End(nil)
+				p.Record(s, time.Time{}, 1)
+			}), PollConfig{Interval: time.Hour}, poll.NewLink(clk, 1, 0))
+		}
+	}
+	f.Start(context.Background(), componenttest.NewNopHost(), build)
+	require.Eventually(t, func() bool { return clk.Waiters() == 2 }, 5*time.Second, time.Millisecond)
+	clk.Advance(time.Hour) // the first tick
+	require.Eventually(t, func() bool { return len(sink.AllMetrics()) == 1 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, 2, sink.AllMetrics()[0].ResourceMetrics().Len(), "both polls in one call")
+
+	require.Eventually(t, func() bool { return clk.Waiters() == 2 }, 5*time.Second, time.Millisecond)
+	second.Store(true)
+	clk.Advance(time.Hour) // the second tick: d1 answers, d2 hangs
+	require.Eventually(t, func() bool { return hanging.Load() && clk.Waiters() == 1 }, 5*time.Second, time.Millisecond)
+	assert.Len(t, sink.AllMetrics(), 1, "d1's poll is gathering")
+	require.NoError(t, f.Shutdown(context.Background()))
+	require.Len(t, sink.AllMetrics(), 2, "Shutdown hands over the batch")
+	last := sink.AllMetrics()[1].ResourceMetrics()
+	require.Equal(t, 1, last.Len())
+	id, _ := last.At(0).Resource().Attributes().Get(AttrDeviceID)
+	assert.Equal(t, "d1", id.Str())
 }

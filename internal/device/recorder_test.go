@@ -377,6 +377,12 @@ func BenchmarkPoll(b *testing.B) {
 	for i := range series {
 		series[i] = r.Series("value", "W", "", KindGauge, map[string]string{"reg": fmt.Sprint(2 * i)})
 	}
+	benchmarkPoll(b, r, series, func(p *Poll, s *Series, v int) { p.Record(s, time.Time{}, float64(v)) })
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*50), "ns/reading")
+}
+
+// benchmarkPoll polls r in a loop: one request, then record(v) for each series.
+func benchmarkPoll(b *testing.B, r *Recorder, series []*Series, record func(p *Poll, s *Series, v int)) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		now := t0.Add(time.Duration(i) * time.Second)
@@ -387,14 +393,13 @@ func BenchmarkPoll(b *testing.B) {
 			Attr("modbus.address", 1000).Attr("modbus.count", 100).Attr("modbus.fields", 50)
 		q.EndAt(nil, now)
 		for j, s := range series {
-			p.Record(s, time.Time{}, float64(i+j))
+			record(p, s, i+j)
 		}
 		md, _ := p.End(now.Add(time.Millisecond), poll.BreakerClosed)
-		if md.DataPointCount() != 54 {
+		if md.DataPointCount() != len(series)+4 {
 			b.Fatal(md.DataPointCount())
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*50), "ns/reading")
 }
 
 // BenchmarkPdataFloor builds only the 50 data points of BenchmarkPoll (one metric, one attribute
@@ -447,4 +452,16 @@ func TestPollTimestampsStrictlyIncreaseAtMillisecondResolution(t *testing.T) {
 	md := r.Skipped(t0, poll.BreakerOpen)
 	_, _, ms, _ := metricsByName(t, md)
 	assert.Greater(t, ms[MetricUp].Gauge().DataPoints().At(0).Timestamp(), last, "a skipped poll too")
+}
+
+// BenchmarkPollDistinctMetrics is one poll in the shape of the footprint's 50-device workload (b): 50
+// uint16 readings, each its own metric without attributes, read in one request, at the default sample
+// ratio: pdata builds a metric, a gauge and a point for each (six objects).
+func BenchmarkPollDistinctMetrics(b *testing.B) {
+	r := newTestRecorder(0.01)
+	series := make([]*Series, 50)
+	for i := range series {
+		series[i] = r.Series(fmt.Sprintf("bench.register%02d", i), "", "", KindGauge, nil)
+	}
+	benchmarkPoll(b, r, series, func(p *Poll, s *Series, v int) { p.RecordInt(s, time.Time{}, int64(v)) })
 }

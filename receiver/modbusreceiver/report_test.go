@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/otelcol-iiot/otelcol-iiot/internal/clock"
@@ -20,22 +21,34 @@ import (
 // hourOfPolls runs the receiver on a manual clock for polls polls of interval (the first poll of a
 // device comes within its first interval: each step of one interval makes one poll), calling at(i)
 // before poll i (to change the simulator's registers). Each step waits until every connection's goroutine
-// is parked on the clock and the poll's emissions arrived, so the count is the schedule's.
+// is parked on the clock and the poll's emissions arrived (counted by their up points: the polls of a
+// tick reach the pipeline in one call), so the count is the schedule's.
 func hourOfPolls(t *testing.T, cfg *Config, goroutines, polls int, interval time.Duration, at func(i int)) sinks {
 	t.Helper()
 	clk := clock.NewManual(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
 	s := startReceiverOn(t, cfg, clk)
 	for i := 0; i < polls; i++ {
 		require.Eventually(t, func() bool {
-			return clk.Waiters() == goroutines && len(s.metrics.AllMetrics()) >= i*goroutines
+			return clk.Waiters() == goroutines && pollCount(s.metrics.AllMetrics()) >= i*goroutines
 		}, 10*time.Second, 100*time.Microsecond, "poll %d", i)
 		if at != nil {
 			at(i)
 		}
 		clk.Advance(interval)
 	}
-	require.Eventually(t, func() bool { return len(s.metrics.AllMetrics()) >= polls*goroutines }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return pollCount(s.metrics.AllMetrics()) >= polls*goroutines }, 10*time.Second, time.Millisecond)
 	return s
+}
+
+// pollCount counts the polls in md by their up points.
+func pollCount(md []pmetric.Metrics) int {
+	n := 0
+	for _, p := range points(md) {
+		if p.metric == device.MetricUp {
+			n++
+		}
+	}
+	return n
 }
 
 // A steady meter polled every 10 s for an hour, once with report by exception and once without (two
