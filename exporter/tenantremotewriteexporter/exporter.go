@@ -56,7 +56,7 @@ type tenantExporter struct {
 	prwFactory exporter.Factory
 	// contribReason is why the contrib exporter sends ("": our rwSender does).
 	contribReason string
-	telemetry  *metadata.TelemetryBuilder
+	telemetry     *metadata.TelemetryBuilder
 
 	mu        sync.RWMutex
 	host      component.Host    // host for the pipelines (storage wrapped); nil before Start

@@ -162,7 +162,9 @@ func newRWSender(set exporter.Settings, cfg *prw.Config) (*rwSender, error) {
 		closed:       make(chan struct{}),
 	}
 	if cfg.SendMetadata {
-		s.metadata = func(md pmetric.Metrics) ([]*prompb.MetricMetadata, error) { return prwt.OtelMetricsToMetadata(md, settings) }
+		s.metadata = func(md pmetric.Metrics) ([]*prompb.MetricMetadata, error) {
+			return prwt.OtelMetricsToMetadata(md, settings)
+		}
 	}
 	return s, nil
 }
