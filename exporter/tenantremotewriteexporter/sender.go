@@ -63,6 +63,7 @@ type translateFunc func(pmetric.Metrics) ([]prompb.TimeSeries, error)
 
 // translationSettings are the translator settings contrib's exporter builds from the same config.
 func translationSettings(cfg *prw.Config) (prwt.Settings, error) {
+	//nolint:staticcheck // deprecated upstream, but contrib v0.159 sanitizes external labels with it: same labels
 	namer := otlptranslator.LabelNamer{UnderscoreLabelSanitization: !prometheustranslator.DropSanitizationGate.IsEnabled()}
 	external := make(map[string]string, len(cfg.ExternalLabels))
 	for k, v := range cfg.ExternalLabels {
@@ -80,7 +81,7 @@ func translationSettings(cfg *prw.Config) (prwt.Settings, error) {
 		ExternalLabels:                  external,
 		DisableTargetInfo:               !cfg.TargetInfo.Enabled,
 		DisableScopeInfo:                cfg.DisableScopeInfo,
-		AddMetricSuffixes:               cfg.AddMetricSuffixes,
+		AddMetricSuffixes:               cfg.AddMetricSuffixes, //nolint:staticcheck // still read by contrib v0.159 when translation_strategy is unset
 		TranslationStrategy:             string(cfg.TranslationStrategy),
 		SendMetadata:                    cfg.SendMetadata,
 		ConvertExplicitHistogramsToNHCB: cfg.ConvertExplicitHistogramsToNHCB,
@@ -428,7 +429,7 @@ func (s *rwSender) post(ctx context.Context, body []byte) error {
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 	}()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
