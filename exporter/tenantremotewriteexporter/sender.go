@@ -198,6 +198,9 @@ func (s *rwSender) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error
 		return errors.New("shutdown has been called")
 	default:
 	}
+	if s.client == nil {
+		return errors.New("remote-write sender not started")
+	}
 	tss, err := s.translate(md)
 	if err != nil {
 		s.logger.Debug("failed to translate metrics, exporting remaining metrics", zap.Error(err), zap.Int("translated", len(tss)))

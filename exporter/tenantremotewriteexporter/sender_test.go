@@ -548,6 +548,7 @@ func TestSenderPermanentDropsThroughQueue(t *testing.T) {
 func TestSenderLifecycle(t *testing.T) {
 	s, err := newRWSender(senderSettings(), senderConfig("http://127.0.0.1:1/api/v1/write"))
 	require.NoError(t, err)
+	require.ErrorContains(t, s.ConsumeMetrics(context.Background(), polls(t, 1, 1)), "not started")
 	require.NoError(t, s.Shutdown(context.Background()))
 	require.NoError(t, s.Shutdown(context.Background()))
 	require.Error(t, s.ConsumeMetrics(context.Background(), polls(t, 1, 1)))
