@@ -292,23 +292,33 @@ func TestSenderHeaders(t *testing.T) {
 	}
 }
 
-// Series are split into requests within max_batch_size_bytes; together they hold everything.
+// Series are split into requests within max_batch_size_bytes; together they hold everything,
+// sent one at a time (the default) or several at once (max_batch_request_parallelism).
 func TestSenderBatches(t *testing.T) {
-	whole, split := newRWServer(t), newRWServer(t)
+	whole := newRWServer(t)
 	md := polls(t, 5, 3)
 	in := pmetric.NewMetrics()
 	md.CopyTo(in)
 	require.NoError(t, startSender(t, senderConfig(whole.URL), nil).ConsumeMetrics(context.Background(), in))
+	require.Len(t, whole.requestsCopy(), 1)
 
-	cfg := senderConfig(split.URL)
-	cfg.MaxBatchSizeBytes = 3000
-	require.NoError(t, startSender(t, cfg, nil).ConsumeMetrics(context.Background(), md))
-	reqs := split.requestsCopy()
-	require.Greater(t, len(reqs), 3)
-	for i, r := range reqs {
-		assert.LessOrEqual(t, (&prompb.WriteRequest{Timeseries: r.Series}).Size(), 3000, "request %d", i)
+	for _, parallel := range []int{1, 4} {
+		t.Run(fmt.Sprintf("parallelism=%d", parallel), func(t *testing.T) {
+			split := newRWServer(t)
+			cfg := senderConfig(split.URL)
+			cfg.MaxBatchSizeBytes = 3000
+			cfg.MaxBatchRequestParallelism = &parallel
+			in := pmetric.NewMetrics()
+			md.CopyTo(in)
+			require.NoError(t, startSender(t, cfg, nil).ConsumeMetrics(context.Background(), in))
+			reqs := split.requestsCopy()
+			require.Greater(t, len(reqs), 3)
+			for i, r := range reqs {
+				assert.LessOrEqual(t, (&prompb.WriteRequest{Timeseries: r.Series}).Size(), 3000, "request %d", i)
+			}
+			assert.Equal(t, fmt.Sprint(receivedBy(whole).samples), fmt.Sprint(receivedBy(split).samples)) // NaN readings: compare as text
+		})
 	}
-	assert.Equal(t, fmt.Sprint(receivedBy(whole).samples), fmt.Sprint(receivedBy(split).samples)) // NaN readings: compare as text
 }
 
 // send_metadata: metadata follows the series in requests of their own, as contrib sends it.
