@@ -12,6 +12,7 @@ import (
 	"time"
 
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/resourcetotelemetry"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -46,14 +47,16 @@ var (
 
 // tenantExporter splits metrics by tenant and hands each tenant's share to that tenant's
 // pipeline: an exporterhelper with the (persistent) sending queue and retries, whose push
-// function is the contrib remote-write exporter configured for the tenant (endpoint, header),
-// running with its own queue and retries disabled.
+// function is a remote-write sender configured for the tenant (endpoint, header): our rwSender, or
+// the contrib exporter (with its own queue and retries disabled) where the config needs it.
 type tenantExporter struct {
 	set        exporter.Settings
 	cfg        *Config
 	tenant     *TenantConfig // nil: no split, one pipeline
 	prwFactory exporter.Factory
-	telemetry  *metadata.TelemetryBuilder
+	// contribReason is why the contrib exporter sends ("": our rwSender does).
+	contribReason string
+	telemetry     *metadata.TelemetryBuilder
 
 	mu        sync.RWMutex
 	host      component.Host    // host for the pipelines (storage wrapped); nil before Start
@@ -97,6 +100,11 @@ func newTenantExporter(ctx context.Context, set exporter.Settings, cfg *Config) 
 	if cfg.budgetShadowed() {
 		set.Logger.Warn("max_queue_bytes is not below sending_queue::queue_size: a full queue refuses the newest data before the budget drops the oldest; keep queue_size above the budget by what arrives during one retry interval",
 			zap.Int64("max_queue_bytes", cfg.MaxQueueBytes), zap.Int64("queue_size", cfg.QueueConfig.Get().QueueSize))
+	}
+	if e.contribReason = contribOnly(&cfg.Config); e.contribReason == "" {
+		set.Logger.Info("Remote-write 1.0 requests are sent by this exporter's own sender (target_info once per request, series in a stable order)")
+	} else {
+		set.Logger.Info("Remote-write requests are sent by the contrib prometheusremotewrite exporter: the configuration needs it", zap.String("reason", e.contribReason))
 	}
 	if e.tenant == nil {
 		// Build the single pipeline now so that configuration problems surface at creation.
@@ -142,7 +150,16 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	// (per-tenant) exporterhelper's counters tell what was sent and what was lost, so the inner
 	// one publishes none.
 	innerSet.MeterProvider = noopmetric.NewMeterProvider()
-	sender, err := e.prwFactory.CreateMetrics(ctx, innerSet, &inner)
+	var sender exporter.Metrics
+	var err error
+	if e.contribReason == "" {
+		var s *rwSender
+		if s, err = newRWSender(innerSet, &inner); err == nil {
+			sender = resourcetotelemetry.WrapMetricsExporter(inner.ResourceToTelemetrySettings, s)
+		}
+	} else {
+		sender, err = e.prwFactory.CreateMetrics(ctx, innerSet, &inner)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tenantremotewrite: remote-write client for tenant %q: %w", tenant, err)
 	}

@@ -1,0 +1,462 @@
+package tenantremotewriteexporter // import "github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter"
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/golang/snappy"
+	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
+	prometheustranslator "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/prometheus"
+	prwt "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/prometheusremotewrite"
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/featuregate"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+)
+
+// The contrib exporter's feature gates that change what a remote-write 1.0 sender does. They live in
+// its internal package, so they are read from the global registry by id.
+const (
+	gateMultipleWorkers = "exporter.prometheusremotewritexporter.EnableMultipleWorkers"
+	gateRetryOn429      = "exporter.prometheusremotewritexporter.RetryOn429"
+	gateSendingRW2      = "exporter.prometheusremotewritexporter.enableSendingRW2"
+)
+
+func gateEnabled(id string) bool {
+	on := false
+	featuregate.GlobalRegistry().VisitAll(func(g *featuregate.Gate) {
+		if g.ID() == id {
+			on = g.IsEnabled()
+		}
+	})
+	return on
+}
+
+// contribOnly tells why the contrib exporter has to send for cfg; "" when rwSender can.
+func contribOnly(cfg *prw.Config) string {
+	if gateEnabled(gateSendingRW2) && cfg.RemoteWriteProtoMsg == remoteapi.WriteV2MessageType {
+		return "protobuf_message " + string(remoteapi.WriteV2MessageType) + " (remote-write 2.0)"
+	}
+	return ""
+}
+
+// translateFunc turns metrics into remote-write series. A partial error still returns what was
+// translated (the contrib translator's contract).
+type translateFunc func(pmetric.Metrics) ([]prompb.TimeSeries, error)
+
+// translationSettings are the translator settings contrib's exporter builds from the same config.
+func translationSettings(cfg *prw.Config) (prwt.Settings, error) {
+	//nolint:staticcheck // deprecated upstream, but contrib v0.159 sanitizes external labels with it: same labels
+	namer := otlptranslator.LabelNamer{UnderscoreLabelSanitization: !prometheustranslator.DropSanitizationGate.IsEnabled()}
+	external := make(map[string]string, len(cfg.ExternalLabels))
+	for k, v := range cfg.ExternalLabels {
+		if k == "" || v == "" {
+			return prwt.Settings{}, errors.New("prometheus remote write: external labels configuration contains an empty key or value")
+		}
+		name, err := namer.Build(k)
+		if err != nil {
+			return prwt.Settings{}, err
+		}
+		external[name] = v
+	}
+	return prwt.Settings{
+		Namespace:                       cfg.Namespace,
+		ExternalLabels:                  external,
+		DisableTargetInfo:               !cfg.TargetInfo.Enabled,
+		DisableScopeInfo:                cfg.DisableScopeInfo,
+		AddMetricSuffixes:               cfg.AddMetricSuffixes, //nolint:staticcheck // still read by contrib v0.159 when translation_strategy is unset
+		TranslationStrategy:             string(cfg.TranslationStrategy),
+		SendMetadata:                    cfg.SendMetadata,
+		ConvertExplicitHistogramsToNHCB: cfg.ConvertExplicitHistogramsToNHCB,
+		KeepClassicHistograms:           cfg.KeepClassicHistograms,
+	}, nil
+}
+
+// contribTranslate is the contrib translator behind translateFunc.
+func contribTranslate(settings prwt.Settings) translateFunc {
+	return func(md pmetric.Metrics) ([]prompb.TimeSeries, error) {
+		m, err := prwt.FromMetrics(md, settings)
+		out := make([]prompb.TimeSeries, 0, len(m))
+		for _, ts := range m {
+			out = append(out, *ts)
+		}
+		return out, err
+	}
+}
+
+// rwSender sends remote-write 1.0 requests the way contrib's exporter does (same config, headers,
+// batching and error classification) with the translation outside its push: the series of a
+// request can then be post-processed — one target_info sample per resource, a stable order that
+// snappy compresses better — and the translator can be swapped for a caching one. It runs behind
+// our sending queue, so it has no queue, WAL or retries of its own.
+type rwSender struct {
+	logger       *zap.Logger
+	telemetry    component.TelemetrySettings
+	clientCfg    confighttp.ClientConfig
+	endpoint     string
+	userAgent    string
+	parallelism  int
+	maxBatch     int
+	retryOn429   bool
+	metadataKeys []string
+	targetInfo   string // name of the target_info series
+
+	translate translateFunc
+	metadata  func(pmetric.Metrics) ([]*prompb.MetricMetadata, error) // nil without send_metadata
+
+	client    *http.Client
+	wg        sync.WaitGroup
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+var _ exporter.Metrics = (*rwSender)(nil)
+
+func newRWSender(set exporter.Settings, cfg *prw.Config) (*rwSender, error) {
+	settings, err := translationSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := url.ParseRequestURI(cfg.HTTP.Endpoint); err != nil {
+		return nil, errors.New("invalid endpoint")
+	}
+	parallelism := 5
+	if !gateEnabled(gateMultipleWorkers) {
+		parallelism = cfg.RemoteWriteQueue.NumConsumers
+	}
+	if cfg.MaxBatchRequestParallelism != nil {
+		parallelism = *cfg.MaxBatchRequestParallelism
+	}
+	targetInfo := otlptranslator.TargetInfoMetricName
+	if settings.Namespace != "" {
+		targetInfo = settings.Namespace + "_" + targetInfo
+	}
+	s := &rwSender{
+		logger:       set.Logger,
+		telemetry:    set.TelemetrySettings,
+		clientCfg:    cfg.HTTP,
+		endpoint:     cfg.HTTP.Endpoint,
+		userAgent:    fmt.Sprintf("%s/%s", strings.ReplaceAll(strings.ToLower(set.BuildInfo.Description), " ", "-"), set.BuildInfo.Version),
+		parallelism:  max(parallelism, 1),
+		maxBatch:     cfg.MaxBatchSizeBytes,
+		retryOn429:   gateEnabled(gateRetryOn429),
+		metadataKeys: cfg.IncludeMetadataKeys,
+		targetInfo:   targetInfo,
+		translate:    contribTranslate(settings),
+		closed:       make(chan struct{}),
+	}
+	if cfg.SendMetadata {
+		s.metadata = func(md pmetric.Metrics) ([]*prompb.MetricMetadata, error) {
+			return prwt.OtelMetricsToMetadata(md, settings)
+		}
+	}
+	return s, nil
+}
+
+func (s *rwSender) Start(ctx context.Context, host component.Host) error {
+	c, err := s.clientCfg.ToClient(ctx, host.GetExtensions(), s.telemetry)
+	if err != nil {
+		return err
+	}
+	s.client = c
+	return nil
+}
+
+// Shutdown refuses further pushes and waits for the running ones.
+func (s *rwSender) Shutdown(context.Context) error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	s.wg.Wait()
+	return nil
+}
+
+func (*rwSender) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: false}
+}
+
+func (s *rwSender) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	select {
+	case <-s.closed:
+		return errors.New("shutdown has been called")
+	default:
+	}
+	if s.client == nil {
+		return errors.New("remote-write sender not started")
+	}
+	tss, err := s.translate(md)
+	if err != nil {
+		s.logger.Debug("failed to translate metrics, exporting remaining metrics", zap.Error(err), zap.Int("translated", len(tss)))
+	}
+	var meta []*prompb.MetricMetadata
+	if s.metadata != nil {
+		if meta, err = s.metadata(md); err != nil {
+			s.logger.Debug("failed to translate metrics into metadata, exporting remaining metadata", zap.Error(err), zap.Int("translated", len(meta)))
+		}
+	}
+	if len(tss) == 0 {
+		return nil // as contrib: no series, nothing sent (metadata only travels with series)
+	}
+	tss = newestTargetInfo(tss, s.targetInfo)
+	orderSeries(tss)
+	return s.export(ctx, batchRequests(tss, meta, s.maxBatch))
+}
+
+// newestTargetInfo keeps, for each label set of the target_info series, only the newest sample: a
+// request holding ten polls of a device carried ten identical target_info samples, 1 each, which
+// tell the backend nothing the newest does not (it keeps the series fresh for 5 minutes).
+func newestTargetInfo(tss []prompb.TimeSeries, name string) []prompb.TimeSeries {
+	seen := map[string]int{} // label set -> index in out
+	out := tss[:0]
+	var key []byte
+	for _, ts := range tss {
+		if metricName(ts.Labels) != name || len(ts.Samples) == 0 {
+			out = append(out, ts)
+			continue
+		}
+		newest := ts.Samples[0]
+		for _, smp := range ts.Samples[1:] {
+			if smp.Timestamp > newest.Timestamp {
+				newest = smp
+			}
+		}
+		key = labelsKey(key[:0], ts.Labels)
+		if i, ok := seen[string(key)]; ok {
+			if newest.Timestamp > out[i].Samples[0].Timestamp {
+				out[i].Samples[0] = newest
+			}
+			continue
+		}
+		seen[string(key)] = len(out)
+		ts.Samples = []prompb.Sample{newest} // not in place: a caching translator may own the array
+		out = append(out, ts)
+	}
+	return out
+}
+
+func metricName(labels []prompb.Label) string {
+	for _, l := range labels {
+		if l.Name == "__name__" {
+			return l.Value
+		}
+	}
+	return ""
+}
+
+// labelsKey appends an unambiguous encoding of a label set (names and values end with 0xff, a
+// byte UTF-8 never holds) in name order.
+func labelsKey(b []byte, labels []prompb.Label) []byte {
+	sorted := slices.IsSortedFunc(labels, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+	if !sorted {
+		labels = slices.Clone(labels)
+		slices.SortFunc(labels, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+	}
+	for _, l := range labels {
+		b = append(append(b, l.Name...), 0xff)
+		b = append(append(b, l.Value...), 0xff)
+	}
+	return b
+}
+
+// orderSeries puts the series in a deterministic order (contrib sends them in map order) and each
+// series' samples in time order (Prometheus refuses a sample older than one before it). By metric
+// name, then the other labels: a metric's series for every device follow each other, so snappy
+// finds the repeated name and label names within its window (see BenchmarkSeriesOrderBytes).
+func orderSeries(tss []prompb.TimeSeries) {
+	for i := range tss {
+		smp := tss[i].Samples
+		if !slices.IsSortedFunc(smp, func(a, b prompb.Sample) int { return cmp.Compare(a.Timestamp, b.Timestamp) }) {
+			slices.SortStableFunc(smp, func(a, b prompb.Sample) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
+		}
+	}
+	slices.SortFunc(tss, compareSeries)
+}
+
+func compareSeries(a, b prompb.TimeSeries) int {
+	if c := strings.Compare(metricName(a.Labels), metricName(b.Labels)); c != 0 {
+		return c
+	}
+	return slices.CompareFunc(a.Labels, b.Labels, func(x, y prompb.Label) int {
+		if c := strings.Compare(x.Name, y.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Value, y.Value)
+	})
+}
+
+// batchRequests splits series, then metadata, into requests whose encoding stays within maxBytes
+// (contrib counts only the series' own sizes and can exceed it by their framing). A single series
+// larger than maxBytes goes alone.
+func batchRequests(tss []prompb.TimeSeries, meta []*prompb.MetricMetadata, maxBytes int) []*prompb.WriteRequest {
+	var reqs []*prompb.WriteRequest
+	start, size := 0, 0
+	for i := range tss {
+		n := framed(tss[i].Size())
+		if size+n > maxBytes && i > start {
+			reqs = append(reqs, &prompb.WriteRequest{Timeseries: tss[start:i:i]})
+			start, size = i, 0
+		}
+		size += n
+	}
+	if start < len(tss) {
+		reqs = append(reqs, &prompb.WriteRequest{Timeseries: tss[start:]})
+	}
+	var batch []prompb.MetricMetadata
+	size = 0
+	for _, m := range meta {
+		n := framed(m.Size())
+		if size+n > maxBytes && len(batch) > 0 {
+			reqs = append(reqs, &prompb.WriteRequest{Metadata: batch})
+			batch, size = nil, 0
+		}
+		batch = append(batch, *m)
+		size += n
+	}
+	if len(batch) > 0 {
+		reqs = append(reqs, &prompb.WriteRequest{Metadata: batch})
+	}
+	return reqs
+}
+
+// framed is the size of an embedded message of n bytes in its parent: tag, length, body.
+func framed(n int) int {
+	l := 1
+	for v := uint64(n); v >= 0x80; v >>= 7 {
+		l++
+	}
+	return 1 + l + n
+}
+
+// encodeBuffers are one worker's protobuf and snappy buffers, reused across requests.
+type encodeBuffers struct {
+	pb, snappy []byte
+}
+
+var encodePool = sync.Pool{New: func() any { return &encodeBuffers{} }}
+
+func (b *encodeBuffers) encode(req *prompb.WriteRequest) ([]byte, error) {
+	n := req.Size()
+	if cap(b.pb) < n {
+		b.pb = make([]byte, n)
+	}
+	b.pb = b.pb[:n]
+	n, err := req.MarshalToSizedBuffer(b.pb)
+	if err != nil {
+		return nil, err
+	}
+	b.pb = b.pb[:n]
+	if m := snappy.MaxEncodedLen(n); cap(b.snappy) < m {
+		b.snappy = make([]byte, m)
+	}
+	return snappy.Encode(b.snappy[:cap(b.snappy)], b.pb), nil
+}
+
+// export posts the requests with up to max_batch_request_parallelism at a time and joins the errors.
+func (s *rwSender) export(ctx context.Context, reqs []*prompb.WriteRequest) error {
+	if len(reqs) == 1 {
+		return s.encodeAndPost(ctx, reqs[0])
+	}
+	input := make(chan *prompb.WriteRequest, len(reqs))
+	for _, r := range reqs {
+		input <- r
+	}
+	close(input)
+	workers := min(s.parallelism, len(reqs))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for r := range input {
+				errs[w] = errors.Join(errs[w], s.encodeAndPost(ctx, r))
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *rwSender) encodeAndPost(ctx context.Context, req *prompb.WriteRequest) error {
+	buf := encodePool.Get().(*encodeBuffers)
+	defer encodePool.Put(buf)
+	body, err := buf.encode(req)
+	if err != nil {
+		return consumererror.NewPermanent(err)
+	}
+	return s.post(ctx, body)
+}
+
+// post sends one encoded request. Classification as contrib's: 2xx delivered; 5xx (and 429 with its
+// RetryOn429 gate) retryable; other answers permanent; a cancelled context permanent, an expired
+// one retryable; transport errors retryable.
+func (s *rwSender) post(ctx context.Context, body []byte) error {
+	if err := ctx.Err(); err != nil {
+		return contextError(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return consumererror.NewPermanent(err)
+	}
+	// https://prometheus.io/docs/specs/prw/remote_write_spec/
+	req.Header.Add("Content-Encoding", "snappy")
+	req.Header.Set("User-Agent", s.userAgent)
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	if len(s.metadataKeys) > 0 {
+		info := client.FromContext(ctx).Metadata
+		for _, k := range s.metadataKeys {
+			for _, v := range info.Get(k) {
+				req.Header.Add(k, v)
+			}
+		}
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return contextError(err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	// The message and fields of contrib's, so that quietCore treats both senders alike.
+	s.logger.Error(msgSendFailed,
+		zap.Int("status_code", resp.StatusCode),
+		zap.String("status", resp.Status),
+		zap.String("endpoint", s.endpoint),
+		zap.String("error", string(answer)),
+	)
+	rerr := fmt.Errorf("remote write request failed: %s: %q", resp.Status, answer)
+	if resp.StatusCode >= 500 && resp.StatusCode < 600 || s.retryOn429 && resp.StatusCode == http.StatusTooManyRequests {
+		return rerr
+	}
+	return consumererror.NewPermanent(rerr)
+}
+
+// contextError classifies an error that may come from the request's context: cancelled (shutdown)
+// is permanent as in contrib; a deadline or transport error stays retryable.
+func contextError(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return consumererror.NewPermanent(err)
+	}
+	return err
+}
