@@ -29,6 +29,8 @@ import (
 	"go.opentelemetry.io/collector/featuregate"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
+
+	"github.com/otelcol-iiot/otelcol-iiot/exporter/tenantremotewriteexporter/internal/rwtranslate"
 )
 
 // The contrib exporter's feature gates that change what a remote-write 1.0 sender does. They live in
@@ -87,6 +89,17 @@ func translationSettings(cfg *prw.Config) (prwt.Settings, error) {
 		ConvertExplicitHistogramsToNHCB: cfg.ConvertExplicitHistogramsToNHCB,
 		KeepClassicHistograms:           cfg.KeepClassicHistograms,
 	}, nil
+}
+
+// cachedTranslate is rwtranslate, which keeps the labels of the series it has seen (the same series
+// come back every poll) and gives contrib's series; contrib's translator for the settings it refuses.
+func cachedTranslate(logger *zap.Logger, settings prwt.Settings) translateFunc {
+	t, err := rwtranslate.New(settings)
+	if err != nil {
+		logger.Info("Remote-write translation by the contrib translator (no label cache)", zap.String("reason", err.Error()))
+		return contribTranslate(settings)
+	}
+	return t.Translate
 }
 
 // contribTranslate is the contrib translator behind translateFunc.
@@ -159,7 +172,7 @@ func newRWSender(set exporter.Settings, cfg *prw.Config) (*rwSender, error) {
 		retryOn429:   gateEnabled(gateRetryOn429),
 		metadataKeys: cfg.IncludeMetadataKeys,
 		targetInfo:   targetInfo,
-		translate:    contribTranslate(settings),
+		translate:    cachedTranslate(set.Logger, settings),
 		closed:       make(chan struct{}),
 	}
 	if cfg.SendMetadata {
