@@ -86,8 +86,8 @@ buses:
 func TestBackupEndpointConfigErrors(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Buses = []BusConfig{
-		{Endpoint: "tcp://10.0.0.1:4001", Endpoints: []string{"tcp://10.0.0.1:4001", "tcp://10.0.0.2:4001"}, Meters: []MeterConfig{{ID: "a", Address: "1", Identifiers: []IdentifierConfig{{DI: "02010100"}}}}},
-		{Endpoints: []string{"tcp://10.0.0.3:4001", "serial:///dev/ttyUSB0"}, FailoverAfter: -1, Meters: []MeterConfig{{ID: "b", Address: "1", Identifiers: []IdentifierConfig{{DI: "02010100"}}}}},
+		{Endpoint: "tcp://10.0.0.1:4001", Endpoints: []string{"tcp://10.0.0.1:4001", "tcp://10.0.0.2:4001"}, Meters: []MeterConfig{{ID: "a", Address: "1", MeterKeys: MeterKeys{Identifiers: []IdentifierConfig{{DI: "02010100"}}}}}},
+		{Endpoints: []string{"tcp://10.0.0.3:4001", "serial:///dev/ttyUSB0"}, FailoverAfter: -1, Meters: []MeterConfig{{ID: "b", Address: "1", MeterKeys: MeterKeys{Identifiers: []IdentifierConfig{{DI: "02010100"}}}}}},
 	}
 	err := cfg.Validate()
 	require.Error(t, err)

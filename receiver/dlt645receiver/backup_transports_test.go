@@ -131,7 +131,7 @@ buses:
 // validate error naming both keys.
 func TestBackupEndpointPortsOwned(t *testing.T) {
 	m := func(id string) []MeterConfig {
-		return []MeterConfig{{ID: id, Address: "1", Identifiers: []IdentifierConfig{{DI: "02010100"}}}}
+		return []MeterConfig{{ID: id, Address: "1", MeterKeys: MeterKeys{Identifiers: []IdentifierConfig{{DI: "02010100"}}}}}
 	}
 	cfg := createDefaultConfig().(*Config)
 	cfg.DTU.Endpoint = "127.0.0.1:9000"

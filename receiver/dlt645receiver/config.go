@@ -103,29 +103,10 @@ type DiscoverConfig struct {
 	// meter replaced by one with another address); 0, the default: never.
 	RescanAfterSilence time.Duration `mapstructure:"rescan_after_silence"`
 
-	// The keys of a meter, for every meter found.
-	Version            string               `mapstructure:"version"`
-	Profile            string               `mapstructure:"profile"`
-	Identifiers        []IdentifierConfig   `mapstructure:"identifiers"`
-	ExcludeIdentifiers []string             `mapstructure:"exclude_identifiers"`
-	Manufacturer       string               `mapstructure:"manufacturer"`
-	Model              string               `mapstructure:"model"`
-	TimeZone           string               `mapstructure:"time_zone"`
-	ResourceAttributes map[string]string    `mapstructure:"resource_attributes"`
-	Poll               device.PollOverrides `mapstructure:"poll"`
-	Report             device.ReportConfig  `mapstructure:"report"`
-	// LoadProfile backfills every found meter's load profile; each keeps its own checkpoint (by its
-	// device.id, which its address makes stable across restarts and rescans).
-	LoadProfile *LoadProfileConfig `mapstructure:"load_profile"`
-}
-
-// meter is the template as a meter's keys.
-func (d *DiscoverConfig) meter() MeterConfig {
-	return MeterConfig{
-		Version: d.Version, Profile: d.Profile, Identifiers: d.Identifiers, ExcludeIdentifiers: d.ExcludeIdentifiers,
-		Manufacturer: d.Manufacturer, Model: d.Model, TimeZone: d.TimeZone, ResourceAttributes: d.ResourceAttributes,
-		Poll: d.Poll, Report: d.Report, LoadProfile: d.LoadProfile,
-	}
+	// MeterKeys are a meter's keys, for every meter found: with load_profile each meter found backfills
+	// its load profile under its own checkpoint (its device.id, which its address makes stable across
+	// restarts and rescans).
+	MeterKeys `mapstructure:",squash"`
 }
 
 // TimeSyncConfig sets the broadcast time sync (control code 08) of a bus.
@@ -143,6 +124,13 @@ type MeterConfig struct {
 	// Address is the meter's address as on its nameplate (up to 12 digits), or "discover" to ask the
 	// only meter of the bus for it.
 	Address string `mapstructure:"address"`
+
+	MeterKeys `mapstructure:",squash"`
+}
+
+// MeterKeys are what a meter is read as: those of a listed meter, and of every meter a bus's
+// discover: finds.
+type MeterKeys struct {
 	// Version is 2007 (default, or the profile's) or 1997.
 	Version string `mapstructure:"version"`
 	// Profile names an identifier list (a built-in one or one of profiles); Identifiers add to it.

@@ -108,7 +108,7 @@ func (r *meterResolver) discover(d DiscoverConfig, bs *busSpec, meters []MeterCo
 	}
 	// discover: true keeps the address out of the template's identity; each meter found sets its own.
 	ds.template = meterSpec{location: r.location, discover: true}
-	errs = append(errs, r.meterKeys(&ds.template, d.meter(), bs, prefix)...)
+	errs = append(errs, r.meterKeys(&ds.template, MeterConfig{MeterKeys: d.MeterKeys}, bs, prefix)...)
 	return ds, errs
 }
 

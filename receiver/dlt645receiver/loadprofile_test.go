@@ -405,8 +405,8 @@ func hasProfile(md pmetric.Metrics) bool {
 func TestLoadProfileConfigErrors(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Buses = []BusConfig{{Endpoint: "tcp://127.0.0.1:1", Meters: []MeterConfig{{
-		ID: "m", Address: "1", Identifiers: []IdentifierConfig{{DI: "00010000"}},
-		LoadProfile: &LoadProfileConfig{Class: 7, MaxRecordsPerPoll: -1, MaxBackfill: -time.Hour},
+		ID: "m", Address: "1", MeterKeys: MeterKeys{Identifiers: []IdentifierConfig{{DI: "00010000"}},
+			LoadProfile: &LoadProfileConfig{Class: 7, MaxRecordsPerPoll: -1, MaxBackfill: -time.Hour}},
 	}}}}
 	err := cfg.Validate()
 	require.Error(t, err)

@@ -296,7 +296,7 @@ buses:
 
 func TestRecordIdentifierErrors(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
-	cfg.Buses = []BusConfig{{Endpoint: "tcp://127.0.0.1:1", Meters: []MeterConfig{{ID: "m", Address: "1", Identifiers: []IdentifierConfig{
+	cfg.Buses = []BusConfig{{Endpoint: "tcp://127.0.0.1:1", Meters: []MeterConfig{{ID: "m", Address: "1", MeterKeys: MeterKeys{Identifiers: []IdentifierConfig{
 		{DI: "05060001"},
 		{DI: "06000001"},
 		{DI: "03110001", Metric: "x.y"},
@@ -305,7 +305,7 @@ func TestRecordIdentifierErrors(t *testing.T) {
 		{DI: "01010100"},
 		{DI: "00010001"},
 		{DI: "00010002"},
-	}}}}}
+	}}}}}}
 	err := cfg.Validate()
 	require.Error(t, err)
 	for _, want := range []string{
