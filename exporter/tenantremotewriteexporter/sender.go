@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/golang/snappy"
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
@@ -130,6 +131,7 @@ type rwSender struct {
 	retryOn429   bool
 	metadataKeys []string
 	targetInfo   string // name of the target_info series
+	infoSent     targetInfoLog
 
 	translate translateFunc
 	metadata  func(pmetric.Metrics) ([]*prompb.MetricMetadata, error) // nil without send_metadata
@@ -172,6 +174,7 @@ func newRWSender(set exporter.Settings, cfg *prw.Config) (*rwSender, error) {
 		retryOn429:   gateEnabled(gateRetryOn429),
 		metadataKeys: cfg.IncludeMetadataKeys,
 		targetInfo:   targetInfo,
+		infoSent:     targetInfoLog{every: targetInfoEvery.Milliseconds(), last: map[string]int64{}},
 		translate:    cachedTranslate(set.Logger, settings),
 		closed:       make(chan struct{}),
 	}
@@ -228,8 +231,85 @@ func (s *rwSender) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error
 		return nil // as contrib: no series, nothing sent (metadata only travels with series)
 	}
 	tss = newestTargetInfo(tss, s.targetInfo)
+	tss, infos := s.infoSent.drop(tss, s.targetInfo)
 	orderSeries(tss)
-	return s.export(ctx, batchRequests(tss, meta, s.maxBatch))
+	if err := s.export(ctx, batchRequests(tss, meta, s.maxBatch)); err != nil {
+		return err
+	}
+	s.infoSent.remember(infos)
+	return nil
+}
+
+// targetInfoEvery is the least time, in sample time, between two target_info samples of one label set
+// the backend is sent. Queries join target_info within Prometheus' 5-minute lookback, so one sample a
+// minute keeps every join working; each one costs a resource's whole label set (about 5 % of a small
+// site's bytes when it went in every request).
+const targetInfoEvery = time.Minute
+
+// targetInfoLog remembers, per label set of target_info, the newest sample time the backend
+// acknowledged. Sample time, not wall time: a backlog replayed after an outage gets a target_info
+// sample every minute of its own time, so joins over past data work too.
+type targetInfoLog struct {
+	every  int64 // ms
+	mu     sync.Mutex
+	last   map[string]int64 // label set -> newest target_info timestamp delivered (ms)
+	newest int64            // the newest of them, for pruning
+	pruned int64            // newest at the last pruning
+}
+
+// infoSample is a target_info sample a request carries, remembered once the request is delivered.
+type infoSample struct {
+	key string
+	ts  int64
+}
+
+// drop removes the target_info series (one sample each, after newestTargetInfo) whose label set
+// was delivered less than `every` earlier in sample time, and returns what the request still carries.
+// A sample older than the one delivered (a backlog sent after fresh data) is always kept.
+func (l *targetInfoLog) drop(tss []prompb.TimeSeries, name string) ([]prompb.TimeSeries, []infoSample) {
+	var infos []infoSample
+	var key []byte
+	out := tss[:0]
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ts := range tss {
+		if len(ts.Samples) != 1 || metricName(ts.Labels) != name {
+			out = append(out, ts)
+			continue
+		}
+		key = labelsKey(key[:0], ts.Labels)
+		at := ts.Samples[0].Timestamp
+		if last, ok := l.last[string(key)]; ok && at >= last && at-last < l.every {
+			continue
+		}
+		infos = append(infos, infoSample{key: string(key), ts: at})
+		out = append(out, ts)
+	}
+	return out, infos
+}
+
+// remember notes the target_info samples of a delivered request, and forgets label sets not
+// delivered for ten periods (a removed device; forgetting one only means it is sent again).
+func (l *targetInfoLog) remember(infos []infoSample) {
+	if len(infos) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, in := range infos {
+		if last, ok := l.last[in.key]; !ok || in.ts > last {
+			l.last[in.key] = in.ts
+		}
+		l.newest = max(l.newest, in.ts)
+	}
+	if l.newest-l.pruned >= 10*l.every {
+		for k, at := range l.last {
+			if at < l.newest-10*l.every {
+				delete(l.last, k)
+			}
+		}
+		l.pruned = l.newest
+	}
 }
 
 // newestTargetInfo keeps, for each label set of the target_info series, only the newest sample: a

@@ -229,6 +229,56 @@ func TestNewestTargetInfo(t *testing.T) {
 	assert.Len(t, out[3].Samples, 2, "another name is not target_info")
 }
 
+// target_info goes to the backend once a minute of sample time per resource: pushes 10 s apart carry
+// it in the 1st, 7th and 13th; a push the backend refused does not count, so the next one carries it;
+// a backlog older than what was delivered carries it again.
+func TestSenderTargetInfoOncePerMinute(t *testing.T) {
+	srv := newRWServer(t)
+	srv.outOfOrder = true // takes the backlog, as Prometheus with out_of_order_time_window does
+	var fail atomic.Bool
+	srv.setStatus(func(*http.Request) int {
+		if fail.Load() {
+			return http.StatusInternalServerError
+		}
+		return http.StatusNoContent
+	})
+	s := startSender(t, senderConfig(srv.URL), nil)
+	push := func(at time.Duration) error {
+		md := polls(t, 2, 10) // polls 0 … 9 s
+		for i := range md.ResourceMetrics().Len() {
+			shiftPoints(md.ResourceMetrics().At(i), pcommon.Timestamp(at))
+		}
+		return s.ConsumeMetrics(context.Background(), md)
+	}
+	infos := func() []int { // per request delivered: target_info series it carried
+		var out []int
+		for _, r := range srv.requestsCopy() {
+			n := 0
+			for _, ts := range r.Series {
+				if strings.HasPrefix(seriesKey(ts.Labels), "target_info{") {
+					n++
+				}
+			}
+			out = append(out, n)
+		}
+		return out
+	}
+	for k := range 13 {
+		require.NoError(t, push(time.Duration(k)*10*time.Second))
+	}
+	assert.Equal(t, []int{2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 2}, infos())
+
+	fail.Store(true)
+	require.Error(t, push(190*time.Second), "due: carried, refused")
+	fail.Store(false)
+	require.NoError(t, push(200*time.Second))
+	require.NoError(t, push(210*time.Second))
+	require.NoError(t, push(30*time.Second), "a backlog older than what was delivered")
+	got := infos()
+	// the refused request is in the server's log too (with its 2 target_info series)
+	assert.Equal(t, []int{2, 2, 0, 2}, got[13:], "refused, carried again, held, backlog")
+}
+
 // testAuth is a client auth extension: it adds a bearer token to every request.
 type testAuth struct {
 	component.StartFunc
