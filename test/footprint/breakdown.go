@@ -31,6 +31,9 @@ type reqBreakdown struct {
 	bytes    int // as sent
 	raw      int // uncompressed
 	aligned  int // snappy, timestamps rounded down to the interval
+	// snappy without the host metrics' series, and the device-polls of the request: a device-data
+	// figure to compare with a collector that sends only the devices' readings
+	noHost int
 	families map[string]*famStats
 	// per device_id in this request: distinct sample timestamps over all its series, and its polls
 	// (up-metric samples); stamps == polls when a poll's readings and health share one timestamp
@@ -113,6 +116,13 @@ func (s *rwSink) breakdown(at time.Time, bytes, raw int, wr *prompb.WriteRequest
 		}
 		f.snappyLabels = snappyLen(&prompb.WriteRequest{Timeseries: bare})
 	}
+	devOnly := prompb.WriteRequest{Metadata: wr.Metadata}
+	for _, ts := range wr.Timeseries {
+		if category(metricName(ts.Labels)) != "host metrics" {
+			devOnly.Timeseries = append(devOnly.Timeseries, ts)
+		}
+	}
+	b.noHost = snappyLen(&devOnly)
 	if step := s.align.Milliseconds(); step > 0 {
 		al := prompb.WriteRequest{Metadata: wr.Metadata, Timeseries: make([]prompb.TimeSeries, len(wr.Timeseries))}
 		for i, ts := range wr.Timeseries {
@@ -140,7 +150,7 @@ func (s *rwSink) printBreakdown(out io.Writer, title string, from time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fams := map[string]*famStats{}
-	var bytes, raw, aligned, samples, requests, devStamps, devPolls int
+	var bytes, raw, aligned, noHost, samples, requests, devStamps, devPolls, polls int
 	for _, r := range s.breakdowns {
 		if r.at.Before(from) {
 			continue
@@ -149,6 +159,7 @@ func (s *rwSink) printBreakdown(out io.Writer, title string, from time.Time) {
 		bytes += r.bytes
 		raw += r.raw
 		aligned += r.aligned
+		noHost += r.noHost
 		devStamps += r.devStamps
 		devPolls += r.devPolls
 		for name, f := range r.families {
@@ -162,6 +173,9 @@ func (s *rwSink) printBreakdown(out io.Writer, title string, from time.Time) {
 			}
 			a.samples += f.samples
 			samples += f.samples
+			if name == s.upMetric {
+				polls += f.samples
+			}
 			a.labelBytes += f.labelBytes
 			a.sampleBytes += f.sampleBytes
 			a.raw += f.raw
@@ -183,6 +197,9 @@ func (s *rwSink) printBreakdown(out io.Writer, title string, from time.Time) {
 	if s.align > 0 {
 		fmt.Fprintf(out, "; with every timestamp rounded down to %s: %d bytes (%s / sample, %.0f%% of sent)",
 			s.align, aligned, per(aligned, samples), 100*float64(aligned)/float64(bytes))
+	}
+	if polls > 0 {
+		fmt.Fprintf(out, "; without the host metrics: %d bytes, %s / device-poll (%s with them)", noHost, per(noHost, polls), per(bytes, polls))
 	}
 	if devPolls > 0 {
 		fmt.Fprintf(out, "; distinct timestamps per device-poll (readings and health of a device): %.2f", float64(devStamps)/float64(devPolls))
@@ -233,4 +250,13 @@ func (s *rwSink) printBreakdown(out io.Writer, title string, from time.Time) {
 	for _, r := range rows {
 		line(r.name, r.f)
 	}
+}
+
+func metricName(labels []prompb.Label) string {
+	for _, l := range labels {
+		if l.Name == "__name__" {
+			return l.Value
+		}
+	}
+	return ""
 }

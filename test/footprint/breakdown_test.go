@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,13 @@ func TestSinkBreakdown(t *testing.T) {
 	assert.Equal(t, v.labelBytes+v.sampleBytes+4*2+4*2, v.raw, "tags and lengths: 2 per label, 2 per sample")
 	assert.Greater(t, v.snappy, v.snappyLabels)
 	assert.Positive(t, b.aligned)
+	assert.Equal(t, snappyLen(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("iiot_device_up", "a", 1000, 2000),
+		series("voltage", "a", 1000, 2000),
+		series("iiot_device_up", "b", 1003, 2003),
+		series("voltage", "b", 1010, 2010),
+		series("target_info", "a", 1000),
+	}}), b.noHost, "the request re-encoded without the host series")
 
 	assert.Equal(t, "host metrics", category("system_cpu_time_seconds_total"))
 	assert.Equal(t, "health & quantiles", category("iiot_device_up"))
@@ -52,6 +60,7 @@ func TestSinkBreakdown(t *testing.T) {
 	s.printBreakdown(&out, "w", at)
 	r := out.String()
 	assert.Contains(t, r, "w: 1 requests, 10 samples, 100 bytes sent (10.0 / sample)")
+	assert.Contains(t, r, fmt.Sprintf("without the host metrics: %d bytes, %.1f / device-poll (25.0 with them)", b.noHost, float64(b.noHost)/4))
 	assert.Contains(t, r, "distinct timestamps per device-poll (readings and health of a device): 1.50")
 	assert.Contains(t, r, "| **host metrics** | 1 | 1 |")
 	assert.Contains(t, r, "| voltage | 2 | 4 |")
