@@ -27,13 +27,13 @@ type famStats struct {
 // sample's timestamp rounded down to the poll interval (one time for every series of a poll, as
 // Telegraf stamps a gather).
 type reqBreakdown struct {
-	at       time.Time
-	bytes    int // as sent
-	raw      int // uncompressed
-	aligned  int // snappy, timestamps rounded down to the interval
+	at      time.Time
+	bytes   int // as sent
+	raw     int // uncompressed
+	aligned int // snappy, timestamps rounded down to the interval
 	// snappy without the host metrics' series, and the device-polls of the request: a device-data
 	// figure to compare with a collector that sends only the devices' readings
-	noHost int
+	noHost   int
 	families map[string]*famStats
 	// per device_id in this request: distinct sample timestamps over all its series, and its polls
 	// (up-metric samples); stamps == polls when a poll's readings and health share one timestamp
