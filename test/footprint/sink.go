@@ -190,13 +190,15 @@ func (s *rwSink) firstSample() (time.Time, bool) {
 type windowCounts struct {
 	samples int // every sample
 	polls   int // upMetric samples: device polls
-	// requestsMetric increments between each series' first and last sample in the window, and the
-	// device's polls between them (its upMetric samples after the first, up to the last; the counter is
-	// not sampled at every poll): requests / polls is the requests a device-poll costs
+	// requestsMetric increments between each series' first sample (from the start of the run: the
+	// counter comes once a health interval, a minute by default, so a window of 60 polls may hold only
+	// one) and its last before the window's end, and the device's polls between them (its upMetric
+	// samples after the first, up to the last): requests / polls is the requests a device-poll costs.
+	// The first sample holds the first poll's requests (connection set-up): the increments leave them out.
 	requests, requestPolls float64
 }
 
-// window counts what was stamped in [from, to).
+// window counts what was stamped in [from, to), and the requests per poll up to to.
 func (s *rwSink) window(from, to time.Time) windowCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -217,7 +219,7 @@ func (s *rwSink) window(from, to time.Time) windowCounts {
 		var first, last *point
 		n := 0
 		for i := range pts {
-			if p := &pts[i]; in(p.ts) {
+			if p := &pts[i]; p.ts < hi {
 				if first == nil || p.ts < first.ts {
 					first = p
 				}

@@ -235,6 +235,12 @@ func TestSinkRequestsPerPollSparseCounter(t *testing.T) {
 	assert.InDelta(t, 601.0, c.requests, 1e-9) // 606 - 5
 	assert.InDelta(t, 120.0, c.requestPolls, 1e-9, "the polls after the first sample up to the last")
 	assert.InDelta(t, 601.0/120, c.requests/c.requestPolls, 1e-9)
+
+	// A window of 60 polls from 5 s on holds one counter sample (60 s): the one before it counts too.
+	c = s.window(time.UnixMilli(5000), time.UnixMilli(65_000))
+	assert.InDelta(t, 300.0, c.requests, 1e-9) // 305 - 5
+	assert.InDelta(t, 60.0, c.requestPolls, 1e-9)
+	assert.Equal(t, 60, c.polls)
 }
 
 // target_info (one series per resource) is not a reading's series: left out of labels per series.
