@@ -110,3 +110,28 @@ func TestOwnHealthSeriesSentOnChangeElseEveryHealthInterval(t *testing.T) {
 	}
 	assert.True(t, back.roles["server"], "the new session's server certificate goes out with it")
 }
+
+// In mode subscribe the polls are the heartbeats and the notification messages; the receiver's own
+// series go out with heartbeats only, still once a health interval.
+func TestOwnHealthSeriesInModeSubscribe(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	cfg := testConfig(srv.Endpoint())
+	cfg.Mode = ModeSubscribe
+	cfg.Poll.Interval = 200 * time.Millisecond
+	cfg.Poll.HealthInterval = 2 * time.Second
+	cfg.Nodes = plantNodes()[:2]
+	clk := clock.NewManual(time.Now())
+	h := startReceiverOn(t, cfg, clk)
+	for range 25 {
+		h.step(t, clk, cfg.Poll.Interval)
+	}
+	h.waitValue(t, "opcua.temperature", map[string]string{"line": "1"}, 21.5)
+	withSessions := 0
+	for _, p := range h.polls() {
+		if p.sessions >= 0 {
+			withSessions++
+		}
+	}
+	assert.Equal(t, 3, withSessions, "the first heartbeat, then once a health interval (2 s: 10 heartbeats) over 25 heartbeats and the notifications")
+	assert.Greater(t, len(h.polls()), 25, "notification messages are polls too")
+}
