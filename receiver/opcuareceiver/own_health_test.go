@@ -50,6 +50,20 @@ func (h *harness) polls() []pollSeries {
 	return out
 }
 
+// startHealthIntervals starts the receiver on a manual clock with polls every 200 ms and a health
+// interval of 2 s (10 polls), and runs 25 polls.
+func startHealthIntervals(t *testing.T, cfg *Config) (*harness, *clock.Manual) {
+	cfg.Poll.Interval = 200 * time.Millisecond
+	cfg.Poll.HealthInterval = 2 * time.Second
+	clk := clock.NewManual(time.Now())
+	h := startReceiverOn(t, cfg, clk)
+	for range 25 {
+		h.step(t, clk, cfg.Poll.Interval)
+	}
+	h.waitValue(t, "opcua.temperature", map[string]string{"line": "1"}, 21.5)
+	return h, clk
+}
+
 // The receiver's own health series (sessions, certificates' validity) go out with the device's health
 // series once a health interval, not at every poll, and at once when a new session brings the server's
 // certificate back. The device's clock is manual: a health interval is exactly 10 polls.
@@ -59,18 +73,11 @@ func TestOwnHealthSeriesSentOnChangeElseEveryHealthInterval(t *testing.T) {
 	proxy.setTarget(srv.Endpoint()[len("opc.tcp://"):])
 	dir := t.TempDir()
 	cfg := testConfig(proxy.endpoint())
-	cfg.Poll.Interval = 200 * time.Millisecond
-	cfg.Poll.HealthInterval = 2 * time.Second
 	cfg.Security.Policy, cfg.Security.Mode = PolicyBasic256Sha256, SecurityModeSignAndEncrypt
 	cfg.Security.CertificateFile, cfg.Security.PrivateKeyFile = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
 	cfg.Security.ServerCertificateFingerprints = []string{fingerprintSHA256(srv.CertificateDER())}
 	cfg.Nodes = plantNodes()[:1]
-	clk := clock.NewManual(time.Now())
-	h := startReceiverOn(t, cfg, clk)
-	for range 25 {
-		h.step(t, clk, cfg.Poll.Interval)
-	}
-	h.waitValue(t, "opcua.temperature", map[string]string{"line": "1"}, 21.5)
+	h, clk := startHealthIntervals(t, cfg)
 
 	var withSessions, withServer, withClient, withRequests []int
 	for i, p := range h.polls() {
@@ -117,15 +124,8 @@ func TestOwnHealthSeriesInModeSubscribe(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	cfg := testConfig(srv.Endpoint())
 	cfg.Mode = ModeSubscribe
-	cfg.Poll.Interval = 200 * time.Millisecond
-	cfg.Poll.HealthInterval = 2 * time.Second
 	cfg.Nodes = plantNodes()[:2]
-	clk := clock.NewManual(time.Now())
-	h := startReceiverOn(t, cfg, clk)
-	for range 25 {
-		h.step(t, clk, cfg.Poll.Interval)
-	}
-	h.waitValue(t, "opcua.temperature", map[string]string{"line": "1"}, 21.5)
+	h, _ := startHealthIntervals(t, cfg)
 	withSessions := 0
 	for _, p := range h.polls() {
 		if p.sessions >= 0 {
