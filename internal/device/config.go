@@ -20,11 +20,21 @@ type PollConfig struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 	// Retries of a request that timed out or failed on the wire (not of protocol exceptions).
 	Retries int `mapstructure:"retries"`
+	// HealthInterval is the longest that a health series other than iiot.device.up and
+	// iiot.device.poll.duration goes unsent while its value stays the same (breaker state) or on its
+	// straight line (requests); a change is sent at once. 0 sends them at every poll. Receiver level
+	// only: devices have no such key (PollOverrides).
+	HealthInterval time.Duration `mapstructure:"health_interval"`
 }
 
-// NewDefaultPollConfig polls every 10s with a 2s timeout and one retry.
+// DefaultHealthInterval keeps several samples of each health counter in the 5-minute rate windows
+// of the shipped rules.
+const DefaultHealthInterval = time.Minute
+
+// NewDefaultPollConfig polls every 10s with a 2s timeout and one retry, and sends unchanged health
+// series every minute.
 func NewDefaultPollConfig() PollConfig {
-	return PollConfig{Interval: 10 * time.Second, Jitter: 0.05, Timeout: 2 * time.Second, Retries: 1}
+	return PollConfig{Interval: 10 * time.Second, Jitter: 0.05, Timeout: 2 * time.Second, Retries: 1, HealthInterval: DefaultHealthInterval}
 }
 
 // Override returns c with the keys set in levels applied, the last level winning (see Layer).
@@ -56,6 +66,9 @@ func (c PollConfig) Validate(prefix string) error {
 	}
 	if err := validateRetries(prefix, c.Retries); err != nil {
 		errs = append(errs, err)
+	}
+	if c.HealthInterval < 0 {
+		errs = append(errs, fmt.Errorf("%shealth_interval: must be >= 0 (0 sends every health series at every poll), got %s", prefix, c.HealthInterval))
 	}
 	return errors.Join(errs...)
 }

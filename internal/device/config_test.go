@@ -16,7 +16,7 @@ func TestSettingsDefaultsValidate(t *testing.T) {
 
 func TestSettingsReportsEveryProblem(t *testing.T) {
 	s := NewDefaultSettings()
-	s.Poll = PollConfig{Interval: time.Second, Timeout: 5 * time.Second, Jitter: 0.9, Retries: 11}
+	s.Poll = PollConfig{Interval: time.Second, Timeout: 5 * time.Second, Jitter: 0.9, Retries: 11, HealthInterval: -time.Second}
 	s.Breaker.InitialBackoff = 0
 	s.Traces.SuccessSampleRatio = 2
 	err := s.Validate("")
@@ -25,10 +25,23 @@ func TestSettingsReportsEveryProblem(t *testing.T) {
 		"poll.jitter: must be between 0 and 0.5",
 		"poll.retries: must be between 0 and 10",
 		"poll.timeout: 5s is longer than the poll interval 1s",
+		"poll.health_interval: must be >= 0 (0 sends every health series at every poll), got -1s",
 		"breaker.initial_backoff: must be > 0",
 		"traces.success_sample_ratio: must be between 0 and 1, got 2",
 	} {
 		assert.ErrorContains(t, err, want)
+	}
+}
+
+// poll.health_interval defaults to a minute; 0 is a value (every poll), not "unset".
+func TestHealthIntervalKey(t *testing.T) {
+	assert.Equal(t, time.Minute, NewDefaultSettings().Poll.HealthInterval)
+	for raw, want := range map[string]time.Duration{"0s": 0, "2m": 2 * time.Minute} {
+		s := NewDefaultSettings()
+		require.NoError(t, confmap.NewFromStringMap(map[string]any{"poll": map[string]any{"health_interval": raw}}).Unmarshal(&s))
+		assert.Equal(t, want, s.Poll.HealthInterval, raw)
+		assert.Equal(t, 10*time.Second, s.Poll.Interval, "the other poll keys keep their defaults")
+		require.NoError(t, s.Validate(""))
 	}
 }
 

@@ -103,6 +103,8 @@ func (f *Fleet) Recorder(id Identity) *Recorder {
 		Traces:  f.settings.Traces,
 		Service: f.set.ID.String(),
 		Start:   f.start,
+
+		HealthInterval: f.settings.Poll.HealthInterval,
 	})
 }
 

@@ -34,6 +34,10 @@ type Poll struct {
 	// hadError: some request or reading failed (the trace is always kept);
 	// answered: some request got an answer; requested: some request was made; failed: a poll-level error.
 	answered, requested, failed, hadError bool
+	// healthDue: the poll sends every health series (Recorder.healthDue); requestsBefore is the
+	// recorder's request count when the poll began.
+	healthDue      bool
+	requestsBefore int64
 }
 
 // point is one recorded reading; ts 0 is the poll's end. isInt: the reading is the integer ival
@@ -274,7 +278,7 @@ func (p *Poll) End(now time.Time, state poll.BreakerState) (pmetric.Metrics, ptr
 	if sampled {
 		ex = p
 	}
-	r.appendHealth(ms, ts, p.Answered(), now.Sub(p.start).Seconds(), state, ex)
+	r.appendHealth(ms, ts, p.start, p.healthDue, r.requests-p.requestsBefore, p.Answered(), now.Sub(p.start).Seconds(), state, ex)
 	p.appendReadings(ms, ts)
 	r.endOldSeries(md, ts)
 	td := ptrace.NewTraces()

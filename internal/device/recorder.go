@@ -76,6 +76,16 @@ type Recorder struct {
 	requests int64
 	errors   map[ErrorType]int64
 
+	// What the health series sent last, so that a series that did not change waits for healthInterval
+	// (see sendHealth). healthAt is the start of the last poll that sent every health series, prevPoll
+	// the start of the previous poll; pollRequests is the number of requests of the previous poll.
+	healthInterval time.Duration
+	healthAt       time.Time
+	prevPoll       time.Time
+	pollRequests   int64
+	sentState      poll.BreakerState
+	sentErrors     map[ErrorType]int64
+
 	poll Poll // reused by every poll of the device
 
 	// emitted: some poll was emitted. oldResource, when hasOld, is the resource before a resource
@@ -92,6 +102,9 @@ type RecorderSettings struct {
 	Traces  TracesConfig
 	Service string // service.name of the poll traces' resource (the receiver's component id)
 	Start   time.Time
+	// HealthInterval is the longest a health series that did not change goes unsent (poll.health_interval);
+	// 0 sends every health series at every poll.
+	HealthInterval time.Duration
 }
 
 // NewRecorder returns the recorder of one device.
@@ -105,6 +118,9 @@ func NewRecorder(id Identity, set RecorderSettings) *Recorder {
 		startTime:   pcommon.NewTimestampFromTime(set.Start),
 		byName:      map[string]int{},
 		errors:      map[ErrorType]int64{},
+
+		healthInterval: set.HealthInterval,
+		sentErrors:     map[ErrorType]int64{},
 	}
 	id.CopyTo(r.resource)
 	r.traceResource = pcommon.NewResource()
@@ -171,6 +187,8 @@ func (r *Recorder) Begin(now time.Time) *Poll {
 	p.answered, p.failed, p.requested, p.hadError = false, false, false, false
 	p.pollErr, p.lastErr = nil, nil
 	p.readingErrs, p.lastReadingErr, p.refused, p.held = 0, "", 0, 0
+	p.healthDue = r.healthDue(now)
+	p.requestsBefore = r.requests
 	var id [16]byte
 	// Trace and span ids must be unique, not secret: the fast generator is enough.
 	binary.BigEndian.PutUint64(id[:8], rand.Uint64())
@@ -190,7 +208,7 @@ func newSpanID() pcommon.SpanID {
 func (r *Recorder) Skipped(now time.Time, state poll.BreakerState) pmetric.Metrics {
 	md, sm := r.newMetrics()
 	ts := r.metricTime(now)
-	r.appendHealth(sm.Metrics(), ts, false, -1, state, nil)
+	r.appendHealth(sm.Metrics(), ts, now, r.healthDue(now), 0, false, -1, state, nil)
 	r.endOldSeries(md, ts)
 	return md
 }
@@ -271,8 +289,32 @@ func (r *Recorder) newMetrics() (pmetric.Metrics, pmetric.ScopeMetrics) {
 	return md, sm
 }
 
-// appendHealth writes the enabled health metrics; duration < 0 leaves the duration out.
-func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up bool, duration float64, state poll.BreakerState, exemplar *Poll) {
+// healthDue tells whether the poll starting at is the one to send every health series again: the
+// first poll, every poll with a health interval of 0, and the poll nearest to one health interval
+// after the last that sent them all (a poll is due when the next one, a gap later, would be further
+// from it; so with a poll interval of at least the health interval every poll is).
+func (r *Recorder) healthDue(at time.Time) bool {
+	gap := at.Sub(r.prevPoll)
+	r.prevPoll = at
+	return r.healthInterval <= 0 || !r.emitted || at.Sub(r.healthAt) >= r.healthInterval-gap/2
+}
+
+// HealthDue tells whether this poll sends every health series, changed or not (see healthDue). A
+// receiver that writes health series of its own (OPC UA: sessions, certificate validity) follows it,
+// so that they go out with the device's.
+func (p *Poll) HealthDue() bool { return p.healthDue || p.r.hasOld }
+
+// appendHealth writes the enabled health metrics of the poll that started at and made requests
+// requests; duration < 0 leaves the duration out. iiot.device.up and the duration are written at every
+// poll (rules take avg_over_time and changes of up, the tdigest processor every duration). The other
+// health series are written when they changed, else when the poll is due (healthDue), and all of them
+// after a resource attribute changed (their series start anew under the new resource, and the old ones
+// get stale markers only for the series the poll holds).
+func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, at time.Time, due bool, requests int64, up bool, duration float64, state poll.BreakerState, exemplar *Poll) {
+	all := due || r.hasOld
+	if all {
+		r.healthAt = at
+	}
 	if r.health.Up {
 		m := ms.AppendEmpty()
 		m.SetName(MetricUp)
@@ -302,7 +344,7 @@ func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up
 			ex.SetSpanID(exemplar.spanID)
 		}
 	}
-	if r.health.PollErrors && len(r.errors) > 0 {
+	if r.health.PollErrors && r.errorsToSend(all) {
 		m := ms.AppendEmpty()
 		m.SetName(MetricPollErrors)
 		m.SetUnit("{error}")
@@ -315,6 +357,10 @@ func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up
 			if !ok {
 				continue
 			}
+			if sent, was := r.sentErrors[t]; !all && was && sent == n {
+				continue
+			}
+			r.sentErrors[t] = n
 			dp := sum.DataPoints().AppendEmpty()
 			dp.SetStartTimestamp(r.startTime)
 			dp.SetTimestamp(ts)
@@ -322,7 +368,9 @@ func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up
 			dp.Attributes().PutStr(AttrErrorType, string(t))
 		}
 	}
-	if r.health.Requests {
+	// A counter off its straight line (a retry, a failed poll, a changed plan) is sent at once; on the
+	// line, samples a health interval apart keep rate() and increase() exact.
+	if r.health.Requests && (all || requests != r.pollRequests) {
 		m := ms.AppendEmpty()
 		m.SetName(MetricRequests)
 		m.SetUnit("{request}")
@@ -335,7 +383,9 @@ func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up
 		dp.SetTimestamp(ts)
 		dp.SetIntValue(r.requests)
 	}
-	if r.health.BreakerState {
+	r.pollRequests = requests
+	if r.health.BreakerState && (all || state != r.sentState) {
+		r.sentState = state
 		m := ms.AppendEmpty()
 		m.SetName(MetricBreakerState)
 		m.SetUnit("{state}")
@@ -344,6 +394,19 @@ func (r *Recorder) appendHealth(ms pmetric.MetricSlice, ts pcommon.Timestamp, up
 		dp.SetTimestamp(ts)
 		dp.SetIntValue(int64(state))
 	}
+}
+
+// errorsToSend tells whether some iiot.device.poll.errors point is to be written.
+func (r *Recorder) errorsToSend(all bool) bool {
+	if all {
+		return len(r.errors) > 0
+	}
+	for t, n := range r.errors {
+		if sent, ok := r.sentErrors[t]; !ok || sent != n {
+			return true
+		}
+	}
+	return false
 }
 
 // sampled decides from the trace id, so every component that sees the id agrees.

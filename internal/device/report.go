@@ -25,8 +25,16 @@ import (
 // went down (a reset, a replaced meter) is sent at once, whatever the deadband.
 //
 // Staleness is never held back: a reading that fails still sends its stale marker at once, and the
-// next good reading after it is sent whatever its value. The health metrics (iiot.device.*) are never
-// suppressed.
+// next good reading after it is sent whatever its value.
+//
+// The health metrics follow a rule of their own, with no deadband (Recorder.appendHealth):
+// iiot.device.up and iiot.device.poll.duration go out at every poll (rules take avg_over_time and
+// changes of up, the tdigest processor every duration); the breaker state, the requests and each
+// poll.errors point go out when they change (the requests: when a poll made a different number of
+// requests than the one before, i.e. the counter leaves its straight line), else at the poll nearest to
+// poll.health_interval (default 1m) after the last that sent them all; and all of them at the first
+// poll and after a resource attribute changed. A counter subsampled this way keeps rate() and
+// increase() exact, and a 5-minute window still holds several samples.
 
 // LookbackDelta is Prometheus' default lookback: a series with no sample for that long is stale.
 const LookbackDelta = 5 * time.Minute

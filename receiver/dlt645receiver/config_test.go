@@ -117,7 +117,7 @@ func TestConfigResolved(t *testing.T) {
 		Manufacturer: "Acme", Model: "DTSD-3",
 		Attributes: map[string]string{"site": "plant-7", "dlt645.meter.address": "000000000001", "dlt645.version": "2007"},
 	}, m1.identity)
-	assert.Equal(t, device.PollConfig{Interval: 30 * time.Second, Jitter: 0.05, Timeout: time.Second, Retries: 2}, m1.poll)
+	assert.Equal(t, device.PollConfig{Interval: 30 * time.Second, Jitter: 0.05, Timeout: time.Second, Retries: 2, HealthInterval: device.DefaultHealthInterval}, m1.poll)
 	assert.Equal(t, "Asia/Shanghai", m1.location.String())
 	require.Len(t, m1.reads, 6)
 	assert.True(t, m1.reads[0].block)
@@ -226,9 +226,9 @@ func TestConfigLayeredPoll(t *testing.T) {
 		got[m.identity.ID] = m.poll
 	}
 	assert.Equal(t, map[string]device.PollConfig{
-		"zero":    {Interval: 10 * time.Second, Jitter: 0, Timeout: 2 * time.Second, Retries: 0},
-		"inherit": {Interval: 10 * time.Second, Jitter: 0.1, Timeout: 2 * time.Second, Retries: 1},
-		"some":    {Interval: time.Minute, Jitter: 0.1, Timeout: 2 * time.Second, Retries: 3},
+		"zero":    {Interval: 10 * time.Second, Jitter: 0, Timeout: 2 * time.Second, Retries: 0, HealthInterval: device.DefaultHealthInterval},
+		"inherit": {Interval: 10 * time.Second, Jitter: 0.1, Timeout: 2 * time.Second, Retries: 1, HealthInterval: device.DefaultHealthInterval},
+		"some":    {Interval: time.Minute, Jitter: 0.1, Timeout: 2 * time.Second, Retries: 3, HealthInterval: device.DefaultHealthInterval},
 	}, got)
 }
 

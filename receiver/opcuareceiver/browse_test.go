@@ -235,6 +235,16 @@ func (p *freezeProxy) setFrozen(f bool) {
 	p.mu.Unlock()
 }
 
+// cut closes the connections forwarded so far, as a network that drops them would.
+func (p *freezeProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
 func (p *freezeProxy) endpoint() string {
 	return "opc.tcp://" + p.l.Addr().String()
 }

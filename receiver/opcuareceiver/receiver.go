@@ -66,6 +66,7 @@ type opcuaReceiver struct {
 	known               []*seriesEntry // readings of the current (or last) session, marked stale when it fails
 	groupLast           []time.Time    // poll mode: when each poll group was last read
 	sessions            int64
+	own                 ownSent
 	statusOK            *bool // last reported component status (nil: none yet)
 	warnedPlainPassword bool
 	warnedKeepAlive     bool
@@ -352,7 +353,7 @@ func (r *opcuaReceiver) poll(ctx context.Context, p *device.Poll, trigger string
 			r.reportStatus(err)
 		}
 	}
-	r.recordOwnMetrics(p.Start())
+	r.recordOwnMetrics(p)
 }
 
 // pollSession runs the heartbeat and, in mode poll, the reads on the current session. It returns an
@@ -394,17 +395,50 @@ func (r *opcuaReceiver) reportStatus(err error) {
 	}
 }
 
+// ownSent is what recordOwnMetrics last sent: like the device's health series, the receiver's own
+// are sent when they change, else with the polls that send every health series.
+type ownSent struct {
+	at       time.Time // the poll that last sent them all
+	sessions int64     // -1 before the first
+	notAfter map[metadata.AttributeOpcuaCertificateRole]time.Time
+}
+
 // recordOwnMetrics records the receiver's own metrics (certificate validity, sessions) with the
-// scheduled polls; they are appended to that poll's metrics by emit.
-func (r *opcuaReceiver) recordOwnMetrics(now time.Time) {
+// scheduled polls; they are appended to that poll's metrics by emit. opcua.sessions.established is
+// recorded when it changed (a new session), the certificates' remaining validity when a certificate
+// is new (another expiry) and the server's with each new session; both also with each poll that
+// sends every health series (Poll.HealthDue), or the first scheduled poll a health interval after
+// they were last all sent (in mode subscribe the due poll may be a notification, which records none).
+func (r *opcuaReceiver) recordOwnMetrics(p *device.Poll) {
+	now := p.Start()
 	ts := pcommon.NewTimestampFromTime(now)
+	o := &r.own
+	if o.notAfter == nil {
+		o.notAfter, o.sessions = map[metadata.AttributeOpcuaCertificateRole]time.Time{}, -1
+	}
+	all := p.HealthDue() || now.Sub(o.at) >= r.cfg.Poll.HealthInterval
+	if all {
+		o.at = now
+	}
+	newSession := r.sessions != o.sessions
+	validity := func(notAfter time.Time, role metadata.AttributeOpcuaCertificateRole, fresh bool) {
+		if last, ok := o.notAfter[role]; all || fresh || !ok || !last.Equal(notAfter) {
+			o.notAfter[role] = notAfter
+			r.mb.RecordOpcuaCertificateRemainingValidityDataPoint(ts, int64(notAfter.Sub(now)/time.Second), role)
+		}
+	}
 	if r.clientCert != nil {
-		r.mb.RecordOpcuaCertificateRemainingValidityDataPoint(ts, int64(r.clientCert.cert.NotAfter.Sub(now)/time.Second), metadata.AttributeOpcuaCertificateRoleClient)
+		validity(r.clientCert.cert.NotAfter, metadata.AttributeOpcuaCertificateRoleClient, false)
 	}
 	if r.sess != nil && r.sess.serverCert != nil {
-		r.mb.RecordOpcuaCertificateRemainingValidityDataPoint(ts, int64(r.sess.serverCert.NotAfter.Sub(now)/time.Second), metadata.AttributeOpcuaCertificateRoleServer)
+		validity(r.sess.serverCert.NotAfter, metadata.AttributeOpcuaCertificateRoleServer, newSession)
+	} else {
+		delete(o.notAfter, metadata.AttributeOpcuaCertificateRoleServer)
 	}
-	r.mb.RecordOpcuaSessionsEstablishedDataPoint(ts, r.sessions)
+	if all || newSession {
+		o.sessions = r.sessions
+		r.mb.RecordOpcuaSessionsEstablishedDataPoint(ts, r.sessions)
+	}
 }
 
 // emit hands one poll to the pipelines, with the receiver's own metrics recorded since the last one.

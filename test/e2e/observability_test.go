@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -323,7 +324,7 @@ func TestObservability(t *testing.T) {
 						for _, p := range d.panels {
 							var n int
 							for _, e := range p.exprs {
-								q := substituteVars(e, vars)
+								q := substituteVars(e, panelVars(t, vars, p.interval))
 								if !assert.False(c, unresolvedVarRe.MatchString(q), "panel %q: unresolved variable in %s", p.title, q) {
 									continue
 								}
@@ -478,6 +479,9 @@ type dashboardVar struct {
 type panelDef struct {
 	title string
 	exprs []string
+	// interval is the panel's min interval (Grafana's "interval"), e.g. "2m" where a query takes the
+	// rate of a health counter that arrives once a poll.health_interval
+	interval string
 }
 
 // loadDashboards reads every dashboard of dir and checks what Grafana (10/11) needs to import it
@@ -536,8 +540,9 @@ func loadDashboards(t *testing.T, dir string) []dashboardDef {
 						Type string `json:"type"`
 						UID  string `json:"uid"`
 					} `json:"datasource"`
-					GridPos *struct{ H, W int } `json:"gridPos"`
-					Targets []struct {
+					GridPos  *struct{ H, W int } `json:"gridPos"`
+					Interval string              `json:"interval"`
+					Targets  []struct {
 						Expr       string `json:"expr"`
 						Datasource struct {
 							Type string `json:"type"`
@@ -558,7 +563,7 @@ func loadDashboards(t *testing.T, dir string) []dashboardDef {
 				require.NotNil(t, p.Datasource, "%s: panel %q", f, p.Title)
 				require.Equal(t, "${datasource}", p.Datasource.UID, "%s: panel %q", f, p.Title)
 				require.NotEmpty(t, p.Targets, "%s: panel %q", f, p.Title)
-				pd := panelDef{title: p.Title}
+				pd := panelDef{title: p.Title, interval: p.Interval}
 				for _, tg := range p.Targets {
 					require.Equal(t, "prometheus", tg.Datasource.Type, "%s: panel %q", f, p.Title)
 					require.Equal(t, "${datasource}", tg.Datasource.UID, "%s: panel %q", f, p.Title)
@@ -582,16 +587,33 @@ var obsPlaceholderVars = map[string]string{"tenant": ".*", "site": ".*", "protoc
 
 var grafanaVarRe = regexp.MustCompile(`\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)`)
 
-// substituteVars replaces $name, ${name} and [[name]] by their values (built-ins included); unknown
-// names stay.
+// panelVars returns vars with Grafana's $__interval and $__rate_interval for a panel with a min
+// interval: $__interval is at least the min interval, and $__rate_interval is $__interval plus the
+// scrape interval (Grafana's default, 15s), at least four scrape intervals.
+func panelVars(t testing.TB, vars map[string]string, minInterval string) map[string]string {
+	if minInterval == "" {
+		return vars
+	}
+	d, err := time.ParseDuration(minInterval)
+	require.NoError(t, err, "panel interval %q", minInterval)
+	const scrape = 15 * time.Second
+	interval := max(d, scrape)
+	out := maps.Clone(vars)
+	out["__interval"] = fmt.Sprintf("%ds", int(interval.Seconds()))
+	out["__rate_interval"] = fmt.Sprintf("%ds", int(max(interval+scrape, 4*scrape).Seconds()))
+	return out
+}
+
+// substituteVars replaces $name, ${name} and [[name]] by their values (built-ins included, a panel's
+// own from vars first); unknown names stay.
 func substituteVars(expr string, vars map[string]string) string {
 	return grafanaVarRe.ReplaceAllStringFunc(expr, func(m string) string {
 		sub := grafanaVarRe.FindStringSubmatch(m)
 		name := sub[1] + sub[2] + sub[3]
-		if v, ok := obsBuiltinVars[name]; ok {
+		if v, ok := vars[name]; ok {
 			return v
 		}
-		if v, ok := vars[name]; ok {
+		if v, ok := obsBuiltinVars[name]; ok {
 			return v
 		}
 		return m

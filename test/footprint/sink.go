@@ -32,7 +32,7 @@ type rwRequest struct {
 // flush timeout late).
 type rwSink struct {
 	upMetric       string // the health metric written once per device poll
-	requestsMetric string // the cumulative count of a device's requests, also written once per poll
+	requestsMetric string // the cumulative count of a device's requests (sampled once a health interval and when it leaves its line)
 
 	mu       sync.Mutex
 	requests []rwRequest
@@ -40,7 +40,8 @@ type rwSink struct {
 	stamps   []int64        // every sample's timestamp, ms
 	upStamps []int64        // timestamps of upMetric's samples, ms
 	maxUp    int64
-	counters map[string][]point // requestsMetric's samples by series
+	counters map[string][]point // requestsMetric's samples by series (its labels besides __name__)
+	devUps   map[string][]int64 // upMetric's timestamps by series (its labels besides __name__): a device's polls
 	first    chan struct{}      // closed by the first request that carries samples
 
 	// with -breakdown: every request taken apart by family, and re-encoded with its timestamps rounded
@@ -61,7 +62,7 @@ type point struct {
 func newRWSink(upMetric, requestsMetric string) *rwSink {
 	return &rwSink{
 		upMetric: upMetric, requestsMetric: requestsMetric,
-		series: map[string]int{}, counters: map[string][]point{}, first: make(chan struct{}),
+		series: map[string]int{}, counters: map[string][]point{}, devUps: map[string][]int64{}, first: make(chan struct{}),
 	}
 }
 
@@ -114,9 +115,10 @@ func (s *rwSink) record(at time.Time, bytes, raw int, wr *prompb.WriteRequest) {
 		s.breakdowns = append(s.breakdowns, s.breakdown(at, bytes, raw, wr))
 	}
 	n := 0
-	var key strings.Builder
+	var key, dev strings.Builder
 	for _, ts := range wr.Timeseries {
 		key.Reset()
+		dev.Reset()
 		name := ""
 		for _, l := range ts.Labels {
 			key.WriteString(l.Name)
@@ -125,7 +127,12 @@ func (s *rwSink) record(at time.Time, bytes, raw int, wr *prompb.WriteRequest) {
 			key.WriteByte(0)
 			if l.Name == "__name__" {
 				name = l.Value
+				continue
 			}
+			dev.WriteString(l.Name)
+			dev.WriteByte(0)
+			dev.WriteString(l.Value)
+			dev.WriteByte(0)
 		}
 		if name == "target_info" {
 			s.series[key.String()] = -1
@@ -134,7 +141,7 @@ func (s *rwSink) record(at time.Time, bytes, raw int, wr *prompb.WriteRequest) {
 		}
 		up := name == s.upMetric
 		if name == s.requestsMetric {
-			k := key.String()
+			k := dev.String()
 			for _, smp := range ts.Samples {
 				s.counters[k] = append(s.counters[k], point{smp.Timestamp, smp.Value})
 			}
@@ -143,6 +150,7 @@ func (s *rwSink) record(at time.Time, bytes, raw int, wr *prompb.WriteRequest) {
 			s.stamps = append(s.stamps, smp.Timestamp)
 			if up {
 				s.upStamps = append(s.upStamps, smp.Timestamp)
+				s.devUps[dev.String()] = append(s.devUps[dev.String()], smp.Timestamp)
 				s.maxUp = max(s.maxUp, smp.Timestamp)
 			}
 		}
@@ -182,12 +190,15 @@ func (s *rwSink) firstSample() (time.Time, bool) {
 type windowCounts struct {
 	samples int // every sample
 	polls   int // upMetric samples: device polls
-	// requestsMetric increments between each series' first and last sample in the window, and the
-	// polls between them (one sample per poll): requests / polls is the requests a device-poll costs
+	// requestsMetric increments between each series' first sample (from the start of the run: the
+	// counter comes once a health interval, a minute by default, so a window of 60 polls may hold only
+	// one) and its last before the window's end, and the device's polls between them (its upMetric
+	// samples after the first, up to the last): requests / polls is the requests a device-poll costs.
+	// The first sample holds the first poll's requests (connection set-up): the increments leave them out.
 	requests, requestPolls float64
 }
 
-// window counts what was stamped in [from, to).
+// window counts what was stamped in [from, to), and the requests per poll up to to.
 func (s *rwSink) window(from, to time.Time) windowCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -204,11 +215,11 @@ func (s *rwSink) window(from, to time.Time) windowCounts {
 			c.polls++
 		}
 	}
-	for _, pts := range s.counters {
+	for k, pts := range s.counters {
 		var first, last *point
 		n := 0
 		for i := range pts {
-			if p := &pts[i]; in(p.ts) {
+			if p := &pts[i]; p.ts < hi {
 				if first == nil || p.ts < first.ts {
 					first = p
 				}
@@ -219,10 +230,20 @@ func (s *rwSink) window(from, to time.Time) windowCounts {
 			}
 		}
 		// a counter that went down (a restart) would count negative requests: leave the series out
-		if n >= 2 && last.v >= first.v {
-			c.requests += last.v - first.v
-			c.requestPolls += float64(n - 1)
+		if n < 2 || last.v < first.v {
+			continue
 		}
+		polls := 0
+		for _, ts := range s.devUps[k] {
+			if ts > first.ts && ts <= last.ts {
+				polls++
+			}
+		}
+		if polls == 0 { // no up series of the device (switched off): one counter sample a poll
+			polls = n - 1
+		}
+		c.requests += last.v - first.v
+		c.requestPolls += float64(polls)
 	}
 	return c
 }

@@ -207,6 +207,42 @@ func TestSinkRequestsPerPoll(t *testing.T) {
 	assert.Equal(t, 7, c.samples) // a: 4, b: 2, c: 1
 }
 
+func upSeries(device string, stamps ...int64) prompb.TimeSeries {
+	ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "iiot_device_up"}, {Name: "device_id", Value: device}}}
+	for _, at := range stamps {
+		ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: at, Value: 1})
+	}
+	return ts
+}
+
+// The receivers send the requests counter once a health interval (and when a poll's count changes),
+// iiot_device_up at every poll: the polls between the counter's first and last sample are the device's
+// up samples, not the counter's.
+func TestSinkRequestsPerPollSparseCounter(t *testing.T) {
+	s := startSink(t)
+	var ups []int64
+	for at := int64(0); at <= 130_000; at += 1000 {
+		ups = append(ups, at)
+	}
+	// 5 requests a poll, one poll with a retry (6) at 70 s: the counter at 0, 60, 70, 71, 120 s
+	require.Equal(t, http.StatusNoContent, post(t, s, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		upSeries("a", ups...),
+		counter("a", [2]float64{0, 5}, [2]float64{60_000, 305}, [2]float64{70_000, 356}, [2]float64{71_000, 361}, [2]float64{120_000, 606}),
+		// another device's polls do not count for a
+		upSeries("b", 500, 1500, 2500),
+	}})))
+	c := s.window(time.UnixMilli(0), time.UnixMilli(130_000))
+	assert.InDelta(t, 601.0, c.requests, 1e-9) // 606 - 5
+	assert.InDelta(t, 120.0, c.requestPolls, 1e-9, "the polls after the first sample up to the last")
+	assert.InDelta(t, 601.0/120, c.requests/c.requestPolls, 1e-9)
+
+	// A window of 60 polls from 5 s on holds one counter sample (60 s): the one before it counts too.
+	c = s.window(time.UnixMilli(5000), time.UnixMilli(65_000))
+	assert.InDelta(t, 300.0, c.requests, 1e-9) // 305 - 5
+	assert.InDelta(t, 60.0, c.requestPolls, 1e-9)
+	assert.Equal(t, 60, c.polls)
+}
+
 // target_info (one series per resource) is not a reading's series: left out of labels per series.
 func TestSinkLabelsPerSeries(t *testing.T) {
 	s := newRWSink("iiot_device_up", "iiot_device_requests_total")

@@ -414,7 +414,7 @@ type metricOpcuaCertificateRemainingValidity struct {
 // init fills opcua.certificate.remaining_validity metric with initial data.
 func (m *metricOpcuaCertificateRemainingValidity) init() {
 	m.data.SetName("opcua.certificate.remaining_validity")
-	m.data.SetDescription("Seconds until the certificate expires (negative once it has expired). Emitted with every heartbeat for the client certificate in use and, while connected, for the server certificate of the session's endpoint.")
+	m.data.SetDescription("Seconds until the certificate expires (negative once it has expired). Emitted for the client certificate in use and, while connected, for the server certificate of the session's endpoint, with a new session or certificate and else with a heartbeat once a poll.health_interval.")
 	m.data.SetUnit("s")
 	m.data.SetEmptyGauge()
 	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
@@ -502,7 +502,7 @@ type metricOpcuaSessionsEstablished struct {
 // init fills opcua.sessions.established metric with initial data.
 func (m *metricOpcuaSessionsEstablished) init() {
 	m.data.SetName("opcua.sessions.established")
-	m.data.SetDescription("Sessions opened with the server since the receiver started; it grows by one at every reconnect.")
+	m.data.SetDescription("Sessions opened with the server since the receiver started; it grows by one at every reconnect. Emitted when it grows, else with a heartbeat once a poll.health_interval.")
 	m.data.SetUnit("{session}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)

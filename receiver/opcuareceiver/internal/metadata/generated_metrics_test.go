@@ -211,7 +211,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["opcua.certificate.remaining_validity"] = true
 						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
 						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
-						assert.Equal(t, "Seconds until the certificate expires (negative once it has expired). Emitted with every heartbeat for the client certificate in use and, while connected, for the server certificate of the session's endpoint.", mi.Description())
+						assert.Equal(t, "Seconds until the certificate expires (negative once it has expired). Emitted for the client certificate in use and, while connected, for the server certificate of the session's endpoint, with a new session or certificate and else with a heartbeat once a poll.health_interval.", mi.Description())
 						assert.Equal(t, "s", mi.Unit())
 						dp := mi.Gauge().DataPoints().At(0)
 						assert.Equal(t, start, dp.StartTimestamp())
@@ -226,7 +226,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["opcua.certificate.remaining_validity"] = true
 						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
 						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
-						assert.Equal(t, "Seconds until the certificate expires (negative once it has expired). Emitted with every heartbeat for the client certificate in use and, while connected, for the server certificate of the session's endpoint.", mi.Description())
+						assert.Equal(t, "Seconds until the certificate expires (negative once it has expired). Emitted for the client certificate in use and, while connected, for the server certificate of the session's endpoint, with a new session or certificate and else with a heartbeat once a poll.health_interval.", mi.Description())
 						assert.Equal(t, "s", mi.Unit())
 						dp := mi.Gauge().DataPoints().At(0)
 						assert.Equal(t, start, dp.StartTimestamp())
@@ -250,7 +250,7 @@ func TestMetricsBuilder(t *testing.T) {
 					validatedMetrics["opcua.sessions.established"] = true
 					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-					assert.Equal(t, "Sessions opened with the server since the receiver started; it grows by one at every reconnect.", mi.Description())
+					assert.Equal(t, "Sessions opened with the server since the receiver started; it grows by one at every reconnect. Emitted when it grows, else with a heartbeat once a poll.health_interval.", mi.Description())
 					assert.Equal(t, "{session}", mi.Unit())
 					assert.True(t, mi.Sum().IsMonotonic())
 					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
