@@ -94,13 +94,15 @@ func translationSettings(cfg *prw.Config) (prwt.Settings, error) {
 
 // cachedTranslate is rwtranslate, which keeps the labels of the series it has seen (the same series
 // come back every poll) and gives contrib's series; contrib's translator for the settings it refuses.
-func cachedTranslate(logger *zap.Logger, settings prwt.Settings) translateFunc {
-	t, err := rwtranslate.New(settings)
+// promotes tells whether the translation adds the promoted resource attributes to every point's
+// labels itself (rwtranslate does); if not, the caller has to copy them onto the points first.
+func cachedTranslate(logger *zap.Logger, settings prwt.Settings, promoted []string) (translate translateFunc, promotes bool) {
+	t, err := rwtranslate.New(settings, promoted...)
 	if err != nil {
 		logger.Info("Remote-write translation by the contrib translator (no label cache)", zap.String("reason", err.Error()))
-		return contribTranslate(settings)
+		return contribTranslate(settings), false
 	}
-	return t.Translate
+	return t.Translate, true
 }
 
 // contribTranslate is the contrib translator behind translateFunc.
@@ -133,6 +135,7 @@ type rwSender struct {
 	targetInfo   string // name of the target_info series
 
 	translate translateFunc
+	promotes  bool                                                    // translate adds the promoted resource attributes (newRWSender's promoted)
 	metadata  func(pmetric.Metrics) ([]*prompb.MetricMetadata, error) // nil without send_metadata
 
 	client    *http.Client
@@ -143,7 +146,9 @@ type rwSender struct {
 
 var _ exporter.Metrics = (*rwSender)(nil)
 
-func newRWSender(set exporter.Settings, cfg *prw.Config) (*rwSender, error) {
+// newRWSender builds the sender; promoted are the resource attributes every point is to be labelled
+// with (see promoting), which its translator may add itself (then promotes is set).
+func newRWSender(set exporter.Settings, cfg *prw.Config, promoted []string) (*rwSender, error) {
 	settings, err := translationSettings(cfg)
 	if err != nil {
 		return nil, err
@@ -173,9 +178,9 @@ func newRWSender(set exporter.Settings, cfg *prw.Config) (*rwSender, error) {
 		retryOn429:   gateEnabled(gateRetryOn429),
 		metadataKeys: cfg.IncludeMetadataKeys,
 		targetInfo:   targetInfo,
-		translate:    cachedTranslate(set.Logger, settings),
 		closed:       make(chan struct{}),
 	}
+	s.translate, s.promotes = cachedTranslate(set.Logger, settings, promoted)
 	if cfg.SendMetadata {
 		s.metadata = func(md pmetric.Metrics) ([]*prompb.MetricMetadata, error) {
 			return prwt.OtelMetricsToMetadata(md, settings)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ type Translator struct {
 	labelNamer  otlptranslator.LabelNamer // the points' labels
 	targetNamer otlptranslator.LabelNamer // target_info's labels: contrib builds them with another namer
 	targetName  string
+	promoted    []string // resource attributes that every point gets (see New)
 
 	mu      sync.RWMutex
 	entries map[string]*entry
@@ -66,8 +68,11 @@ type entry struct {
 }
 
 // New returns a Translator with contrib's settings. It refuses what it does not translate as
-// FromMetrics does (the caller then uses FromMetrics).
-func New(settings prwt.Settings) (*Translator, error) {
+// FromMetrics does (the caller then uses FromMetrics). The promoted resource attributes become labels
+// of every point that has no attribute of that key, as if copied onto the points before FromMetrics
+// (the exporter's promote_resource_attributes) but without growing each point's attributes: only
+// the labels of a series not yet in the cache are built from them.
+func New(settings prwt.Settings, promoted ...string) (*Translator, error) {
 	if settings.SendMetadata {
 		return nil, errors.New("rwtranslate: SendMetadata is not supported")
 	}
@@ -84,6 +89,7 @@ func New(settings prwt.Settings) (*Translator, error) {
 		labelNamer:  otlptranslator.LabelNamer{UnderscoreLabelSanitization: !permissive, PreserveMultipleUnderscores: permissive, UTF8Allowed: utf8Allowed},
 		targetNamer: otlptranslator.LabelNamer{PreserveMultipleUnderscores: !permissive},
 		targetName:  otlptranslator.TargetInfoMetricName,
+		promoted:    slices.Clone(promoted),
 		entries:     map[string]*entry{},
 		maxIdle:     defaultMaxIdle,
 		sweepEvery:  defaultSweepEvery,
@@ -329,11 +335,20 @@ func (c *call) promName(m pmetric.Metric) (string, error) {
 }
 
 // context encodes what of the resource and the scope goes into a point's labels: the attributes
-// that make job and instance, and the scope unless its labels are disabled.
+// that make job and instance, the promoted ones, and the scope unless its labels are disabled.
 func (c *call) context(resource pcommon.Resource, scope pcommon.InstrumentationScope) {
 	c.ctx = c.ctx[:0]
 	attrs := resource.Attributes()
 	for _, k := range identifyingAttrs {
+		v, ok := attrs.Get(k)
+		if !ok {
+			c.ctx = append(c.ctx, 0)
+			continue
+		}
+		c.ctx = append(c.ctx, 1)
+		c.ctx = appendValue(c.ctx, v)
+	}
+	for _, k := range c.t.promoted {
 		v, ok := attrs.Get(k)
 		if !ok {
 			c.ctx = append(c.ctx, 0)
@@ -385,12 +400,35 @@ func (c *call) numbers(dps pmetric.NumberDataPointSlice, resource pcommon.Resour
 // numberEntry is the entry of a point with one series named name (numbers, exponential histograms).
 func (c *call) numberEntry(mark int, attrs pcommon.Map, resource pcommon.Resource, scope pcommon.InstrumentationScope, name string) *entry {
 	return c.pointEntry(mark, attrs, 0, nil, func() *entry {
-		labels, err := createAttributes(resource, attrs, scope, c.t.settings.ExternalLabels, nil, c.t.labelNamer, c.t.settings.DisableScopeInfo, model.MetricNameLabel, name)
+		labels, err := createAttributes(resource, c.t.pointAttrs(attrs, resource), scope, c.t.settings.ExternalLabels, nil, c.t.labelNamer, c.t.settings.DisableScopeInfo, model.MetricNameLabel, name)
 		if err != nil {
 			return &entry{err: err}
 		}
 		return &entry{series: []labelSet{newLabelSet(labels)}}
 	})
+}
+
+// pointAttrs is what a point's labels are made of: its attributes and, for each promoted key it has
+// no attribute of, the resource's (appended in the order of the keys, as promoting them onto the
+// point does). A copy, made only for a series not yet in the cache.
+func (t *Translator) pointAttrs(attrs pcommon.Map, resource pcommon.Resource) pcommon.Map {
+	res := resource.Attributes()
+	merged, copied := attrs, false
+	for _, k := range t.promoted {
+		v, ok := res.Get(k)
+		if !ok {
+			continue
+		}
+		if _, ok := merged.Get(k); ok {
+			continue
+		}
+		if !copied {
+			merged, copied = pcommon.NewMap(), true
+			attrs.CopyTo(merged)
+		}
+		v.CopyTo(merged.PutEmpty(k))
+	}
+	return merged
 }
 
 // pointEntry finds or builds the entry of a point: its metric's key (up to mark), its attributes and
@@ -496,7 +534,7 @@ func (c *call) histograms(dps pmetric.HistogramDataPointSlice, resource pcommon.
 }
 
 func (t *Translator) histogramEntry(pt pmetric.HistogramDataPoint, n int, resource pcommon.Resource, scope pcommon.InstrumentationScope, name string) *entry {
-	base, err := createAttributes(resource, pt.Attributes(), scope, t.settings.ExternalLabels, nil, t.labelNamer, t.settings.DisableScopeInfo)
+	base, err := createAttributes(resource, t.pointAttrs(pt.Attributes(), resource), scope, t.settings.ExternalLabels, nil, t.labelNamer, t.settings.DisableScopeInfo)
 	if err != nil {
 		return &entry{err: err}
 	}
@@ -532,7 +570,7 @@ func (c *call) summaries(dps pmetric.SummaryDataPointSlice, resource pcommon.Res
 }
 
 func (t *Translator) summaryEntry(pt pmetric.SummaryDataPoint, resource pcommon.Resource, scope pcommon.InstrumentationScope, name string) *entry {
-	base, err := createAttributes(resource, pt.Attributes(), scope, t.settings.ExternalLabels, nil, t.labelNamer, t.settings.DisableScopeInfo)
+	base, err := createAttributes(resource, t.pointAttrs(pt.Attributes(), resource), scope, t.settings.ExternalLabels, nil, t.labelNamer, t.settings.DisableScopeInfo)
 	if err != nil {
 		return &entry{err: err}
 	}
