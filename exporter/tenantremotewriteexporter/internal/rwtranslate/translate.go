@@ -49,6 +49,7 @@ type Translator struct {
 
 	gen        atomic.Uint64 // calls so far: the clock of the entries' last use
 	seriesHint atomic.Int64  // series of the last call: the capacity of the next one's
+	sampleHint atomic.Int64  // samples per series in the last call, rounded up (see addSample)
 	calls      sync.Pool
 
 	maxIdle    uint64
@@ -125,6 +126,7 @@ func (t *Translator) Translate(md pmetric.Metrics) ([]prompb.TimeSeries, error) 
 	c := t.calls.Get().(*call)
 	c.gen = t.gen.Add(1)
 	c.series = make([]prompb.TimeSeries, 0, t.seriesHint.Load())
+	c.perSeries = int(max(1, t.sampleHint.Load()))
 
 	t.mu.RLock()
 	c.metrics(md)
@@ -133,6 +135,9 @@ func (t *Translator) Translate(md pmetric.Metrics) ([]prompb.TimeSeries, error) 
 
 	out, errs := c.series, c.errs
 	t.seriesHint.Store(int64(len(out)))
+	if len(out) > 0 {
+		t.sampleHint.Store(min(maxSampleHint, (c.samples+int64(len(out))-1)/int64(len(out))))
+	}
 	c.reset()
 	t.calls.Put(c)
 	return out, errs
@@ -171,17 +176,21 @@ type call struct {
 	series []prompb.TimeSeries
 	errs   error
 
-	bySig  map[uint64]int32 // a label hash to the first series with it
-	next   []int32          // per series: the next one with the same hash, or -1
-	arena  []prompb.Sample  // backs the first sample of each series (fresh each call: the caller keeps it)
-	misses map[string]*entry
-	key    []byte
-	ctx    []byte
-	bounds []bucketBound
+	bySig map[uint64]int32 // a label hash to the first series with it
+	next  []int32          // per series: the next one with the same hash, or -1
+	arena []prompb.Sample  // backs the first samples of each series (fresh each call: the caller keeps it)
+	// perSeries is the room each series gets in the arena; samples counts the call's samples
+	perSeries int
+	samples   int64
+	misses    map[string]*entry
+	key       []byte
+	ctx       []byte
+	bounds    []bucketBound
 }
 
 func (c *call) reset() {
 	c.series, c.errs, c.arena, c.misses = nil, nil, nil, nil
+	c.samples = 0
 	clear(c.bySig)
 	c.next = c.next[:0]
 	c.bounds = c.bounds[:0]
@@ -230,20 +239,28 @@ func (c *call) seriesOf(ls *labelSet) int32 {
 	return i
 }
 
+// maxSampleHint bounds the arena room of a series: a batch is a few polls of the same series.
+const maxSampleHint = 64
+
 func (c *call) addSample(ls *labelSet, s prompb.Sample) int32 {
+	c.samples++
 	i := c.seriesOf(ls)
 	ts := &c.series[i]
 	if ts.Samples != nil {
 		ts.Samples = append(ts.Samples, s)
 		return i
 	}
-	if len(c.arena) == cap(c.arena) {
-		c.arena = make([]prompb.Sample, 0, max(64, min(2*cap(c.arena), 4096)))
+	room := c.perSeries
+	if len(c.arena)+room > cap(c.arena) {
+		c.arena = make([]prompb.Sample, 0, max(64, room, min(2*cap(c.arena), 4096)))
 	}
-	c.arena = append(c.arena, s)
 	n := len(c.arena)
-	// Capacity one: a second sample of the series is appended elsewhere, not over the next series'.
-	ts.Samples = c.arena[n-1 : n : n]
+	// Room for as many samples as a series had on average in the last call (a batch holds several
+	// polls of the same series, a sample each): they are appended in place instead of growing a
+	// slice of their own 1, 2, 4, 8. The capacity ends there: more go elsewhere, not over the next
+	// series'.
+	ts.Samples = append(c.arena[n:n:n+room], s)
+	c.arena = c.arena[:n+room]
 	return i
 }
 
