@@ -1,6 +1,7 @@
 package tenantremotewriteexporter
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -779,4 +780,38 @@ func TestEncodeAllocatesCompressedSize(t *testing.T) {
 	allocated := int(after.TotalAlloc - before.TotalAlloc)
 	t.Logf("protobuf %d bytes, body %d bytes, allocated %d bytes", size, len(body), allocated)
 	assert.Less(t, allocated, size/2)
+}
+
+// Promoting in the translator sends the requests that promoting onto the points first sent, byte
+// for byte (protobuf of every request, in order).
+func TestPromotingTranslatorSendsSameRequests(t *testing.T) {
+	md := polls(t, 20, 5)
+	renameUnits(md)
+	send := func(promoted []string, in pmetric.Metrics) [][]byte {
+		srv := newRWServer(t)
+		s, err := newRWSender(senderSettings(), senderConfig(srv.URL), promoted)
+		require.NoError(t, err)
+		require.NoError(t, s.Start(context.Background(), componenttest.NewNopHost()))
+		defer func() { require.NoError(t, s.Shutdown(context.Background())) }()
+		require.NoError(t, s.ConsumeMetrics(context.Background(), in))
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		var out [][]byte
+		for _, r := range srv.requests {
+			b, err := (&prompb.WriteRequest{Timeseries: r.Series}).Marshal()
+			require.NoError(t, err)
+			out = append(out, b)
+		}
+		return out
+	}
+	onPoints := pmetric.NewMetrics()
+	md.CopyTo(onPoints)
+	promote(onPoints, defaultPromoted)
+	want := send(nil, onPoints)
+	require.NotEmpty(t, want)
+	got := send(defaultPromoted, md)
+	require.Len(t, got, len(want))
+	for i := range want {
+		require.True(t, bytes.Equal(want[i], got[i]), "request %d differs", i)
+	}
 }

@@ -47,6 +47,9 @@ type Translator struct {
 	mu      sync.RWMutex
 	entries map[string]*entry
 
+	internMu sync.Mutex
+	strs     map[string]string // the one copy of each label name and value the entries share
+
 	gen        atomic.Uint64 // calls so far: the clock of the entries' last use
 	seriesHint atomic.Int64  // series of the last call: the capacity of the next one's
 	sampleHint atomic.Int64  // samples per series in the last call, rounded up (see addSample)
@@ -92,6 +95,7 @@ func New(settings prwt.Settings, promoted ...string) (*Translator, error) {
 		targetName:  otlptranslator.TargetInfoMetricName,
 		promoted:    slices.Clone(promoted),
 		entries:     map[string]*entry{},
+		strs:        map[string]string{},
 		maxIdle:     defaultMaxIdle,
 		sweepEvery:  defaultSweepEvery,
 		maxEntries:  defaultMaxEntries,
@@ -141,6 +145,28 @@ func (t *Translator) Translate(md pmetric.Metrics) ([]prompb.TimeSeries, error) 
 	c.reset()
 	t.calls.Put(c)
 	return out, errs
+}
+
+// intern makes the labels' names and values the translator's one copy of each string: a device's
+// series share its job, instance and promoted values, all series the label names (each series had
+// copies of its own, ~200 bytes a series). The table is emptied when it reaches maxEntries strings,
+// so that values no series uses any more do not stay forever; the entries keep theirs.
+func (t *Translator) intern(labels []prompb.Label) {
+	t.internMu.Lock()
+	defer t.internMu.Unlock()
+	one := func(s string) string {
+		if c, ok := t.strs[s]; ok {
+			return c
+		}
+		if len(t.strs) >= t.maxEntries {
+			clear(t.strs)
+		}
+		t.strs[s] = s
+		return s
+	}
+	for i := range labels {
+		labels[i].Name, labels[i].Value = one(labels[i].Name), one(labels[i].Value)
+	}
 }
 
 // publish adds the call's new entries to the cache and, every sweepEvery calls, drops those not
@@ -421,6 +447,7 @@ func (c *call) numberEntry(mark int, attrs pcommon.Map, resource pcommon.Resourc
 		if err != nil {
 			return &entry{err: err}
 		}
+		c.t.intern(labels)
 		return &entry{series: []labelSet{newLabelSet(labels)}}
 	})
 }
@@ -555,6 +582,7 @@ func (t *Translator) histogramEntry(pt pmetric.HistogramDataPoint, n int, resour
 	if err != nil {
 		return &entry{err: err}
 	}
+	t.intern(base)
 	series := make([]labelSet, 0, n+3)
 	series = append(series, seriesLabels(name+sumSuffix, base), seriesLabels(name+countSuffix, base))
 	for i := range n {
@@ -591,6 +619,7 @@ func (t *Translator) summaryEntry(pt pmetric.SummaryDataPoint, resource pcommon.
 	if err != nil {
 		return &entry{err: err}
 	}
+	t.intern(base)
 	qs := pt.QuantileValues()
 	series := make([]labelSet, 0, qs.Len()+2)
 	series = append(series, seriesLabels(name+sumSuffix, base), seriesLabels(name+countSuffix, base))
@@ -641,6 +670,7 @@ func (t *Translator) targetInfoEntry(resource pcommon.Resource) *entry {
 	}
 	for _, l := range labels {
 		if l.Name == model.JobLabel || l.Name == model.InstanceLabel {
+			t.intern(labels)
 			return &entry{series: []labelSet{newLabelSet(labels)}}
 		}
 	}
