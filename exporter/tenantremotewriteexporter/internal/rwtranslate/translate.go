@@ -382,24 +382,8 @@ func (c *call) promName(m pmetric.Metric) (string, error) {
 func (c *call) context(resource pcommon.Resource, scope pcommon.InstrumentationScope) {
 	c.ctx = c.ctx[:0]
 	attrs := resource.Attributes()
-	for _, k := range identifyingAttrs {
-		v, ok := attrs.Get(k)
-		if !ok {
-			c.ctx = append(c.ctx, 0)
-			continue
-		}
-		c.ctx = append(c.ctx, 1)
-		c.ctx = appendValue(c.ctx, v)
-	}
-	for _, k := range c.t.promoted {
-		v, ok := attrs.Get(k)
-		if !ok {
-			c.ctx = append(c.ctx, 0)
-			continue
-		}
-		c.ctx = append(c.ctx, 1)
-		c.ctx = appendValue(c.ctx, v)
-	}
+	c.ctx = appendKeys(c.ctx, attrs, identifyingAttrs)
+	c.ctx = appendKeys(c.ctx, attrs, c.t.promoted)
 	if !c.t.settings.DisableScopeInfo {
 		c.ctx = appendString(c.ctx, scope.Name())
 		c.ctx = appendString(c.ctx, scope.Version())
