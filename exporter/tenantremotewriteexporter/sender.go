@@ -384,6 +384,7 @@ var encodePool = sync.Pool{New: func() any { return &encodeBuffers{} }}
 
 func (b *encodeBuffers) encode(req *prompb.WriteRequest) ([]byte, error) {
 	if len(req.XXX_unrecognized) > 0 {
+		// only series and metadata are written (batchRequests never sets anything else)
 		return nil, errors.New("remote-write request with unknown fields")
 	}
 	if cap(b.block) < snappyBlock {
