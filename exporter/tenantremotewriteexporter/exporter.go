@@ -152,10 +152,12 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	innerSet.MeterProvider = noopmetric.NewMeterProvider()
 	var sender exporter.Metrics
 	var err error
+	promoted := false // the translator adds the promoted attributes itself
 	if e.contribReason == "" {
 		var s *rwSender
-		if s, err = newRWSender(innerSet, &inner); err == nil {
+		if s, err = newRWSender(innerSet, &inner, e.promotedKeys()); err == nil {
 			sender = resourcetotelemetry.WrapMetricsExporter(inner.ResourceToTelemetrySettings, s)
+			promoted = s.promotes
 		}
 	} else {
 		sender, err = e.prwFactory.CreateMetrics(ctx, innerSet, &inner)
@@ -163,7 +165,9 @@ func (e *tenantExporter) newPipeline(ctx context.Context, tenant string) (export
 	if err != nil {
 		return nil, fmt.Errorf("tenantremotewrite: remote-write client for tenant %q: %w", tenant, err)
 	}
-	sender = e.promoteResourceAttributes(sender)
+	if !promoted {
+		sender = e.promoteResourceAttributes(sender)
+	}
 	sender = namePrometheusUnits(sender)
 
 	outerSet := e.set

@@ -16,7 +16,10 @@ var defaultPromoted = []string{"tenant.id", "site", "device.id", "device_group",
 
 // promoting copies the promoted resource attributes onto every data point before the remote-write
 // translator runs, so that they become labels while the rest stays on target_info. What the queue
-// holds is unchanged (resource attributes once per resource), which keeps the queue small too.
+// holds is unchanged (resource attributes once per resource), which keeps the queue small too. Only
+// in front of contrib's translator: ours (rwtranslate) takes the promoted keys and adds the labels
+// itself, without growing every point's attributes of a flushed batch (~5 attributes a point,
+// 4 MB a 5 s flush of 50 devices, live at once with the batch).
 type promoting struct {
 	exporter.Metrics
 	keys []string
@@ -30,6 +33,14 @@ func (e *tenantExporter) promoteResourceAttributes(sender exporter.Metrics) expo
 		return sender
 	}
 	return &promoting{Metrics: sender, keys: e.cfg.PromoteResourceAttributes}
+}
+
+// promotedKeys are the resource attributes to put on every point, nil when the setting does not apply.
+func (e *tenantExporter) promotedKeys() []string {
+	if !e.promotes() {
+		return nil
+	}
+	return e.cfg.PromoteResourceAttributes
 }
 
 // promotes tells whether points get attributes added on their way out (the exporter then mutates data).

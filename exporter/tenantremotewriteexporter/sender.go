@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -94,13 +95,15 @@ func translationSettings(cfg *prw.Config) (prwt.Settings, error) {
 
 // cachedTranslate is rwtranslate, which keeps the labels of the series it has seen (the same series
 // come back every poll) and gives contrib's series; contrib's translator for the settings it refuses.
-func cachedTranslate(logger *zap.Logger, settings prwt.Settings) translateFunc {
-	t, err := rwtranslate.New(settings)
+// promotes tells whether the translation adds the promoted resource attributes to every point's
+// labels itself (rwtranslate does); if not, the caller has to copy them onto the points first.
+func cachedTranslate(logger *zap.Logger, settings prwt.Settings, promoted []string) (translate translateFunc, promotes bool) {
+	t, err := rwtranslate.New(settings, promoted...)
 	if err != nil {
 		logger.Info("Remote-write translation by the contrib translator (no label cache)", zap.String("reason", err.Error()))
-		return contribTranslate(settings)
+		return contribTranslate(settings), false
 	}
-	return t.Translate
+	return t.Translate, true
 }
 
 // contribTranslate is the contrib translator behind translateFunc.
@@ -134,6 +137,7 @@ type rwSender struct {
 	infoSent     targetInfoLog
 
 	translate translateFunc
+	promotes  bool                                                    // translate adds the promoted resource attributes (newRWSender's promoted)
 	metadata  func(pmetric.Metrics) ([]*prompb.MetricMetadata, error) // nil without send_metadata
 
 	client    *http.Client
@@ -144,7 +148,9 @@ type rwSender struct {
 
 var _ exporter.Metrics = (*rwSender)(nil)
 
-func newRWSender(set exporter.Settings, cfg *prw.Config) (*rwSender, error) {
+// newRWSender builds the sender; promoted are the resource attributes every point is to be labelled
+// with (see promoting), which its translator may add itself (then promotes is set).
+func newRWSender(set exporter.Settings, cfg *prw.Config, promoted []string) (*rwSender, error) {
 	settings, err := translationSettings(cfg)
 	if err != nil {
 		return nil, err
@@ -175,9 +181,9 @@ func newRWSender(set exporter.Settings, cfg *prw.Config) (*rwSender, error) {
 		metadataKeys: cfg.IncludeMetadataKeys,
 		targetInfo:   targetInfo,
 		infoSent:     targetInfoLog{every: targetInfoEvery.Milliseconds(), last: map[string]int64{}},
-		translate:    cachedTranslate(set.Logger, settings),
 		closed:       make(chan struct{}),
 	}
+	s.translate, s.promotes = cachedTranslate(set.Logger, settings, promoted)
 	if cfg.SendMetadata {
 		s.metadata = func(md pmetric.Metrics) ([]*prompb.MetricMetadata, error) {
 			return prwt.OtelMetricsToMetadata(md, settings)
@@ -437,28 +443,91 @@ func framed(n int) int {
 	return 1 + l + n
 }
 
-// encodeBuffers are one worker's protobuf and snappy buffers, reused across requests.
+// snappyBlock is golang/snappy's block size: Encode compresses its input in blocks of this many
+// bytes, each on its own (a fresh hash table per block), after the varint of the whole length.
+const snappyBlock = 65536
+
+// encodeBuffers are one worker's buffers, reused across requests. The protobuf encoding is made one
+// snappy block at a time and compressed as the block fills, so that a request is never held whole
+// uncompressed: a 10 s flush of 50 devices is ~1 MiB of protobuf (and Encode's output buffer as
+// large again) but ~100 KiB compressed. The body is byte for byte snappy.Encode of the whole
+// encoding, since Encode compresses each block on its own.
 type encodeBuffers struct {
-	pb, snappy []byte
+	block  []byte // the protobuf bytes of the block being filled (cap snappyBlock)
+	item   []byte // one series or metadata record, framed as in the request
+	packed []byte // one compressed block
+	out    []byte // the body
+	one    prompb.WriteRequest
 }
 
 var encodePool = sync.Pool{New: func() any { return &encodeBuffers{} }}
 
 func (b *encodeBuffers) encode(req *prompb.WriteRequest) ([]byte, error) {
-	n := req.Size()
-	if cap(b.pb) < n {
-		b.pb = make([]byte, n)
+	if len(req.XXX_unrecognized) > 0 {
+		// only series and metadata are written (batchRequests never sets anything else)
+		return nil, errors.New("remote-write request with unknown fields")
 	}
-	b.pb = b.pb[:n]
-	n, err := req.MarshalToSizedBuffer(b.pb)
+	if cap(b.block) < snappyBlock {
+		b.block = make([]byte, 0, snappyBlock)
+		b.packed = make([]byte, snappy.MaxEncodedLen(snappyBlock))
+	}
+	size := req.Size()
+	if cap(b.out) < size/4 {
+		// Series compress 5-6 times: one allocation instead of append's growth by a quarter, which
+		// allocates five times the final size on the way.
+		b.out = make([]byte, 0, size/4)
+	}
+	b.block, b.out = b.block[:0], binary.AppendUvarint(b.out[:0], uint64(size))
+	// field order of the message: series (1), then metadata (3)
+	for i := range req.Timeseries {
+		b.one = prompb.WriteRequest{Timeseries: req.Timeseries[i : i+1]}
+		if err := b.add(); err != nil {
+			return nil, err
+		}
+	}
+	for i := range req.Metadata {
+		b.one = prompb.WriteRequest{Metadata: req.Metadata[i : i+1]}
+		if err := b.add(); err != nil {
+			return nil, err
+		}
+	}
+	b.one = prompb.WriteRequest{}
+	b.compress()
+	if cap(b.item) > snappyBlock {
+		b.item = nil // a rare huge series: not kept for every later request
+	}
+	return b.out, nil
+}
+
+// add appends the record in b.one to the block, compressing each block as it fills.
+func (b *encodeBuffers) add() error {
+	n := b.one.Size()
+	if cap(b.item) < n {
+		b.item = make([]byte, n)
+	}
+	n, err := b.one.MarshalToSizedBuffer(b.item[:n])
 	if err != nil {
-		return nil, err
+		return err
 	}
-	b.pb = b.pb[:n]
-	if m := snappy.MaxEncodedLen(n); cap(b.snappy) < m {
-		b.snappy = make([]byte, m)
+	for rest := b.item[:n]; len(rest) > 0; {
+		k := copy(b.block[len(b.block):snappyBlock], rest)
+		b.block, rest = b.block[:len(b.block)+k], rest[k:]
+		if len(b.block) == snappyBlock {
+			b.compress()
+		}
 	}
-	return snappy.Encode(b.snappy[:cap(b.snappy)], b.pb), nil
+	return nil
+}
+
+// compress appends the block, compressed, to the body and empties it.
+func (b *encodeBuffers) compress() {
+	if len(b.block) == 0 {
+		return
+	}
+	enc := snappy.Encode(b.packed, b.block)
+	_, hdr := binary.Uvarint(enc) // the block's own length: the body has the whole one
+	b.out = append(b.out, enc[hdr:]...)
+	b.block = b.block[:0]
 }
 
 // export posts the requests with up to max_batch_request_parallelism at a time and joins the errors.

@@ -64,7 +64,7 @@ func run(args []string, out, progress io.Writer) error {
 		"the packaged env file: its GOGC and GOMEMLIMIT reach the collector as they reach the service (empty: none)")
 	var overrides envList
 	fs.Var(&overrides, "env", "NAME=VALUE for the collector, over the env file and the environment (repeatable), e.g. -env GOGC=100")
-	fs.StringVar(&o.profile, "profile", "", "directory: enable the collector's pprof extension and write <workload>.cpu.pprof and .allocs.pprof of the window there (the profiling itself costs CPU: figures of a profiled run are not comparable)")
+	fs.StringVar(&o.profile, "profile", "", "directory: enable the collector's pprof extension and write <workload>.cpu.pprof and .allocs.pprof of the window, and .heap.pprof and .heap.txt (in-use heap, MemStats) at its end, there (the profiling itself costs CPU: figures of a profiled run are not comparable)")
 	fs.BoolVar(&o.breakdown, "breakdown", false, "after the table, take each workload's remote-write requests apart: per metric family series, samples, label and sample bytes before and after snappy; the share of host metrics, health series, target_info and readings; what the requests would cost without the host metrics (device data only, as a collector polling only the devices sends) and with timestamps aligned to the poll interval")
 	var extra fileList
 	fs.Var(&extra, "overlay", "a configuration file given to the collector after the edge default and the workload's overlay (repeatable), e.g. a 10 s flush or other host metrics to measure")

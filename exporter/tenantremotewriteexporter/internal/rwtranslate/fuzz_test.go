@@ -36,6 +36,9 @@ var (
 	fuzzFloats  = []float64{0, 1, -2.5, 0.5, math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 1e300}
 	fuzzTimes   = []pcommon.Timestamp{0, 1_700_000_000_123_456_789, 1_000_000, 999_999, math.MaxUint64}
 	fuzzExtLbls = []map[string]string{nil, {"cluster": "c"}, {"job": "ext", "a_b": "ext"}}
+	// promoted resource attributes: none, keys that collide once sanitized, a repeated one, the
+	// identifying ones
+	fuzzPromoted = [][]string{nil, {"tenant.id", "a.b"}, {"a", "A", "a_b", "a"}, {"service.name", "job", "x-y", "ü"}}
 )
 
 func (f *fuzzBytes) value(v pcommon.Value) {
@@ -227,10 +230,11 @@ func FuzzTranslate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := &fuzzBytes{b: data}
 		settings := in.settings()
-		key := fmt.Sprint(settings)
+		promoted := pick(in, fuzzPromoted...)
+		key := fmt.Sprint(settings, promoted)
 		v, ok := fuzzTranslators.Load(key)
 		if !ok {
-			tr, err := New(settings)
+			tr, err := New(settings, promoted...)
 			require.NoError(t, err)
 			tr.maxIdle, tr.sweepEvery = 4, 2
 			v, _ = fuzzTranslators.LoadOrStore(key, tr)

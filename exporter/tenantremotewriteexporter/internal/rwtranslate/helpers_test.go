@@ -111,10 +111,17 @@ func attributesOf[P interface{ Attributes() pcommon.Map }](points interface {
 }
 
 // requireSame checks that Translate gives what contrib's FromMetrics gives for md, series for series
-// (in one order) as the remote-write request's bytes, and the same error.
+// (in one order) as the remote-write request's bytes, and the same error. With promoted attributes,
+// FromMetrics is given a copy of md with them copied onto the points.
 func requireSame(tb testing.TB, settings prwt.Settings, tr *Translator, md pmetric.Metrics) {
 	tb.Helper()
-	want, wantErr := prwt.FromMetrics(md, settings)
+	ref := md
+	if len(tr.promoted) > 0 {
+		ref = pmetric.NewMetrics()
+		md.CopyTo(ref)
+		promoteOntoPoints(ref, tr.promoted)
+	}
+	want, wantErr := prwt.FromMetrics(ref, settings)
 	got, gotErr := tr.Translate(md)
 	if wantErr == nil {
 		require.NoError(tb, gotErr)
@@ -164,4 +171,27 @@ func values(m map[string]*prompb.TimeSeries) []prompb.TimeSeries {
 		out = append(out, *ts)
 	}
 	return out
+}
+
+// promoteOntoPoints copies the listed resource attributes onto every point that has no attribute of
+// that key, the plainest way: what the translator's promotion must come to.
+func promoteOntoPoints(md pmetric.Metrics, keys []string) {
+	for _, rm := range md.ResourceMetrics().All() {
+		res := rm.Resource().Attributes()
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				for _, attrs := range pointAttributes(m) {
+					for _, k := range keys {
+						v, ok := res.Get(k)
+						if !ok {
+							continue
+						}
+						if _, ok := attrs.Get(k); !ok {
+							v.CopyTo(attrs.PutEmpty(k))
+						}
+					}
+				}
+			}
+		}
+	}
 }

@@ -54,3 +54,17 @@ func appendMap(b []byte, m pcommon.Map) []byte {
 	}
 	return b
 }
+
+// appendKeys writes the values of the keys in m, each as absent or present and its value.
+func appendKeys(b []byte, m pcommon.Map, keys []string) []byte {
+	for _, k := range keys {
+		v, ok := m.Get(k)
+		if !ok {
+			b = append(b, 0)
+			continue
+		}
+		b = append(b, 1)
+		b = appendValue(b, v)
+	}
+	return b
+}

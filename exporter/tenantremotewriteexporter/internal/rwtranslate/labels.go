@@ -137,7 +137,9 @@ func createAttributes(resource pcommon.Resource, attributes pcommon.Map, scope p
 		l[name] = extras[i+1]
 	}
 
-	labels = labels[:0]
+	// A new array of exactly the labels (contrib reuses the attributes' one, grown by append to up to
+	// twice as many): the cache keeps it, 64 bytes a label.
+	labels = make([]prompb.Label, 0, len(l))
 	for k, v := range l {
 		labels = append(labels, prompb.Label{Name: k, Value: v})
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,12 +42,17 @@ type Translator struct {
 	labelNamer  otlptranslator.LabelNamer // the points' labels
 	targetNamer otlptranslator.LabelNamer // target_info's labels: contrib builds them with another namer
 	targetName  string
+	promoted    []string // resource attributes that every point gets (see New)
 
 	mu      sync.RWMutex
 	entries map[string]*entry
 
+	internMu sync.Mutex
+	strs     map[string]string // the one copy of each label name and value the entries share
+
 	gen        atomic.Uint64 // calls so far: the clock of the entries' last use
 	seriesHint atomic.Int64  // series of the last call: the capacity of the next one's
+	sampleHint atomic.Int64  // samples per series in the last call, rounded up (see addSample)
 	calls      sync.Pool
 
 	maxIdle    uint64
@@ -66,8 +72,11 @@ type entry struct {
 }
 
 // New returns a Translator with contrib's settings. It refuses what it does not translate as
-// FromMetrics does (the caller then uses FromMetrics).
-func New(settings prwt.Settings) (*Translator, error) {
+// FromMetrics does (the caller then uses FromMetrics). The promoted resource attributes become labels
+// of every point that has no attribute of that key, as if copied onto the points before FromMetrics
+// (the exporter's promote_resource_attributes) but without growing each point's attributes: only
+// the labels of a series not yet in the cache are built from them.
+func New(settings prwt.Settings, promoted ...string) (*Translator, error) {
 	if settings.SendMetadata {
 		return nil, errors.New("rwtranslate: SendMetadata is not supported")
 	}
@@ -84,7 +93,9 @@ func New(settings prwt.Settings) (*Translator, error) {
 		labelNamer:  otlptranslator.LabelNamer{UnderscoreLabelSanitization: !permissive, PreserveMultipleUnderscores: permissive, UTF8Allowed: utf8Allowed},
 		targetNamer: otlptranslator.LabelNamer{PreserveMultipleUnderscores: !permissive},
 		targetName:  otlptranslator.TargetInfoMetricName,
+		promoted:    slices.Clone(promoted),
 		entries:     map[string]*entry{},
+		strs:        map[string]string{},
 		maxIdle:     defaultMaxIdle,
 		sweepEvery:  defaultSweepEvery,
 		maxEntries:  defaultMaxEntries,
@@ -119,6 +130,7 @@ func (t *Translator) Translate(md pmetric.Metrics) ([]prompb.TimeSeries, error) 
 	c := t.calls.Get().(*call)
 	c.gen = t.gen.Add(1)
 	c.series = make([]prompb.TimeSeries, 0, t.seriesHint.Load())
+	c.perSeries = int(max(1, t.sampleHint.Load()))
 
 	t.mu.RLock()
 	c.metrics(md)
@@ -127,9 +139,34 @@ func (t *Translator) Translate(md pmetric.Metrics) ([]prompb.TimeSeries, error) 
 
 	out, errs := c.series, c.errs
 	t.seriesHint.Store(int64(len(out)))
+	if len(out) > 0 {
+		t.sampleHint.Store(min(maxSampleHint, (c.samples+int64(len(out))-1)/int64(len(out))))
+	}
 	c.reset()
 	t.calls.Put(c)
 	return out, errs
+}
+
+// intern makes the labels' names and values the translator's one copy of each string: a device's
+// series share its job, instance and promoted values, all series the label names (each series had
+// copies of its own, ~200 bytes a series). The table is emptied when it reaches maxEntries strings,
+// so that values no series uses any more do not stay forever; the entries keep theirs.
+func (t *Translator) intern(labels []prompb.Label) {
+	t.internMu.Lock()
+	defer t.internMu.Unlock()
+	one := func(s string) string {
+		if c, ok := t.strs[s]; ok {
+			return c
+		}
+		if len(t.strs) >= t.maxEntries {
+			clear(t.strs)
+		}
+		t.strs[s] = s
+		return s
+	}
+	for i := range labels {
+		labels[i].Name, labels[i].Value = one(labels[i].Name), one(labels[i].Value)
+	}
 }
 
 // publish adds the call's new entries to the cache and, every sweepEvery calls, drops those not
@@ -165,17 +202,21 @@ type call struct {
 	series []prompb.TimeSeries
 	errs   error
 
-	bySig  map[uint64]int32 // a label hash to the first series with it
-	next   []int32          // per series: the next one with the same hash, or -1
-	arena  []prompb.Sample  // backs the first sample of each series (fresh each call: the caller keeps it)
-	misses map[string]*entry
-	key    []byte
-	ctx    []byte
-	bounds []bucketBound
+	bySig map[uint64]int32 // a label hash to the first series with it
+	next  []int32          // per series: the next one with the same hash, or -1
+	arena []prompb.Sample  // backs the first samples of each series (fresh each call: the caller keeps it)
+	// perSeries is the room each series gets in the arena; samples counts the call's samples
+	perSeries int
+	samples   int64
+	misses    map[string]*entry
+	key       []byte
+	ctx       []byte
+	bounds    []bucketBound
 }
 
 func (c *call) reset() {
 	c.series, c.errs, c.arena, c.misses = nil, nil, nil, nil
+	c.samples = 0
 	clear(c.bySig)
 	c.next = c.next[:0]
 	c.bounds = c.bounds[:0]
@@ -224,20 +265,28 @@ func (c *call) seriesOf(ls *labelSet) int32 {
 	return i
 }
 
+// maxSampleHint bounds the arena room of a series: a batch is a few polls of the same series.
+const maxSampleHint = 64
+
 func (c *call) addSample(ls *labelSet, s prompb.Sample) int32 {
+	c.samples++
 	i := c.seriesOf(ls)
 	ts := &c.series[i]
 	if ts.Samples != nil {
 		ts.Samples = append(ts.Samples, s)
 		return i
 	}
-	if len(c.arena) == cap(c.arena) {
-		c.arena = make([]prompb.Sample, 0, max(64, min(2*cap(c.arena), 4096)))
+	room := c.perSeries
+	if len(c.arena)+room > cap(c.arena) {
+		c.arena = make([]prompb.Sample, 0, max(64, room, min(2*cap(c.arena), 4096)))
 	}
-	c.arena = append(c.arena, s)
 	n := len(c.arena)
-	// Capacity one: a second sample of the series is appended elsewhere, not over the next series'.
-	ts.Samples = c.arena[n-1 : n : n]
+	// Room for as many samples as a series had on average in the last call (a batch holds several
+	// polls of the same series, a sample each): they are appended in place instead of growing a
+	// slice of their own 1, 2, 4, 8. The capacity ends there: more go elsewhere, not over the next
+	// series'.
+	ts.Samples = append(c.arena[n:n:n+room], s)
+	c.arena = c.arena[:n+room]
 	return i
 }
 
@@ -329,19 +378,12 @@ func (c *call) promName(m pmetric.Metric) (string, error) {
 }
 
 // context encodes what of the resource and the scope goes into a point's labels: the attributes
-// that make job and instance, and the scope unless its labels are disabled.
+// that make job and instance, the promoted ones, and the scope unless its labels are disabled.
 func (c *call) context(resource pcommon.Resource, scope pcommon.InstrumentationScope) {
 	c.ctx = c.ctx[:0]
 	attrs := resource.Attributes()
-	for _, k := range identifyingAttrs {
-		v, ok := attrs.Get(k)
-		if !ok {
-			c.ctx = append(c.ctx, 0)
-			continue
-		}
-		c.ctx = append(c.ctx, 1)
-		c.ctx = appendValue(c.ctx, v)
-	}
+	c.ctx = appendKeys(c.ctx, attrs, identifyingAttrs)
+	c.ctx = appendKeys(c.ctx, attrs, c.t.promoted)
 	if !c.t.settings.DisableScopeInfo {
 		c.ctx = appendString(c.ctx, scope.Name())
 		c.ctx = appendString(c.ctx, scope.Version())
@@ -385,12 +427,36 @@ func (c *call) numbers(dps pmetric.NumberDataPointSlice, resource pcommon.Resour
 // numberEntry is the entry of a point with one series named name (numbers, exponential histograms).
 func (c *call) numberEntry(mark int, attrs pcommon.Map, resource pcommon.Resource, scope pcommon.InstrumentationScope, name string) *entry {
 	return c.pointEntry(mark, attrs, 0, nil, func() *entry {
-		labels, err := createAttributes(resource, attrs, scope, c.t.settings.ExternalLabels, nil, c.t.labelNamer, c.t.settings.DisableScopeInfo, model.MetricNameLabel, name)
+		labels, err := createAttributes(resource, c.t.pointAttrs(attrs, resource), scope, c.t.settings.ExternalLabels, nil, c.t.labelNamer, c.t.settings.DisableScopeInfo, model.MetricNameLabel, name)
 		if err != nil {
 			return &entry{err: err}
 		}
+		c.t.intern(labels)
 		return &entry{series: []labelSet{newLabelSet(labels)}}
 	})
+}
+
+// pointAttrs is what a point's labels are made of: its attributes and, for each promoted key it has
+// no attribute of, the resource's (appended in the order of the keys, as promoting them onto the
+// point does). A copy, made only for a series not yet in the cache.
+func (t *Translator) pointAttrs(attrs pcommon.Map, resource pcommon.Resource) pcommon.Map {
+	res := resource.Attributes()
+	merged, copied := attrs, false
+	for _, k := range t.promoted {
+		v, ok := res.Get(k)
+		if !ok {
+			continue
+		}
+		if _, ok := merged.Get(k); ok {
+			continue
+		}
+		if !copied {
+			merged, copied = pcommon.NewMap(), true
+			attrs.CopyTo(merged)
+		}
+		v.CopyTo(merged.PutEmpty(k))
+	}
+	return merged
 }
 
 // pointEntry finds or builds the entry of a point: its metric's key (up to mark), its attributes and
@@ -496,10 +562,11 @@ func (c *call) histograms(dps pmetric.HistogramDataPointSlice, resource pcommon.
 }
 
 func (t *Translator) histogramEntry(pt pmetric.HistogramDataPoint, n int, resource pcommon.Resource, scope pcommon.InstrumentationScope, name string) *entry {
-	base, err := createAttributes(resource, pt.Attributes(), scope, t.settings.ExternalLabels, nil, t.labelNamer, t.settings.DisableScopeInfo)
+	base, err := createAttributes(resource, t.pointAttrs(pt.Attributes(), resource), scope, t.settings.ExternalLabels, nil, t.labelNamer, t.settings.DisableScopeInfo)
 	if err != nil {
 		return &entry{err: err}
 	}
+	t.intern(base)
 	series := make([]labelSet, 0, n+3)
 	series = append(series, seriesLabels(name+sumSuffix, base), seriesLabels(name+countSuffix, base))
 	for i := range n {
@@ -532,10 +599,11 @@ func (c *call) summaries(dps pmetric.SummaryDataPointSlice, resource pcommon.Res
 }
 
 func (t *Translator) summaryEntry(pt pmetric.SummaryDataPoint, resource pcommon.Resource, scope pcommon.InstrumentationScope, name string) *entry {
-	base, err := createAttributes(resource, pt.Attributes(), scope, t.settings.ExternalLabels, nil, t.labelNamer, t.settings.DisableScopeInfo)
+	base, err := createAttributes(resource, t.pointAttrs(pt.Attributes(), resource), scope, t.settings.ExternalLabels, nil, t.labelNamer, t.settings.DisableScopeInfo)
 	if err != nil {
 		return &entry{err: err}
 	}
+	t.intern(base)
 	qs := pt.QuantileValues()
 	series := make([]labelSet, 0, qs.Len()+2)
 	series = append(series, seriesLabels(name+sumSuffix, base), seriesLabels(name+countSuffix, base))
@@ -586,6 +654,7 @@ func (t *Translator) targetInfoEntry(resource pcommon.Resource) *entry {
 	}
 	for _, l := range labels {
 		if l.Name == model.JobLabel || l.Name == model.InstanceLabel {
+			t.intern(labels)
 			return &entry{series: []labelSet{newLabelSet(labels)}}
 		}
 	}

@@ -2,6 +2,7 @@ package rwtranslate
 
 import (
 	"math"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -445,6 +446,10 @@ func TestCacheBounded(t *testing.T) {
 	requireSame(t, settings, tr, md)
 	require.Equal(t, 100, size())
 	requireSame(t, settings, tr, md)
+	// the shared label strings too: 500 values of "i", each series still has its own value
+	tr.internMu.Lock()
+	require.LessOrEqual(t, len(tr.strs), 100)
+	tr.internMu.Unlock()
 }
 
 // TestConcurrent translates from several goroutines at once with one cache (run with -race).
@@ -486,6 +491,59 @@ func TestWarmAllocations(t *testing.T) {
 		_, _ = tr.Translate(md)
 	})
 	require.Less(t, allocs, 50.0)
+}
+
+// TestWarmAllocationsSeveralPolls: a batch of 5 polls (a 5 s flush) gives each series 5 samples;
+// they go to room reserved in the arena after the first such call, not to a slice per series grown
+// 1, 2, 4, 8 (3 allocations per series, 2,550 here, on the old arena).
+func TestWarmAllocationsSeveralPolls(t *testing.T) {
+	tr, err := New(prwt.Settings{AddMetricSuffixes: true, DisableScopeInfo: true})
+	require.NoError(t, err)
+	tick := tickBatch(t, 50)
+	md := pmetric.NewMetrics()
+	for range 5 {
+		for _, rm := range tick.ResourceMetrics().All() {
+			rm.CopyTo(md.ResourceMetrics().AppendEmpty())
+		}
+	}
+	series, err := tr.Translate(md)
+	require.NoError(t, err)
+	for _, ts := range series {
+		require.Len(t, ts.Samples, 5)
+	}
+	allocs := testing.AllocsPerRun(5, func() {
+		_, _ = tr.Translate(md)
+	})
+	t.Logf("%.0f allocations", allocs)
+	require.Less(t, allocs, 50.0)
+}
+
+// TestCacheBytesPerSeries: what a warm cache keeps per series of the edge's 50-device site (the
+// footprint benchmark's 2,800 series): 1,279 bytes a series when each series had its own copies of
+// every label string and a label array grown by append, ~800 with exact arrays and shared strings.
+func TestCacheBytesPerSeries(t *testing.T) {
+	md := tickBatch(t, 150)
+	heap := func() uint64 {
+		var m runtime.MemStats
+		for range 3 { // the calls' pool is only emptied by the second collection
+			runtime.GC()
+		}
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	tr, err := New(prwt.Settings{AddMetricSuffixes: true, DisableScopeInfo: true})
+	require.NoError(t, err)
+	out, err := tr.Translate(md)
+	require.NoError(t, err)
+	series := len(out)
+	out = nil
+	perSeries := float64(heap()-before) / float64(series)
+	t.Logf("%d series, %.0f bytes each", series, perSeries)
+	assert.Less(t, perSeries, 1000.0)
+	runtime.KeepAlive(md)
+	runtime.KeepAlive(tr)
+	runtime.KeepAlive(out)
 }
 
 // TestSweepKeepsEntriesOfLaterCalls: a call's sweep that runs after a concurrent, later call used an
