@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,12 @@ buses:
 			t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
 			if started != nil {
 				started()
+			}
+			if r.dtus != nil {
+				// The listener reads the backup DTU's registration on its own goroutine: until it has, a
+				// poll of the backup finds it away, and the polls the test expects would differ.
+				id := strings.TrimPrefix(second, "dtu://")
+				require.Eventually(t, func() bool { return !r.dtus.Registered(id).IsZero() }, 10*time.Second, time.Millisecond)
 			}
 
 			step := func(cond func() bool, max time.Duration) bool {
